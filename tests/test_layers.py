@@ -1,0 +1,147 @@
+"""Convolution arithmetic, the fast 3D path and the conv block."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from stconv.layers import ConvBlock, conv, conv_general
+
+
+def channels(x):
+    """Adds batch and channel axes of size one: (*spatial) -> (1, *spatial, 1)."""
+    return jnp.asarray(x, jnp.float32)[None, ..., None]
+
+
+def kernel(k):
+    """(*k) -> (*k, 1, 1)."""
+    return jnp.asarray(k, jnp.float32)[..., None, None]
+
+
+def output_size(size, k, pad, stride):
+    return (size - k + 2 * pad) // stride + 1
+
+
+@pytest.mark.parametrize(
+    "stride, pad, expected",
+    [(1, 0, [-2, -2, -2]), (1, 1, [-2, -2, -2, -2, 4]), (2, 1, [-2, -2, 4]), (2, 0, [-2, -2])],
+)
+def test_conv_1d_by_hand(stride, pad, expected):
+    y = conv(channels([1, 2, 3, 4, 5]), kernel([1, 0, -1]), (stride,), ((pad, pad),))
+    assert y.shape == (1, output_size(5, 3, pad, stride), 1)
+    np.testing.assert_allclose(y[0, :, 0], expected)
+
+
+def test_conv_2d_by_hand():
+    x = channels(np.arange(16).reshape(4, 4))
+    ones2 = kernel(np.ones((2, 2)))
+    # Each output sums a 2x2 block: x[i,j] + x[i,j+1] + x[i+1,j] + x[i+1,j+1] = 16i + 4j + 10.
+    expected = [[16 * i + 4 * j + 10 for j in range(3)] for i in range(3)]
+    np.testing.assert_allclose(conv(x, ones2)[0, ..., 0], expected)
+    np.testing.assert_allclose(conv(x, ones2, (2, 2))[0, ..., 0], [[10, 18], [42, 50]])
+    # 3x3 ones, zero padding 1, stride 2: windows centred on (0,0), (0,2), (2,0), (2,2).
+    y = conv(x, kernel(np.ones((3, 3))), (2, 2), ((1, 1), (1, 1)))
+    assert y.shape == (1, output_size(4, 3, 1, 2), output_size(4, 3, 1, 2), 1)
+    np.testing.assert_allclose(y[0, ..., 0], [[10, 24], [51, 90]])
+
+
+def test_conv_3d_by_hand():
+    x = channels(np.arange(8).reshape(2, 2, 2))
+    ones = kernel(np.ones((2, 2, 2)))
+    assert conv(x, ones).shape == (1, 1, 1, 1, 1)
+    assert float(conv(x, ones)[0, 0, 0, 0, 0]) == 28.0
+    # Padding 1 and stride 2: each window covers exactly one input cell.
+    y = conv(x, ones, (2, 2, 2), ((1, 1),) * 3)
+    np.testing.assert_allclose(y[0, ..., 0], np.arange(8).reshape(2, 2, 2))
+
+
+def test_conv_mixes_channels():
+    x = jnp.asarray([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]])  # (1, 3, 2)
+    w = jnp.asarray([[[1.0], [0.5]], [[-1.0], [0.0]]])  # (2, 2, 1)
+    y = conv(x, w)
+    # y[t] = x[t,0] + 0.5 x[t,1] - x[t+1,0]
+    np.testing.assert_allclose(y[0, :, 0], [1 + 5 - 2, 2 + 10 - 3])
+
+
+def test_input_dilation_is_pytorch_transposed_conv():
+    # PyTorch's ConvTranspose1d(kernel 4, stride 2, padding 1) of [1, 2] with a
+    # ones kernel: full output [1, 1, 3, 3, 2, 2], cropped by 1 at each end.
+    y = conv(channels([1, 2]), kernel(np.ones(4)), padding=((2, 2),), input_dilation=(2,))
+    np.testing.assert_allclose(y[0, :, 0], [1, 3, 3, 2])
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding",
+    [
+        ((1, 3, 3), ((0, 0), (1, 1), (1, 1))),
+        ((1, 5, 5), ((0, 0), (2, 2), (2, 2))),
+        ((3, 1, 1), ((2, 0), (0, 0), (0, 0))),
+        ((3, 1, 1), ((0, 0), (0, 0), (0, 0))),
+        ((2, 1, 1), ((0, 0), (0, 0), (0, 0))),
+        ((3, 3, 3), ((1, 1), (1, 1), (1, 1))),
+        ((2, 2, 2), ((1, 1), (1, 1), (1, 1))),
+    ],
+)
+def test_fast_path_equals_3d_convolution(kernel_size, padding):
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (2, 4, 7, 6, 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, 5))
+
+    def plain(x, w):
+        return conv_general(x, w, (1, 1, 1), padding, (1, 1, 1))
+
+    def fast(x, w):
+        return conv(x, w, padding=padding)
+
+    expected = plain(x, w)
+    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(kg, expected.shape)
+    grads = jax.vjp(fast, x, w)[1](cotangent)
+    expected_grads = jax.vjp(plain, x, w)[1](cotangent)
+    for got, want in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    jit_grads = jax.jit(jax.grad(lambda x, w: jnp.sum(fast(x, w) ** 2), (0, 1)))(x, w)
+    want = jax.grad(lambda x, w: jnp.sum(plain(x, w) ** 2), (0, 1))(x, w)
+    for got, wanted in zip(jit_grads, want, strict=True):
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kernel_size", [(3,), (3, 3), (1, 3, 3)])
+def test_conv_block_parameters_and_shape(kernel_size):
+    block = ConvBlock(2, 4, kernel_size, rngs=nnx.Rngs(0))
+    params = nnx.state(block, nnx.Param)
+    sizes = {
+        "/".join(map(str, path)): leaf.size for path, leaf in jax.tree.leaves_with_path(params)
+    }
+    assert sum(sizes.values()) == int(np.prod(kernel_size)) * 2 * 4 + 2 * 4  # no conv bias
+    x = jnp.ones((3, *([5] * len(kernel_size)), 2))
+    y = block(x)
+    assert y.shape == (3, *(5 - k + 1 for k in kernel_size), 4)
+
+
+def test_batch_norm_differs_between_train_and_eval():
+    block = ConvBlock(1, 2, (3,), rngs=nnx.Rngs(0))
+    x = 5.0 + jax.random.normal(jax.random.key(1), (4, 10, 1))
+    train_out = block(x)
+    # Training normalises with the batch statistics: each channel has mean ~0
+    # before the LeakyReLU, so both signs appear.
+    assert float(train_out.min()) < 0 < float(train_out.max())
+    batch_mean = conv(x, block.conv.kernel[...]).mean(axis=(0, 1))
+    # PyTorch momentum 0.1: running = 0.9 * running + 0.1 * batch.
+    np.testing.assert_allclose(block.norm.mean[...], 0.1 * batch_mean, rtol=1e-5)
+    block.eval()
+    eval_out = block(x)
+    assert not np.allclose(train_out, eval_out)
+    np.testing.assert_allclose(block(x), eval_out)  # eval mode leaves the statistics alone
+
+
+def test_dropout_only_in_train_mode():
+    block = ConvBlock(1, 8, (1,), dropout=0.5, rngs=nnx.Rngs(0))
+    x = jnp.ones((2, 16, 1))
+    first, second = block(x), block(x)
+    assert not np.allclose(first, second)
+    assert float(jnp.mean(first == 0)) > 0.2  # about half are dropped
+    block.eval()
+    np.testing.assert_allclose(block(x), block(x))
+    assert float(jnp.mean(block(x) == 0)) < 0.2
