@@ -10,40 +10,16 @@ batch and prints the training loss falling.
 """
 
 import argparse
-import os
 import time
 
-import iris_sample_data
 import jax
 import numpy as np
-import xarray as xr
 from flax import nnx
 
-from stconv import models, train
-
-EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
-EMBEDDED_VARIABLE = "air_temperature"
-
-
-def load_embedded_temperature() -> xr.DataArray:
-    """The embedded dataset: air temperature (K), dims (time, latitude, longitude)."""
-    with xr.open_dataset(EMBEDDED_FILE) as dataset:
-        return dataset[EMBEDDED_VARIABLE].load()
-
-
-def first_windows(
-    field: np.ndarray, batch_size: int, input_length: int, horizon: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``batch_size`` windows, stride 1, as channels-last
-    ``(batch, time, lat, lon, 1)`` inputs and targets."""
-    length = input_length + horizon
-    if field.shape[0] < batch_size + length - 1:
-        raise ValueError(
-            f"batch_size={batch_size} is invalid: the field has {field.shape[0]} steps, "
-            f"enough for {field.shape[0] - length + 1} windows"
-        )
-    windows = np.stack([field[i : i + length] for i in range(batch_size)])[..., None]
-    return windows[:, :input_length], windows[:, input_length:]
+from stconv import models
+from stconv.datasets import EMBEDDED_FILE, load_dataset
+from stconv.pipeline import epoch_batches
+from stconv.train import count_parameters, create_optimizer, make_train_step
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,17 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     input_length = horizon = 5
 
-    temperature = load_embedded_temperature()
-    print(f"dataset: {EMBEDDED_FILE}")
+    dataset = load_dataset("hadcm3-a1b", input_length=input_length, horizon=horizon)
+    train_windows = dataset.splits["train"]
+    print(f"dataset: hadcm3-a1b, {EMBEDDED_FILE}")
     print(
-        f"  {EMBEDDED_VARIABLE} {dict(temperature.sizes)} in {temperature.attrs.get('units')}, "
-        f"{str(temperature.time.values[0])[:4]}-{str(temperature.time.values[-1])[:4]}"
+        f"  {dataset.grid['channel']} on a {len(dataset.grid['lat'])} x "
+        f"{len(dataset.grid['lon'])} grid in {dataset.grid['units']}, "
+        f"{len(train_windows)} training windows of {input_length} -> {horizon} years"
     )
-    # Normalise with statistics of the first 60% of years (the training years).
-    values = temperature.values.astype(np.float32)
-    train_years = values[: int(0.6 * len(values))]
-    mean, std = train_years.mean(), train_years.std()
-    inputs, targets = first_windows((values - mean) / std, args.batch_size, input_length, horizon)
+    batch = next(epoch_batches(train_windows, args.batch_size, shuffle=False))
+    inputs, targets = batch["inputs"], batch["targets"]
+    std = float(dataset.normalizer.std[0])
 
     model = models.create(
         "stconvs2s-r",
@@ -76,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         hidden_dim=args.hidden_dim,
         kernel_size=args.kernel_size,
     )
-    print(f"model: stconvs2s-r, {train.count_parameters(model):,} trainable parameters")
+    print(f"model: stconvs2s-r, {count_parameters(model):,} trainable parameters")
 
     start = time.perf_counter()
     model.eval()
@@ -89,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     model.train()
-    optimizer = train.create_optimizer(model)
-    train_step, state = train.make_train_step(model, optimizer)
+    optimizer = create_optimizer(model)
+    train_step, state = make_train_step(model, optimizer)
     for step in range(1, args.steps + 1):
         start = time.perf_counter()
         state, metrics = train_step(state, (inputs, targets))

@@ -1,0 +1,189 @@
+"""Datasets by name, split, normalized and masked, ready for the input pipeline.
+
+    dataset = load_dataset("hadcm3-a1b", input_length=5, horizon=5)
+    dataset.splits["train"][0]  # {"inputs", "targets", "mask"}
+
+Names: ``hadcm3-a1b`` (the embedded default), ``cfsr`` and ``chirps`` (the
+paper's files, ``path=`` required), ``synthetic`` (seeded, any size), or a
+path to any netCDF file, glob or zarr store.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+
+import iris_sample_data
+import numpy as np
+import xarray as xr
+
+from stconv.fields import DataError, open_field, resolve_paths
+from stconv.masks import load_mask_file, nan_mask
+from stconv.normalization import Normalizer
+from stconv.sources import FieldWindows, SampleWindows
+from stconv.synthetic import synthetic_field
+from stconv.windows import WindowSpec, paper_split, split_starts, time_segments
+
+EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
+NAMES = ("hadcm3-a1b", "cfsr", "chirps", "synthetic")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A dataset cut into train, validation and test windows.
+
+    Attributes:
+      name: registry name or path.
+      splits: ``{"train", "validation", "test"}`` -> a random-access source.
+      normalizer: per-channel statistics of the training split.
+      mask: ``(lat, lon, channels)`` valid cells.
+      spec: the window lengths.
+      grid: ``{"lat": ..., "lon": ...}`` coordinates, ``channel`` names, ``units``.
+    """
+
+    name: str
+    splits: dict
+    normalizer: Normalizer
+    mask: np.ndarray
+    spec: WindowSpec
+    grid: dict
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """``(input_length, lat, lon, channels)`` of one example."""
+        return (self.spec.input_length, *self.mask.shape)
+
+
+def grid_of(array: xr.DataArray) -> dict:
+    return {
+        "lat": array["lat"].values,
+        "lon": array["lon"].values,
+        "channel": [str(c) for c in array["channel"].values],
+        "units": array.attrs.get("units", ""),
+    }
+
+
+def field_dataset(
+    name: str,
+    field: xr.DataArray,
+    spec: WindowSpec,
+    fractions: Sequence[float],
+    normalize: bool,
+    mask_file: str | None,
+) -> Dataset:
+    """Splits a ``(time, lat, lon, channel)`` field on time and windows each split."""
+    starts = split_starts(field.sizes["time"], spec, fractions)
+    train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
+    train = field.isel(time=slice(train_start, train_stop))
+    channels = field.sizes["channel"]
+    normalizer = Normalizer.fit(train) if normalize else Normalizer.identity(channels)
+    grid = (field.sizes["lat"], field.sizes["lon"])
+    mask = load_mask_file(mask_file, grid, channels) if mask_file else nan_mask(train)
+    splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
+    return Dataset(name, splits, normalizer, mask, spec, grid_of(field))
+
+
+def paper_dataset(
+    name: str,
+    path: str,
+    spec: WindowSpec,
+    normalize: bool,
+    mask_file: str | None,
+    chunks: Mapping | None,
+) -> Dataset:
+    """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel)
+    with the reference's split on sample index."""
+    (path,) = resolve_paths(path)
+    dataset = xr.open_dataset(path, chunks=chunks)
+    for variable in ("x", "y"):
+        if variable not in dataset:
+            raise DataError(
+                f"file {path!r} has no variable {variable!r} of the paper's format: "
+                f"available are {sorted(map(str, dataset.data_vars))}"
+            )
+    x, y = dataset["x"], dataset["y"]
+    if x.ndim != 5 or y.ndim != 5:
+        raise DataError(
+            f"file {path!r}: x and y must have dims (sample, time, lat, lon, channel), "
+            f"got {x.dims} and {y.dims}"
+        )
+    x = x.rename(dict(zip(x.dims, ("sample", "time", "lat", "lon", "channel"), strict=True)))
+    y = y.rename(dict(zip(y.dims, ("sample", "time", "lat", "lon", "channel"), strict=True)))
+    if x.sizes["time"] < spec.input_length or y.sizes["time"] < spec.horizon:
+        raise DataError(
+            f"file {path!r} stores {x.sizes['time']} input and {y.sizes['time']} target steps: "
+            f"too few for input_length={spec.input_length}, horizon={spec.horizon}"
+        )
+    samples = paper_split(x.sizes["sample"])
+    train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
+    channels = x.sizes["channel"]
+    normalizer = Normalizer.fit(train_inputs) if normalize else Normalizer.identity(channels)
+    grid = (x.sizes["lat"], x.sizes["lon"])
+    if mask_file:
+        mask = load_mask_file(mask_file, grid, channels)
+    else:
+        mask = train_inputs.notnull().any(("sample", "time")).values
+    splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
+    for coord in ("lat", "lon"):
+        if coord not in x.coords:
+            x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
+    x = x.assign_coords(channel=[f"channel_{c}" for c in range(channels)])
+    return Dataset(name, splits, normalizer, mask, spec, grid_of(x))
+
+
+def load_dataset(
+    name: str,
+    *,
+    input_length: int = 5,
+    horizon: int = 5,
+    stride: int = 1,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    normalize: bool = True,
+    path: str | None = None,
+    variables: str | Sequence[str] | None = None,
+    mask_file: str | None = None,
+    chunks: Mapping | None = None,
+    synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1),
+    seed: int = 0,
+    **open_options,
+) -> Dataset:
+    """Loads a dataset by name or path, split, normalized and masked.
+
+    Args:
+      name: ``hadcm3-a1b``, ``cfsr``, ``chirps``, ``synthetic`` or a file path / glob.
+      input_length: input frames per window.
+      horizon: target frames per window.
+      stride: steps between window starts (time-series data only).
+      fractions: train, validation, test fractions of time (the paper's files
+        use the reference's sample split instead).
+      normalize: fit per-channel statistics on the training split; False trains
+        on raw values, as the paper did.
+      path: the file for ``cfsr`` and ``chirps``.
+      variables: variable(s) to stack as channels (netCDF paths).
+      mask_file: a land mask (``.npy`` or netCDF, nonzero = valid) instead of
+        masking cells that are NaN throughout the training split.
+      chunks: dask chunks to keep the data lazy, e.g. ``{"time": 64}``.
+      synthetic_shape: ``(time, lat, lon, channels)`` of the synthetic field.
+      seed: the synthetic field's seed.
+      **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.fields.open_field`.
+    """
+    spec = WindowSpec(input_length, horizon, stride)
+    if name in ("cfsr", "chirps"):
+        if path is None:
+            raise DataError(
+                f"dataset {name!r} needs path= the paper's netCDF file (see data/README.md)"
+            )
+        return paper_dataset(name, path, spec, normalize, mask_file, chunks)
+    if name == "hadcm3-a1b":
+        field = open_field(EMBEDDED_FILE, "air_temperature", chunks=chunks, **open_options)
+    elif name == "synthetic":
+        field = synthetic_field(*synthetic_shape, seed=seed)
+    elif os.path.exists(name) or any(c in name for c in "*?[") or name.endswith((".nc", ".zarr")):
+        files = resolve_paths(name)
+        with xr.open_dataset(files[0]) as first:
+            is_paper_format = {"x", "y"} <= set(first.data_vars) and "sample" in first.dims
+        if is_paper_format:
+            return paper_dataset(name, files[0], spec, normalize, mask_file, chunks)
+        field = open_field(files, variables, chunks=chunks, **open_options)
+    else:
+        raise DataError(f"dataset {name!r} is unknown: choose from {list(NAMES)} or a netCDF path")
+    return field_dataset(name, field, spec, fractions, normalize, mask_file)

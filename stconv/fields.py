@@ -1,0 +1,206 @@
+"""Opening gridded fields with xarray.
+
+A field is an `xarray.DataArray` with dims ``(time, lat, lon, channel)``: one
+or several variables of one or several netCDF files, or of a zarr store,
+stacked as channels. It stays lazy (dask-backed) when ``chunks`` is given, so
+fields larger than memory can be windowed without loading them.
+"""
+
+import glob
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+DIMS = ("time", "lat", "lon")
+# Recognised in this order: CF ``axis``, CF ``standard_name``, CF units, name.
+CF_AXIS = {"T": "time", "Y": "lat", "X": "lon"}
+CF_STANDARD_NAMES = {
+    "time": "time",
+    "latitude": "lat",
+    "grid_latitude": "lat",
+    "longitude": "lon",
+    "grid_longitude": "lon",
+}
+CF_UNITS = {
+    "degrees_north": "lat",
+    "degree_north": "lat",
+    "degrees_east": "lon",
+    "degree_east": "lon",
+}
+COMMON_NAMES = {
+    "time": "time",
+    "t": "time",
+    "lat": "lat",
+    "latitude": "lat",
+    "y": "lat",
+    "lon": "lon",
+    "longitude": "lon",
+    "x": "lon",
+}
+
+
+class DataError(ValueError):
+    """Bad input data or data options; the message names the file, variable or option."""
+
+
+def resolve_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Expands globs and checks that every file or store exists."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    resolved = []
+    for path in map(str, paths):
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        if not matches or not all(os.path.exists(p) for p in matches):
+            raise DataError(f"file {path!r} does not exist")
+        resolved.extend(matches)
+    return resolved
+
+
+def open_dataset(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], chunks: Mapping | None = None
+) -> xr.Dataset:
+    """Opens one netCDF file, several (a list or a glob, combined by coordinates)
+    or a zarr store (a ``.zarr`` directory)."""
+    files = resolve_paths(paths)
+    try:
+        if len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0])):
+            return xr.open_zarr(files[0], chunks=chunks)
+        if len(files) == 1:
+            return xr.open_dataset(files[0], chunks=chunks)
+        return xr.open_mfdataset(files, chunks=chunks or {}, combine="by_coords")
+    except (OSError, ValueError) as error:
+        raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+
+
+def dim_role(dataset: xr.Dataset, dim: str) -> str | None:
+    """``"time"``, ``"lat"``, ``"lon"`` or None for one dimension of ``dataset``."""
+    if dim in dataset.coords:
+        attrs = dataset[dim].attrs
+        if attrs.get("axis") in CF_AXIS:
+            return CF_AXIS[attrs["axis"]]
+        if attrs.get("standard_name") in CF_STANDARD_NAMES:
+            return CF_STANDARD_NAMES[attrs["standard_name"]]
+        if attrs.get("units") in CF_UNITS:
+            return CF_UNITS[attrs["units"]]
+        if np.issubdtype(dataset[dim].dtype, np.datetime64) or dataset[dim].dtype == object:
+            return "time"
+    return COMMON_NAMES.get(dim.lower())
+
+
+def find_dims(dataset: xr.Dataset, source: str, dims: Mapping[str, str] | None = None) -> dict:
+    """Maps ``time``, ``lat`` and ``lon`` to the dataset's own dimension names.
+
+    Args:
+      dataset: the opened dataset.
+      source: the file name, for error messages.
+      dims: overrides, e.g. ``{"time": "valid_time"}``.
+    """
+    found = {}
+    for dim in dataset.dims:
+        role = dim_role(dataset, str(dim))
+        if role is not None and role not in found:
+            found[role] = str(dim)
+    found.update(dims or {})
+    for role in DIMS:
+        if role not in found or found[role] not in dataset.dims:
+            raise DataError(
+                f"file {source!r} has no {role} dimension among {sorted(map(str, dataset.dims))}: "
+                f"pass dims={{'{role}': NAME}}"
+            )
+    return found
+
+
+def check_times(times: xr.DataArray, source: str) -> None:
+    """Raises DataError unless times strictly increase."""
+    values = times.values
+    if len(values) > 1:
+        later = values[1:] > values[:-1]
+        if not np.all(later):
+            first = int(np.argmin(later)) + 1
+            kind = "duplicated" if values[first] == values[first - 1] else "not increasing"
+            raise DataError(
+                f"file {source!r}: time is {kind} at index {first} ({values[first]}); "
+                "sort the file by time and drop duplicates"
+            )
+
+
+def open_field(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    variables: str | Sequence[str] | None = None,
+    *,
+    dims: Mapping[str, str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    time_range: tuple | None = None,
+    chunks: Mapping | None = None,
+) -> xr.DataArray:
+    """Opens variables of gridded files as one ``(time, lat, lon, channel)`` field.
+
+    Args:
+      paths: a netCDF file, a list or glob of files, or a zarr store.
+      variables: name(s) to stack as channels; default all variables that have
+        the time, lat and lon dimensions.
+      dims: overrides for dimension names, e.g. ``{"lat": "rlat"}``.
+      bbox: ``(lat_min, lat_max, lon_min, lon_max)``, inclusive.
+      time_range: ``(start, stop)``, inclusive, anything xarray can select on.
+      chunks: dask chunks (e.g. ``{"time": 64}``) to stay lazy; None loads on use.
+
+    Returns:
+      A DataArray with dims ``(time, lat, lon, channel)``, the coordinates of
+      the source, and a ``channel`` coordinate holding the variable names.
+    """
+    files = resolve_paths(paths)
+    source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
+    dataset = open_dataset(files, chunks)
+    names = find_dims(dataset, source, dims)
+    dataset = dataset.rename({names[r]: r for r in DIMS if names[r] != r})
+    gridded = [str(v) for v, a in dataset.data_vars.items() if set(DIMS) <= set(a.dims)]
+    if variables is None:
+        variables = gridded
+    elif isinstance(variables, str):
+        variables = [variables]
+    for name in variables:
+        if name not in gridded:
+            raise DataError(
+                f"file {source!r} has no gridded variable {name!r}: available are {gridded}"
+            )
+    if not variables:
+        raise DataError(f"file {source!r} has no variable with time, lat and lon dimensions")
+    check_times(dataset["time"], source)
+    arrays = []
+    for name in variables:
+        array = dataset[name]
+        extra = [d for d in array.dims if d not in DIMS]
+        if any(array.sizes[d] != 1 for d in extra):
+            raise DataError(
+                f"file {source!r}: variable {name!r} has extra dimensions "
+                f"{ {d: array.sizes[d] for d in extra} }; select one level first"
+            )
+        arrays.append(array.squeeze(extra, drop=True).transpose(*DIMS))
+    field = xr.concat(arrays, dim=xr.Variable("channel", list(variables)), coords="minimal")
+    field = field.transpose(*DIMS, "channel")
+    field.attrs = dict(arrays[0].attrs, source=source)
+    if bbox is not None:
+        field = select_box(field, bbox, source)
+    if time_range is not None:
+        field = field.sel(time=slice(*time_range))
+    if field.sizes["time"] == 0:
+        raise DataError(f"file {source!r}: time_range={time_range!r} selects no time steps")
+    return field
+
+
+def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], source: str):
+    """Selects ``lat_min <= lat <= lat_max`` and ``lon_min <= lon <= lon_max``."""
+    lat_min, lat_max, lon_min, lon_max = bbox
+    lat, lon = field["lat"], field["lon"]
+    field = field.isel(
+        lat=np.flatnonzero((lat >= lat_min).values & (lat <= lat_max).values),
+        lon=np.flatnonzero((lon >= lon_min).values & (lon <= lon_max).values),
+    )
+    if field.sizes["lat"] == 0 or field.sizes["lon"] == 0:
+        raise DataError(
+            f"file {source!r}: bbox={bbox!r} selects no grid cells (lat "
+            f"{float(lat.min())}..{float(lat.max())}, lon {float(lon.min())}..{float(lon.max())})"
+        )
+    return field

@@ -1,0 +1,97 @@
+"""Random-access sources of training examples, read lazily one window at a time.
+
+Both sources follow grain's ``RandomAccessDataSource`` protocol (``len`` and
+``[i]``) and return ``{"inputs", "targets", "mask"}``: normalized float32
+inputs ``(input_length, lat, lon, channels)`` and targets
+``(horizon, lat, lon, channels)`` with NaN set to 0 (the training mean), and a
+boolean mask of the target cells that count in the loss and metrics.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from stconv.normalization import Normalizer
+from stconv.windows import WindowSpec
+
+
+def make_example(
+    inputs: np.ndarray, targets: np.ndarray, normalizer: Normalizer, mask: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Normalizes raw windows, zeroes NaNs and masks the targets."""
+    target_mask = np.isfinite(targets) & mask
+    inputs = np.nan_to_num(normalizer.normalize(inputs.astype(np.float32)), nan=0.0)
+    targets = np.where(target_mask, normalizer.normalize(targets.astype(np.float32)), 0.0)
+    return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
+
+
+class FieldWindows:
+    """Windows of a ``(time, lat, lon, channel)`` field, starting at ``starts``.
+
+    Only the window's frames are read on access, so a dask-backed field larger
+    than memory streams with bounded memory.
+    """
+
+    def __init__(
+        self,
+        field: xr.DataArray,
+        starts: Sequence[int],
+        spec: WindowSpec,
+        normalizer: Normalizer,
+        mask: np.ndarray,
+    ):
+        self.field = field
+        self.starts = starts
+        self.spec = spec
+        self.normalizer = normalizer
+        self.mask = mask
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        start = self.starts[index]
+        frames = self.field.isel(time=slice(start, start + self.spec.length)).values
+        split = self.spec.input_length
+        return make_example(frames[:split], frames[split:], self.normalizer, self.mask)
+
+    def init_times(self) -> np.ndarray:
+        """Time of the last input frame of every window (the forecast's initialisation)."""
+        last_input = np.asarray(self.starts) + self.spec.input_length - 1
+        return self.field["time"].values[last_input]
+
+
+class SampleWindows:
+    """Pre-windowed samples of the paper's files: ``x`` and ``y`` with dims
+    ``(sample, time, lat, lon, channel)``; the first ``input_length`` frames of
+    ``x`` are the input (15-step files store 15)."""
+
+    def __init__(
+        self,
+        x: xr.DataArray,
+        y: xr.DataArray,
+        samples: Sequence[int],
+        spec: WindowSpec,
+        normalizer: Normalizer,
+        mask: np.ndarray,
+    ):
+        self.x = x
+        self.y = y
+        self.samples = samples
+        self.spec = spec
+        self.normalizer = normalizer
+        self.mask = mask
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        sample = self.samples[index]
+        inputs = self.x[sample, : self.spec.input_length].values
+        targets = self.y[sample, : self.spec.horizon].values
+        return make_example(inputs, targets, self.normalizer, self.mask)
+
+    def init_times(self) -> np.ndarray:
+        """Sample indices: the paper's files carry no time coordinate."""
+        return np.asarray(self.samples)

@@ -1,0 +1,40 @@
+"""Small netCDF fixtures written by the tests themselves (synthetic values)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+
+def time_series_dataset(num_steps=30, lat=4, lon=5, variables=("tas",), start="2001-01-01"):
+    """A CF dataset whose value at (t, i, j) is 100 * t + 10 * i + j (+ 1000 per variable)."""
+    t, i, j = np.meshgrid(np.arange(num_steps), np.arange(lat), np.arange(lon), indexing="ij")
+    values = (100.0 * t + 10 * i + j).astype(np.float32)
+    data_vars = {
+        name: (("time", "lat", "lon"), values + 1000 * n, {"units": "K"})
+        for n, name in enumerate(variables)
+    }
+    coords = {
+        "time": pd.date_range(start, periods=num_steps, freq="D"),
+        "lat": ("lat", np.linspace(-10, 10, lat), {"units": "degrees_north"}),
+        "lon": ("lon", np.linspace(0, 40, lon), {"units": "degrees_east"}),
+    }
+    return xr.Dataset(data_vars, coords)
+
+
+@pytest.fixture
+def series_file(tmp_path):
+    path = tmp_path / "series.nc"
+    time_series_dataset().to_netcdf(path)
+    return str(path)
+
+
+def paper_format_dataset(num_samples=20, input_steps=15, target_steps=15, lat=4, lon=5):
+    """x[s, t] = s + t / 100, y[s, t] = -(s + t / 100); dims (sample, time, lat, lon, channel)."""
+    s = np.arange(num_samples)[:, None, None, None, None]
+    x = s + np.arange(input_steps)[None, :, None, None, None] / 100 + np.zeros((1, 1, lat, lon, 1))
+    y = -(s + np.arange(target_steps)[None, :, None, None, None] / 100) + np.zeros(
+        (1, 1, lat, lon, 1)
+    )
+    dims = ("sample", "time", "lat", "lon", "channel")
+    return xr.Dataset({"x": (dims, x.astype(np.float32)), "y": (dims, y.astype(np.float32))})
