@@ -24,7 +24,41 @@ def same_padding(kernel_size: int) -> tuple[int, int]:
     return (kernel_size // 2, kernel_size // 2)
 
 
-class TemporalCausalBlock(nnx.Module):
+class ConvStack(nnx.Module):
+    """``num_layers`` `ConvBlock`s with one kernel, following `channel_schedule`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_dim: int,
+        num_layers: int,
+        kernel_size: tuple[int, int, int],
+        padding: tuple[tuple[int, int], ...],
+        *,
+        dropout: float = 0.0,
+        rngs: nnx.Rngs,
+    ):
+        self.layers = nnx.List()
+        for out_features in channel_schedule(num_layers, hidden_dim):
+            self.layers.append(
+                ConvBlock(
+                    in_features,
+                    out_features,
+                    kernel_size,
+                    padding=padding,
+                    dropout=dropout,
+                    rngs=rngs,
+                )
+            )
+            in_features = out_features
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class TemporalCausalBlock(ConvStack):
     """``num_layers`` (k, 1, 1) conv blocks that see only the present and the past.
 
     Each layer pads ``k - 1`` steps at the start of time, so the length is kept
@@ -42,24 +76,10 @@ class TemporalCausalBlock(nnx.Module):
         rngs: nnx.Rngs,
     ):
         padding = ((kernel_size - 1, 0), (0, 0), (0, 0))
-        self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim):
-            self.layers.append(
-                ConvBlock(
-                    in_features,
-                    out_features,
-                    (kernel_size, 1, 1),
-                    padding=padding,
-                    dropout=dropout,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        kernel = (kernel_size, 1, 1)
+        super().__init__(
+            in_features, hidden_dim, num_layers, kernel, padding, dropout=dropout, rngs=rngs
+        )
 
 
 class ReversedLayer(nnx.Module):
@@ -128,7 +148,7 @@ class TemporalReversedBlock(nnx.Module):
         return jnp.flip(x, axis=1)
 
 
-class SpatialBlock(nnx.Module):
+class SpatialBlock(ConvStack):
     """``num_layers`` (1, k, k) conv blocks with the reference's k // 2 padding."""
 
     def __init__(
@@ -141,25 +161,10 @@ class SpatialBlock(nnx.Module):
         rngs: nnx.Rngs,
     ):
         padding = ((0, 0), same_padding(kernel_size), same_padding(kernel_size))
-        in_features = hidden_dim
-        self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim):
-            self.layers.append(
-                ConvBlock(
-                    in_features,
-                    out_features,
-                    (1, kernel_size, kernel_size),
-                    padding=padding,
-                    dropout=dropout,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for layer in self.layers:
-            x = layer(x)
-        return x
+        kernel = (1, kernel_size, kernel_size)
+        super().__init__(
+            hidden_dim, hidden_dim, num_layers, kernel, padding, dropout=dropout, rngs=rngs
+        )
 
 
 class TemporalGenerator(nnx.Module):

@@ -26,7 +26,19 @@ def make_example(
     return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
 
 
-class FieldWindows:
+class WindowSource:
+    """What every source shares: window lengths, normalization and the static mask."""
+
+    def __init__(self, spec: WindowSpec, normalizer: Normalizer, mask: np.ndarray):
+        self.spec = spec
+        self.normalizer = normalizer
+        self.mask = mask
+
+    def example(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+        return make_example(inputs, targets, self.normalizer, self.mask)
+
+
+class FieldWindows(WindowSource):
     """Windows of a ``(time, lat, lon, channel)`` field, starting at ``starts``.
 
     Only the window's frames are read on access, so a dask-backed field larger
@@ -41,11 +53,9 @@ class FieldWindows:
         normalizer: Normalizer,
         mask: np.ndarray,
     ):
+        super().__init__(spec, normalizer, mask)
         self.field = field
         self.starts = starts
-        self.spec = spec
-        self.normalizer = normalizer
-        self.mask = mask
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -54,7 +64,7 @@ class FieldWindows:
         start = self.starts[index]
         frames = self.field.isel(time=slice(start, start + self.spec.length)).values
         split = self.spec.input_length
-        return make_example(frames[:split], frames[split:], self.normalizer, self.mask)
+        return self.example(frames[:split], frames[split:])
 
     def init_times(self) -> np.ndarray:
         """Time of the last input frame of every window (the forecast's initialisation)."""
@@ -62,7 +72,7 @@ class FieldWindows:
         return self.field["time"].values[last_input]
 
 
-class SampleWindows:
+class SampleWindows(WindowSource):
     """Pre-windowed samples of the paper's files: ``x`` and ``y`` with dims
     ``(sample, time, lat, lon, channel)``; the first ``input_length`` frames of
     ``x`` are the input (15-step files store 15)."""
@@ -76,12 +86,10 @@ class SampleWindows:
         normalizer: Normalizer,
         mask: np.ndarray,
     ):
+        super().__init__(spec, normalizer, mask)
         self.x = x
         self.y = y
         self.samples = samples
-        self.spec = spec
-        self.normalizer = normalizer
-        self.mask = mask
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -90,7 +98,7 @@ class SampleWindows:
         sample = self.samples[index]
         inputs = self.x[sample, : self.spec.input_length].values
         targets = self.y[sample, : self.spec.horizon].values
-        return make_example(inputs, targets, self.normalizer, self.mask)
+        return self.example(inputs, targets)
 
     def init_times(self) -> np.ndarray:
         """Sample indices: the paper's files carry no time coordinate."""
