@@ -35,9 +35,11 @@ def conv_general(
 ) -> jax.Array:
     """Plain N-d convolution, channels-last, kernel laid out ``(*k, in, out)``."""
     rank = kernel.ndim - 2
-    spatial = "DHW"[3 - rank :] if rank <= 3 else None
-    if spatial is None:
-        raise ValueError(f"kernel rank must be 1, 2 or 3, got {rank}")
+    if not 1 <= rank <= 3:
+        raise ValueError(
+            f"kernel of shape {kernel.shape} is invalid: must have 1, 2 or 3 spatial axes"
+        )
+    spatial = "DHW"[3 - rank :]
     numbers = jax.lax.conv_dimension_numbers(
         x.shape, kernel.shape, (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C")
     )

@@ -190,6 +190,8 @@ def test_zarr_store(tmp_path):
     time_series_dataset().to_zarr(tmp_path / "store.zarr")
     field = open_field(str(tmp_path / "store.zarr"))
     assert field.shape == (30, 4, 5, 1) and float(field[2, 1, 1, 0]) == 211.0
+    dataset = load_dataset(str(tmp_path / "store.zarr"), input_length=3, horizon=2)
+    assert len(dataset.splits["train"]) == 14
 
 
 def test_lazy_field_streams_the_same_windows(series_file):
