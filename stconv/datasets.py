@@ -16,7 +16,7 @@ import iris_sample_data
 import numpy as np
 import xarray as xr
 
-from stconv.fields import DataError, open_field, resolve_paths
+from stconv.fields import DataError, open_dataset, open_field
 from stconv.masks import load_mask_file, nan_mask
 from stconv.normalization import Normalizer
 from stconv.sources import FieldWindows, SampleWindows
@@ -62,6 +62,19 @@ def grid_of(array: xr.DataArray) -> dict:
     }
 
 
+def training_statistics(
+    train: xr.DataArray, normalize: bool, mask_file: str | None
+) -> tuple[Normalizer, np.ndarray]:
+    """The normalizer and the valid-cell mask, from the training split (or the mask file)."""
+    channels = train.sizes["channel"]
+    normalizer = Normalizer.fit(train) if normalize else Normalizer.identity(channels)
+    if mask_file:
+        return normalizer, load_mask_file(
+            mask_file, (train.sizes["lat"], train.sizes["lon"]), channels
+        )
+    return normalizer, nan_mask(train)
+
+
 def field_dataset(
     name: str,
     field: xr.DataArray,
@@ -74,26 +87,25 @@ def field_dataset(
     starts = split_starts(field.sizes["time"], spec, fractions)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    channels = field.sizes["channel"]
-    normalizer = Normalizer.fit(train) if normalize else Normalizer.identity(channels)
-    grid = (field.sizes["lat"], field.sizes["lon"])
-    mask = load_mask_file(mask_file, grid, channels) if mask_file else nan_mask(train)
+    normalizer, mask = training_statistics(train, normalize, mask_file)
     splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
     return Dataset(name, splits, normalizer, mask, spec, grid_of(field))
 
 
+def is_paper_format(dataset: xr.Dataset) -> bool:
+    return {"x", "y"} <= set(dataset.data_vars) and "sample" in dataset.dims
+
+
 def paper_dataset(
     name: str,
+    dataset: xr.Dataset,
     path: str,
     spec: WindowSpec,
     normalize: bool,
     mask_file: str | None,
-    chunks: Mapping | None,
 ) -> Dataset:
-    """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel)
-    with the reference's split on sample index."""
-    (path,) = resolve_paths(path)
-    dataset = xr.open_dataset(path, chunks=chunks)
+    """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel),
+    opened from ``path``, with the reference's split on sample index."""
     for variable in ("x", "y"):
         if variable not in dataset:
             raise DataError(
@@ -115,18 +127,12 @@ def paper_dataset(
         )
     samples = paper_split(x.sizes["sample"])
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
-    channels = x.sizes["channel"]
-    normalizer = Normalizer.fit(train_inputs) if normalize else Normalizer.identity(channels)
-    grid = (x.sizes["lat"], x.sizes["lon"])
-    if mask_file:
-        mask = load_mask_file(mask_file, grid, channels)
-    else:
-        mask = train_inputs.notnull().any(("sample", "time")).values
+    normalizer, mask = training_statistics(train_inputs, normalize, mask_file)
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
     for coord in ("lat", "lon"):
         if coord not in x.coords:
             x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
-    x = x.assign_coords(channel=[f"channel_{c}" for c in range(channels)])
+    x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
     return Dataset(name, splits, normalizer, mask, spec, grid_of(x))
 
 
@@ -172,18 +178,16 @@ def load_dataset(
             raise DataError(
                 f"dataset {name!r} needs path= the paper's netCDF file (see data/README.md)"
             )
-        return paper_dataset(name, path, spec, normalize, mask_file, chunks)
+        return paper_dataset(name, open_dataset(path, chunks), path, spec, normalize, mask_file)
     if name == "hadcm3-a1b":
         field = open_field(EMBEDDED_FILE, "air_temperature", chunks=chunks, **open_options)
     elif name == "synthetic":
         field = synthetic_field(*synthetic_shape, seed=seed)
     elif os.path.exists(name) or any(c in name for c in "*?[") or name.endswith((".nc", ".zarr")):
-        files = resolve_paths(name)
-        with xr.open_dataset(files[0]) as first:
-            is_paper_format = {"x", "y"} <= set(first.data_vars) and "sample" in first.dims
-        if is_paper_format:
-            return paper_dataset(name, files[0], spec, normalize, mask_file, chunks)
-        field = open_field(files, variables, chunks=chunks, **open_options)
+        dataset = open_dataset(name, chunks)
+        if is_paper_format(dataset):
+            return paper_dataset(name, dataset, name, spec, normalize, mask_file)
+        field = open_field(name, variables, chunks=chunks, **open_options)
     else:
         raise DataError(f"dataset {name!r} is unknown: choose from {list(NAMES)} or a netCDF path")
     return field_dataset(name, field, spec, fractions, normalize, mask_file)

@@ -15,8 +15,10 @@ from stconv.fields import DataError, resolve_paths
 
 
 def nan_mask(field: xr.DataArray) -> np.ndarray:
-    """``(lat, lon, channel)`` True where ``field`` (the training split) has any finite value."""
-    return field.notnull().any("time").transpose("lat", "lon", "channel").values
+    """``(lat, lon, channel)`` True where ``field`` (the training split) has any finite
+    value over its other dims (time, and sample for the paper's files)."""
+    other = [d for d in field.dims if d not in ("lat", "lon", "channel")]
+    return field.notnull().any(other).transpose("lat", "lon", "channel").values
 
 
 def load_mask_file(path: str | os.PathLike, grid: tuple[int, int], channels: int) -> np.ndarray:
