@@ -54,7 +54,7 @@ def benchmark_train_step(model_name: str, config: dict, horizon: int, batch_size
     key_x, key_y = jax.random.split(jax.random.key(0))
     inputs = jax.random.normal(key_x, (batch_size, *config["input_shape"]))
     targets = jax.random.normal(key_y, (batch_size, horizon, *config["input_shape"][1:]))
-    batch = (inputs, targets)
+    batch = {"inputs": inputs, "targets": targets}
 
     start = time.perf_counter()
     compiled = train_step.lower(state, batch).compile()

@@ -36,6 +36,8 @@ class Dataset:
       splits: ``{"train", "validation", "test"}`` -> a random-access source.
       normalizer: per-channel statistics of the training split.
       mask: ``(lat, lon, channels)`` valid cells.
+      climatology: ``(lat, lon, channels)`` training-split mean of every cell,
+        normalized (the climatology forecast).
       spec: the window lengths.
       grid: ``{"lat": ..., "lon": ...}`` coordinates, ``channel`` names, ``units``.
     """
@@ -44,6 +46,7 @@ class Dataset:
     splits: dict
     normalizer: Normalizer
     mask: np.ndarray
+    climatology: np.ndarray
     spec: WindowSpec
     grid: dict
 
@@ -64,15 +67,19 @@ def grid_of(array: xr.DataArray) -> dict:
 
 def training_statistics(
     train: xr.DataArray, normalize: bool, mask_file: str | None
-) -> tuple[Normalizer, np.ndarray]:
-    """The normalizer and the valid-cell mask, from the training split (or the mask file)."""
+) -> tuple[Normalizer, np.ndarray, np.ndarray]:
+    """The normalizer, the valid-cell mask (or the mask file's) and the normalized
+    climatology, all from the training split."""
     channels = train.sizes["channel"]
     normalizer = Normalizer.fit(train) if normalize else Normalizer.identity(channels)
     if mask_file:
-        return normalizer, load_mask_file(
-            mask_file, (train.sizes["lat"], train.sizes["lon"]), channels
-        )
-    return normalizer, nan_mask(train)
+        mask = load_mask_file(mask_file, (train.sizes["lat"], train.sizes["lon"]), channels)
+    else:
+        mask = nan_mask(train)
+    other = [d for d in train.dims if d not in ("lat", "lon", "channel")]
+    mean = train.mean(other, skipna=True).transpose("lat", "lon", "channel").values
+    climatology = np.nan_to_num(normalizer.normalize(mean), nan=0.0).astype(np.float32)
+    return normalizer, mask, climatology
 
 
 def field_dataset(
@@ -87,9 +94,9 @@ def field_dataset(
     starts = split_starts(field.sizes["time"], spec, fractions)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    normalizer, mask = training_statistics(train, normalize, mask_file)
+    normalizer, mask, climatology = training_statistics(train, normalize, mask_file)
     splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
-    return Dataset(name, splits, normalizer, mask, spec, grid_of(field))
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field))
 
 
 def is_paper_format(dataset: xr.Dataset) -> bool:
@@ -127,13 +134,13 @@ def paper_dataset(
         )
     samples = paper_split(x.sizes["sample"])
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
-    normalizer, mask = training_statistics(train_inputs, normalize, mask_file)
+    normalizer, mask, climatology = training_statistics(train_inputs, normalize, mask_file)
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
     for coord in ("lat", "lon"):
         if coord not in x.coords:
             x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
     x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
-    return Dataset(name, splits, normalizer, mask, spec, grid_of(x))
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x))
 
 
 def load_dataset(

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     train_step, state = make_train_step(model, optimizer)
     for step in range(1, args.steps + 1):
         start = time.perf_counter()
-        state, metrics = train_step(state, (inputs, targets))
+        state, metrics = train_step(state, batch)
         loss = float(metrics["loss"])
         note = " (includes compilation)" if step == 1 else ""
         print(

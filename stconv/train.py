@@ -14,7 +14,7 @@ from flax import nnx
 
 from stconv.losses import rmse_loss
 
-Batch = tuple[jax.Array, jax.Array]
+Batch = dict[str, jax.Array]
 
 
 def paper_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
@@ -29,25 +29,50 @@ def create_optimizer(
     return nnx.Optimizer(model, tx if tx is not None else paper_optimizer(), wrt=nnx.Param)
 
 
+def forecast(model: nnx.Module, inputs: jax.Array, horizon: int) -> jax.Array:
+    """The model's first ``horizon`` output steps (STConvS2S keeps the input
+    length when ``horizon`` is shorter)."""
+    return model(inputs)[:, :horizon]
+
+
+def make_predict(model: nnx.Module, horizon: int) -> Callable[[nnx.State, jax.Array], jax.Array]:
+    """A jitted ``predict(model_state, inputs)`` with the model in eval mode.
+
+    ``model_state`` is ``nnx.state(model)`` or the model part (``state[0]``)
+    of `make_train_step`'s state: train and eval mode share one state layout.
+    """
+    model.eval()
+    graphdef = nnx.graphdef(model)
+    model.train()
+
+    @jax.jit
+    def predict(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
+        return forecast(nnx.merge(graphdef, model_state), inputs, horizon)
+
+    return predict
+
+
 def make_train_step(
     model: nnx.Module, optimizer: nnx.Optimizer
 ) -> tuple[Callable[[nnx.State, Batch], tuple[nnx.State, dict]], nnx.State]:
     """Splits ``(model, optimizer)`` once and returns a jitted step and the state.
 
     Returns:
-      ``(train_step, state)``: ``train_step(state, (inputs, targets))`` returns
+      ``(train_step, state)``: ``train_step(state, batch)``, with ``batch`` a
+      dict of ``inputs``, ``targets`` and optionally ``mask``, returns
       ``(new_state, {"loss": ...})``; ``state`` is donated and must not be
       reused. Call ``nnx.update((model, optimizer), state)`` to write the
       state back into the objects.
     """
     graphdef, state = nnx.split((model, optimizer))
 
-    def loss_fn(model: nnx.Module, inputs: jax.Array, targets: jax.Array) -> jax.Array:
-        return rmse_loss(model(inputs), targets)
+    def loss_fn(model: nnx.Module, batch: Batch) -> jax.Array:
+        predictions = forecast(model, batch["inputs"], batch["targets"].shape[1])
+        return rmse_loss(predictions, batch["targets"], batch.get("mask"))
 
     def train_step(state: nnx.State, batch: Batch) -> tuple[nnx.State, dict]:
         model, optimizer = nnx.merge(graphdef, state)
-        loss, grads = nnx.value_and_grad(loss_fn)(model, *batch)
+        loss, grads = nnx.value_and_grad(loss_fn)(model, batch)
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), {"loss": loss}
 

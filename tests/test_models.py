@@ -169,7 +169,7 @@ def test_jit_grad_and_train_step_lower_the_loss():
     train_step, state = make_train_step(model, create_optimizer(model))
     losses = []
     for _ in range(8):
-        state, metrics = train_step(state, (x, y))
+        state, metrics = train_step(state, {"inputs": x, "targets": y})
         losses.append(float(metrics["loss"]))
     assert losses[-1] < losses[0]
 

@@ -1,0 +1,57 @@
+"""Orbax checkpoints of a run: the latest and the best epoch.
+
+Each holds the model and optimizer state and a JSON record of the epoch, the
+early-stopping state, the data iterator's position and the normalization
+statistics.
+"""
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+
+class Checkpoints:
+    """``workdir/checkpoints/latest`` and ``workdir/checkpoints/best``, one step each."""
+
+    def __init__(self, workdir: str):
+        options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
+        root = os.path.join(os.path.abspath(workdir), "checkpoints")
+        self.managers = {
+            kind: ocp.CheckpointManager(os.path.join(root, kind), options=options)
+            for kind in ("latest", "best")
+        }
+
+    def save(self, kind: str, epoch: int, state: nnx.State, record: dict) -> None:
+        """Saves ``state`` (model and optimizer) and ``record`` under ``epoch``."""
+        self.managers[kind].save(
+            epoch,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
+                record=ocp.args.JsonSave(record),
+            ),
+        )
+        self.managers[kind].wait_until_finished()
+
+    def exists(self, kind: str) -> bool:
+        return self.managers[kind].latest_step() is not None
+
+    def restore(self, kind: str, state: nnx.State) -> dict:
+        """Restores into ``state`` (in place) and returns the record."""
+        manager = self.managers[kind]
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
+        try:
+            restored = manager.restore(
+                manager.latest_step(),
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
+                ),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"checkpoint {manager.directory} does not match the config's model: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
+        nnx.replace_by_pure_dict(state, restored["state"])
+        return restored["record"]

@@ -1,0 +1,119 @@
+"""The ``stconv`` command: ``train``, ``evaluate`` and ``predict``.
+
+stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
+stconv evaluate --workdir runs/r
+stconv predict --workdir runs/r --input new.nc --output forecast.nc
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from stconv.config import Config, add_config_flags, config_from_args
+
+
+def train_command(args: argparse.Namespace) -> None:
+    from stconv.experiment import train_and_evaluate
+
+    train_and_evaluate(config_from_args(args), args.workdir, resume=args.resume)
+
+
+def restored_model(workdir: str):
+    """The config, dataset and best-epoch predict function of a finished run."""
+    from stconv.checkpoints import Checkpoints
+    from stconv.experiment import build
+    from stconv.train import make_predict, make_train_step
+
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise ValueError(f"workdir {workdir!r} holds no run (no config.json): train one first")
+    config = Config.load(path)
+    with open(os.path.join(workdir, "data.json")) as f:
+        description = json.load(f)
+    model, optimizer = build(config, tuple(description["input_shape"]))
+    _, state = make_train_step(model, optimizer)
+    checkpoints = Checkpoints(workdir)
+    if not checkpoints.exists("best"):
+        raise ValueError(f"workdir {workdir!r} has no best checkpoint: train the run first")
+    checkpoints.restore("best", state)
+    predict = make_predict(model, config.horizon)
+    return config, description, lambda x: predict(state[0], x)
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+    from stconv.experiment import load_config_dataset, test
+
+    config, _, predict = restored_model(args.workdir)
+    test(config, load_config_dataset(config), predict, args.workdir)
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    from stconv.fields import open_field
+    from stconv.forecasts import forecast_dataset, predict_windows, write_forecasts
+    from stconv.masks import nan_mask
+    from stconv.normalization import Normalizer
+
+    config, description, predict = restored_model(args.workdir)
+    normalizer = Normalizer.load(os.path.join(args.workdir, "normalization.json"))
+    field = open_field(args.input, description["variables"])
+    length = config.input_length
+    if field.sizes["time"] < length:
+        raise ValueError(
+            f"file {args.input!r} has {field.sizes['time']} time steps: at least "
+            f"input_length={length} are needed"
+        )
+    values = field.values
+    starts = range(field.sizes["time"] - length + 1)
+    inputs = np.stack([values[s : s + length] for s in starts])
+    predictions = predict_windows(predict, inputs, normalizer, config.batch_size)
+    mask = np.load(os.path.join(args.workdir, "mask.npy"))
+    if mask.shape != values.shape[1:]:
+        mask = nan_mask(field)
+    grid = {
+        "lat": field["lat"].values,
+        "lon": field["lon"].values,
+        "channel": description["variables"],
+        "units": description["units"],
+    }
+    init_times = field["time"].values[np.asarray(starts) + length - 1]
+    write_forecasts(args.output, forecast_dataset(predictions, init_times, grid, mask))
+    print(f"wrote {len(starts)} forecasts of {config.horizon} steps to {args.output}")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="stconv", description="Spatiotemporal forecasting.")
+    commands = main.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train, evaluate on the test split, write forecasts")
+    train.add_argument("--workdir", required=True, help="folder of the run")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_config_flags(train)
+    train.set_defaults(run=train_command)
+    evaluate = commands.add_parser("evaluate", help="test a trained run again")
+    evaluate.add_argument("--workdir", required=True)
+    evaluate.set_defaults(run=evaluate_command)
+    predict = commands.add_parser("predict", help="forecast from a new netCDF file")
+    predict.add_argument("--workdir", required=True, help="folder of a trained run")
+    predict.add_argument("--input", required=True, help="netCDF file with the run's variables")
+    predict.add_argument("--output", required=True, help="netCDF file to write")
+    predict.set_defaults(run=predict_command)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as error:
+        print(f"stconv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"stconv {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

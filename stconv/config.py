@@ -1,0 +1,114 @@
+"""Run configuration: one frozen dataclass; every field is a command-line flag."""
+
+import argparse
+import dataclasses
+import json
+import os
+import types
+import typing
+
+from stconv import models
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Defaults follow the paper.
+
+    Attributes:
+      model: a name from `stconv.models.available()`.
+      dataset: a name from `stconv.datasets.NAMES` or a netCDF path.
+      data_path: the file of the ``cfsr`` and ``chirps`` datasets.
+      mask_file: a land mask instead of masking NaN cells.
+      input_length: input frames per window.
+      horizon: frames to forecast.
+      num_layers: layers per block.
+      hidden_dim: the channel schedule's ``d``.
+      kernel_size: the model's k.
+      dropout: dropout rate.
+      normalize: normalize with training statistics (False: raw values, as the paper).
+      batch_size: examples per train step.
+      epochs: the most epochs to train.
+      patience: epochs without a better validation RMSE before stopping.
+      learning_rate: RMSprop's learning rate.
+      seed: seeds the model's initialisation, dropout and the data order.
+      iterations: repeat the run with seeds ``seed, seed + 10, ...``; mean +- std.
+      forecast_samples: test samples drawn in the forecast PNG.
+    """
+
+    model: str = "stconvs2s-r"
+    dataset: str = "hadcm3-a1b"
+    data_path: str | None = None
+    mask_file: str | None = None
+    input_length: int = 5
+    horizon: int = 5
+    num_layers: int = 3
+    hidden_dim: int = 32
+    kernel_size: int = 5
+    dropout: float = 0.0
+    normalize: bool = True
+    batch_size: int = 15
+    epochs: int = 80
+    patience: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 1000
+    iterations: int = 1
+    forecast_samples: int = 3
+
+    def __post_init__(self):
+        if self.model not in models.available():
+            raise ValueError(f"model {self.model!r} is unknown: choose from {models.available()}")
+        positive = ("input_length", "horizon", "batch_size", "epochs", "patience", "iterations")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
+        if self.forecast_samples < 0:
+            raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
+
+    def model_kwargs(self) -> dict:
+        """The model's hyperparameters (without the data shapes)."""
+        return dict(
+            num_layers=self.num_layers,
+            hidden_dim=self.hidden_dim,
+            kernel_size=self.kernel_size,
+            dropout=self.dropout,
+        )
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Config":
+        with open(path) as f:
+            return cls(**json.load(f))
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    """The flag's type: ``str | None`` -> str."""
+    hint = typing.get_type_hints(Config)[field.name]
+    if isinstance(hint, types.UnionType):
+        return next(t for t in typing.get_args(hint) if t is not type(None))
+    return hint
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--field-name`` for every Config field (``--no-normalize`` for booleans)."""
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        kind = _field_type(field)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            parser.add_argument(
+                flag, type=kind, default=field.default, help=f"default {field.default}"
+            )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})

@@ -1,0 +1,245 @@
+"""`train_and_evaluate`: the main job, from a config to test metrics and forecasts.
+
+A run's workdir holds ``config.json``, ``normalization.json``,
+``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
+``checkpoints/{latest,best}``, ``results.json`` (test metrics of the model,
+persistence and climatology), ``test_forecasts.nc`` and ``forecast_maps.png``.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from flax import nnx
+from tqdm import tqdm
+
+from stconv import models, plots
+from stconv.checkpoints import Checkpoints
+from stconv.config import Config
+from stconv.datasets import Dataset, load_dataset
+from stconv.evaluation import baselines, evaluate, format_table
+from stconv.forecasts import forecast_dataset, write_forecasts
+from stconv.pipeline import epoch_batches, num_batches
+from stconv.train import create_optimizer, make_predict, make_train_step, paper_optimizer
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss)."""
+
+
+def load_config_dataset(config: Config) -> Dataset:
+    return load_dataset(
+        config.dataset,
+        path=config.data_path,
+        input_length=config.input_length,
+        horizon=config.horizon,
+        normalize=config.normalize,
+        mask_file=config.mask_file,
+    )
+
+
+def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer]:
+    """The model and its optimizer, initialised from ``config.seed``."""
+    model = models.create(
+        config.model,
+        input_shape=input_shape,
+        horizon=config.horizon,
+        rngs=nnx.Rngs(config.seed),
+        **config.model_kwargs(),
+    )
+    return model, create_optimizer(model, paper_optimizer(config.learning_rate))
+
+
+def prepare_workdir(config: Config, workdir: str, resume: bool) -> None:
+    """Creates the workdir or checks that it holds this run."""
+    path = os.path.join(workdir, "config.json")
+    if os.path.exists(path):
+        saved = Config.load(path)
+        if saved != config:
+            changed = [k for k, v in vars(config).items() if getattr(saved, k) != v]
+            raise ValueError(
+                f"workdir {workdir!r} holds another run (its config.json differs in {changed}): "
+                "choose a new workdir"
+            )
+        if not resume:
+            raise ValueError(
+                f"workdir {workdir!r} already holds this run: pass --resume to continue it "
+                "or choose a new workdir"
+            )
+        return
+    os.makedirs(workdir, exist_ok=True)
+    config.save(path)
+
+
+def save_data_description(dataset: Dataset, workdir: str) -> None:
+    """What `predict` needs to apply the run to new files: the normalization,
+    the variables, their units, the input shape and the mask."""
+    dataset.normalizer.save(os.path.join(workdir, "normalization.json"))
+    description = {
+        "variables": dataset.grid["channel"],
+        "units": dataset.grid["units"],
+        "input_shape": list(dataset.input_shape),
+    }
+    with open(os.path.join(workdir, "data.json"), "w") as f:
+        json.dump(description, f, indent=2)
+    np.save(os.path.join(workdir, "mask.npy"), dataset.mask)
+
+
+def read_history(path: str, last_epoch: int) -> list[dict]:
+    """Epoch rows up to ``last_epoch``; the file is rewritten without later rows."""
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    rows = [row for row in rows if row["epoch"] <= last_epoch]
+    with open(path, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    return rows
+
+
+def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
+    """Trains ``config.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
+    the test metrics; with several iterations, also their mean and std."""
+    if config.iterations == 1:
+        return train_once(config, workdir, resume)
+    runs = []
+    for i in range(config.iterations):
+        seed = config.seed + 10 * i
+        print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
+        run_config = config.replace(seed=seed, iterations=1)
+        runs.append(train_once(run_config, os.path.join(workdir, f"seed-{seed}"), resume))
+    summary = {
+        name: {
+            metric: {
+                "mean": float(np.mean([run[name][metric] for run in runs])),
+                "std": float(np.std([run[name][metric] for run in runs])),
+            }
+            for metric in ("rmse", "mae")
+        }
+        for name in runs[0]
+    }
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump({"runs": runs, "summary": summary}, f, indent=2)
+    print(f"mean +- std over {config.iterations} runs:")
+    for name, metrics in summary.items():
+        rmse, mae = metrics["rmse"], metrics["mae"]
+        print(
+            f"  {name:12s} RMSE {rmse['mean']:.4f} +- {rmse['std']:.4f}  "
+            f"MAE {mae['mean']:.4f} +- {mae['std']:.4f}"
+        )
+    return {"runs": runs, "summary": summary}
+
+
+def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
+    """One run: train with early stopping, restore the best epoch, test, write outputs."""
+    dataset = load_config_dataset(config)
+    model, optimizer = build(config, dataset.input_shape)
+    prepare_workdir(config, workdir, resume)
+    save_data_description(dataset, workdir)
+    train_step, state = make_train_step(model, optimizer)
+    predict = make_predict(model, config.horizon)
+    checkpoints = Checkpoints(workdir)
+    history_path = os.path.join(workdir, "metrics.jsonl")
+    units = dataset.grid["units"]
+    record = {"epoch": 0, "best_epoch": 0, "best_rmse": float("inf"), "bad_epochs": 0}
+    if resume and checkpoints.exists("latest"):
+        record = checkpoints.restore("latest", state)
+        print(f"resuming {workdir} after epoch {record['epoch']}")
+    history = read_history(history_path, record["epoch"])
+
+    train, validation = dataset.splits["train"], dataset.splits["validation"]
+    steps = num_batches(train, config.batch_size)
+    for epoch in range(record["epoch"] + 1, config.epochs + 1):
+        if record["bad_epochs"] >= config.patience:
+            break
+        start = time.perf_counter()
+        batches = epoch_batches(train, config.batch_size, seed=config.seed, epoch=epoch)
+        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False)
+        losses = []
+        for step, batch in enumerate(bar, 1):
+            state, metrics = train_step(state, batch)
+            loss = float(metrics["loss"])
+            if not np.isfinite(loss):
+                raise TrainingError(
+                    f"loss is {loss} at epoch {epoch}, step {step}: training stopped; the last "
+                    f"good checkpoint (epoch {record['epoch']}) is kept in {workdir}"
+                )
+            losses.append(loss)
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        scores = evaluate(
+            {"model": lambda x, model_state=state[0]: predict(model_state, x)},
+            validation,
+            dataset.normalizer.std,
+            config.batch_size,
+        )["model"]
+        improved = scores["rmse"] < record["best_rmse"]
+        record = {
+            "epoch": epoch,
+            "best_epoch": epoch if improved else record["best_epoch"],
+            "best_rmse": scores["rmse"] if improved else record["best_rmse"],
+            "bad_epochs": 0 if improved else record["bad_epochs"] + 1,
+            "iterator": batches.get_state(),
+            "normalization": dataset.normalizer.to_dict(),
+        }
+        row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "validation_rmse": scores["rmse"],
+            "validation_mae": scores["mae"],
+            "seconds": time.perf_counter() - start,
+        }
+        history.append(row)
+        with open(history_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(
+            f"epoch {epoch:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
+            f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
+            f"{row['seconds']:.1f} s"
+        )
+        if improved:
+            checkpoints.save("best", epoch, state, record)
+        checkpoints.save("latest", epoch, state, record)
+
+    plots.learning_curve(
+        history, record["best_epoch"], os.path.join(workdir, "learning_curve.png"), units
+    )
+    best = checkpoints.restore("best", state)
+    nnx.update((model, optimizer), state)
+    print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
+    return test(config, dataset, lambda x: predict(state[0], x), workdir)
+
+
+def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
+    """Test metrics of the model, persistence and climatology; forecasts and maps."""
+    source, normalizer = dataset.splits["test"], dataset.normalizer
+    collected = {"predictions": [], "truths": [], "last_inputs": []}
+
+    def collect(batch: dict, predictions: dict) -> None:
+        collected["predictions"].append(normalizer.denormalize(np.asarray(predictions["model"])))
+        truth = np.where(batch["mask"], normalizer.denormalize(batch["targets"]), np.nan)
+        collected["truths"].append(truth)
+        collected["last_inputs"].append(normalizer.denormalize(batch["inputs"][:, -1]))
+
+    forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
+    results = evaluate(forecasters, source, normalizer.std, config.batch_size, collect)
+    results = {config.model if k == "model" else k: v for k, v in results.items()}
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(format_table(results, dataset.grid["units"]))
+
+    predictions, truths, last_inputs = (np.concatenate(collected[k]) for k in collected)
+    forecasts = forecast_dataset(predictions, source.init_times(), dataset.grid, dataset.mask)
+    write_forecasts(os.path.join(workdir, "test_forecasts.nc"), forecasts)
+    if config.forecast_samples:
+        picks = np.linspace(0, len(predictions) - 1, config.forecast_samples).astype(int)
+        times = [str(t)[:10] for t in source.init_times()[picks]]
+        plots.forecast_maps(
+            last_inputs[picks, ..., 0],
+            truths[picks, 0, ..., 0],
+            np.where(dataset.mask[..., 0], predictions[picks, 0, ..., 0], np.nan),
+            [f"init {t}, lead 1" for t in times],
+            os.path.join(workdir, "forecast_maps.png"),
+            dataset.grid["units"],
+        )
+    return results

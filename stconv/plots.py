@@ -1,0 +1,59 @@
+"""Figures of a run: the learning curve and forecast maps (matplotlib, PNG)."""
+
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def learning_curve(
+    history: list[dict], best_epoch: int, path: str | os.PathLike, units: str
+) -> None:
+    """Train loss and validation RMSE per epoch, the best epoch marked."""
+    epochs = [row["epoch"] for row in history]
+    figure = Figure(figsize=(10, 3.8))
+    train_axis, validation_axis = figure.subplots(1, 2)
+    train_axis.plot(epochs, [row["train_loss"] for row in history], marker=".")
+    train_axis.set(xlabel="epoch", ylabel="train loss (normalised RMSE)", title="training")
+    validation_axis.plot(epochs, [row["validation_rmse"] for row in history], marker=".")
+    validation_axis.axvline(
+        best_epoch, color="tab:red", linestyle="--", label=f"best epoch {best_epoch}"
+    )
+    validation_axis.set(xlabel="epoch", ylabel=f"validation RMSE ({units})", title="validation")
+    validation_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def forecast_maps(
+    last_inputs: np.ndarray,
+    truths: np.ndarray,
+    forecasts: np.ndarray,
+    titles: list[str],
+    path: str | os.PathLike,
+    units: str,
+) -> None:
+    """One row per sample: last input frame, truth, forecast and error at lead 1
+    (``(samples, lat, lon)`` each, physical units)."""
+    rows = len(truths)
+    figure = Figure(figsize=(14, 3 * rows))
+    axes = figure.subplots(rows, 4, squeeze=False)
+    for row in range(rows):
+        low = np.nanmin([last_inputs[row], truths[row], forecasts[row]])
+        high = np.nanmax([last_inputs[row], truths[row], forecasts[row]])
+        error = forecasts[row] - truths[row]
+        bound = np.nanmax(np.abs(error)) or 1.0
+        panels = [
+            (last_inputs[row], "last input", dict(vmin=low, vmax=high, cmap="viridis")),
+            (truths[row], "truth", dict(vmin=low, vmax=high, cmap="viridis")),
+            (forecasts[row], "forecast", dict(vmin=low, vmax=high, cmap="viridis")),
+            (error, "forecast - truth", dict(vmin=-bound, vmax=bound, cmap="RdBu_r")),
+        ]
+        for axis, (values, name, style) in zip(axes[row], panels, strict=True):
+            image = axis.imshow(values, origin="lower", **style)
+            axis.set_title(f"{titles[row]}: {name}", fontsize=9)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            figure.colorbar(image, ax=axis, shrink=0.8, label=units)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)

@@ -1,0 +1,194 @@
+"""The main job: train, evaluate, predict, resume, early stopping, errors (tiny, synthetic)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from stconv import cli, experiment
+from stconv.losses import rmse_loss
+from stconv.metrics import ErrorAccumulator
+from stconv.synthetic import write_synthetic_netcdf
+
+TINY = [
+    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
+    "--batch-size", "16", "--forecast-samples", "2",
+]  # fmt: skip
+
+
+def train(workdir, *extra):
+    return cli.main(["train", "--workdir", str(workdir), *TINY, *extra])
+
+
+def read_rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_masked_metrics_by_hand():
+    predictions = np.array([[[[1.0, 2.0]], [[3.0, 4.0]]]])[..., None]  # (1, 2 leads, 1, 2, 1)
+    targets = np.zeros_like(predictions)
+    mask = np.array([[[[True, False]], [[True, True]]]])[..., None]
+    accumulator = ErrorAccumulator()
+    accumulator.add(predictions, targets, mask, np.array([2.0]))
+    accumulator.add(
+        predictions[:, :, :, :1], targets[:, :, :, :1], mask[:, :, :, :1], np.array([2.0])
+    )
+    result = accumulator.result()
+    # Physical errors (std 2): lead 1: 2 (2 masked), 2; lead 2: 6, 8, 6.
+    assert result["rmse_per_lead"] == pytest.approx([2.0, np.sqrt((36 + 64 + 36) / 3)])
+    assert result["mae_per_lead"] == pytest.approx([2.0, 20 / 3])
+    assert result["rmse"] == pytest.approx(np.sqrt((4 + 4 + 36 + 64 + 36) / 5))
+    assert result["mae"] == pytest.approx((2 + 2 + 6 + 8 + 6) / 5)
+    loss = rmse_loss(predictions[0], targets[0], mask[0])
+    assert float(loss) == pytest.approx(np.sqrt((1 + 9 + 16) / 3 + 1e-6))
+
+
+def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert train(workdir, "--epochs", "2") == 0
+    out = capsys.readouterr().out
+    assert "stconvs2s-r" in out and "persistence" in out and "climatology" in out
+    for name in ("config.json", "normalization.json", "learning_curve.png", "forecast_maps.png"):
+        assert (workdir / name).exists()
+    assert [row["epoch"] for row in read_rows(workdir)] == [1, 2]
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results) == {"stconvs2s-r", "persistence", "climatology"}
+    assert all(len(r["rmse_per_lead"]) == 5 and r["rmse"] > 0 for r in results.values())
+
+    with xr.open_dataset(workdir / "test_forecasts.nc") as forecasts:
+        assert forecasts["synthetic_0"].dims == ("init_time", "lead_time", "lat", "lon")
+        assert forecasts["synthetic_0"].shape == (71, 5, 16, 16)  # 80 test steps, windows of 10
+        assert forecasts["synthetic_0"].attrs["units"] == "K"
+        # Daily steps from 2000-01-01: the first test window ends its input at step 324.
+        assert str(forecasts["init_time"].values[0])[:10] == "2000-11-20"
+        assert np.isfinite(forecasts["synthetic_0"].values).all()
+
+    assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
+    assert json.loads((workdir / "results.json").read_text()) == results
+
+    new_file = tmp_path / "new.nc"
+    write_synthetic_netcdf(new_file, 30, 16, 16, seed=9, variable="synthetic_0")
+    output = tmp_path / "forecast.nc"
+    assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
+                     "--output", str(output)]) == 0  # fmt: skip
+    with xr.open_dataset(output) as forecast:
+        assert forecast["synthetic_0"].shape == (26, 5, 16, 16)
+        assert 250 < float(forecast["synthetic_0"].mean()) < 310
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    assert train(tmp_path / "whole", "--epochs", "3", "--dropout", "0.2") == 0
+    real_batches = experiment.epoch_batches
+
+    class Interrupted:
+        """The real iterator, killed at the third batch of epoch 3."""
+
+        def __init__(self, source, batch_size, *, epoch, **kwargs):
+            self.batches = real_batches(source, batch_size, epoch=epoch, **kwargs)
+            self.epoch, self.step = epoch, 0
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.step += 1
+            if self.epoch == 3 and self.step == 3:
+                raise KeyboardInterrupt
+            return next(self.batches)
+
+        def get_state(self):
+            return self.batches.get_state()
+
+    monkeypatch.setattr(experiment, "epoch_batches", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "resumed", "--epochs", "3", "--dropout", "0.2")
+    monkeypatch.undo()
+    assert len(read_rows(tmp_path / "resumed")) == 2
+    assert train(tmp_path / "resumed", "--epochs", "3", "--dropout", "0.2", "--resume") == 0
+    assert (
+        read_rows(tmp_path / "resumed")[-1]["train_loss"]
+        == read_rows(tmp_path / "whole")[-1]["train_loss"]
+    )
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    assert resumed == whole
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):
+    scores = iter([3.0, 2.0, 2.5, 2.4, 1.0])
+    real_evaluate = experiment.evaluate
+
+    def scripted(forecasters, *args, **kwargs):
+        if len(forecasters) > 1:  # the test set: the real thing
+            return real_evaluate(forecasters, *args, **kwargs)
+        return {"model": {"rmse": next(scores), "mae": 0.0}}
+
+    monkeypatch.setattr(experiment, "evaluate", scripted)
+    assert train(tmp_path / "run", "--epochs", "5", "--patience", "2") == 0
+    assert [row["validation_rmse"] for row in read_rows(tmp_path / "run")] == [3.0, 2.0, 2.5, 2.4]
+    assert "best epoch 2" in capsys.readouterr().out
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real_step = experiment.make_train_step
+
+    def failing(model, optimizer):
+        step, state = real_step(model, optimizer)
+        calls = []
+
+        def train_step(state, batch):
+            calls.append(1)
+            state, metrics = step(state, batch)
+            return state, {"loss": np.nan} if len(calls) == 20 else metrics  # epoch 2, step 5
+
+        return train_step, state
+
+    monkeypatch.setattr(experiment, "make_train_step", failing)
+    assert train(tmp_path / "run", "--epochs", "3") == 1
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "loss is nan at epoch 2, step 5" in error and "(epoch 1) is kept" in error
+    monkeypatch.undo()
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "run")]) == 0  # epoch 1 restores
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--model", "unet"],
+            "model 'unet' is unknown: choose from ['stconvs2s-c', 'stconvs2s-r']",
+        ),
+        (["--dataset", "era5"], "dataset 'era5' is unknown: choose from ['hadcm3-a1b'"),
+        (["--epochs", "0"], "epochs=0 is invalid: must be an integer >= 1"),
+        (["--learning-rate", "-1"], "learning_rate=-1.0 is invalid"),
+        (["--kernel-size", "40"], "kernel_size=40 is invalid"),
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
+    assert train(tmp_path / "run", *args) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1 and "Traceback" not in error
+
+
+def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert train(workdir, "--epochs", "1") == 0
+    assert train(workdir, "--epochs", "1") == 2
+    assert "already holds this run: pass --resume" in capsys.readouterr().err
+    assert train(workdir, "--epochs", "2") == 2
+    assert "holds another run (its config.json differs in ['epochs'])" in capsys.readouterr().err
+    config = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**config, "hidden_dim": 3}))
+    assert cli.main(["evaluate", "--workdir", str(workdir)]) == 2
+    assert "does not match the config's model" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0 and "--workdir" in capsys.readouterr().out
