@@ -25,7 +25,10 @@ class Config:
       hidden_dim: the channel schedule's ``d``.
       kernel_size: the model's k.
       dropout: dropout rate.
-      normalize: normalize with training statistics (False: raw values, as the paper).
+      normalization: ``channel``, ``cell`` (anomalies from each cell's training
+        mean) or ``none`` (raw values, as the paper).
+      residual: the network predicts the change from the last input frame
+        (`stconv.models.residual`); False, as in the paper, predicts the field.
       batch_size: examples per train step.
       epochs: the most epochs to train.
       patience: epochs without a better validation RMSE before stopping.
@@ -45,7 +48,8 @@ class Config:
     hidden_dim: int = 32
     kernel_size: int = 5
     dropout: float = 0.0
-    normalize: bool = True
+    normalization: str = "channel"
+    residual: bool = False
     batch_size: int = 15
     epochs: int = 80
     patience: int = 16
@@ -98,7 +102,7 @@ def _field_type(field: dataclasses.Field) -> type:
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--field-name`` for every Config field (``--no-normalize`` for booleans)."""
+    """Adds ``--field-name`` for every Config field (``--no-residual`` for booleans)."""
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(field)

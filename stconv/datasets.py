@@ -34,7 +34,7 @@ class Dataset:
     Attributes:
       name: registry name or path.
       splits: ``{"train", "validation", "test"}`` -> a random-access source.
-      normalizer: per-channel statistics of the training split.
+      normalizer: statistics of the training split.
       mask: ``(lat, lon, channels)`` valid cells.
       climatology: ``(lat, lon, channels)`` training-split mean of every cell,
         normalized (the climatology forecast).
@@ -65,13 +65,19 @@ def grid_of(array: xr.DataArray) -> dict:
     }
 
 
+NORMALIZATIONS = ("channel", "cell", "none")
+
+
 def training_statistics(
-    train: xr.DataArray, normalize: bool, mask_file: str | None
+    train: xr.DataArray, normalization: str, mask_file: str | None
 ) -> tuple[Normalizer, np.ndarray, np.ndarray]:
     """The normalizer, the valid-cell mask (or the mask file's) and the normalized
     climatology, all from the training split."""
     channels = train.sizes["channel"]
-    normalizer = Normalizer.fit(train) if normalize else Normalizer.identity(channels)
+    if normalization == "none":
+        normalizer = Normalizer.identity(channels)
+    else:
+        normalizer = Normalizer.fit(train, per_cell=normalization == "cell")
     if mask_file:
         mask = load_mask_file(mask_file, (train.sizes["lat"], train.sizes["lon"]), channels)
     else:
@@ -87,14 +93,14 @@ def field_dataset(
     field: xr.DataArray,
     spec: WindowSpec,
     fractions: Sequence[float],
-    normalize: bool,
+    normalization: str,
     mask_file: str | None,
 ) -> Dataset:
     """Splits a ``(time, lat, lon, channel)`` field on time and windows each split."""
     starts = split_starts(field.sizes["time"], spec, fractions)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    normalizer, mask, climatology = training_statistics(train, normalize, mask_file)
+    normalizer, mask, climatology = training_statistics(train, normalization, mask_file)
     splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
     return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field))
 
@@ -108,7 +114,7 @@ def paper_dataset(
     dataset: xr.Dataset,
     path: str,
     spec: WindowSpec,
-    normalize: bool,
+    normalization: str,
     mask_file: str | None,
 ) -> Dataset:
     """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel),
@@ -134,7 +140,7 @@ def paper_dataset(
         )
     samples = paper_split(x.sizes["sample"])
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
-    normalizer, mask, climatology = training_statistics(train_inputs, normalize, mask_file)
+    normalizer, mask, climatology = training_statistics(train_inputs, normalization, mask_file)
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
     for coord in ("lat", "lon"):
         if coord not in x.coords:
@@ -150,7 +156,7 @@ def load_dataset(
     horizon: int = 5,
     stride: int = 1,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
-    normalize: bool = True,
+    normalization: str = "channel",
     path: str | None = None,
     variables: str | Sequence[str] | None = None,
     mask_file: str | None = None,
@@ -168,8 +174,9 @@ def load_dataset(
       stride: steps between window starts (time-series data only).
       fractions: train, validation, test fractions of time (the paper's files
         use the reference's sample split instead).
-      normalize: fit per-channel statistics on the training split; False trains
-        on raw values, as the paper did.
+      normalization: ``channel`` (per-channel mean and std of the training
+        split), ``cell`` (each cell's own training mean, so the model sees
+        anomalies) or ``none`` (raw values, as the paper did).
       path: the file for ``cfsr`` and ``chirps``.
       variables: variable(s) to stack as channels (netCDF paths).
       mask_file: a land mask (``.npy`` or netCDF, nonzero = valid) instead of
@@ -180,12 +187,16 @@ def load_dataset(
       **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.fields.open_field`.
     """
     spec = WindowSpec(input_length, horizon, stride)
+    if normalization not in NORMALIZATIONS:
+        raise DataError(
+            f"normalization={normalization!r} is invalid: choose from {list(NORMALIZATIONS)}"
+        )
     if name in ("cfsr", "chirps"):
         if path is None:
             raise DataError(
                 f"dataset {name!r} needs path= the paper's netCDF file (see data/README.md)"
             )
-        return paper_dataset(name, open_dataset(path, chunks), path, spec, normalize, mask_file)
+        return paper_dataset(name, open_dataset(path, chunks), path, spec, normalization, mask_file)
     if name == "hadcm3-a1b":
         field = open_field(EMBEDDED_FILE, "air_temperature", chunks=chunks, **open_options)
     elif name == "synthetic":
@@ -193,8 +204,8 @@ def load_dataset(
     elif os.path.exists(name) or any(c in name for c in "*?[") or name.endswith((".nc", ".zarr")):
         dataset = open_dataset(name, chunks)
         if is_paper_format(dataset):
-            return paper_dataset(name, dataset, name, spec, normalize, mask_file)
+            return paper_dataset(name, dataset, name, spec, normalization, mask_file)
         field = open_field(name, variables, chunks=chunks, **open_options)
     else:
         raise DataError(f"dataset {name!r} is unknown: choose from {list(NAMES)} or a netCDF path")
-    return field_dataset(name, field, spec, fractions, normalize, mask_file)
+    return field_dataset(name, field, spec, fractions, normalization, mask_file)

@@ -20,6 +20,7 @@ from stconv.config import Config
 from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
 from stconv.forecasts import forecast_dataset, write_forecasts
+from stconv.models.residual import LastFrameResidual
 from stconv.pipeline import epoch_batches, num_batches
 from stconv.train import create_optimizer, make_predict, make_train_step, paper_optimizer
 
@@ -34,7 +35,7 @@ def load_config_dataset(config: Config) -> Dataset:
         path=config.data_path,
         input_length=config.input_length,
         horizon=config.horizon,
-        normalize=config.normalize,
+        normalization=config.normalization,
         mask_file=config.mask_file,
     )
 
@@ -48,6 +49,8 @@ def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer
         rngs=nnx.Rngs(config.seed),
         **config.model_kwargs(),
     )
+    if config.residual:
+        model = LastFrameResidual(model)
     return model, create_optimizer(model, paper_optimizer(config.learning_rate))
 
 

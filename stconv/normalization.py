@@ -1,4 +1,4 @@
-"""Per-channel normalization fitted on the training split only.
+"""Normalization fitted on the training split only: per channel, or per cell.
 
 Statistics are saved with a run, so every metric can be reported in the
 field's physical units by `Normalizer.denormalize`.
@@ -19,7 +19,7 @@ class Normalizer:
     """``(x - mean) / std`` per channel (the last axis), and back.
 
     Attributes:
-      mean: per-channel mean, shape ``(channels,)``.
+      mean: per-channel mean ``(channels,)``, or per-cell ``(lat, lon, channels)``.
       std: per-channel standard deviation, shape ``(channels,)``.
     """
 
@@ -32,8 +32,14 @@ class Normalizer:
         return cls(np.zeros(channels, np.float32), np.ones(channels, np.float32))
 
     @classmethod
-    def fit(cls, field: xr.DataArray) -> "Normalizer":
-        """Statistics of ``field`` (``(..., channel)``; pass the training split only).
+    def fit(cls, field: xr.DataArray, per_cell: bool = False) -> "Normalizer":
+        """Statistics of ``field`` (``(..., lat, lon, channel)``; pass the training split only).
+
+        Args:
+          field: the training split.
+          per_cell: subtract every cell's own mean (``mean`` is then
+            ``(lat, lon, channels)``: the model sees anomalies), and divide by
+            the per-channel std of those anomalies.
 
         NaNs are skipped; a channel with no finite value raises DataError.
         """
@@ -45,8 +51,14 @@ class Normalizer:
                 f"variable {empty[0]!r} has no finite value in the training split; "
                 "drop it or choose another time range"
             )
-        mean = field.mean(reduce, skipna=True).values.astype(np.float32)
-        std = field.std(reduce, skipna=True).values.astype(np.float32)
+        if per_cell:
+            other = [d for d in field.dims if d not in ("lat", "lon", "channel")]
+            mean = field.mean(other, skipna=True)
+            std = (field - mean).std(reduce, skipna=True).values.astype(np.float32)
+            mean = np.nan_to_num(mean.transpose("lat", "lon", "channel").values).astype(np.float32)
+        else:
+            mean = field.mean(reduce, skipna=True).values.astype(np.float32)
+            std = field.std(reduce, skipna=True).values.astype(np.float32)
         return cls(mean, np.where(std > 0, std, 1.0).astype(np.float32))
 
     def normalize(self, x):

@@ -27,7 +27,7 @@ def test_split_starts_by_hand():
 
 
 def test_field_windows_read_the_right_frames(series_file):
-    dataset = load_dataset(series_file, input_length=3, horizon=2, normalize=False)
+    dataset = load_dataset(series_file, input_length=3, horizon=2, normalization="none")
     example = dataset.splits["validation"][1]  # the window starting at frame 19
     np.testing.assert_array_equal(example["inputs"][:, 0, 0, 0], [1900, 2000, 2100])
     np.testing.assert_array_equal(example["targets"][:, 2, 3, 0], [2223, 2323])
@@ -79,7 +79,7 @@ def test_paper_split_reproduces_the_reference():
 def test_paper_format_loader(tmp_path):
     path = tmp_path / "dataset-ucar-1979-2015-seq5-ystep15.nc"
     paper_format_dataset().to_netcdf(path)
-    dataset = load_dataset("cfsr", path=str(path), input_length=5, horizon=15, normalize=False)
+    dataset = load_dataset("cfsr", path=str(path), input_length=5, horizon=15, normalization="none")
     # paper_split(20): test from int(16.0) = 16, validation from int(16 * 0.75) = 12.
     assert [len(dataset.splits[s]) for s in ("train", "validation", "test")] == [12, 4, 4]
     example = dataset.splits["test"][1]  # sample 17
@@ -106,8 +106,25 @@ def test_normalization_is_fitted_on_train_only_and_inverts(series_file, tmp_path
     np.testing.assert_array_equal(loaded.mean, normalizer.mean)
     np.testing.assert_array_equal(loaded.std, normalizer.std)
     assert float(normalizer.scale(1.0)[0]) == pytest.approx(float(normalizer.std[0]))
-    raw = load_dataset(series_file, input_length=3, horizon=2, normalize=False)
+    raw = load_dataset(series_file, input_length=3, horizon=2, normalization="none")
     assert raw.normalizer.mean.tolist() == [0.0] and raw.normalizer.std.tolist() == [1.0]
+
+
+def test_per_cell_normalization(series_file):
+    dataset = load_dataset(series_file, input_length=3, horizon=2, normalization="cell")
+    normalizer = dataset.normalizer
+    # Cell (i, j) over train frames t < 18: mean 100 * 8.5 + 10 i + j; anomalies 100 (t - 8.5).
+    assert normalizer.mean.shape == (4, 5, 1)
+    np.testing.assert_allclose(normalizer.mean[2, 3, 0], 850 + 23, rtol=1e-6)
+    np.testing.assert_allclose(normalizer.std, [100 * np.std(np.arange(18))], rtol=1e-5)
+    np.testing.assert_allclose(dataset.climatology, 0.0, atol=1e-5)
+    example = dataset.splits["train"][0]  # frames 0, 1, 2: anomalies -8.5, -7.5, -6.5 (x 100)
+    expected = (np.arange(3) - 8.5) / np.std(np.arange(18))
+    np.testing.assert_allclose(example["inputs"][:, 1, 4, 0], expected, rtol=1e-5)
+    x = np.random.default_rng(0).normal(900, 50, (2, 3, 4, 5, 1)).astype(np.float32)
+    np.testing.assert_allclose(normalizer.denormalize(normalizer.normalize(x)), x, rtol=1e-5)
+    with pytest.raises(DataError, match=r"normalization='zscore' is invalid: choose from"):
+        load_dataset(series_file, normalization="zscore")
 
 
 def test_nan_cells_are_masked(tmp_path):

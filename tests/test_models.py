@@ -228,3 +228,17 @@ def test_registry_lists_both_variants():
     assert {"stconvs2s-r", "stconvs2s-c"} <= set(models.available())
     with pytest.raises(ValueError, match="already registered"):
         models.register("stconvs2s-r", models.STConvS2S)
+
+
+def test_last_frame_residual_is_level_invariant():
+    from stconv.models.residual import LastFrameResidual
+
+    inner = build("r", 5, 5, (6, 6), 1, 2, 4, 3)
+    model = LastFrameResidual(inner)
+    assert count_parameters(model) == count_parameters(inner)
+    model.eval()
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 6, 1))
+    # A constant added to every input frame is added to every forecast.
+    np.testing.assert_allclose(model(x + 3.0), model(x) + 3.0, rtol=1e-5, atol=1e-5)
+    inner.eval()
+    np.testing.assert_allclose(model(x), x[:, -1:] + inner(x - x[:, -1:]), rtol=1e-6)
