@@ -192,3 +192,14 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0 and "--workdir" in capsys.readouterr().out
+
+
+def test_iterations_report_mean_and_std(tmp_path, capsys):
+    assert train(tmp_path / "runs", "--epochs", "1", "--iterations", "2") == 0
+    assert "mean +- std over 2 runs" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
+    rmses = [run["stconvs2s-r"]["rmse"] for run in summary["runs"]]
+    assert rmses[0] != rmses[1]  # seeds 1000 and 1010
+    assert summary["summary"]["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
+    assert summary["summary"]["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
+    assert (tmp_path / "runs" / "seed-1010" / "results.json").exists()
