@@ -1,4 +1,4 @@
-"""The ``stconv`` command: ``train``, ``evaluate`` and ``predict``.
+"""The ``stconv`` command: ``train``, ``evaluate``, ``predict`` and ``classify``.
 
 stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
 stconv evaluate --workdir runs/r
@@ -83,6 +83,20 @@ def predict_command(args: argparse.Namespace) -> None:
     print(f"wrote {len(starts)} forecasts of {config.horizon} steps to {args.output}")
 
 
+def classify_command(args: argparse.Namespace) -> None:
+    from stconv.classify import classify
+
+    classify(
+        args.dataset,
+        args.workdir,
+        models=tuple(args.models),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="stconv", description="Spatiotemporal forecasting.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -99,6 +113,17 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="netCDF file with the run's variables")
     predict.add_argument("--output", required=True, help="netCDF file to write")
     predict.set_defaults(run=predict_command)
+    classify = commands.add_parser(
+        "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"
+    )
+    classify.add_argument("--workdir", required=True)
+    classify.add_argument("--dataset", default="mnist-5k", help="mnist-5k or digits")
+    classify.add_argument("--models", nargs="+", default=["cnn", "mlp"])
+    classify.add_argument("--epochs", type=int, default=15)
+    classify.add_argument("--batch-size", type=int, default=64)
+    classify.add_argument("--learning-rate", type=float, default=1e-3)
+    classify.add_argument("--seed", type=int, default=0)
+    classify.set_defaults(run=classify_command)
     return main
 
 

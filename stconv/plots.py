@@ -57,3 +57,25 @@ def forecast_maps(
             figure.colorbar(image, ax=axis, shrink=0.8, label=units)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
+
+
+def confusion_matrix(
+    labels: np.ndarray, predicted: np.ndarray, path: str | os.PathLike, title: str = ""
+) -> None:
+    """Counts of true (rows) against predicted (columns) classes."""
+    classes = int(max(labels.max(), predicted.max())) + 1
+    counts = np.zeros((classes, classes), int)
+    np.add.at(counts, (labels, predicted), 1)
+    figure = Figure(figsize=(6, 5.4))
+    axis = figure.subplots()
+    image = axis.imshow(counts, cmap="Blues")
+    for (row, column), count in np.ndenumerate(counts):
+        if count:
+            color = "white" if count > counts.max() / 2 else "black"
+            axis.text(column, row, count, ha="center", va="center", fontsize=7, color=color)
+    accuracy = np.trace(counts) / counts.sum()
+    axis.set(xlabel="predicted", ylabel="true", xticks=range(classes), yticks=range(classes))
+    axis.set_title(f"{title} test accuracy {accuracy:.2%}")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)

@@ -35,8 +35,10 @@ def forecast(model: nnx.Module, inputs: jax.Array, horizon: int) -> jax.Array:
     return model(inputs)[:, :horizon]
 
 
-def make_predict(model: nnx.Module, horizon: int) -> Callable[[nnx.State, jax.Array], jax.Array]:
-    """A jitted ``predict(model_state, inputs)`` with the model in eval mode.
+def make_apply(
+    model: nnx.Module, apply: Callable[[nnx.Module, jax.Array], jax.Array]
+) -> Callable[[nnx.State, jax.Array], jax.Array]:
+    """A jitted ``fn(model_state, inputs) = apply(model, inputs)`` in eval mode.
 
     ``model_state`` is ``nnx.state(model)`` or the model part (``state[0]``)
     of `make_train_step`'s state: train and eval mode share one state layout.
@@ -46,16 +48,31 @@ def make_predict(model: nnx.Module, horizon: int) -> Callable[[nnx.State, jax.Ar
     model.train()
 
     @jax.jit
-    def predict(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
-        return forecast(nnx.merge(graphdef, model_state), inputs, horizon)
+    def fn(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
+        return apply(nnx.merge(graphdef, model_state), inputs)
 
-    return predict
+    return fn
+
+
+def make_predict(model: nnx.Module, horizon: int) -> Callable[[nnx.State, jax.Array], jax.Array]:
+    """A jitted ``predict(model_state, inputs)``: the eval-mode forecast (see `make_apply`)."""
+    return make_apply(model, lambda model, inputs: forecast(model, inputs, horizon))
+
+
+def forecast_loss(model: nnx.Module, batch: Batch) -> jax.Array:
+    """The paper's RMSE of the model's forecast of ``batch["targets"]`` (masked)."""
+    predictions = forecast(model, batch["inputs"], batch["targets"].shape[1])
+    return rmse_loss(predictions, batch["targets"], batch.get("mask"))
 
 
 def make_train_step(
-    model: nnx.Module, optimizer: nnx.Optimizer
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    loss_fn: Callable[[nnx.Module, Batch], jax.Array] = forecast_loss,
 ) -> tuple[Callable[[nnx.State, Batch], tuple[nnx.State, dict]], nnx.State]:
     """Splits ``(model, optimizer)`` once and returns a jitted step and the state.
+
+    ``loss_fn(model, batch)`` is the loss to minimise; the default is `forecast_loss`.
 
     Returns:
       ``(train_step, state)``: ``train_step(state, batch)``, with ``batch`` a
@@ -65,10 +82,6 @@ def make_train_step(
       state back into the objects.
     """
     graphdef, state = nnx.split((model, optimizer))
-
-    def loss_fn(model: nnx.Module, batch: Batch) -> jax.Array:
-        predictions = forecast(model, batch["inputs"], batch["targets"].shape[1])
-        return rmse_loss(predictions, batch["targets"], batch.get("mask"))
 
     def train_step(state: nnx.State, batch: Batch) -> tuple[nnx.State, dict]:
         model, optimizer = nnx.merge(graphdef, state)
