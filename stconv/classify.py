@@ -14,14 +14,19 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
-from tqdm import tqdm
 
 from stconv import plots
 from stconv.checkpoints import Checkpoints
 from stconv.images import image_splits
 from stconv.models.classifiers import CLASSIFIERS
-from stconv.pipeline import epoch_batches, num_batches
-from stconv.train import count_parameters, create_optimizer, make_apply, make_train_step
+from stconv.pipeline import epoch_batches
+from stconv.train import (
+    count_parameters,
+    create_optimizer,
+    make_apply,
+    make_train_step,
+    train_epoch,
+)
 
 
 def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
@@ -52,17 +57,18 @@ def train_classifier(
     logits = make_apply(model, lambda model, images: model(images))
     checkpoints = Checkpoints(workdir)
     start = time.perf_counter()
-    steps = num_batches(splits["train"], batch_size)
     with open(os.path.join(workdir, "metrics.jsonl"), "w") as log:
         for epoch in range(1, epochs + 1):
-            batches = epoch_batches(splits["train"], batch_size, seed=seed, epoch=epoch)
-            bar = tqdm(batches, total=steps, desc=f"{name} epoch {epoch}/{epochs}", leave=False)
-            losses = []
-            for batch in bar:
-                state, metrics = train_step(state, batch)
-                losses.append(float(metrics["loss"]))
-                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-            log.write(json.dumps({"epoch": epoch, "train_loss": float(np.mean(losses))}) + "\n")
+            state, train_loss, _ = train_epoch(
+                train_step,
+                state,
+                splits["train"],
+                batch_size,
+                seed=seed,
+                epoch=epoch,
+                description=f"{name} epoch {epoch}/{epochs}",
+            )
+            log.write(json.dumps({"epoch": epoch, "train_loss": train_loss}) + "\n")
             checkpoints.save("latest", epoch, state, {"epoch": epoch, "model": name})
     seconds = time.perf_counter() - start
     predicted = predict_labels(logits, state[0], splits["test"], 256)

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 from flax import nnx
-from tqdm import tqdm
 
 from stconv import models, plots
 from stconv.checkpoints import Checkpoints
@@ -21,12 +20,14 @@ from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
 from stconv.forecasts import forecast_dataset, write_forecasts
 from stconv.models.residual import LastFrameResidual
-from stconv.pipeline import epoch_batches, num_batches
-from stconv.train import create_optimizer, make_predict, make_train_step, paper_optimizer
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN or infinite loss)."""
+from stconv.train import (
+    TrainingError,
+    create_optimizer,
+    make_predict,
+    make_train_step,
+    paper_optimizer,
+    train_epoch,
+)
 
 
 def load_config_dataset(config: Config) -> Dataset:
@@ -152,24 +153,25 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     history = read_history(history_path, record["epoch"])
 
     train, validation = dataset.splits["train"], dataset.splits["validation"]
-    steps = num_batches(train, config.batch_size)
     for epoch in range(record["epoch"] + 1, config.epochs + 1):
         if record["bad_epochs"] >= config.patience:
             break
         start = time.perf_counter()
-        batches = epoch_batches(train, config.batch_size, seed=config.seed, epoch=epoch)
-        bar = tqdm(batches, total=steps, desc=f"epoch {epoch}/{config.epochs}", leave=False)
-        losses = []
-        for step, batch in enumerate(bar, 1):
-            state, metrics = train_step(state, batch)
-            loss = float(metrics["loss"])
-            if not np.isfinite(loss):
-                raise TrainingError(
-                    f"loss is {loss} at epoch {epoch}, step {step}: training stopped; the last "
-                    f"good checkpoint (epoch {record['epoch']}) is kept in {workdir}"
-                )
-            losses.append(loss)
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        try:
+            state, train_loss, batches = train_epoch(
+                train_step,
+                state,
+                train,
+                config.batch_size,
+                seed=config.seed,
+                epoch=epoch,
+                description=f"epoch {epoch}/{config.epochs}",
+            )
+        except TrainingError as error:
+            raise TrainingError(
+                f"{error}: training stopped; the last good checkpoint "
+                f"(epoch {record['epoch']}) is kept in {workdir}"
+            ) from None
         scores = evaluate(
             {"model": lambda x, model_state=state[0]: predict(model_state, x)},
             validation,
@@ -187,7 +189,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
         }
         row = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
+            "train_loss": train_loss,
             "validation_rmse": scores["rmse"],
             "validation_mae": scores["mae"],
             "seconds": time.perf_counter() - start,

@@ -9,10 +9,13 @@ steps and returns the new state with its input buffers donated, and
 from collections.abc import Callable
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
+from tqdm import tqdm
 
 from stconv.losses import rmse_loss
+from stconv.pipeline import epoch_batches, num_batches
 
 Batch = dict[str, jax.Array]
 
@@ -90,6 +93,43 @@ def make_train_step(
         return nnx.state((model, optimizer)), {"loss": loss}
 
     return jax.jit(train_step, donate_argnums=0), state
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a NaN or infinite loss)."""
+
+
+def train_epoch(
+    train_step: Callable,
+    state: nnx.State,
+    source,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    description: str,
+):
+    """One epoch of ``train_step`` over ``source`` in the ``(seed, epoch)`` order,
+    with a progress bar showing the running loss.
+
+    Returns:
+      ``(state, mean_loss, batches)``; ``batches.get_state()`` is the data
+      iterator's position.
+
+    Raises:
+      TrainingError: on a NaN or infinite loss, naming the epoch and step.
+    """
+    batches = epoch_batches(source, batch_size, seed=seed, epoch=epoch)
+    bar = tqdm(batches, total=num_batches(source, batch_size), desc=description, leave=False)
+    losses = []
+    for step, batch in enumerate(bar, 1):
+        state, metrics = train_step(state, batch)
+        loss = float(metrics["loss"])
+        if not np.isfinite(loss):
+            raise TrainingError(f"loss is {loss} at epoch {epoch}, step {step}")
+        losses.append(loss)
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+    return state, float(np.mean(losses)), batches
 
 
 def count_parameters(model: nnx.Module) -> int:

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from stconv import cli, experiment
+from stconv import train as train_module
 from stconv.losses import rmse_loss
 from stconv.metrics import ErrorAccumulator
 from stconv.synthetic import write_synthetic_netcdf
@@ -81,7 +82,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     assert train(tmp_path / "whole", "--epochs", "3", "--dropout", "0.2") == 0
-    real_batches = experiment.epoch_batches
+    real_batches = train_module.epoch_batches
 
     class Interrupted:
         """The real iterator, killed at the third batch of epoch 3."""
@@ -102,7 +103,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
         def get_state(self):
             return self.batches.get_state()
 
-    monkeypatch.setattr(experiment, "epoch_batches", Interrupted)
+    monkeypatch.setattr(train_module, "epoch_batches", Interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "resumed", "--epochs", "3", "--dropout", "0.2")
     monkeypatch.undo()
