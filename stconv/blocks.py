@@ -1,8 +1,13 @@
-"""The blocks of STConvS2S: temporal (causal or reversed), spatial, generator.
+"""The blocks of STConvS2S: temporal (causal or not, or reversed), spatial, generator.
 
 All blocks take and return ``(batch, time, lat, lon, channels)``. Layer ``i`` of
 ``num_layers`` outputs ``hidden_dim * 2**(i + 1)`` channels, except the last,
-which outputs ``hidden_dim`` (`channel_schedule`).
+which outputs ``hidden_dim`` (`channel_schedule`); with ``channel_increase=False``
+(an ablation) every layer outputs ``hidden_dim``.
+
+The temporal blocks take a ``spatial_kernel_size``: 1 gives the paper's
+factorized (k, 1, 1) kernels; k gives full (k, k, k) kernels with the
+reference's ``k // 2`` spatial padding (the "not factorized" ablation).
 """
 
 import math
@@ -11,17 +16,29 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.layers import ConvBlock
+from stconv.layers import Conv, ConvBlock
 
 
-def channel_schedule(num_layers: int, hidden_dim: int) -> list[int]:
-    """Output channels of each layer: ``d*2, d*4, ..., d`` (the last is ``d``)."""
+def channel_schedule(num_layers: int, hidden_dim: int, increase: bool = True) -> list[int]:
+    """Output channels of each layer: ``d*2, d*4, ..., d`` (the last is ``d``),
+    or ``d`` throughout if not ``increase``."""
+    if not increase:
+        return [hidden_dim] * num_layers
     return [hidden_dim * 2 ** (i + 1) for i in range(num_layers - 1)] + [hidden_dim]
 
 
 def same_padding(kernel_size: int) -> tuple[int, int]:
     """The reference's symmetric ``k // 2`` padding (keeps the size for odd k)."""
     return (kernel_size // 2, kernel_size // 2)
+
+
+def temporal_kernel(
+    kernel_size: int, spatial_kernel_size: int, time_padding: tuple[int, int]
+) -> tuple[tuple[int, int, int], tuple[tuple[int, int], ...]]:
+    """The (k, s, s) kernel of a temporal layer and its padding."""
+    spatial_padding = same_padding(spatial_kernel_size)
+    kernel = (kernel_size, spatial_kernel_size, spatial_kernel_size)
+    return kernel, (time_padding, spatial_padding, spatial_padding)
 
 
 class ConvStack(nnx.Module):
@@ -35,11 +52,12 @@ class ConvStack(nnx.Module):
         kernel_size: tuple[int, int, int],
         padding: tuple[tuple[int, int], ...],
         *,
+        channel_increase: bool = True,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim):
+        for out_features in channel_schedule(num_layers, hidden_dim, channel_increase):
             self.layers.append(
                 ConvBlock(
                     in_features,
@@ -58,11 +76,14 @@ class ConvStack(nnx.Module):
         return x
 
 
-class TemporalCausalBlock(ConvStack):
-    """``num_layers`` (k, 1, 1) conv blocks that see only the present and the past.
+class TemporalBlock(ConvStack):
+    """``num_layers`` (k, 1, 1) conv blocks that keep the length.
 
-    Each layer pads ``k - 1`` steps at the start of time, so the length is kept
-    and output step t depends on input steps ``<= t`` only.
+    Causal (STConvS2S-C): each layer pads ``k - 1`` steps at the start of time,
+    so output step t depends on input steps ``<= t`` only. Not causal (the "no
+    causal constraint" ablation, and the Conv3D baseline with
+    ``spatial_kernel_size=k``): ``k // 2`` steps at both ends, so step t also
+    sees ``k // 2`` later steps.
     """
 
     def __init__(
@@ -72,20 +93,30 @@ class TemporalCausalBlock(ConvStack):
         num_layers: int,
         kernel_size: int,
         *,
+        causal: bool = True,
+        spatial_kernel_size: int = 1,
+        channel_increase: bool = True,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
-        padding = ((kernel_size - 1, 0), (0, 0), (0, 0))
-        kernel = (kernel_size, 1, 1)
+        time_padding = (kernel_size - 1, 0) if causal else same_padding(kernel_size)
+        kernel, padding = temporal_kernel(kernel_size, spatial_kernel_size, time_padding)
         super().__init__(
-            in_features, hidden_dim, num_layers, kernel, padding, dropout=dropout, rngs=rngs
+            in_features,
+            hidden_dim,
+            num_layers,
+            kernel,
+            padding,
+            channel_increase=channel_increase,
+            dropout=dropout,
+            rngs=rngs,
         )
 
 
 class ReversedLayer(nnx.Module):
     """One layer of the reversed temporal block (the reference's ``RNet``).
 
-    On a length-T input, a (k, 1, 1) conv without padding gives T - k + 1
+    On a length-T input, a (k, s, s) conv without time padding gives T - k + 1
     steps and a (2, 1, 1) conv over the last k steps gives k - 1 steps, which
     are padded at the end by repeating the last one. The output is the first
     T - k steps of the long conv followed by its last step minus the padded
@@ -99,11 +130,13 @@ class ReversedLayer(nnx.Module):
         out_features: int,
         kernel_size: int,
         *,
+        spatial_kernel_size: int = 1,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         self.kernel_size = kernel_size
-        self.long = ConvBlock(in_features, out_features, (kernel_size, 1, 1), rngs=rngs)
+        kernel, padding = temporal_kernel(kernel_size, spatial_kernel_size, (0, 0))
+        self.long = ConvBlock(in_features, out_features, kernel, padding=padding, rngs=rngs)
         self.short = ConvBlock(in_features, out_features, (2, 1, 1), rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
@@ -131,13 +164,22 @@ class TemporalReversedBlock(nnx.Module):
         num_layers: int,
         kernel_size: int,
         *,
+        spatial_kernel_size: int = 1,
+        channel_increase: bool = True,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim):
+        for out_features in channel_schedule(num_layers, hidden_dim, channel_increase):
             self.layers.append(
-                ReversedLayer(in_features, out_features, kernel_size, dropout=dropout, rngs=rngs)
+                ReversedLayer(
+                    in_features,
+                    out_features,
+                    kernel_size,
+                    spatial_kernel_size=spatial_kernel_size,
+                    dropout=dropout,
+                    rngs=rngs,
+                )
             )
             in_features = out_features
 
@@ -153,17 +195,26 @@ class SpatialBlock(ConvStack):
 
     def __init__(
         self,
+        in_features: int,
         hidden_dim: int,
         num_layers: int,
         kernel_size: int,
         *,
+        channel_increase: bool = True,
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
         padding = ((0, 0), same_padding(kernel_size), same_padding(kernel_size))
         kernel = (1, kernel_size, kernel_size)
         super().__init__(
-            hidden_dim, hidden_dim, num_layers, kernel, padding, dropout=dropout, rngs=rngs
+            in_features,
+            hidden_dim,
+            num_layers,
+            kernel,
+            padding,
+            channel_increase=channel_increase,
+            dropout=dropout,
+            rngs=rngs,
         )
 
 
@@ -234,3 +285,38 @@ class TemporalGenerator(nnx.Module):
         for layer in self.spatial:
             y = layer(y)
         return y
+
+
+class ForecastHead(nnx.Module):
+    """The end of every convolutional forecaster: the `TemporalGenerator` when
+    ``horizon > input_length``, then a (k, k, k) conv with bias, "same"
+    padding, from ``hidden_dim`` to the output channels."""
+
+    def __init__(
+        self,
+        hidden_dim: int,
+        out_features: int,
+        input_length: int,
+        horizon: int,
+        kernel_size: int,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        self.generator = (
+            TemporalGenerator(hidden_dim, input_length, horizon, kernel_size, rngs=rngs)
+            if horizon > input_length
+            else None
+        )
+        self.final = Conv(
+            hidden_dim,
+            out_features,
+            (kernel_size,) * 3,
+            padding=(same_padding(kernel_size),) * 3,
+            use_bias=True,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.generator is not None:
+            x = self.generator(x)
+        return self.final(x)

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.blocks import SpatialBlock, TemporalCausalBlock
+from stconv.blocks import SpatialBlock, TemporalBlock
 from stconv.train import count_parameters, create_optimizer, make_train_step
 
 # Trainable parameters and output shapes (batch, time, lat, lon, channels) of
@@ -126,8 +126,8 @@ def test_forward_shapes(variant, horizon, grid, channels):
 
 
 def test_causal_block_sees_only_the_past():
-    block = TemporalCausalBlock(2, 4, num_layers=3, kernel_size=3, rngs=nnx.Rngs(0))
-    spatial = SpatialBlock(4, num_layers=2, kernel_size=3, rngs=nnx.Rngs(1))
+    block = TemporalBlock(2, 4, num_layers=3, kernel_size=3, rngs=nnx.Rngs(0))
+    spatial = SpatialBlock(4, 4, num_layers=2, kernel_size=3, rngs=nnx.Rngs(1))
     block.eval()
     spatial.eval()
     x = jax.random.normal(jax.random.key(0), (2, 8, 6, 6, 2))

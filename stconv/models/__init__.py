@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from flax import nnx
 
+from stconv.models.convolutional import Conv2Plus1D, EncoderDecoder3D
 from stconv.models.stconvs2s import STConvS2S
 
 _REGISTRY: dict[str, Callable[..., nnx.Module]] = {}
@@ -46,3 +47,24 @@ def create(name: str, *, rngs: nnx.Rngs | None = None, **kwargs) -> nnx.Module:
 
 register("stconvs2s-r", functools.partial(STConvS2S, temporal_block="reversed"))
 register("stconvs2s-c", functools.partial(STConvS2S, temporal_block="causal"))
+
+# The reference's baselines (model/baselines).
+register("conv3d", functools.partial(STConvS2S, temporal_block="symmetric", factorized=False))
+register("conv2plus1d", Conv2Plus1D)
+register("enc-dec3d", EncoderDecoder3D)
+
+# The paper's ablations of STConvS2S (model/ablation), by the reference's names.
+ABLATIONS = {
+    "ablation-stconvs2s-nocausalconstraint": dict(temporal_block="symmetric"),
+    "ablation-stconvs2s-notemporal": dict(temporal_block=None),
+    "ablation-stconvs2s-r-nochannelincrease": dict(
+        temporal_block="reversed", channel_increase=False
+    ),
+    "ablation-stconvs2s-c-nochannelincrease": dict(temporal_block="causal", channel_increase=False),
+    "ablation-stconvs2s-r-inverted": dict(temporal_block="reversed", spatial_first=True),
+    "ablation-stconvs2s-c-inverted": dict(temporal_block="causal", spatial_first=True),
+    "ablation-stconvs2s-r-notfactorized": dict(temporal_block="reversed", factorized=False),
+    "ablation-stconvs2s-c-notfactorized": dict(temporal_block="causal", factorized=False),
+}
+for _name, _options in ABLATIONS.items():
+    register(_name, functools.partial(STConvS2S, **_options))

@@ -1,71 +1,62 @@
-"""STConvS2S-R and STConvS2S-C (Castro et al., Neurocomputing 2021).
+"""STConvS2S-R and STConvS2S-C (Castro et al., Neurocomputing 2021), and their ablations.
 
 Temporal block, spatial block, temporal generator (only when the horizon is
 longer than the input), then a (k, k, k) convolution back to the input
 channels. Layers, channel schedule, output shapes and trainable parameter
 counts follow the reference PyTorch implementation; as there, when
 ``horizon <= input_length`` the output keeps the input length.
+
+The paper's ablations are options of the same model: a temporal block
+without the causal constraint (``"symmetric"``) or none at all, no channel
+increase, the spatial block first, and full (k, k, k) kernels in place of
+the factorized temporal and spatial blocks. The reference's ablation models
+have no temporal generator, so they cannot forecast beyond the input length;
+here they use the same generator as STConvS2S when ``horizon > input_length``.
 """
 
+import functools
 from collections.abc import Sequence
 
 import jax
 from flax import nnx
 
 from stconv.blocks import (
+    ForecastHead,
     SpatialBlock,
-    TemporalCausalBlock,
-    TemporalGenerator,
+    TemporalBlock,
     TemporalReversedBlock,
-    same_padding,
 )
-from stconv.layers import Conv
+from stconv.models.validation import (
+    check_input,
+    validate_generator_horizon,
+    validate_hyperparameters,
+)
 
-TEMPORAL_BLOCKS = {"reversed": TemporalReversedBlock, "causal": TemporalCausalBlock}
+TEMPORAL_BLOCKS = {
+    "reversed": TemporalReversedBlock,
+    "causal": functools.partial(TemporalBlock, causal=True),
+    "symmetric": functools.partial(TemporalBlock, causal=False),
+}
 
 
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
-
-
-def validate_hyperparameters(
-    input_shape: Sequence[int],
-    horizon: int,
+def validate_blocks(
+    input_length: int,
     num_layers: int,
-    hidden_dim: int,
     kernel_size: int,
-    dropout: float,
-    temporal_block: str,
+    temporal_block: str | None,
+    spatial_first: bool,
+    factorized: bool,
 ) -> None:
-    """Raises ValueError naming the first invalid hyperparameter."""
-    if len(input_shape) != 4:
+    """Raises ValueError naming the first invalid choice of blocks."""
+    if temporal_block is not None and temporal_block not in TEMPORAL_BLOCKS:
         raise ValueError(
-            f"input_shape={tuple(input_shape)!r} is invalid: must be "
-            "(time, lat, lon, channels), four integers >= 1"
+            f"temporal_block={temporal_block!r} is invalid: choose from "
+            f"{sorted(TEMPORAL_BLOCKS)} or None"
         )
-    for name, value in zip(("input_length", "lat", "lon", "channels"), input_shape, strict=True):
-        _check_positive(f"input_shape {name}", value)
-    _check_positive("horizon", horizon)
-    _check_positive("num_layers", num_layers)
-    _check_positive("hidden_dim", hidden_dim)
-    _check_positive("kernel_size", kernel_size)
-    input_length, lat, lon, _ = input_shape
-    if kernel_size > min(lat, lon):
+    if temporal_block is None and (spatial_first or not factorized):
         raise ValueError(
-            f"kernel_size={kernel_size} is invalid: must be <= the grid size "
-            f"min(lat, lon) = {min(lat, lon)}"
-        )
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout={dropout!r} is invalid: must be in [0, 1)")
-    if temporal_block not in TEMPORAL_BLOCKS:
-        raise ValueError(
-            f"temporal_block={temporal_block!r} is invalid: choose from {sorted(TEMPORAL_BLOCKS)}"
-        )
-    if input_length < horizon < 2 * input_length:
-        raise ValueError(
-            f"horizon={horizon} is invalid with input_length={input_length}: the temporal "
-            f"generator needs horizon <= {input_length} or horizon >= {2 * input_length}"
+            "temporal_block=None is invalid with spatial_first=True or factorized=False: "
+            "both need a temporal block"
         )
     if temporal_block == "reversed":
         if not 2 <= kernel_size <= input_length:
@@ -86,11 +77,18 @@ class STConvS2S(nnx.Module):
     Args:
       input_shape: ``(input_length, lat, lon, channels)`` of one sample.
       horizon: number of steps to forecast.
-      temporal_block: ``"reversed"`` (STConvS2S-R) or ``"causal"`` (STConvS2S-C).
+      temporal_block: ``"reversed"`` (STConvS2S-R), ``"causal"`` (STConvS2S-C),
+        ``"symmetric"`` (no causal constraint) or None (no temporal block).
       num_layers: layers in the temporal and the spatial block.
       hidden_dim: channels between the blocks (the schedule's ``d``).
       kernel_size: k of the (k, 1, 1), (1, k, k) and final (k, k, k) kernels.
       dropout: dropout rate after each temporal and spatial layer.
+      channel_increase: the channel schedule ``2d, 4d, ..., d``; if False every
+        layer has ``d`` channels.
+      spatial_first: the spatial block before the temporal block.
+      factorized: if False, the temporal block's layers have (k, k, k) kernels
+        and there is no spatial block (and no channel increase, as in the
+        reference's ablation).
       rngs: random streams for initialisation and dropout.
     """
 
@@ -99,60 +97,58 @@ class STConvS2S(nnx.Module):
         input_shape: Sequence[int],
         horizon: int,
         *,
-        temporal_block: str = "reversed",
+        temporal_block: str | None = "reversed",
         num_layers: int = 3,
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        channel_increase: bool = True,
+        spatial_first: bool = False,
+        factorized: bool = True,
         rngs: nnx.Rngs,
     ):
-        validate_hyperparameters(
-            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, temporal_block
-        )
+        validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
         input_length, _, _, channels = input_shape
+        validate_generator_horizon(input_length, horizon)
+        validate_blocks(
+            input_length, num_layers, kernel_size, temporal_block, spatial_first, factorized
+        )
         self.input_shape = tuple(input_shape)
         self.kernel_size = kernel_size
-        self.temporal = TEMPORAL_BLOCKS[temporal_block](
-            channels, hidden_dim, num_layers, kernel_size, dropout=dropout, rngs=rngs
-        )
-        self.spatial = SpatialBlock(hidden_dim, num_layers, kernel_size, dropout=dropout, rngs=rngs)
-        self.generator = (
-            TemporalGenerator(hidden_dim, input_length, horizon, kernel_size, rngs=rngs)
-            if horizon > input_length
+        self.spatial_first = spatial_first
+        if factorized:
+            options = dict(channel_increase=channel_increase, dropout=dropout, rngs=rngs)
+        else:
+            options = dict(
+                spatial_kernel_size=kernel_size, channel_increase=False, dropout=dropout, rngs=rngs
+            )
+        # The first block maps the input channels to the schedule, the second
+        # keeps hidden_dim.
+        temporal_in = hidden_dim if spatial_first else channels
+        spatial_in = channels if spatial_first or temporal_block is None else hidden_dim
+        self.temporal = (
+            TEMPORAL_BLOCKS[temporal_block](
+                temporal_in, hidden_dim, num_layers, kernel_size, **options
+            )
+            if temporal_block is not None
             else None
         )
-        self.final = Conv(
-            hidden_dim,
-            channels,
-            (kernel_size,) * 3,
-            padding=(same_padding(kernel_size),) * 3,
-            use_bias=True,
-            rngs=rngs,
+        self.spatial = (
+            SpatialBlock(spatial_in, hidden_dim, num_layers, kernel_size, **options)
+            if factorized
+            else None
         )
-
-    def check_input(self, x: jax.Array) -> None:
-        """Raises ValueError unless ``x`` is ``(batch, input_length, lat, lon, channels)``."""
-        input_length, _, _, channels = self.input_shape
-        if x.ndim != 5:
-            raise ValueError(
-                f"input of shape {tuple(x.shape)} is invalid: must have rank 5, "
-                "(batch, time, lat, lon, channels)"
-            )
-        if x.shape[1] != input_length or x.shape[-1] != channels:
-            raise ValueError(
-                f"input of shape {tuple(x.shape)} is invalid: the model was built for "
-                f"input_length={input_length} and channels={channels}"
-            )
-        if min(x.shape[2:4]) < self.kernel_size:
-            raise ValueError(
-                f"input of shape {tuple(x.shape)} is invalid: the grid must be at least "
-                f"kernel_size={self.kernel_size} in lat and lon"
-            )
+        self.head = ForecastHead(
+            hidden_dim, channels, input_length, horizon, kernel_size, rngs=rngs
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""
-        self.check_input(x)
-        x = self.spatial(self.temporal(x))
-        if self.generator is not None:
-            x = self.generator(x)
-        return self.final(x)
+        check_input(x, self.input_shape, self.kernel_size)
+        blocks = [self.temporal, self.spatial]
+        if self.spatial_first:
+            blocks.reverse()
+        for block in blocks:
+            if block is not None:
+                x = block(x)
+        return self.head(x)
