@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from stconv.config import Config, add_config_flags, config_from_args
+from stconv.config import ARIMA, Config, add_config_flags, config_from_args
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -22,7 +22,8 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def restored_model(workdir: str):
-    """The config, dataset and best-epoch predict function of a finished run."""
+    """The config, data description and predict function (the best epoch's, or the
+    fitted ARIMA models) of a finished run."""
     from stconv.checkpoints import Checkpoints
     from stconv.experiment import build
     from stconv.train import make_predict, make_train_step
@@ -33,6 +34,8 @@ def restored_model(workdir: str):
     config = Config.load(path)
     with open(os.path.join(workdir, "data.json")) as f:
         description = json.load(f)
+    if config.model == ARIMA:
+        return config, description, restored_arima(workdir)
     model, optimizer = build(config, tuple(description["input_shape"]))
     _, state = make_train_step(model, optimizer)
     checkpoints = Checkpoints(workdir)
@@ -41,6 +44,16 @@ def restored_model(workdir: str):
     checkpoints.restore("best", state)
     predict = make_predict(model, config.horizon)
     return config, description, lambda x: predict(state[0], x)
+
+
+def restored_arima(workdir: str):
+    """The fitted ARIMA forecaster of an ``arima`` run."""
+    from stconv.arima import ARIMAForecaster
+
+    path = os.path.join(workdir, "arima.npz")
+    if not os.path.exists(path):
+        raise ValueError(f"workdir {workdir!r} has no arima.npz: train the run first")
+    return ARIMAForecaster.load(path)
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
@@ -134,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"stconv {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
+    except (RuntimeError, ImportError) as error:
         print(f"stconv {args.command}: error: {error}", file=sys.stderr)
         return 1
     return 0

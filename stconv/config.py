@@ -9,13 +9,23 @@ import typing
 
 from stconv import models
 
+ARIMA = "arima"  # the classical baseline (`stconv.arima`), beside the deep models
+
+
+def model_names() -> list[str]:
+    """Every valid ``model``: the deep models of `stconv.models.available()` and ``arima``."""
+    return [*models.available(), ARIMA]
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Everything that defines a training run. Defaults follow the paper.
 
     Attributes:
-      model: a name from `stconv.models.available()`.
+      model: a name from `stconv.models.available()`, or ``arima``: the paper's
+        classical baseline, per-cell SARIMAX(5, 0, 1) fitted on the training
+        split (`stconv.arima`); it ignores the network, optimizer, epoch, seed
+        and iterations options.
       dataset: a name from `stconv.datasets.NAMES` or a netCDF path.
       data_path: the file of the ``cfsr`` and ``chirps`` datasets.
       mask_file: a land mask instead of masking NaN cells.
@@ -36,6 +46,12 @@ class Config:
       seed: seeds the model's initialisation, dropout and the data order.
       iterations: repeat the run with seeds ``seed, seed + 10, ...``; mean +- std.
       forecast_samples: test samples drawn in the forecast PNG.
+      arima_center: ``arima`` forecasts around each cell's training mean
+        (``train``, the model as fitted) or around each window's mean
+        (``window``: a field that drifts away from its training period does
+        not pull the forecasts back).
+      arima_max_train_length: ``arima`` fits each cell on the last this many
+        training steps only; None fits all.
     """
 
     model: str = "stconvs2s-r"
@@ -57,11 +73,17 @@ class Config:
     seed: int = 1000
     iterations: int = 1
     forecast_samples: int = 3
+    arima_center: str = "train"
+    arima_max_train_length: int | None = None
 
     def __post_init__(self):
-        if self.model not in models.available():
-            raise ValueError(f"model {self.model!r} is unknown: choose from {models.available()}")
+        if self.model not in model_names():
+            raise ValueError(
+                f"model {self.model!r} is unknown: choose from {models.available()} or {ARIMA!r}"
+            )
         positive = ("input_length", "horizon", "batch_size", "epochs", "patience", "iterations")
+        if self.arima_max_train_length is not None:
+            positive += ("arima_max_train_length",)
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -70,6 +92,10 @@ class Config:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
+        if self.arima_center not in ("train", "window"):
+            raise ValueError(
+                f"arima_center={self.arima_center!r} is invalid: choose from ['train', 'window']"
+            )
 
     def model_kwargs(self) -> dict:
         """The model's hyperparameters (without the data shapes)."""
@@ -101,17 +127,27 @@ def _field_type(field: dataclasses.Field) -> type:
     return hint
 
 
+HELP = {
+    "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
+    "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
+    "iterations options",
+    "arima_center": "arima: forecast around each cell's training mean (train) or around each "
+    "window's mean (window)",
+    "arima_max_train_length": "arima: fit each cell on the last N training steps only",
+}
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """Adds ``--field-name`` for every Config field (``--no-residual`` for booleans)."""
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(field)
+        help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
+        help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
         else:
-            parser.add_argument(
-                flag, type=kind, default=field.default, help=f"default {field.default}"
-            )
+            parser.add_argument(flag, type=kind, default=field.default, help=help_)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -4,6 +4,8 @@ A run's workdir holds ``config.json``, ``normalization.json``,
 ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json`` (test metrics of the model,
 persistence and climatology), ``test_forecasts.nc`` and ``forecast_maps.png``.
+An ``arima`` run has ``arima.npz`` (the fitted models) instead of the metrics
+log, learning curve and checkpoints.
 """
 
 import json
@@ -15,7 +17,7 @@ from flax import nnx
 
 from stconv import models, plots
 from stconv.checkpoints import Checkpoints
-from stconv.config import Config
+from stconv.config import ARIMA, Config
 from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
 from stconv.forecasts import forecast_dataset, write_forecasts
@@ -104,7 +106,12 @@ def read_history(path: str, last_epoch: int) -> list[dict]:
 
 def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
     """Trains ``config.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
-    the test metrics; with several iterations, also their mean and std."""
+    the test metrics; with several iterations, also their mean and std.
+
+    ``arima`` is fitted once (`fit_and_evaluate_arima`): its fit does not depend on the seed.
+    """
+    if config.model == ARIMA:
+        return fit_and_evaluate_arima(config, workdir, resume)
     if config.iterations == 1:
         return train_once(config, workdir, resume)
     runs = []
@@ -213,6 +220,32 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     nnx.update((model, optimizer), state)
     print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
     return test(config, dataset, lambda x: predict(state[0], x), workdir)
+
+
+def fit_and_evaluate_arima(config: Config, workdir: str, resume: bool = False) -> dict:
+    """The classical baseline: per-cell ARIMA fitted on the training split (`stconv.arima`),
+    saved as ``arima.npz`` and tested like a model; ``resume`` reuses a saved fit."""
+    from stconv import arima  # needs statsmodels: pip install 'stconv[arima]'
+
+    dataset = load_config_dataset(config)
+    prepare_workdir(config, workdir, resume)
+    save_data_description(dataset, workdir)
+    path = os.path.join(workdir, "arima.npz")
+    if resume and os.path.exists(path):
+        forecaster = arima.ARIMAForecaster.load(path)
+        print(f"resuming {workdir}: {forecaster.cells} fitted cells")
+    else:
+        start = time.perf_counter()
+        forecaster = arima.fit_dataset(
+            dataset, center=config.arima_center, max_train_length=config.arima_max_train_length
+        )
+        print(
+            f"fitted SARIMAX{forecaster.order} to {forecaster.cells} cells in "
+            f"{time.perf_counter() - start:.1f} s; {forecaster.convergence_warnings} fits "
+            "warned that they did not converge"
+        )
+        forecaster.save(path)
+    return test(config, dataset, forecaster, workdir)
 
 
 def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:

@@ -66,6 +66,11 @@ class FieldWindows(WindowSource):
         split = self.spec.input_length
         return self.example(frames[:split], frames[split:])
 
+    def series(self) -> np.ndarray:
+        """The raw frames the windows are cut from, in time order ``(time, lat, lon, channel)``."""
+        stop = self.starts[-1] + self.spec.length
+        return self.field.isel(time=slice(self.starts[0], stop)).values
+
     def init_times(self) -> np.ndarray:
         """Time of the last input frame of every window (the forecast's initialisation)."""
         last_input = np.asarray(self.starts) + self.spec.input_length - 1
@@ -99,6 +104,12 @@ class SampleWindows(WindowSource):
         inputs = self.x[sample, : self.spec.input_length].values
         targets = self.y[sample, : self.spec.horizon].values
         return self.example(inputs, targets)
+
+    def series(self) -> np.ndarray:
+        """The first input frame of every sample, raw ``(samples, lat, lon, channel)``: the
+        time series if consecutive samples are one step apart (assumed, not checked)."""
+        samples = np.asarray(self.samples)
+        return self.x.isel(sample=samples, time=0).values
 
     def init_times(self) -> np.ndarray:
         """Sample indices: the paper's files carry no time coordinate."""

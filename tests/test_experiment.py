@@ -160,7 +160,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     [
         (
             ["--model", "unet"],
-            "model 'unet' is unknown: choose from ['stconvs2s-c', 'stconvs2s-r']",
+            "model 'unet' is unknown: choose from ['ablation-stconvs2s-c-inverted',",
         ),
         (["--dataset", "era5"], "dataset 'era5' is unknown: choose from ['hadcm3-a1b'"),
         (["--epochs", "0"], "epochs=0 is invalid: must be an integer >= 1"),
