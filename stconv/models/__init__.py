@@ -11,6 +11,7 @@ from collections.abc import Callable
 from flax import nnx
 
 from stconv.models.convolutional import Conv2Plus1D, EncoderDecoder3D
+from stconv.models.recurrent import MIM, ConvLSTM, PredRNN
 from stconv.models.stconvs2s import STConvS2S
 
 _REGISTRY: dict[str, Callable[..., nnx.Module]] = {}
@@ -52,6 +53,9 @@ register("stconvs2s-c", functools.partial(STConvS2S, temporal_block="causal"))
 register("conv3d", functools.partial(STConvS2S, temporal_block="symmetric", factorized=False))
 register("conv2plus1d", Conv2Plus1D)
 register("enc-dec3d", EncoderDecoder3D)
+register("convlstm", ConvLSTM)
+register("predrnn", PredRNN)
+register("mim", MIM)
 
 # The paper's ablations of STConvS2S (model/ablation), by the reference's names.
 ABLATIONS = {
