@@ -4,6 +4,7 @@ import csv
 import importlib.util
 import os
 
+import numpy as np
 import pytest
 from conftest import paper_format_dataset
 
@@ -74,3 +75,21 @@ def test_missing_file_and_unknown_model(reproduce, tmp_path):
         reproduce.main(quick(tmp_path, tmp_path / "runs", "--models", "stconvs2s-r"))
     with pytest.raises(SystemExit, match="not in the main table"):
         reproduce.main(quick(tmp_path, tmp_path / "runs", "--models", "unet"))
+
+
+def test_chirps_15_steps_with_the_land_mask(reproduce, tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    dataset = paper_format_dataset(num_samples=40, input_steps=15, target_steps=15, lat=6, lon=6)
+    dataset.to_netcdf(data_dir / "dataset-chirps-1981-2019-seq5-ystep15.nc")
+    land = np.ones((6, 6))
+    land[:, :2] = 0
+    np.save(data_dir / "chirps_mask_land.npy", land)
+    args = quick(data_dir, tmp_path / "runs", "--models", "stconvs2s-c", "--iterations", "1")
+    args[args.index("cfsr")] = "chirps"
+    args[args.index("--horizons") + 1] = "15"
+    (row,) = reproduce.main(args)
+    assert (row["dataset"], row["horizon"]) == ("chirps", 15)
+    mask = np.load(tmp_path / "runs" / "chirps-step15" / "stconvs2s-c" / "mask.npy")
+    assert mask.shape == (6, 6, 1) and not mask[:, :2].any() and mask[:, 2:].all()
+    assert "6.2962 / 2.8452" in (tmp_path / "runs" / "results.md").read_text()
