@@ -6,13 +6,19 @@ windows/s and the process's peak resident memory. The data are synthetic
 (`stconv.synthetic`), labelled so in the file.
 
     python experiments/benchmark_data.py --steps 13000 --lat 192 --lon 256  # ~2.6 GB
+
+`synthetic_file` and `stream` are shared with ``experiments/benchmark.py``,
+which measures the pipeline at the paper's grids against the train step.
 """
 
 import argparse
+import itertools
 import os
 import resource
+import sys
 import time
 
+import jax
 from tqdm import tqdm
 
 from stconv.datasets import load_dataset
@@ -20,9 +26,81 @@ from stconv.pipeline import epoch_batches
 from stconv.synthetic import write_synthetic_netcdf
 
 
-def peak_rss_gib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def synthetic_file(path: str, steps: int, lat: int, lon: int) -> str:
+    """Writes the synthetic ``(steps, lat, lon)`` field to ``path`` unless it is there.
+
+    The file is written under a temporary name and renamed, so an interrupted
+    write never leaves a truncated file behind.
+
+    Returns:
+      ``path``.
+    """
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        partial = f"{path}.{os.getpid()}.partial"
+        write_synthetic_netcdf(partial, steps, lat, lon)
+        os.replace(partial, path)
+    return path
+
+
+def stream(
+    source,
+    batch_size: int,
+    *,
+    batches: int,
+    seconds: float | None = None,
+    to_device: bool = False,
+    progress: bool = False,
+    **options,
+) -> dict:
+    """Times shuffled batches of ``source`` through `stconv.pipeline.epoch_batches`.
+
+    Epochs follow one another as in training (a new iterator, new order, each
+    epoch); the first batch, which starts the reader threads, is not timed.
+
+    Args:
+      source: a random-access source, e.g. ``dataset.splits["train"]``.
+      batch_size: examples per batch.
+      batches: batches to time.
+      seconds: stop earlier once this much time has passed.
+      to_device: also copy each batch to the default device and wait for it,
+        as the train step's input must be.
+      progress: show a progress bar.
+      **options: ``num_threads``, ``prefetch`` for `epoch_batches` (default: its own).
+
+    Returns:
+      ``{"batches", "samples", "seconds", "samples_per_s"}``.
+    """
+    epochs = (
+        epoch_batches(source, batch_size, seed=0, epoch=epoch, **options)
+        for epoch in itertools.count()
+    )
+    iterator = itertools.chain.from_iterable(epochs)
+    next(iterator)  # start the reader threads
+    bar = tqdm(total=batches, desc="batches", unit="batch", disable=not progress)
+    samples = timed = 0
+    start = time.perf_counter()
+    while timed < batches and (seconds is None or time.perf_counter() - start < seconds):
+        batch = next(iterator)
+        if to_device:
+            jax.block_until_ready(jax.device_put(batch))
+        samples += len(batch["inputs"])
+        timed += 1
+        bar.update()
+    elapsed = time.perf_counter() - start
+    bar.close()
+    return {
+        "batches": timed,
+        "samples": samples,
+        "seconds": elapsed,
+        "samples_per_s": samples / elapsed,
+    }
 
 
 def main() -> None:
@@ -39,10 +117,9 @@ def main() -> None:
 
     size_gb = args.steps * args.lat * args.lon * 4 / 1e9
     if not os.path.exists(args.path):
-        os.makedirs(os.path.dirname(args.path) or ".", exist_ok=True)
         print(f"writing {args.path}: {args.steps} x {args.lat} x {args.lon} f32 = {size_gb:.1f} GB")
         start = time.perf_counter()
-        write_synthetic_netcdf(args.path, args.steps, args.lat, args.lon)
+        synthetic_file(args.path, args.steps, args.lat, args.lon)
         print(f"  written in {time.perf_counter() - start:.0f} s")
     print(f"file: {args.path}, {os.path.getsize(args.path) / 1e9:.1f} GB on disk")
 
@@ -51,21 +128,19 @@ def main() -> None:
     train = dataset.splits["train"]
     print(
         f"opened lazily and fitted statistics in {time.perf_counter() - start:.0f} s: "
-        f"{len(train)} training windows; peak RSS {peak_rss_gib():.2f} GiB"
+        f"{len(train)} training windows; peak RSS {peak_rss_bytes() / 2**30:.2f} GiB"
     )
 
-    batches = epoch_batches(train, args.batch_size, seed=0, num_threads=args.threads)
-    next(batches)  # start the reader threads
-    start = time.perf_counter()
-    for _ in tqdm(range(args.batches), desc="batches", unit="batch"):
-        next(batches)
-    seconds = time.perf_counter() - start
-    windows = args.batches * args.batch_size
+    timing = stream(
+        train, args.batch_size, batches=args.batches, num_threads=args.threads, progress=True
+    )
+    windows, seconds = timing["samples"], timing["seconds"]
+    frame_bytes = dataset.input_shape[1] * dataset.input_shape[2] * 4
     print(
         f"streamed {windows} shuffled windows ({args.batch_size} per batch, "
         f"{args.threads} threads) in {seconds:.1f} s: {windows / seconds:.0f} windows/s, "
-        f"{windows / seconds * dataset.input_shape[1] * dataset.input_shape[2] * 10 * 4 / 1e6:.0f}"
-        f" MB/s of frames; peak RSS {peak_rss_gib():.2f} GiB for a {size_gb:.1f} GB file"
+        f"{windows / seconds * frame_bytes * dataset.spec.length / 1e6:.0f}"
+        f" MB/s of frames; peak RSS {peak_rss_bytes() / 2**30:.2f} GiB for a {size_gb:.1f} GB file"
     )
 
 

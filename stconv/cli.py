@@ -42,7 +42,7 @@ def restored_model(workdir: str):
     if not checkpoints.exists("best"):
         raise ValueError(f"workdir {workdir!r} has no best checkpoint: train the run first")
     checkpoints.restore("best", state)
-    predict = make_predict(model, config.horizon)
+    predict = make_predict(model, config.horizon, config.compute_dtype)
     return config, description, lambda x: predict(state[0], x)
 
 
@@ -65,25 +65,25 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     from stconv.fields import open_field
-    from stconv.forecasts import forecast_dataset, predict_windows, write_forecasts
+    from stconv.forecasts import ForecastWriter, forecast_field
     from stconv.masks import nan_mask
     from stconv.normalization import Normalizer
 
     config, description, predict = restored_model(args.workdir)
+    if args.batch_size is not None:
+        config = config.replace(eval_batch_size=args.batch_size)
     normalizer = Normalizer.load(os.path.join(args.workdir, "normalization.json"))
-    field = open_field(args.input, description["variables"])
+    # Lazy (dask): each batch reads only its own frames.
+    chunks = {"time": config.eval_batch_size + config.input_length - 1}
+    field = open_field(args.input, description["variables"], chunks=chunks)
     length = config.input_length
     if field.sizes["time"] < length:
         raise ValueError(
             f"file {args.input!r} has {field.sizes['time']} time steps: at least "
             f"input_length={length} are needed"
         )
-    values = field.values
-    starts = range(field.sizes["time"] - length + 1)
-    inputs = np.stack([values[s : s + length] for s in starts])
-    predictions = predict_windows(predict, inputs, normalizer, config.batch_size)
     mask = np.load(os.path.join(args.workdir, "mask.npy"))
-    if mask.shape != values.shape[1:]:
+    if mask.shape != field.shape[1:]:
         mask = nan_mask(field)
     grid = {
         "lat": field["lat"].values,
@@ -91,9 +91,11 @@ def predict_command(args: argparse.Namespace) -> None:
         "channel": description["variables"],
         "units": description["units"],
     }
-    init_times = field["time"].values[np.asarray(starts) + length - 1]
-    write_forecasts(args.output, forecast_dataset(predictions, init_times, grid, mask))
-    print(f"wrote {len(starts)} forecasts of {config.horizon} steps to {args.output}")
+    batches = forecast_field(predict, field, length, normalizer, config.eval_batch_size)
+    with ForecastWriter(args.output, grid, mask, config.horizon) as writer:
+        for predictions, init_times in batches:
+            writer.write(predictions, init_times)
+    print(f"wrote {writer.count} forecasts of {config.horizon} steps to {args.output}")
 
 
 def classify_command(args: argparse.Namespace) -> None:
@@ -125,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--workdir", required=True, help="folder of a trained run")
     predict.add_argument("--input", required=True, help="netCDF file with the run's variables")
     predict.add_argument("--output", required=True, help="netCDF file to write")
+    predict.add_argument(
+        "--batch-size", type=int, help="windows per batch; default the run's eval_batch_size"
+    )
     predict.set_defaults(run=predict_command)
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"

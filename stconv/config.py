@@ -8,6 +8,7 @@ import types
 import typing
 
 from stconv import models
+from stconv.precision import COMPUTE_DTYPES
 
 ARIMA = "arima"  # the classical baseline (`stconv.arima`), beside the deep models
 
@@ -40,9 +41,14 @@ class Config:
       residual: the network predicts the change from the last input frame
         (`stconv.models.residual`); False, as in the paper, predicts the field.
       batch_size: examples per train step.
+      eval_batch_size: windows per batch when evaluating and predicting (forward
+        passes only: it can be much larger than ``batch_size``).
       epochs: the most epochs to train.
       patience: epochs without a better validation RMSE before stopping.
       learning_rate: RMSprop's learning rate.
+      compute_dtype: ``float32``, or ``bfloat16`` for mixed precision on GPUs
+        and TPUs (`stconv.precision`): the model computes in bfloat16, the
+        parameters, optimizer state and loss stay float32.
       seed: seeds the model's initialisation, dropout and the data order.
       iterations: repeat the run with seeds ``seed, seed + 10, ...``; mean +- std.
       forecast_samples: test samples drawn in the forecast PNG.
@@ -67,9 +73,11 @@ class Config:
     normalization: str = "channel"
     residual: bool = False
     batch_size: int = 15
+    eval_batch_size: int = 64
     epochs: int = 80
     patience: int = 16
     learning_rate: float = 1e-3
+    compute_dtype: str = "float32"
     seed: int = 1000
     iterations: int = 1
     forecast_samples: int = 3
@@ -81,7 +89,8 @@ class Config:
             raise ValueError(
                 f"model {self.model!r} is unknown: choose from {models.available()} or {ARIMA!r}"
             )
-        positive = ("input_length", "horizon", "batch_size", "epochs", "patience", "iterations")
+        positive = ("input_length", "horizon", "batch_size", "eval_batch_size", "epochs")
+        positive += ("patience", "iterations")
         if self.arima_max_train_length is not None:
             positive += ("arima_max_train_length",)
         for name in positive:
@@ -90,6 +99,11 @@ class Config:
                 raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
+        if self.compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype={self.compute_dtype!r} is invalid: "
+                f"choose from {list(COMPUTE_DTYPES)}"
+            )
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
         if self.arima_center not in ("train", "window"):
@@ -134,6 +148,8 @@ HELP = {
     "arima_center": "arima: forecast around each cell's training mean (train) or around each "
     "window's mean (window)",
     "arima_max_train_length": "arima: fit each cell on the last N training steps only",
+    "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
+    "parameters, optimizer state and loss in float32 (slower on CPUs)",
 }
 
 

@@ -1,6 +1,7 @@
 """Evaluation of a model and of the simple baselines on the same windows."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import jax
 import numpy as np
@@ -9,6 +10,7 @@ from stconv.metrics import ErrorAccumulator
 from stconv.pipeline import epoch_batches
 
 Predictor = Callable[[np.ndarray], jax.Array]
+T = TypeVar("T")
 
 
 def persistence(inputs: np.ndarray, horizon: int) -> np.ndarray:
@@ -25,6 +27,29 @@ def batches_in_order(source, batch_size: int) -> Iterator[dict]:
     return epoch_batches(source, batch_size, shuffle=False)
 
 
+def pad_batch(batch: dict, batch_size: int) -> dict:
+    """Every array of ``batch`` padded with zeros (False for masks) to ``batch_size`` rows,
+    so that a jitted function sees one batch shape and compiles once."""
+    missing = batch_size - len(next(iter(batch.values())))
+    if missing <= 0:
+        return batch
+    return {
+        k: np.concatenate([v, np.zeros((missing, *v.shape[1:]), v.dtype)]) for k, v in batch.items()
+    }
+
+
+def one_ahead(items: Iterable[T]) -> Iterator[T]:
+    """Yields each item once the next one has been made. JAX dispatches work
+    asynchronously, so the device computes the next batch while the caller
+    copies back and handles the previous one."""
+    items = iter(items)
+    for previous in items:
+        for item in items:
+            yield previous
+            previous = item
+        yield previous
+
+
 def evaluate(
     forecasters: dict[str, Predictor],
     source,
@@ -35,15 +60,27 @@ def evaluate(
     """RMSE and MAE (physical units, masked, whole set and per lead time) of each
     forecaster on every window of ``source``, read once, in order.
 
+    Batches are padded to ``batch_size`` (or the whole set, if smaller) and the
+    padding is masked out and dropped, so a jitted forecaster compiles once.
     ``on_batch(batch, predictions)``, if given, sees every batch and the
-    forecasters' predictions for it (``{name: array}``).
+    forecasters' predictions for it (``{name: array}``), in order.
     """
+    batch_size = min(batch_size, len(source))
     accumulators = {name: ErrorAccumulator() for name in forecasters}
-    for batch in batches_in_order(source, batch_size):
-        predictions = {name: f(batch["inputs"]) for name, f in forecasters.items()}
+
+    def dispatch(batch: dict) -> tuple[dict, dict, dict]:
+        padded = pad_batch(batch, batch_size)
+        return batch, padded, {name: f(padded["inputs"]) for name, f in forecasters.items()}
+
+    for batch, padded, predictions in one_ahead(
+        map(dispatch, batches_in_order(source, batch_size))
+    ):
         for name, prediction in predictions.items():
-            accumulators[name].add(prediction, batch["targets"], batch["mask"], std)
+            accumulators[name].add(prediction, padded["targets"], padded["mask"], std)
         if on_batch is not None:
+            size = len(batch["inputs"])
+            if size < batch_size:
+                predictions = {name: p[:size] for name, p in predictions.items()}
             on_batch(batch, predictions)
     return {name: accumulator.result() for name, accumulator in accumulators.items()}
 

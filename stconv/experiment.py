@@ -20,7 +20,7 @@ from stconv.checkpoints import Checkpoints
 from stconv.config import ARIMA, Config
 from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
-from stconv.forecasts import forecast_dataset, write_forecasts
+from stconv.forecasts import ForecastWriter
 from stconv.models.residual import LastFrameResidual
 from stconv.train import (
     TrainingError,
@@ -148,8 +148,8 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     model, optimizer = build(config, dataset.input_shape)
     prepare_workdir(config, workdir, resume)
     save_data_description(dataset, workdir)
-    train_step, state = make_train_step(model, optimizer)
-    predict = make_predict(model, config.horizon)
+    train_step, state = make_train_step(model, optimizer, compute_dtype=config.compute_dtype)
+    predict = make_predict(model, config.horizon, config.compute_dtype)
     checkpoints = Checkpoints(workdir)
     history_path = os.path.join(workdir, "metrics.jsonl")
     units = dataset.grid["units"]
@@ -183,7 +183,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
             {"model": lambda x, model_state=state[0]: predict(model_state, x)},
             validation,
             dataset.normalizer.std,
-            config.batch_size,
+            config.eval_batch_size,
         )["model"]
         improved = scores["rmse"] < record["best_rmse"]
         record = {
@@ -249,33 +249,46 @@ def fit_and_evaluate_arima(config: Config, workdir: str, resume: bool = False) -
 
 
 def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
-    """Test metrics of the model, persistence and climatology; forecasts and maps."""
+    """Test metrics of the model, persistence and climatology; forecasts and maps.
+
+    Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
+    ``config.forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
+    """
     source, normalizer = dataset.splits["test"], dataset.normalizer
-    collected = {"predictions": [], "truths": [], "last_inputs": []}
+    init_times = source.init_times()
+    picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
+    drawn = {}  # window index -> last input frame, truth and prediction at lead 1
+    path = os.path.join(workdir, "test_forecasts.nc")
+    with ForecastWriter(path, dataset.grid, dataset.mask, config.horizon) as writer:
 
-    def collect(batch: dict, predictions: dict) -> None:
-        collected["predictions"].append(normalizer.denormalize(np.asarray(predictions["model"])))
-        truth = np.where(batch["mask"], normalizer.denormalize(batch["targets"]), np.nan)
-        collected["truths"].append(truth)
-        collected["last_inputs"].append(normalizer.denormalize(batch["inputs"][:, -1]))
+        def write(batch: dict, predictions: dict) -> None:
+            start = writer.count
+            prediction = normalizer.denormalize(np.asarray(predictions["model"]))
+            writer.write(prediction, init_times[start : start + len(prediction)])
+            for index in picks[(picks >= start) & (picks < start + len(prediction))]:
+                i = index - start
+                truth = normalizer.denormalize(batch["targets"][i, 0])
+                drawn[index] = (
+                    normalizer.denormalize(batch["inputs"][i, -1]),
+                    np.where(batch["mask"][i, 0], truth, np.nan),
+                    prediction[i, 0],
+                )
 
-    forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
-    results = evaluate(forecasters, source, normalizer.std, config.batch_size, collect)
+        forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
+        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, write)
     results = {config.model if k == "model" else k: v for k, v in results.items()}
     with open(os.path.join(workdir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(format_table(results, dataset.grid["units"]))
 
-    predictions, truths, last_inputs = (np.concatenate(collected[k]) for k in collected)
-    forecasts = forecast_dataset(predictions, source.init_times(), dataset.grid, dataset.mask)
-    write_forecasts(os.path.join(workdir, "test_forecasts.nc"), forecasts)
     if config.forecast_samples:
-        picks = np.linspace(0, len(predictions) - 1, config.forecast_samples).astype(int)
-        times = [str(t)[:10] for t in source.init_times()[picks]]
+        rows = [drawn[index] for index in picks]
+        last_inputs, truths, predictions = (np.stack(c) for c in zip(*rows, strict=True))
+        times = [str(t)[:10] for t in init_times[picks]]
         plots.forecast_maps(
-            last_inputs[picks, ..., 0],
-            truths[picks, 0, ..., 0],
-            np.where(dataset.mask[..., 0], predictions[picks, 0, ..., 0], np.nan),
+            last_inputs[..., 0],
+            truths[..., 0],
+            np.where(dataset.mask[..., 0], predictions[..., 0], np.nan),
             [f"init {t}, lead 1" for t in times],
             os.path.join(workdir, "forecast_maps.png"),
             dataset.grid["units"],

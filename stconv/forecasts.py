@@ -1,56 +1,177 @@
-"""Forecasts as netCDF: ``(init_time, lead_time, lat, lon)`` per variable, physical units."""
+"""Forecasts as netCDF: ``(init_time, lead_time, lat, lon)`` per variable, physical units.
+
+`ForecastWriter` streams batches of forecasts to one file, so a long series of
+forecasts over a large grid is written without holding them all in memory;
+`forecast_field` forecasts every window of a (lazily read) field batch by batch.
+"""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import netCDF4
 import numpy as np
 import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
+from stconv.evaluation import one_ahead, pad_batch
 from stconv.normalization import Normalizer
 
 
-def forecast_dataset(
-    predictions: np.ndarray, init_times: np.ndarray, grid: dict, mask: np.ndarray
-) -> xr.Dataset:
-    """Wraps physical-unit predictions ``(n, lead, lat, lon, channel)`` as a Dataset.
+class ForecastWriter:
+    """Writes physical-unit forecasts to ``path``, one batch at a time.
 
-    Cells outside ``mask`` are NaN; ``lead_time`` counts steps after ``init_time``
-    (the time of the last input frame).
+    Each variable of ``grid["channel"]`` becomes a float32 ``(init_time,
+    lead_time, lat, lon)`` variable, NaN outside ``mask``; ``init_time``
+    (unlimited) is the time of the last input frame and ``lead_time`` counts
+    steps after it. ``xr.open_dataset`` reads the file back as the Dataset of
+    all the batches. The file is written under a temporary name and moved to
+    ``path`` when the ``with`` block ends without an exception; otherwise the
+    temporary is removed and an earlier file at ``path`` stays intact::
+
+        with ForecastWriter(path, grid, mask, horizon) as writer:
+            for predictions, init_times in batches:
+                writer.write(predictions, init_times)
+
+    Args:
+      path: the netCDF file to write.
+      grid: ``lat`` and ``lon`` coordinates, ``channel`` (variable) names, ``units``.
+      mask: ``(lat, lon, channel)`` True where forecasts are valid.
+      horizon: the lead times of every forecast.
     """
-    predictions = np.where(mask, predictions, np.nan).astype(np.float32)
-    coords = {
-        "init_time": init_times,
-        "lead_time": ("lead_time", np.arange(1, predictions.shape[1] + 1), {"units": "steps"}),
-        "lat": ("lat", grid["lat"], {"units": "degrees_north", "axis": "Y"}),
-        "lon": ("lon", grid["lon"], {"units": "degrees_east", "axis": "X"}),
-    }
-    data_vars = {
-        name: (
-            ("init_time", "lead_time", "lat", "lon"),
-            predictions[..., c],
-            {"units": grid["units"]},
+
+    def __init__(self, path: str | os.PathLike, grid: dict, mask: np.ndarray, horizon: int):
+        self.path = os.fspath(path)
+        self.grid = grid
+        self.mask = np.asarray(mask, bool)
+        self.horizon = horizon
+        self.count = 0  # forecasts written so far
+        self.init_times = []
+        self.file = None
+
+    @property
+    def temporary(self) -> str:
+        return f"{self.path}.tmp"
+
+    def __enter__(self) -> "ForecastWriter":
+        # xarray's lock: a lazily read input may be read by other threads meanwhile.
+        with NETCDF4_PYTHON_LOCK:
+            self.file = netCDF4.Dataset(self.temporary, "w")
+            try:
+                self.define()
+            except BaseException:
+                self.file.close()
+                os.remove(self.temporary)
+                raise
+        return self
+
+    def define(self) -> None:
+        """Dimensions, coordinates (but ``init_time``'s values) and empty variables."""
+        lat, lon = np.asarray(self.grid["lat"]), np.asarray(self.grid["lon"])
+        self.file.setncattr("title", "stconv forecast")
+        for name, size in (("init_time", None), ("lead_time", self.horizon)):
+            self.file.createDimension(name, size)
+        self.file.createDimension("lat", len(lat))
+        self.file.createDimension("lon", len(lon))
+        self.coordinate("lead_time", np.arange(1, self.horizon + 1), {"units": "steps"})
+        self.coordinate("lat", lat, {"units": "degrees_north", "axis": "Y"})
+        self.coordinate("lon", lon, {"units": "degrees_east", "axis": "X"})
+        for name in self.grid["channel"]:
+            variable = self.file.createVariable(
+                str(name),
+                "f4",
+                ("init_time", "lead_time", "lat", "lon"),
+                fill_value=np.float32(np.nan),
+                chunksizes=(1, self.horizon, len(lat), len(lon)),  # one forecast per chunk
+            )
+            variable.setncattr("units", str(self.grid["units"]))
+
+    def coordinate(self, name: str, values: np.ndarray, attrs: dict) -> None:
+        """A 1-D coordinate variable; floats get a NaN ``_FillValue``, as xarray writes them."""
+        floating = np.issubdtype(values.dtype, np.floating)
+        fill = values.dtype.type(np.nan) if floating else None
+        variable = self.file.createVariable(name, values.dtype, (name,), fill_value=fill)
+        variable.setncatts(attrs)
+        variable[:] = values
+
+    def write(self, predictions: np.ndarray, init_times: np.ndarray) -> None:
+        """Appends physical-unit ``predictions`` ``(n, lead, lat, lon, channel)`` initialised
+        at ``init_times`` ``(n,)``: datetime64, cftime dates or sample indices."""
+        shape = (self.horizon, *self.mask.shape)
+        if predictions.shape[1:] != shape or len(init_times) != len(predictions):
+            raise ValueError(
+                f"forecasts of shape {predictions.shape} with {len(init_times)} init times do "
+                f"not fit the file: expected (n, {', '.join(map(str, shape))}) and n times"
+            )
+        predictions = np.where(self.mask, predictions, np.nan).astype(np.float32)
+        stop = self.count + len(predictions)
+        with NETCDF4_PYTHON_LOCK:
+            for c, name in enumerate(self.grid["channel"]):
+                self.file[str(name)][self.count : stop] = predictions[..., c]
+        self.init_times.append(np.asarray(init_times))
+        self.count = stop
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        done = exc_type is None
+        try:
+            if done:
+                self.write_init_times()
+        except BaseException:
+            done = False
+            raise
+        finally:
+            with NETCDF4_PYTHON_LOCK:
+                self.file.close()
+            if done:
+                os.replace(self.temporary, self.path)
+            else:
+                os.remove(self.temporary)
+
+    def write_init_times(self) -> None:
+        """The ``init_time`` coordinate, encoded once over all times, as xarray encodes one."""
+        times = np.concatenate(self.init_times) if self.init_times else np.array([])
+        encoded = xr.conventions.encode_cf_variable(
+            xr.Variable(("init_time",), times), name="init_time"
         )
-        for c, name in enumerate(grid["channel"])
-    }
-    return xr.Dataset(data_vars, coords, attrs={"title": "stconv forecast"})
+        with NETCDF4_PYTHON_LOCK:
+            variable = self.file.createVariable("init_time", encoded.dtype, ("init_time",))
+            variable.setncatts(encoded.attrs)
+            variable[:] = encoded.values
 
 
-def write_forecasts(path: str | os.PathLike, dataset: xr.Dataset) -> None:
-    """Writes atomically: a failed write leaves any earlier file intact."""
-    temporary = f"{path}.tmp"
-    dataset.to_netcdf(temporary)
-    os.replace(temporary, path)
-
-
-def predict_windows(
+def forecast_field(
     predict: Callable[[np.ndarray], np.ndarray],
-    inputs: np.ndarray,
+    field: xr.DataArray,
+    input_length: int,
     normalizer: Normalizer,
     batch_size: int,
-) -> np.ndarray:
-    """Physical-unit forecasts of raw (physical) input windows ``(n, time, lat, lon, c)``."""
-    outputs = []
-    for start in range(0, len(inputs), batch_size):
-        batch = np.nan_to_num(normalizer.normalize(inputs[start : start + batch_size]), nan=0.0)
-        outputs.append(normalizer.denormalize(np.asarray(predict(batch.astype(np.float32)))))
-    return np.concatenate(outputs)
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Physical-unit forecasts from every window of a raw ``(time, lat, lon, channel)``
+    field, one batch at a time.
+
+    Each batch reads only its ``batch_size + input_length - 1`` frames, so a
+    dask-backed field larger than memory streams. Every batch is padded to
+    ``batch_size`` windows (the padding is dropped), so a jitted ``predict``
+    compiles once, and the next batch is sent to ``predict`` before the previous
+    forecasts are copied back.
+
+    Yields:
+      ``(predictions, init_times)``: ``(n, lead, lat, lon, channel)`` forecasts
+      and the time of each window's last input frame.
+    """
+    count = field.sizes["time"] - input_length + 1
+    batch_size = min(batch_size, count)
+    times = field["time"].values[input_length - 1 :]
+
+    def dispatch(start: int) -> tuple:
+        stop = min(start + batch_size, count)
+        frames = field.isel(time=slice(start, stop + input_length - 1)).values
+        windows = np.moveaxis(sliding_window_view(frames, input_length, axis=0), -1, 1)
+        inputs = np.nan_to_num(normalizer.normalize(windows.astype(np.float32)), nan=0.0)
+        padded = pad_batch({"inputs": inputs.astype(np.float32)}, batch_size)["inputs"]
+        predictions = predict(padded)
+        return predictions[: stop - start] if stop - start < batch_size else predictions, start
+
+    for predictions, start in one_ahead(map(dispatch, range(0, count, batch_size))):
+        predictions = normalizer.denormalize(np.asarray(predictions))
+        yield predictions, times[start : start + len(predictions)]

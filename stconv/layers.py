@@ -53,37 +53,88 @@ def conv_general(
     )
 
 
-def _plain_frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    if kernel.shape[:2] == (1, 1) and all(tuple(p) == (0, 0) for p in padding):
-        return frames @ kernel[0, 0]
+def pointwise(x: jax.Array, matrix: jax.Array) -> jax.Array:
+    """``x @ matrix`` over the last axis, as one 2D matrix product.
+
+    XLA's CPU backend runs the gradient of a matrix product over several
+    leading axes as a slow multi-axis contraction; flattened to 2D, it is one
+    fast matrix product.
+    """
+    y = x.reshape(-1, x.shape[-1]) @ matrix
+    return y.reshape(*x.shape[:-1], matrix.shape[-1])
+
+
+def _conv2d(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
     return conv_general(frames, kernel, (1, 1), padding, (1, 1))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    """Stride-1 2D convolution of ``(n, lat, lon, c)`` frames with a ``(kh, kw, in, out)`` kernel.
+def spatial_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)`` kernel.
 
-    Its kernel gradient is computed as that of a unit-depth 3D convolution,
-    which XLA's CPU backend runs several times faster than the 2D one.
+    Both gradients are written in forms XLA's CPU backend runs fast, also
+    inside `jax.lax.scan` bodies, where XLA does not rewrite a convolution's
+    own gradients and falls back to a generic loop nest (about 25x slower):
+    the input gradient is the convolution of the output gradient by the
+    flipped kernel, the kernel gradient `spatial_kernel_grad`.
     """
-    return _plain_frame_conv(frames, kernel, padding)
+    return _conv2d(frames, kernel, padding)
 
 
-def _frame_conv_fwd(frames, kernel, padding):
-    return _plain_frame_conv(frames, kernel, padding), (frames, kernel)
+def spatial_kernel_grad(
+    frames: jax.Array, grad: jax.Array, kernel_size: Sequence[int], padding: Padding
+) -> jax.Array:
+    """The kernel gradient of `spatial_conv` as ``kh`` matrix products.
+
+    Row offset ``i`` of the kernel gradient contracts the padded input rows
+    ``i .. i + out_lat`` with ``kw`` copies of the output gradient, copy ``j``
+    shifted ``j`` columns right, over ``(n, lat, lon)``: one matrix product of
+    ``(in, n * lat * lon)`` by ``(n * lat * lon, kw * out)``. It runs 1.5-2x
+    faster on XLA's CPU backend than XLA's own kernel gradient.
+
+    Args:
+      frames: the input ``(n, lat, lon, in)``.
+      grad: the output gradient ``(n, out_lat, out_lon, out)``.
+      kernel_size: ``(kh, kw)``.
+      padding: the convolution's ``(low, high)`` padding of lat and lon.
+
+    Returns:
+      ``(kh, kw, in, out)``.
+    """
+    (kh, kw), channels, features = kernel_size, frames.shape[-1], grad.shape[-1]
+    padded = jnp.pad(frames, ((0, 0), *padding, (0, 0)))
+    out_lat = grad.shape[1]
+    shifted = jnp.concatenate(
+        [jnp.pad(grad, ((0, 0), (0, 0), (j, kw - 1 - j), (0, 0))) for j in range(kw)], axis=-1
+    ).reshape(-1, kw * features)
+    rows = [padded[:, i : i + out_lat].reshape(-1, channels).T @ shifted for i in range(kh)]
+    return jnp.stack(rows).reshape(kh, channels, kw, features).transpose(0, 2, 1, 3)
 
 
-def _frame_conv_bwd(padding, residuals, grad):
+def _spatial_conv_fwd(frames, kernel, padding):
+    return _conv2d(frames, kernel, padding), (frames, kernel)
+
+
+def _spatial_conv_bwd(padding, residuals, grad):
     frames, kernel = residuals
-    _, input_vjp = jax.vjp(lambda f: _plain_frame_conv(f, kernel, padding), frames)
-    _, kernel_vjp = jax.vjp(
-        lambda k: conv_general(frames[:, None], k[None], (1, 1, 1), ((0, 0), *padding), (1, 1, 1)),
-        kernel,
-    )
-    return input_vjp(grad)[0], kernel_vjp(grad[:, None])[0]
+    sizes = kernel.shape[:2]
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+    back = tuple((k - 1 - low, k - 1 - high) for k, (low, high) in zip(sizes, padding, strict=True))
+    frames_grad = _conv2d(grad, flipped, back)
+    kernel_grad = spatial_kernel_grad(frames, grad, sizes, padding)
+    return frames_grad.astype(frames.dtype), kernel_grad.astype(kernel.dtype)
 
 
-frame_conv.defvjp(_frame_conv_fwd, _frame_conv_bwd)
+spatial_conv.defvjp(_spatial_conv_fwd, _spatial_conv_bwd)
+
+
+def frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)``
+    kernel: a `pointwise` product for an unpadded (1, 1) kernel, else `spatial_conv`."""
+    padding = tuple(tuple(p) for p in padding)
+    if kernel.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
+        return pointwise(frames, kernel[0, 0])
+    return spatial_conv(frames, kernel, padding)
 
 
 def conv(
@@ -93,12 +144,12 @@ def conv(
     padding: Padding | None = None,
     input_dilation: Sequence[int] | None = None,
 ) -> jax.Array:
-    """N-d convolution (N = 1, 2, 3) with a fast path for 3D kernels.
+    """N-d convolution (N = 1, 2, 3) with fast paths for stride-1 2D and 3D kernels.
 
-    A stride-1 3D convolution is computed as a sum over the kernel's time
-    offsets of `frame_conv`s, one per offset, each over ``batch * time``
-    frames; a (k, 1, 1) kernel thus becomes k matrix products. Other
-    convolutions go to `conv_general`.
+    A stride-1 2D convolution is a `frame_conv`. A stride-1 3D convolution is
+    a sum over the kernel's time offsets of `frame_conv`s, one per offset,
+    each over ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k
+    matrix products. Other convolutions go to `conv_general`.
 
     Args:
       x: input ``(batch, *spatial, in_channels)``.
@@ -116,8 +167,10 @@ def conv(
     strides = tuple(strides or (1,) * rank)
     padding = tuple(tuple(p) for p in (padding or ((0, 0),) * rank))
     input_dilation = tuple(input_dilation or (1,) * rank)
-    if rank != 3 or strides != (1, 1, 1) or input_dilation != (1, 1, 1):
+    if rank == 1 or set(strides) != {1} or set(input_dilation) != {1}:
         return conv_general(x, kernel, strides, padding, input_dilation)
+    if rank == 2:
+        return frame_conv(x, kernel, padding)
 
     x = jnp.pad(x, ((0, 0), padding[0], (0, 0), (0, 0), (0, 0)))
     batch, padded_time, lat, lon, channels = x.shape

@@ -7,6 +7,7 @@ steps and returns the new state with its input buffers donated, and
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from stconv.losses import rmse_loss
 from stconv.pipeline import epoch_batches, num_batches
+from stconv.precision import in_dtype, mixed_precision_loss, policy_dtype
 
 Batch = dict[str, jax.Array]
 
@@ -39,27 +41,36 @@ def forecast(model: nnx.Module, inputs: jax.Array, horizon: int) -> jax.Array:
 
 
 def make_apply(
-    model: nnx.Module, apply: Callable[[nnx.Module, jax.Array], jax.Array]
+    model: nnx.Module,
+    apply: Callable[[nnx.Module, jax.Array], jax.Array],
+    compute_dtype: Any = None,
 ) -> Callable[[nnx.State, jax.Array], jax.Array]:
     """A jitted ``fn(model_state, inputs) = apply(model, inputs)`` in eval mode.
 
     ``model_state`` is ``nnx.state(model)`` or the model part (``state[0]``)
     of `make_train_step`'s state: train and eval mode share one state layout.
+    With ``compute_dtype`` bfloat16 the model computes in bfloat16 and returns
+    float32 (`stconv.precision`); None or float32 computes in float32.
     """
+    dtype = policy_dtype(compute_dtype)
     model.eval()
     graphdef = nnx.graphdef(model)
     model.train()
 
     @jax.jit
     def fn(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
-        return apply(nnx.merge(graphdef, model_state), inputs)
+        model = nnx.merge(graphdef, model_state)
+        return apply(model if dtype is None else in_dtype(model, dtype), inputs)
 
     return fn
 
 
-def make_predict(model: nnx.Module, horizon: int) -> Callable[[nnx.State, jax.Array], jax.Array]:
-    """A jitted ``predict(model_state, inputs)``: the eval-mode forecast (see `make_apply`)."""
-    return make_apply(model, lambda model, inputs: forecast(model, inputs, horizon))
+def make_predict(
+    model: nnx.Module, horizon: int, compute_dtype: Any = None
+) -> Callable[[nnx.State, jax.Array], jax.Array]:
+    """A jitted ``predict(model_state, inputs)``: the eval-mode forecast, computed
+    in ``compute_dtype`` (see `make_apply`)."""
+    return make_apply(model, lambda model, inputs: forecast(model, inputs, horizon), compute_dtype)
 
 
 def forecast_loss(model: nnx.Module, batch: Batch) -> jax.Array:
@@ -72,10 +83,14 @@ def make_train_step(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
     loss_fn: Callable[[nnx.Module, Batch], jax.Array] = forecast_loss,
+    compute_dtype: Any = None,
 ) -> tuple[Callable[[nnx.State, Batch], tuple[nnx.State, dict]], nnx.State]:
     """Splits ``(model, optimizer)`` once and returns a jitted step and the state.
 
     ``loss_fn(model, batch)`` is the loss to minimise; the default is `forecast_loss`.
+    ``compute_dtype`` bfloat16 computes the model in bfloat16 (mixed precision,
+    `stconv.precision`): parameters, BatchNorm statistics, optimizer state,
+    gradients and the loss stay float32. None or float32 computes in float32.
 
     Returns:
       ``(train_step, state)``: ``train_step(state, batch)``, with ``batch`` a
@@ -84,6 +99,9 @@ def make_train_step(
       reused. Call ``nnx.update((model, optimizer), state)`` to write the
       state back into the objects.
     """
+    dtype = policy_dtype(compute_dtype)
+    if dtype is not None:
+        loss_fn = mixed_precision_loss(loss_fn, dtype)
     graphdef, state = nnx.split((model, optimizer))
 
     def train_step(state: nnx.State, batch: Batch) -> tuple[nnx.State, dict]:

@@ -9,6 +9,7 @@ import xarray as xr
 
 from stconv import cli, experiment
 from stconv import train as train_module
+from stconv.forecasts import ForecastWriter
 from stconv.losses import rmse_loss
 from stconv.metrics import ErrorAccumulator
 from stconv.synthetic import write_synthetic_netcdf
@@ -47,7 +48,7 @@ def test_masked_metrics_by_hand():
     assert float(loss) == pytest.approx(np.sqrt((1 + 9 + 16) / 3 + 1e-6))
 
 
-def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
+def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     workdir = tmp_path / "run"
     assert train(workdir, "--epochs", "2") == 0
     out = capsys.readouterr().out
@@ -78,6 +79,21 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     with xr.open_dataset(output) as forecast:
         assert forecast["synthetic_0"].shape == (26, 5, 16, 16)
         assert 250 < float(forecast["synthetic_0"].mean()) < 310
+
+    # Smaller batches stream to the file one at a time and give the same forecasts.
+    sizes, write = [], ForecastWriter.write
+    monkeypatch.setattr(
+        ForecastWriter, "write", lambda self, p, t: sizes.append(len(p)) or write(self, p, t)
+    )
+    batched = tmp_path / "batched.nc"
+    assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
+                     "--output", str(batched), "--batch-size", "4"]) == 0  # fmt: skip
+    assert sizes == [4] * 6 + [2]
+    with xr.open_dataset(output) as forecast, xr.open_dataset(batched) as forecast_batched:
+        xr.testing.assert_allclose(forecast_batched, forecast, rtol=1e-6)
+    assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
+                     "--output", str(batched), "--batch-size", "0"]) == 2  # fmt: skip
+    assert "eval_batch_size=0 is invalid" in capsys.readouterr().err
 
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
@@ -136,8 +152,8 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     real_step = experiment.make_train_step
 
-    def failing(model, optimizer):
-        step, state = real_step(model, optimizer)
+    def failing(model, optimizer, **kwargs):
+        step, state = real_step(model, optimizer, **kwargs)
         calls = []
 
         def train_step(state, batch):

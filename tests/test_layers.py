@@ -81,6 +81,8 @@ def test_input_dilation_is_pytorch_transposed_conv():
         ((2, 1, 1), ((0, 0), (0, 0), (0, 0))),
         ((3, 3, 3), ((1, 1), (1, 1), (1, 1))),
         ((2, 2, 2), ((1, 1), (1, 1), (1, 1))),
+        ((1, 3, 5), ((0, 0), (0, 2), (3, 1))),
+        ((2, 3, 3), ((1, 0), (1, 1), (0, 2))),
     ],
 )
 def test_fast_path_equals_3d_convolution(kernel_size, padding):
@@ -145,3 +147,39 @@ def test_dropout_only_in_train_mode():
     block.eval()
     np.testing.assert_allclose(block(x), block(x))
     assert float(jnp.mean(block(x) == 0)) < 0.2
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding",
+    [
+        ((1, 1), ((0, 0), (0, 0))),
+        ((3, 3), ((1, 1), (1, 1))),
+        ((5, 3), ((2, 2), (0, 1))),
+        ((2, 4), ((0, 0), (3, 0))),
+    ],
+)
+def test_2d_fast_path_equals_xla_convolution_also_inside_scan(kernel_size, padding):
+    """`spatial_conv`'s hand-written gradients equal XLA's, in and outside a scan body."""
+    kx, kw = jax.random.split(jax.random.key(1))
+    frames = jax.random.normal(kx, (3, 2, 7, 6, 3))  # scanned over the first axis
+    w = jax.random.normal(kw, (*kernel_size, 3, 4))
+
+    def loss(conv_fn, w):
+        def body(total, x):
+            return total + jnp.sum(jnp.sin(conv_fn(x, w))), None
+
+        return jax.lax.scan(body, 0.0, frames)[0]
+
+    def plain(x, w):
+        return conv_general(x, w, (1, 1), padding, (1, 1))
+
+    def fast(x, w):
+        return conv(x, w, padding=padding)
+
+    np.testing.assert_allclose(fast(frames[0], w), plain(frames[0], w), rtol=1e-5, atol=1e-5)
+    got = jax.jit(jax.grad(lambda w: loss(fast, w)))(w)
+    want = jax.grad(lambda w: loss(plain, w))(w)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    got_x = jax.grad(lambda x: jnp.sum(jnp.sin(fast(x, w))))(frames[0])
+    want_x = jax.grad(lambda x: jnp.sum(jnp.sin(plain(x, w))))(frames[0])
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-4)

@@ -11,9 +11,9 @@ ConvLSTM, each layer's own 1x1 projection of its previous hidden state). When
 reference's ConvLSTM does (its PredRNN and MIM fail there).
 
 The time loop is one `jax.lax.scan`, so compile time does not grow with the
-horizon; the convolutions inside it are `ScanConv`s, whose gradients XLA's CPU
-backend runs fast inside a loop body (see `scan_conv`). Dropout is PyTorch's
-Dropout2d, which drops whole channels, with a new mask at every step.
+horizon; the convolutions inside it are `stconv.layers.Conv`s, whose gradients
+XLA's CPU backend runs fast inside a loop body (`stconv.layers.spatial_conv`).
+Dropout is PyTorch's Dropout2d, which drops whole channels, with a new mask at every step.
 
 Differences from the reference:
   * Its LayerNorms normalise over ``[channels, W, W]`` with W the grid width,
@@ -25,7 +25,6 @@ Differences from the reference:
     same per-channel matrix products over the lon axis.
 """
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.layers import Conv, Padding
+from stconv.layers import Conv
 from stconv.models.validation import check_input, validate_hyperparameters
 
 FORGET_BIAS = 1.0
@@ -51,66 +50,12 @@ def check_odd_kernel(kernel_size: int) -> None:
         )
 
 
-def _conv2d(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    numbers = ("NHWC", "HWIO", "NHWC")
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=numbers)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def scan_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    """Stride-1 2D convolution, ``(n, lat, lon, in)`` by ``(kh, kw, in, out)``,
-    whose gradients stay fast inside `jax.lax.scan`.
-
-    Outside loops XLA's CPU backend rewrites a convolution's kernel gradient
-    into the canonical NHWC x HWIO form its fast convolution needs; inside a
-    scan body it does not, and falls back to a generic loop nest (measured
-    about 25x slower for a (5, 5, 33, 128) kernel on 15 x 32 x 32 frames).
-    This VJP writes both gradients as canonical convolutions itself.
-    """
-    return _conv2d(x, kernel, padding)
-
-
-def _scan_conv_fwd(x, kernel, padding):
-    return _conv2d(x, kernel, padding), (x, kernel)
-
-
-def _scan_conv_bwd(padding, residuals, grad):
-    x, kernel = residuals
-    sizes = kernel.shape[:2]
-    # Input gradient: the flipped kernel, in and out swapped, padded k - 1 - p.
-    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    back = tuple((k - 1 - low, k - 1 - high) for k, (low, high) in zip(sizes, padding, strict=True))
-    x_grad = _conv2d(grad, flipped, back)
-    # Kernel gradient: the input channels as the batch, the batch as the features.
-    kernel_grad = _conv2d(x.transpose(3, 1, 2, 0), grad.transpose(1, 2, 0, 3), padding)
-    return x_grad, kernel_grad.transpose(1, 2, 0, 3)
-
-
-scan_conv.defvjp(_scan_conv_fwd, _scan_conv_bwd)
-
-
-class ScanConv(Conv):
-    """A 2D `Conv` for use inside `jax.lax.scan`: same parameters and
-    initialisation, computed by `scan_conv` (a (1, 1) kernel by a matrix product)."""
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.kernel[...]
-        padding = tuple(self.padding or ((0, 0), (0, 0)))
-        if kernel.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
-            y = x @ kernel[0, 0]
-        else:
-            y = scan_conv(x, kernel, padding)
-        if self.bias is not None:
-            y = y + self.bias[...]
-        return y
-
-
 def same_conv(
     in_features: int, out_features: int, kernel_size: int, *, use_bias: bool, rngs: nnx.Rngs
-) -> ScanConv:
+) -> Conv:
     """A 2D (k, k) convolution padded by k // 2, which keeps the grid for odd k."""
     pad = kernel_size // 2
-    return ScanConv(
+    return Conv(
         in_features,
         out_features,
         (kernel_size, kernel_size),
@@ -120,11 +65,9 @@ def same_conv(
     )
 
 
-def pointwise_conv(
-    in_features: int, out_features: int, *, use_bias: bool, rngs: nnx.Rngs
-) -> ScanConv:
+def pointwise_conv(in_features: int, out_features: int, *, use_bias: bool, rngs: nnx.Rngs) -> Conv:
     """A 1x1 convolution."""
-    return ScanConv(in_features, out_features, (1, 1), use_bias=use_bias, rngs=rngs)
+    return Conv(in_features, out_features, (1, 1), use_bias=use_bias, rngs=rngs)
 
 
 def dropout2d(rate: float) -> nnx.Dropout:
@@ -282,9 +225,10 @@ class RecurrentForecaster(nnx.Module):
             return None
         return jax.random.split(self.rngs(), self.horizon)
 
-    def zeros(self, batch: int) -> jax.Array:
-        """A zero hidden state, ``(batch, lat, lon, hidden_dim)``."""
-        return jnp.zeros((batch, *self.grid, self.hidden_dim))
+    def zeros(self, x: jax.Array) -> jax.Array:
+        """A zero hidden state for the input ``x``, ``(batch, lat, lon, hidden_dim)``
+        in ``x``'s dtype (bfloat16 in mixed precision, `stconv.precision`)."""
+        return jnp.zeros((x.shape[0], *self.grid, self.hidden_dim), x.dtype)
 
 
 # ConvLSTM
@@ -363,7 +307,7 @@ class ConvLSTM(RecurrentForecaster):
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
         self.check_input(x)
         frames, observed = self.sequence(x)
-        state = (self.zeros(x.shape[0]), self.zeros(x.shape[0]))
+        state = (self.zeros(x), self.zeros(x))
         for layer in self.layers:
             frames = unroll(
                 layer, ConvLSTMLayer.__call__, frames, observed, state, self.dropout_keys()
@@ -487,8 +431,8 @@ class PredRNN(RecurrentForecaster):
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
         self.check_input(x)
         frames, observed = self.sequence(x)
-        zeros = [self.zeros(x.shape[0])] * len(self.cells)
-        state = (zeros, zeros, self.zeros(x.shape[0]))
+        zeros = [self.zeros(x)] * len(self.cells)
+        state = (zeros, zeros, self.zeros(x))
         outputs = unroll(self, PredRNN.step, frames, observed, state, self.dropout_keys())
         return jnp.moveaxis(outputs, 0, 1)
 
@@ -718,7 +662,7 @@ class MIM(RecurrentForecaster):
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
         self.check_input(x)
         frames, observed = self.sequence(x)
-        zeros = self.zeros(x.shape[0])
+        zeros = self.zeros(x)
         layers, diffs = [zeros] * (1 + len(self.blocks)), [zeros] * len(self.diffs)
         state = dict(
             started=jnp.array(False),

@@ -1,0 +1,147 @@
+"""experiments/benchmark.py on a tiny configuration: every field, the skipped path, resuming.
+
+Nothing here asserts on speed.
+"""
+
+import importlib.util
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from stconv import models
+from stconv.layers import Conv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = os.path.join(ROOT, "experiments")
+
+# Horizon 7 from 5 inputs: STConvS2S's temporal generator rejects it, ConvLSTM does not.
+TINY = dict(
+    grid=(8, 8),
+    input_length=5,
+    horizon=7,
+    hyperparameters=dict(num_layers=1, hidden_dim=2, kernel_size=3),
+    normalization="channel",
+)
+RUN_FIELDS = {
+    "model", "config", "status", "hyperparameters", "parameters", "compile_s", "step_s",
+    "step_times_s", "samples_per_s", "gflop_per_step", "gflop_per_s",
+    "xla_gflop_per_step", "eval_compile_s", "eval_s",
+    "eval_samples_per_s", "memory", "final_loss", "ceiling_gflop_per_s", "fraction_of_ceiling",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(EXPERIMENTS)  # for its `import benchmark_data, reproduce`
+        spec = importlib.util.spec_from_file_location(
+            "benchmark", os.path.join(EXPERIMENTS, "benchmark.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        patch.setitem(module.CONFIGS, "tiny", TINY)
+        yield module
+
+
+def positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def test_paper_configurations(benchmark):
+    assert (
+        benchmark.describe(benchmark.CONFIGS["cfsr"]) == "32x32, 3 layers, 32 filters, k5, 5 -> 5"
+    )
+    assert benchmark.CONFIGS["cfsr-15"]["horizon"] == 15
+    assert (
+        benchmark.describe(benchmark.CONFIGS["chirps"]) == "50x50, 2 layers, 8 filters, k5, 5 -> 5"
+    )
+    # PredRNN as the paper trained it: kernel 3 (and dropout 0.5).
+    predrnn = benchmark.model_kwargs("predrnn", benchmark.CONFIGS["cfsr"])
+    assert (predrnn["kernel_size"], predrnn["dropout"], predrnn["hidden_dim"]) == (3, 0.5, 32)
+
+
+def test_tiny_run_json_markdown_and_resume(benchmark, tmp_path):
+    out = tmp_path / "benchmark.json"
+    argv = [
+        "--configs", "tiny", "--models", "stconvs2s-r", "convlstm", "--steps", "1",
+        "--eval-batch-size", "3", "--batch-size", "4", "--matmul-size", "128",
+        "--json", str(out), "--markdown", str(tmp_path / "benchmark.md"),
+        "--data-dir", str(tmp_path / "data"), "--synthetic-steps", "100",
+        "--pipeline-batches", "10",
+    ]  # fmt: skip
+    benchmark.main(argv)
+    results = json.loads(out.read_text())
+
+    assert set(results) == {
+        "command", "date", "device", "ceiling", "settings", "configs", "runs", "pipeline",
+    }  # fmt: skip
+    assert results["device"]["platform"] == jax.devices()[0].platform
+    assert results["device"]["device_count"] >= 1
+    assert all(positive(results["ceiling"][key]) for key in results["ceiling"])
+
+    skipped, run = results["runs"]
+    assert (skipped["model"], skipped["status"]) == ("stconvs2s-r", "skipped")
+    assert "horizon=7" in skipped["reason"]
+    assert set(run) == RUN_FIELDS
+    assert (run["model"], run["status"]) == ("convlstm", "ok")
+    numbers = [value for key, value in run.items() if isinstance(value, int | float)]
+    assert all(positive(value) for value in numbers), run
+    assert run["memory"]["total_bytes"] > 0 and run["memory"]["process_peak_rss_bytes"] > 0
+    # XLA counts the recurrence's loop body once; the model's count sees every step.
+    assert run["gflop_per_step"] > run["xla_gflop_per_step"]
+
+    pipeline = results["pipeline"]["tiny"]
+    assert pipeline["fastest_model"] == "convlstm"
+    assert positive(pipeline["samples_per_s"]) and pipeline["batches"] == 10
+    assert pipeline["ratio"] == pytest.approx(pipeline["samples_per_s"] / run["samples_per_s"])
+    assert isinstance(pipeline["meets_target"], bool)
+    assert "synthetic" in pipeline["data"]
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| tiny | convlstm |" in table and "skipped: horizon=7" in table
+
+    # Resuming runs nothing again but measures the pipeline and the ceiling anew.
+    resumed = benchmark.main([*argv, "--resume"])
+    assert resumed["runs"] == results["runs"]
+    assert "ratio" in resumed["pipeline"]["tiny"]
+    with pytest.raises(SystemExit):
+        benchmark.main([*argv, "--resume", "--steps", "2"])
+
+
+def test_flops_count_scan_iterations(benchmark):
+    def f(x, w):
+        return jax.lax.scan(lambda c, _: (jnp.tanh(c @ w), None), x, None, length=10)[0]
+
+    x = w = jnp.ones((16, 16))
+    assert benchmark.jaxpr_flops(jax.make_jaxpr(f)(x, w).jaxpr) == 10 * 2 * 16**3
+
+    def dead(x, w):
+        _ = x @ w  # unused: XLA drops it, so must the count
+        return x + 1
+
+    assert benchmark.jaxpr_flops(benchmark.live(jax.make_jaxpr(dead)(x, w).jaxpr)) == 0
+
+    conv = jax.jit(lambda x, k: benchmark.conv_general(x, k, (1, 1), ((1, 1), (1, 1)), (1, 1)))
+    x, k = jnp.ones((2, 6, 6, 3)), jnp.ones((3, 3, 3, 4))
+    assert benchmark.jaxpr_flops(jax.make_jaxpr(conv)(x, k).jaxpr) == 2 * (2 * 6 * 6 * 4) * 27
+
+
+def test_model_flops_are_the_plain_convolutions(benchmark):
+    """One same-padded (3, 3, 3) conv: its forward and its kernel gradient (the
+    input gradient is dead), whatever formulation stconv runs it in."""
+    model = Conv(1, 1, (3, 3, 3), padding=((1, 1),) * 3, rngs=nnx.Rngs(0))
+    batch = {"inputs": jnp.ones((2, 4, 5, 5, 1)), "targets": jnp.ones((2, 4, 5, 5, 1))}
+    assert benchmark.model_flops(model, batch) == 2 * (2 * (2 * 4 * 5 * 5) * 27)
+
+
+def test_conv_calls_records_every_convolution(benchmark):
+    model = models.create(
+        "stconvs2s-r", input_shape=(5, 8, 8, 1), horizon=5, num_layers=1, hidden_dim=2,
+        kernel_size=3,
+    )  # fmt: skip
+    calls = benchmark.conv_calls(model, (2, 5, 8, 8, 1))
+    assert calls and all(len(kernel) == 5 for _, kernel, *_ in calls)
