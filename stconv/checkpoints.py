@@ -3,6 +3,11 @@
 Each holds the model and optimizer state and a JSON record of the epoch, the
 early-stopping state, the data iterator's position and the normalization
 statistics.
+
+The arrays may be split or replicated over several devices and hosts
+(`stconv.distributed`): every process saves its shards together, and a
+restore places the arrays as the state given to it is placed, on any number
+of devices, whatever the placement they were saved from.
 """
 
 import os
@@ -38,7 +43,8 @@ class Checkpoints:
         return self.managers[kind].latest_step() is not None
 
     def restore(self, kind: str, state: nnx.State) -> dict:
-        """Restores into ``state`` (in place) and returns the record."""
+        """Restores into ``state`` (in place), keeping its arrays' placement, and
+        returns the record."""
         manager = self.managers[kind]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
         try:

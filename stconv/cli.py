@@ -3,6 +3,9 @@
 stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
 stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
+
+Each command runs on all devices; on a cluster, every process runs the same
+command (`stconv.distributed.maybe_initialize`).
 """
 
 import argparse
@@ -23,7 +26,8 @@ def train_command(args: argparse.Namespace) -> None:
 
 def restored_model(workdir: str):
     """The config, data description and predict function (the best epoch's, or the
-    fitted ARIMA models) of a finished run."""
+    fitted ARIMA models) of a finished run; the model runs on all devices."""
+    from stconv import distributed
     from stconv.checkpoints import Checkpoints
     from stconv.experiment import build
     from stconv.train import make_predict, make_train_step
@@ -36,13 +40,15 @@ def restored_model(workdir: str):
         description = json.load(f)
     if config.model == ARIMA:
         return config, description, restored_arima(workdir)
+    distributed.maybe_initialize()
+    mesh = distributed.data_mesh()
     model, optimizer = build(config, tuple(description["input_shape"]))
-    _, state = make_train_step(model, optimizer)
+    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
     checkpoints = Checkpoints(workdir)
     if not checkpoints.exists("best"):
         raise ValueError(f"workdir {workdir!r} has no best checkpoint: train the run first")
     checkpoints.restore("best", state)
-    predict = make_predict(model, config.horizon, config.compute_dtype)
+    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
     return config, description, lambda x: predict(state[0], x)
 
 
@@ -64,6 +70,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    from stconv.distributed import is_primary
     from stconv.fields import open_field
     from stconv.forecasts import ForecastWriter, forecast_field
     from stconv.masks import nan_mask
@@ -92,6 +99,10 @@ def predict_command(args: argparse.Namespace) -> None:
         "units": description["units"],
     }
     batches = forecast_field(predict, field, length, normalizer, config.eval_batch_size)
+    if not is_primary():  # the others compute with process 0, which writes
+        for _ in batches:
+            pass
+        return
     with ForecastWriter(args.output, grid, mask, config.horizon) as writer:
         for predictions, init_times in batches:
             writer.write(predictions, init_times)

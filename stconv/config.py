@@ -11,6 +11,8 @@ from stconv import models
 from stconv.precision import COMPUTE_DTYPES
 
 ARIMA = "arima"  # the classical baseline (`stconv.arima`), beside the deep models
+# Fields that change how a run computes, not its result: a resumed run may change them.
+EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
 
 
 def model_names() -> list[str]:
@@ -58,6 +60,13 @@ class Config:
         not pull the forecasts back).
       arima_max_train_length: ``arima`` fits each cell on the last this many
         training steps only; None fits all.
+      num_devices: train on the first this many devices (`jax.devices()`);
+        None uses all. ``batch_size`` must be a multiple of it.
+      fsdp: split each parameter and optimizer-state array over the devices
+        (FSDP) instead of keeping a copy on every device; for large models.
+      time_chunk: open the data lazily with dask, this many time steps per
+        chunk, so that a file larger than memory streams from disk (each host
+        reading only its batches); None loads it into memory.
     """
 
     model: str = "stconvs2s-r"
@@ -83,6 +92,9 @@ class Config:
     forecast_samples: int = 3
     arima_center: str = "train"
     arima_max_train_length: int | None = None
+    num_devices: int | None = None
+    fsdp: bool = False
+    time_chunk: int | None = None
 
     def __post_init__(self):
         if self.model not in model_names():
@@ -93,6 +105,9 @@ class Config:
         positive += ("patience", "iterations")
         if self.arima_max_train_length is not None:
             positive += ("arima_max_train_length",)
+        positive += tuple(
+            name for name in ("num_devices", "time_chunk") if getattr(self, name) is not None
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -148,6 +163,11 @@ HELP = {
     "arima_center": "arima: forecast around each cell's training mean (train) or around each "
     "window's mean (window)",
     "arima_max_train_length": "arima: fit each cell on the last N training steps only",
+    "num_devices": "train on the first N devices (None: all of them); batch_size must be a "
+    "multiple of N",
+    "time_chunk": "open the data lazily (dask), N time steps per chunk, for files larger "
+    "than memory",
+    "fsdp": "split parameters and optimizer state over the devices instead of replicating them",
     "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
     "parameters, optimizer state and loss in float32 (slower on CPUs)",
 }
@@ -161,7 +181,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
         help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
+            )
         else:
             parser.add_argument(flag, type=kind, default=field.default, help=help_)
 

@@ -6,6 +6,10 @@ A run's workdir holds ``config.json``, ``normalization.json``,
 persistence and climatology), ``test_forecasts.nc`` and ``forecast_maps.png``.
 An ``arima`` run has ``arima.npz`` (the fitted models) instead of the metrics
 log, learning curve and checkpoints.
+
+Training runs on all devices, or ``config.num_devices`` of them
+(`stconv.distributed`); with several processes, all run the same job and
+process 0 writes the files (the checkpoints are written by all together).
 """
 
 import json
@@ -15,9 +19,9 @@ import time
 import numpy as np
 from flax import nnx
 
-from stconv import models, plots
+from stconv import distributed, models, plots
 from stconv.checkpoints import Checkpoints
-from stconv.config import ARIMA, Config
+from stconv.config import ARIMA, EXECUTION_FIELDS, Config
 from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
 from stconv.forecasts import ForecastWriter
@@ -40,6 +44,7 @@ def load_config_dataset(config: Config) -> Dataset:
         horizon=config.horizon,
         normalization=config.normalization,
         mask_file=config.mask_file,
+        chunks=None if config.time_chunk is None else {"time": config.time_chunk},
     )
 
 
@@ -58,12 +63,23 @@ def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer
 
 
 def prepare_workdir(config: Config, workdir: str, resume: bool) -> None:
-    """Creates the workdir or checks that it holds this run."""
+    """Creates the workdir or checks that it holds this run.
+
+    The placement (``num_devices``, ``fsdp``) may change between a run and its
+    resumption: it does not change the result. Every process checks; process 0
+    writes.
+    """
     path = os.path.join(workdir, "config.json")
-    if os.path.exists(path):
+    exists = os.path.exists(path)
+    distributed.barrier("workdir checked")  # before process 0 writes config.json
+    if exists:
         saved = Config.load(path)
-        if saved != config:
-            changed = [k for k, v in vars(config).items() if getattr(saved, k) != v]
+        changed = [
+            k
+            for k, v in vars(config).items()
+            if k not in EXECUTION_FIELDS and getattr(saved, k) != v
+        ]
+        if changed:
             raise ValueError(
                 f"workdir {workdir!r} holds another run (its config.json differs in {changed}): "
                 "choose a new workdir"
@@ -74,8 +90,10 @@ def prepare_workdir(config: Config, workdir: str, resume: bool) -> None:
                 "or choose a new workdir"
             )
         return
-    os.makedirs(workdir, exist_ok=True)
-    config.save(path)
+    if distributed.is_primary():
+        os.makedirs(workdir, exist_ok=True)
+        config.save(path)
+    distributed.barrier("workdir created")
 
 
 def save_data_description(dataset: Dataset, workdir: str) -> None:
@@ -110,6 +128,7 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
 
     ``arima`` is fitted once (`fit_and_evaluate_arima`): its fit does not depend on the seed.
     """
+    distributed.maybe_initialize()
     if config.model == ARIMA:
         return fit_and_evaluate_arima(config, workdir, resume)
     if config.iterations == 1:
@@ -130,8 +149,9 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         }
         for name in runs[0]
     }
-    with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump({"runs": runs, "summary": summary}, f, indent=2)
+    if distributed.is_primary():
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump({"runs": runs, "summary": summary}, f, indent=2)
     print(f"mean +- std over {config.iterations} runs:")
     for name, metrics in summary.items():
         rmse, mae = metrics["rmse"], metrics["mae"]
@@ -143,13 +163,23 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
 
 
 def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
-    """One run: train with early stopping, restore the best epoch, test, write outputs."""
+    """One run: train with early stopping, restore the best epoch, test, write outputs.
+
+    Every process runs it; process 0 writes the files.
+    """
+    mesh = distributed.data_mesh(config.num_devices)
+    distributed.check_batch_size(config.batch_size, mesh)
+    print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
+    primary = distributed.is_primary()
     dataset = load_config_dataset(config)
     model, optimizer = build(config, dataset.input_shape)
     prepare_workdir(config, workdir, resume)
-    save_data_description(dataset, workdir)
-    train_step, state = make_train_step(model, optimizer, compute_dtype=config.compute_dtype)
-    predict = make_predict(model, config.horizon, config.compute_dtype)
+    if primary:
+        save_data_description(dataset, workdir)
+    train_step, state = make_train_step(
+        model, optimizer, compute_dtype=config.compute_dtype, mesh=mesh, fsdp=config.fsdp
+    )
+    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
     checkpoints = Checkpoints(workdir)
     history_path = os.path.join(workdir, "metrics.jsonl")
     units = dataset.grid["units"]
@@ -157,7 +187,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     if resume and checkpoints.exists("latest"):
         record = checkpoints.restore("latest", state)
         print(f"resuming {workdir} after epoch {record['epoch']}")
-    history = read_history(history_path, record["epoch"])
+    history = read_history(history_path, record["epoch"]) if primary else []
 
     train, validation = dataset.splits["train"], dataset.splits["validation"]
     for epoch in range(record["epoch"] + 1, config.epochs + 1):
@@ -173,6 +203,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
                 seed=config.seed,
                 epoch=epoch,
                 description=f"epoch {epoch}/{config.epochs}",
+                mesh=mesh,
             )
         except TrainingError as error:
             raise TrainingError(
@@ -202,8 +233,9 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
             "seconds": time.perf_counter() - start,
         }
         history.append(row)
-        with open(history_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        if primary:
+            with open(history_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
         print(
             f"epoch {epoch:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
             f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
@@ -213,9 +245,10 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
             checkpoints.save("best", epoch, state, record)
         checkpoints.save("latest", epoch, state, record)
 
-    plots.learning_curve(
-        history, record["best_epoch"], os.path.join(workdir, "learning_curve.png"), units
-    )
+    if primary:
+        plots.learning_curve(
+            history, record["best_epoch"], os.path.join(workdir, "learning_curve.png"), units
+        )
     best = checkpoints.restore("best", state)
     nnx.update((model, optimizer), state)
     print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
@@ -253,8 +286,13 @@ def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
 
     Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
     ``config.forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
+    With several processes, the others compute with process 0 and write nothing.
     """
     source, normalizer = dataset.splits["test"], dataset.normalizer
+    forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
+    if not distributed.is_primary():
+        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size)
+        return {config.model if k == "model" else k: v for k, v in results.items()}
     init_times = source.init_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
@@ -274,7 +312,6 @@ def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
                     prediction[i, 0],
                 )
 
-        forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
         results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, write)
     results = {config.model if k == "model" else k: v for k, v in results.items()}
     with open(os.path.join(workdir, "results.json"), "w") as f:

@@ -3,11 +3,19 @@
 Tensors are channels-last: ``(batch, *spatial, channels)``. For STConvS2S the
 spatial axes are ``(time, lat, lon)``.
 
-`conv` writes stride-1 3D convolutions the way XLA's CPU backend runs them
-fastest (measured in ``experiments/benchmark.py``): a sum over the kernel's
-time offsets of 2D convolutions over ``batch * time`` frames, so a ``(1, k, k)``
-kernel is one 2D convolution and a ``(k, 1, 1)`` kernel k matrix products.
-These are exact rewrites of the 3D convolution, not approximations.
+`conv` writes stride-1 convolutions the way XLA's CPU backend runs them
+fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
+
+- a 3D kernel is a sum over its time offsets of 2D convolutions over
+  ``batch * time`` frames, so a ``(1, k, k)`` kernel is one 2D convolution
+  and a ``(k, 1, 1)`` kernel k matrix products;
+- an unpadded (1, 1) kernel is one 2D matrix product (`pointwise`);
+- other 2D kernels are a `spatial_conv`, whose hand-written gradients stay
+  fast inside ``lax.scan`` bodies and whose kernel gradient
+  (`spatial_kernel_grad`) is a few large matrix products.
+
+These are exact rewrites of the convolution, not approximations; the tests
+check values and gradients against `conv_general`.
 """
 
 import functools

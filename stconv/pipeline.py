@@ -3,6 +3,8 @@
 One epoch is one pass over a source in an order fixed by ``(seed, epoch)``.
 The iterator's position is ``iterator.get_state()``; a new iterator for the
 same seed and epoch continues from it after ``iterator.set_state(state)``.
+With several processes (hosts), each one reads only its own rows of every
+global batch: the examples of the others are never read.
 """
 
 import grain
@@ -24,30 +26,67 @@ def epoch_batches(
     drop_remainder: bool = False,
     num_threads: int = 4,
     prefetch: int = 8,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> grain.DatasetIterator:
     """An iterator over one epoch of batches from ``source``.
 
+    With ``process_count`` > 1, this process's rows of every global batch of
+    ``batch_size``: the global order is cut into local batches of
+    ``batch_size // process_count`` and process ``p`` keeps local batches
+    ``p, p + process_count, ...``, so global batch ``k`` is the local batches
+    ``k`` of processes ``0, 1, ...`` one after another. Only those examples are read.
+
     Args:
       source: a random-access source (``len`` and ``[i]``) of dicts of arrays.
-      batch_size: examples per batch.
+      batch_size: examples per (global) batch.
       seed: the run's seed; with ``epoch`` it fixes the order.
       epoch: the epoch number.
       shuffle: False keeps the source's (chronological) order.
-      drop_remainder: drop the last, smaller batch.
+      drop_remainder: drop the last, smaller batch; required with several
+        processes (each must run the same steps).
       num_threads: threads reading examples in the background.
       prefetch: examples read ahead of the consumer.
+      process_index: this process (``jax.process_index()``).
+      process_count: the processes reading the batches together (``jax.process_count()``).
 
     Returns:
       A grain iterator of dicts of stacked arrays, ``(batch, ...)``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is invalid: must be an integer >= 1")
+    check_processes(batch_size, drop_remainder, process_index, process_count)
     dataset = grain.MapDataset.source(source)
     if shuffle:
         dataset = dataset.shuffle(seed=epoch_seed(seed, epoch))
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if process_count == 1:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        full = len(source) // batch_size * process_count  # local batches of full global ones
+        dataset = dataset.batch(batch_size // process_count)[:full]
+        dataset = dataset[process_index::process_count]
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     return iter(dataset.to_iter_dataset(options))
+
+
+def check_processes(
+    batch_size: int, drop_remainder: bool, process_index: int, process_count: int
+) -> None:
+    """Raises a ValueError unless the processes can split every batch evenly."""
+    if not 0 <= process_index < process_count:
+        raise ValueError(
+            f"process_index={process_index} is invalid: must be in [0, {process_count})"
+        )
+    if batch_size % process_count:
+        raise ValueError(
+            f"batch_size={batch_size} is invalid for {process_count} processes: "
+            f"choose a multiple of {process_count}"
+        )
+    if process_count > 1 and not drop_remainder:
+        raise ValueError(
+            f"drop_remainder=False is invalid for {process_count} processes: "
+            "pass drop_remainder=True (every process must run the same steps)"
+        )
 
 
 def num_batches(source, batch_size: int, drop_remainder: bool = False) -> int:

@@ -4,6 +4,10 @@ The train step is a pure function of the split model-and-optimizer state, as
 in Flax's performance guide: `nnx.split` once, jit a function that merges,
 steps and returns the new state with its input buffers donated, and
 `nnx.update` the Python objects only when they are needed again.
+
+Given a `stconv.distributed.data_mesh`, the step is compiled once for the
+mesh: the state stays replicated (or FSDP-split) across the devices and every
+batch is split over them; forward passes split their inputs likewise.
 """
 
 from collections.abc import Callable
@@ -13,8 +17,10 @@ import jax
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 from tqdm import tqdm
 
+from stconv import distributed
 from stconv.losses import rmse_loss
 from stconv.pipeline import epoch_batches, num_batches
 from stconv.precision import in_dtype, mixed_precision_loss, policy_dtype
@@ -44,6 +50,7 @@ def make_apply(
     model: nnx.Module,
     apply: Callable[[nnx.Module, jax.Array], jax.Array],
     compute_dtype: Any = None,
+    mesh: Mesh | None = None,
 ) -> Callable[[nnx.State, jax.Array], jax.Array]:
     """A jitted ``fn(model_state, inputs) = apply(model, inputs)`` in eval mode.
 
@@ -51,26 +58,38 @@ def make_apply(
     of `make_train_step`'s state: train and eval mode share one state layout.
     With ``compute_dtype`` bfloat16 the model computes in bfloat16 and returns
     float32 (`stconv.precision`); None or float32 computes in float32.
+    With a ``mesh``, the inputs (the same on every process) are split over its
+    devices, padded to a multiple of their number, and the outputs come back
+    whole to every process.
     """
     dtype = policy_dtype(compute_dtype)
     model.eval()
     graphdef = nnx.graphdef(model)
     model.train()
 
-    @jax.jit
     def fn(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
         model = nnx.merge(graphdef, model_state)
         return apply(model if dtype is None else in_dtype(model, dtype), inputs)
 
-    return fn
+    if mesh is None:
+        return jax.jit(fn)
+    jitted = jax.jit(fn, out_shardings=distributed.replicated(mesh))
+
+    def split_fn(model_state: nnx.State, inputs: jax.Array) -> jax.Array:
+        outputs = jitted(model_state, distributed.split_rows(inputs, mesh))
+        return outputs if len(outputs) == len(inputs) else outputs[: len(inputs)]
+
+    return split_fn
 
 
 def make_predict(
-    model: nnx.Module, horizon: int, compute_dtype: Any = None
+    model: nnx.Module, horizon: int, compute_dtype: Any = None, mesh: Mesh | None = None
 ) -> Callable[[nnx.State, jax.Array], jax.Array]:
     """A jitted ``predict(model_state, inputs)``: the eval-mode forecast, computed
-    in ``compute_dtype`` (see `make_apply`)."""
-    return make_apply(model, lambda model, inputs: forecast(model, inputs, horizon), compute_dtype)
+    in ``compute_dtype``, split over ``mesh`` if given (see `make_apply`)."""
+    return make_apply(
+        model, lambda model, inputs: forecast(model, inputs, horizon), compute_dtype, mesh
+    )
 
 
 def forecast_loss(model: nnx.Module, batch: Batch) -> jax.Array:
@@ -84,6 +103,8 @@ def make_train_step(
     optimizer: nnx.Optimizer,
     loss_fn: Callable[[nnx.Module, Batch], jax.Array] = forecast_loss,
     compute_dtype: Any = None,
+    mesh: Mesh | None = None,
+    fsdp: bool = False,
 ) -> tuple[Callable[[nnx.State, Batch], tuple[nnx.State, dict]], nnx.State]:
     """Splits ``(model, optimizer)`` once and returns a jitted step and the state.
 
@@ -91,6 +112,12 @@ def make_train_step(
     ``compute_dtype`` bfloat16 computes the model in bfloat16 (mixed precision,
     `stconv.precision`): parameters, BatchNorm statistics, optimizer state,
     gradients and the loss stay float32. None or float32 computes in float32.
+
+    With a ``mesh`` (`stconv.distributed.data_mesh`), the state is placed on
+    it, replicated or, with ``fsdp``, split (`stconv.distributed.state_shardings`),
+    and the step returns it placed the same way, so it compiles once for the
+    mesh; batches must be on the mesh (`stconv.distributed.global_batch`, as
+    `train_epoch` does). The loss comes back replicated.
 
     Returns:
       ``(train_step, state)``: ``train_step(state, batch)``, with ``batch`` a
@@ -110,7 +137,12 @@ def make_train_step(
         optimizer.update(model, grads)
         return nnx.state((model, optimizer)), {"loss": loss}
 
-    return jax.jit(train_step, donate_argnums=0), state
+    if mesh is None:
+        return jax.jit(train_step, donate_argnums=0), state
+    shardings = distributed.state_shardings(state, mesh, fsdp)
+    metrics = {"loss": distributed.replicated(mesh)}
+    step = jax.jit(train_step, donate_argnums=0, out_shardings=(shardings, metrics))
+    return step, distributed.place_state(state, mesh, fsdp)
 
 
 class TrainingError(RuntimeError):
@@ -126,9 +158,14 @@ def train_epoch(
     seed: int,
     epoch: int,
     description: str,
+    mesh: Mesh | None = None,
 ):
     """One epoch of ``train_step`` over ``source`` in the ``(seed, epoch)`` order,
     with a progress bar showing the running loss.
+
+    With a ``mesh`` (`make_train_step`'s), every batch is split over its
+    devices; with several processes, each reads only its rows of every batch
+    and the last, smaller batch of the epoch is dropped.
 
     Returns:
       ``(state, mean_loss, batches)``; ``batches.get_state()`` is the data
@@ -137,10 +174,17 @@ def train_epoch(
     Raises:
       TrainingError: on a NaN or infinite loss, naming the epoch and step.
     """
-    batches = epoch_batches(source, batch_size, seed=seed, epoch=epoch)
-    bar = tqdm(batches, total=num_batches(source, batch_size), desc=description, leave=False)
+    index, count = (jax.process_index(), jax.process_count()) if mesh is not None else (0, 1)
+    batches = epoch_batches(
+        source, batch_size, seed=seed, epoch=epoch, drop_remainder=count > 1,
+        process_index=index, process_count=count,
+    )  # fmt: skip
+    total = num_batches(source, batch_size, drop_remainder=count > 1)
+    bar = tqdm(batches, total=total, desc=description, leave=False)
     losses = []
     for step, batch in enumerate(bar, 1):
+        if mesh is not None:
+            batch = distributed.global_batch(batch, mesh)
         state, metrics = train_step(state, batch)
         loss = float(metrics["loss"])
         if not np.isfinite(loss):

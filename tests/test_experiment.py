@@ -9,6 +9,7 @@ import xarray as xr
 
 from stconv import cli, experiment
 from stconv import train as train_module
+from stconv.config import Config
 from stconv.forecasts import ForecastWriter
 from stconv.losses import rmse_loss
 from stconv.metrics import ErrorAccumulator
@@ -220,3 +221,15 @@ def test_iterations_report_mean_and_std(tmp_path, capsys):
     assert summary["summary"]["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
     assert summary["summary"]["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
     assert (tmp_path / "runs" / "seed-1010" / "results.json").exists()
+
+
+def test_time_chunk_streams_the_same_windows_lazily():
+    eager = experiment.load_config_dataset(Config())
+    lazy = experiment.load_config_dataset(Config(time_chunk=16))
+    for split in ("train", "test"):
+        for index in (0, len(eager.splits[split]) - 1):
+            got, want = lazy.splits[split][index], eager.splits[split][index]
+            for key in want:
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
+    with pytest.raises(ValueError, match="time_chunk=0 is invalid"):
+        Config(time_chunk=0)
