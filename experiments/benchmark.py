@@ -120,6 +120,21 @@ def timed(fn, *args, repeats: int) -> list[float]:
     return times
 
 
+def time_train_steps(train_step, state, batch: dict, steps: int) -> tuple:
+    """Seconds of each of ``steps`` train steps (the state threaded through).
+
+    Returns:
+      ``(state, metrics, times)`` after the last step.
+    """
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = train_step(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    return state, metrics, times
+
+
 def matmul_gflops(size: int, repeats: int = 10, precision: str | None = None) -> float:
     """Measured f32 ``size x size`` matmul throughput at ``precision``
     (None: JAX's default), the ceiling for convolution-bound steps: the best
@@ -273,14 +288,8 @@ def benchmark_model(
     flops = model_flops(model, batch)
     memory = compiled_memory(compiled)
 
-    state, metrics = compiled(state, batch)  # warm-up
-    jax.block_until_ready(metrics)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
+    state, metrics, _ = time_train_steps(compiled, state, batch, 1)  # warm-up
+    state, metrics, times = time_train_steps(compiled, state, batch, steps)
     step_seconds = statistics.median(times)
 
     predict = make_predict(model, horizon)

@@ -30,13 +30,11 @@ import time
 
 import jax
 import numpy as np
+from benchmark import CONFIGS, model_kwargs, time_train_steps
 from flax import nnx
-from reproduce import HYPERPARAMETERS
 
 from stconv import distributed, models
 from stconv.train import create_optimizer, make_train_step
-
-GRIDS = {"cfsr": (32, 32), "chirps": (50, 50)}  # the paper's grids, as in benchmark.py
 
 
 def device_counts(available: int, global_batch: int | None) -> list[int]:
@@ -61,30 +59,23 @@ def random_batch(rows: int, input_shape: tuple, horizon: int) -> dict[str, np.nd
 
 def measure(args: argparse.Namespace, num_devices: int, global_batch: int) -> dict:
     """Compile time, step times and samples/s of the train step on ``num_devices``."""
-    settings = HYPERPARAMETERS[args.config]
-    input_shape = (5, *GRIDS[args.config], 1)
+    config = CONFIGS[args.config]
+    input_shape = (config["input_length"], *config["grid"], 1)
     model = models.create(
         args.model,
         input_shape=input_shape,
-        horizon=5,
-        num_layers=settings["num_layers"],
-        hidden_dim=settings["hidden_dim"],
-        kernel_size=settings["kernel_size"],
+        horizon=config["horizon"],
+        **model_kwargs(args.model, config),
         rngs=nnx.Rngs(0),
     )
     mesh = distributed.data_mesh(num_devices)
     train_step, state = make_train_step(model, create_optimizer(model), mesh=mesh, fsdp=args.fsdp)
-    batch = distributed.global_batch(random_batch(global_batch, input_shape, 5), mesh)
+    batch = random_batch(global_batch, input_shape, config["horizon"])
+    batch = distributed.global_batch(batch, mesh)
     start = time.perf_counter()
-    state, metrics = train_step(state, batch)
-    jax.block_until_ready(metrics)
+    state, _, _ = time_train_steps(train_step, state, batch, 1)
     compile_s = time.perf_counter() - start
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        state, metrics = train_step(state, batch)
-        jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - start)
+    _, _, times = time_train_steps(train_step, state, batch, args.steps)
     step_s = statistics.median(times)
     return {
         "devices": num_devices,
@@ -118,7 +109,7 @@ def table(runs: list[dict]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=sorted(GRIDS), default="cfsr")
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="cfsr")
     parser.add_argument("--model", default="stconvs2s-r", help="a name of stconv.models")
     parser.add_argument("--per-device-batch", type=int, default=8, help="weak scaling")
     parser.add_argument(

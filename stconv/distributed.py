@@ -27,6 +27,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from stconv.pipeline import pad_rows
+
 DATA_AXIS = "data"
 
 
@@ -208,7 +210,5 @@ def split_rows(inputs: np.ndarray, mesh: Mesh) -> jax.Array:
     zero rows are appended to make the device count divide it (forward passes:
     the caller drops their outputs)."""
     inputs = np.asarray(inputs)
-    missing = -len(inputs) % mesh.size
-    if missing:
-        inputs = np.concatenate([inputs, np.zeros((missing, *inputs.shape[1:]), inputs.dtype)])
+    inputs = pad_rows(inputs, len(inputs) + -len(inputs) % mesh.size)
     return jax.make_array_from_callback(inputs.shape, batch_sharding(mesh), lambda i: inputs[i])

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 
 from stconv.metrics import ErrorAccumulator
-from stconv.pipeline import epoch_batches
+from stconv.pipeline import epoch_batches, pad_rows
 
 Predictor = Callable[[np.ndarray], jax.Array]
 T = TypeVar("T")
@@ -30,12 +30,7 @@ def batches_in_order(source, batch_size: int) -> Iterator[dict]:
 def pad_batch(batch: dict, batch_size: int) -> dict:
     """Every array of ``batch`` padded with zeros (False for masks) to ``batch_size`` rows,
     so that a jitted function sees one batch shape and compiles once."""
-    missing = batch_size - len(next(iter(batch.values())))
-    if missing <= 0:
-        return batch
-    return {
-        k: np.concatenate([v, np.zeros((missing, *v.shape[1:]), v.dtype)]) for k, v in batch.items()
-    }
+    return {key: pad_rows(value, batch_size) for key, value in batch.items()}
 
 
 def one_ahead(items: Iterable[T]) -> Iterator[T]:

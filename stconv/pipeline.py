@@ -93,3 +93,11 @@ def num_batches(source, batch_size: int, drop_remainder: bool = False) -> int:
     """Batches in one epoch."""
     full, rest = divmod(len(source), batch_size)
     return full + (1 if rest and not drop_remainder else 0)
+
+
+def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` with zero rows (False for booleans) appended up to ``rows`` rows."""
+    missing = rows - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.zeros((missing, *array.shape[1:]), array.dtype)])
