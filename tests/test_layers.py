@@ -1,12 +1,21 @@
 """Convolution arithmetic, the fast 3D path and the conv block."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from stconv.layers import ConvBlock, conv, conv_general
+from stconv.layers import (
+    ConvBlock,
+    conv,
+    conv_general,
+    fourier_conv,
+    kernel_dft,
+    uses_fourier,
+)
 
 
 def channels(x):
@@ -183,3 +192,67 @@ def test_2d_fast_path_equals_xla_convolution_also_inside_scan(kernel_size, paddi
     got_x = jax.grad(lambda x: jnp.sum(jnp.sin(fast(x, w))))(frames[0])
     want_x = jax.grad(lambda x: jnp.sum(jnp.sin(plain(x, w))))(frames[0])
     np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_dft_is_the_conjugate_spectrum_of_the_padded_kernel():
+    k = np.arange(6.0).reshape(2, 3) ** 2
+    real, imag = kernel_dft((2, 3), 5, 6) @ k.reshape(-1)
+    padded = np.zeros((5, 6))
+    padded[:2, :3] = k
+    expected = np.conj(np.fft.rfft2(padded)).reshape(-1)
+    np.testing.assert_allclose(real + 1j * imag, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding, grid",
+    [
+        ((5, 5), ((2, 2), (2, 2)), (8, 8)),
+        ((5, 3), ((0, 2), (3, 1)), (9, 11)),
+        ((1, 2), ((1, 0), (0, 0)), (4, 5)),
+    ],
+)
+def test_fourier_conv_equals_xla_convolution_also_inside_scan(kernel_size, padding, grid):
+    kx, kw, kg = jax.random.split(jax.random.key(2), 3)
+    frames = jax.random.normal(kx, (2, 3, *grid, 4))  # scanned over the first axis
+    w = jax.random.normal(kw, (*kernel_size, 4, 5))
+
+    @jax.jit
+    def values_and_grads(frames, w):
+        results = []
+        for conv_fn in (
+            fourier_conv,
+            lambda x, w, padding: conv_general(x, w, (1, 1), padding, (1, 1)),
+        ):
+            y, vjp = jax.vjp(functools.partial(conv_fn, padding=padding), frames[0], w)
+            cotangent = jax.random.normal(kg, y.shape)
+
+            def body(total, x, conv_fn=conv_fn):
+                return total + jnp.sum(jnp.sin(conv_fn(x, w, padding))), None
+
+            scan_grad = jax.grad(lambda w: jax.lax.scan(body, 0.0, frames)[0])(w)
+            results.append((y, *vjp(cotangent), scan_grad))
+        return results
+
+    fourier, plain = values_and_grads(frames, w)
+    np.testing.assert_allclose(fourier[0], plain[0], rtol=1e-5, atol=1e-5)
+    for got, want in zip(fourier[1:], plain[1:], strict=True):  # frames, kernel, in a scan
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, features, dtype, expected",
+    [
+        ((5, 5), 32, jnp.float32, True),
+        ((5, 7), 64, jnp.float32, True),
+        ((3, 3), 32, jnp.float32, False),  # too few taps
+        ((5, 5), 16, jnp.float32, False),  # too few channels
+        ((5, 5), 32, jnp.bfloat16, False),  # the FFT is float32 only
+    ],
+)
+def test_conv_uses_fourier_for_large_kernels_and_channels(kernel_size, features, dtype, expected):
+    x = jnp.ones((2, 8, 8, features), dtype)
+    w = jnp.ones((*kernel_size, features, 32), dtype)
+    assert uses_fourier(x, w) is expected
+    padding = tuple((k // 2, k // 2) for k in kernel_size)
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=padding))(x, w))
+    assert ("fft" in jaxpr) is expected
