@@ -166,31 +166,56 @@ def kernel_dft(kernel_size: Sequence[int], height: int, width: int) -> np.ndarra
 
 def fourier_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
     """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)``
-    kernel, as a product of 2D real FFTs.
+    kernel, as a product of 2D real FFTs (`fourier_time_conv` with one time offset)."""
+    return fourier_time_conv(frames[:, None], kernel[None], padding)[:, 0]
 
-    The padded frames are transformed once per channel; each of their
-    ``P * (Q // 2 + 1)`` frequencies (P x Q the padded frame) is one complex
-    ``(n, in) @ (in, out)`` product with the kernel's conjugate spectrum, which
-    is one real matrix product with `kernel_dft`; the inverse FFT, cropped to the
-    output, is the cross-correlation (no wrap-around: the transform is as large
-    as the padded frame). Gradients are JAX's own: FFTs and products again.
+
+def fourier_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """Stride-1 3D convolution of ``(batch, time, lat, lon, in)`` by a
+    ``(kt, kh, kw, in, out)`` kernel without time padding, through 2D real FFTs.
+
+    Every padded frame is transformed once per channel. At each of the
+    ``P * (Q // 2 + 1)`` frequencies (P x Q the padded frame) the output is one
+    complex matrix product: the spectra of the ``kt`` frames an output step
+    reads, side by side, ``(batch * out_time, kt * in)``, by the kernel's
+    conjugate spectrum ``(kt * in, out)``, itself one real matrix product with
+    `kernel_dft`. The inverse FFT, cropped, is the cross-correlation (no
+    wrap-around: the transform is as large as the padded frame). Gradients are
+    JAX's own: FFTs and products again.
+
+    Args:
+      x: the input ``(batch, time, lat, lon, in)``.
+      kernel: ``(kt, kh, kw, in, out)``.
+      padding: the ``(low, high)`` zeros of lat and lon.
+
+    Returns:
+      ``(batch, time - kt + 1, out_lat, out_lon, out)``.
     """
-    frames_count, lat, lon, channels = frames.shape
-    kh, kw, _, features = kernel.shape
+    batch, time, lat, lon, channels = x.shape
+    kt, kh, kw, _, features = kernel.shape
     (top, bottom), (left, right) = padding
     height, width = lat + top + bottom, lon + left + right
-    frequencies = height * (width // 2 + 1)
+    frequencies, out_time = height * (width // 2 + 1), time - kt + 1
     dft = jnp.asarray(kernel_dft((kh, kw), height, width), kernel.dtype)
-    kernel_spectrum = (dft.reshape(-1, kh * kw) @ kernel.reshape(kh * kw, -1)).reshape(
-        2, frequencies, channels, features
+    taps = kernel.transpose(1, 2, 0, 3, 4).reshape(kh * kw, -1)
+    kernel_spectrum = (dft.reshape(-1, kh * kw) @ taps).reshape(
+        2, frequencies, kt * channels, features
     )
     kernel_spectrum = jax.lax.complex(kernel_spectrum[0], kernel_spectrum[1])
-    padded = jnp.pad(frames.transpose(0, 3, 1, 2), ((0, 0), (0, 0), (top, bottom), (left, right)))
-    spectrum = jnp.fft.rfft2(padded).reshape(frames_count, channels, frequencies)
-    product = jnp.einsum("fnc,fco->fno", spectrum.transpose(2, 0, 1), kernel_spectrum)
-    product = product.transpose(1, 2, 0).reshape(frames_count, features, height, -1)
-    y = jnp.fft.irfft2(product, s=(height, width))
-    return y[:, :, : height - kh + 1, : width - kw + 1].transpose(0, 2, 3, 1)
+    padded = jnp.pad(
+        x.transpose(0, 1, 4, 2, 3), ((0, 0), (0, 0), (0, 0), (top, bottom), (left, right))
+    )
+    spectrum = jnp.fft.rfft2(padded).reshape(batch, time, channels, frequencies)
+    spectrum = spectrum.transpose(3, 0, 1, 2)
+    if kt > 1:
+        spectrum = jnp.concatenate(
+            [spectrum[:, :, offset : offset + out_time] for offset in range(kt)], axis=-1
+        )
+    spectrum = spectrum.reshape(frequencies, batch * out_time, kt * channels)
+    product = jnp.einsum("fnc,fco->fno", spectrum, kernel_spectrum)
+    product = product.transpose(1, 2, 0).reshape(batch * out_time, features, height, -1)
+    y = jnp.fft.irfft2(product, s=(height, width))[:, :, : height - kh + 1, : width - kw + 1]
+    return y.transpose(0, 2, 3, 1).reshape(batch, out_time, *y.shape[2:], features)
 
 
 def uses_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
@@ -254,6 +279,8 @@ def conv(
         return frame_conv(x, kernel, padding)
 
     x = jnp.pad(x, ((0, 0), padding[0], (0, 0), (0, 0), (0, 0)))
+    if kernel.shape[0] > 1 and uses_fourier(x, kernel[0]):
+        return fourier_time_conv(x, kernel, padding[1:])
     batch, padded_time, lat, lon, channels = x.shape
     time = padded_time - kernel.shape[0] + 1
     y = 0

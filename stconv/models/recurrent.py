@@ -11,8 +11,9 @@ ConvLSTM, each layer's own 1x1 projection of its previous hidden state). When
 reference's ConvLSTM does (its PredRNN and MIM fail there).
 
 The time loop is one `jax.lax.scan`, so compile time does not grow with the
-horizon; the convolutions inside it are `stconv.layers.Conv`s, whose gradients
-XLA's CPU backend runs fast inside a loop body (`stconv.layers.spatial_conv`).
+horizon; the convolutions inside it are `stconv.layers.Conv`s, which stay fast
+inside a loop body on XLA's CPU backend (`stconv.layers.spatial_conv` and, for
+5x5 kernels between 32+ channels, `stconv.layers.fourier_conv`).
 Dropout is PyTorch's Dropout2d, which drops whole channels, with a new mask at every step.
 
 Differences from the reference:
