@@ -13,6 +13,8 @@ fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
 - on the CPU, a float32 kernel of at least 5x5 between at least 32 channels
   is a `fourier_conv`: 2D real FFTs and one complex matrix product per
   frequency, about 9x fewer FLOP than the direct convolution (`uses_fourier`);
+  a 3D kernel of that size is a `fourier_time_conv`, whose time offsets are
+  summed in frequency, so each frame is transformed once;
 - other 2D kernels are a `spatial_conv`, whose hand-written gradients stay
   fast inside ``lax.scan`` bodies and whose kernel gradient
   (`spatial_kernel_grad`) is a few large matrix products.
