@@ -30,7 +30,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 Padding = Sequence[tuple[int, int]]
@@ -147,23 +146,27 @@ def _spatial_conv_bwd(padding, residuals, grad):
 spatial_conv.defvjp(_spatial_conv_fwd, _spatial_conv_bwd)
 
 
-def kernel_dft(kernel_size: Sequence[int], height: int, width: int) -> np.ndarray:
+def kernel_dft(
+    kernel_size: Sequence[int], height: int, width: int, dtype: jnp.dtype = jnp.float32
+) -> jax.Array:
     """The conjugate 2D DFT of a kernel zero-padded to ``height x width``, as a matrix.
 
     Row ``p * (width // 2 + 1) + q`` (the rfft2 frequencies), column ``i * kw + j``
     holds ``exp(2 pi i (p i / height + q j / width))``: multiplying a spectrum by
     the kernel's conjugate spectrum cross-correlates, as a convolution layer does.
+    Built in the graph from iotas, not embedded as a constant (about 100 MB
+    on a global 0.25 degree grid); the integer products are reduced modulo
+    the period first, so the float phases stay exact to rounding.
 
     Returns:
       ``(2, height * (width // 2 + 1), kh * kw)``: real and imaginary parts.
     """
     kh, kw = kernel_size
-    p = np.arange(height)[:, None, None, None]
-    q = np.arange(width // 2 + 1)[None, :, None, None]
-    i = np.arange(kh)[None, None, :, None]
-    j = np.arange(kw)[None, None, None, :]
-    phase = 2 * np.pi * (p * i / height + q * j / width)
-    return np.stack([np.cos(phase), np.sin(phase)]).reshape(2, -1, kh * kw)
+    shape = (height, width // 2 + 1, kh, kw)
+    p, q, i, j = (jax.lax.broadcasted_iota(jnp.int32, shape, axis) for axis in range(4))
+    turns = (p * i % height) / height + (q * j % width) / width
+    phase = 2 * jnp.pi * turns.astype(jnp.float32)
+    return jnp.stack([jnp.cos(phase), jnp.sin(phase)]).astype(dtype).reshape(2, -1, kh * kw)
 
 
 def fourier_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
@@ -198,7 +201,7 @@ def fourier_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.
     (top, bottom), (left, right) = padding
     height, width = lat + top + bottom, lon + left + right
     frequencies, out_time = height * (width // 2 + 1), time - kt + 1
-    dft = jnp.asarray(kernel_dft((kh, kw), height, width), kernel.dtype)
+    dft = kernel_dft((kh, kw), height, width, kernel.dtype)
     taps = kernel.transpose(1, 2, 0, 3, 4).reshape(kh * kw, -1)
     kernel_spectrum = (dft.reshape(-1, kh * kw) @ taps).reshape(
         2, frequencies, kt * channels, features
