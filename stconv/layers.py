@@ -39,7 +39,7 @@ LEAKY_RELU_SLOPE = 0.01
 BATCH_NORM_MOMENTUM = 0.9
 BATCH_NORM_EPSILON = 1e-5
 # Where `fourier_conv` measured faster than `spatial_conv` on the CPU (CFSR:
-# 5x5 kernels, 32-128 channels, 1.3-2x; CHIRPS: 8-16 channels, slower).
+# 5x5 kernels, 32-128 channels, 1.2-2.2x; CHIRPS: 8-16 channels, slower).
 FOURIER_MIN_KERNEL_AREA = 25
 FOURIER_MIN_CHANNELS = 32
 
@@ -224,9 +224,10 @@ def fourier_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.
 
 
 def uses_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
-    """Whether `frame_conv` runs as a `fourier_conv`: on the CPU, in float32,
-    for kernels of at least `FOURIER_MIN_KERNEL_AREA` taps between at least
-    `FOURIER_MIN_CHANNELS` channels. GPUs and TPUs convolve directly."""
+    """Whether `conv` runs through FFTs (`fourier_conv`, `fourier_time_conv`):
+    on the CPU, in float32, for kernels of at least `FOURIER_MIN_KERNEL_AREA`
+    taps between at least `FOURIER_MIN_CHANNELS` channels. GPUs and TPUs
+    convolve directly."""
     kh, kw, channels, features = kernel.shape
     return (
         jax.default_backend() == "cpu"
@@ -258,9 +259,10 @@ def conv(
     """N-d convolution (N = 1, 2, 3) with fast paths for stride-1 2D and 3D kernels.
 
     A stride-1 2D convolution is a `frame_conv`. A stride-1 3D convolution is
-    a sum over the kernel's time offsets of `frame_conv`s, one per offset,
-    each over ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k
-    matrix products. Other convolutions go to `conv_general`.
+    a `fourier_time_conv` where `uses_fourier` its spatial kernel, else a sum
+    over the kernel's time offsets of `frame_conv`s, one per offset, each over
+    ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k matrix
+    products. Other convolutions go to `conv_general`.
 
     Args:
       x: input ``(batch, *spatial, in_channels)``.
@@ -284,7 +286,7 @@ def conv(
         return frame_conv(x, kernel, padding)
 
     x = jnp.pad(x, ((0, 0), padding[0], (0, 0), (0, 0), (0, 0)))
-    if kernel.shape[0] > 1 and uses_fourier(x, kernel[0]):
+    if uses_fourier(x, kernel[0]):
         return fourier_time_conv(x, kernel, padding[1:])
     batch, padded_time, lat, lon, channels = x.shape
     time = padded_time - kernel.shape[0] + 1
