@@ -359,6 +359,42 @@ class Conv(nnx.Module):
         return y
 
 
+class BatchNorm(nnx.BatchNorm):
+    """PyTorch's BatchNorm, channels-last: momentum 0.1 (Flax's 0.9), eps 1e-5,
+    and the running variance updated with the unbiased batch variance.
+
+    In train mode both normalise with the biased variance of the batch, but
+    PyTorch's running variance averages in the unbiased one, ``n / (n - 1)``
+    times it, with ``n`` the values per channel (``nnx.BatchNorm`` averages
+    in the biased one). Eval mode, which normalises with the running
+    statistics, then gives PyTorch's outputs.
+
+    Args:
+      num_features: channels.
+      rngs: random streams (unused; `nnx.BatchNorm` takes them).
+    """
+
+    def __init__(self, num_features: int, *, rngs: nnx.Rngs):
+        super().__init__(
+            num_features, momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, rngs=rngs
+        )
+
+    def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+        training = not (
+            self.use_running_average if use_running_average is None else use_running_average
+        )
+        running_var = self.var[...]
+        y = super().__call__(x, use_running_average)
+        if training:
+            axes = tuple(range(x.ndim - 1))
+            count = math.prod(x.shape[:-1])
+            stats = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+            unbiased = jnp.var(stats, axis=axes) * (count / max(count - 1, 1))
+            update = self.momentum * running_var + (1 - self.momentum) * unbiased
+            self.var[...] = jax.lax.stop_gradient(update.astype(running_var.dtype))
+        return y
+
+
 class ConvBlock(nnx.Module):
     """Conv (no bias) -> BatchNorm -> LeakyReLU(0.01) -> Dropout, for 1D, 2D or 3D.
 
@@ -400,12 +436,7 @@ class ConvBlock(nnx.Module):
             fan_in=fan_in,
             rngs=rngs,
         )
-        self.norm = nnx.BatchNorm(
-            out_features,
-            momentum=BATCH_NORM_MOMENTUM,
-            epsilon=BATCH_NORM_EPSILON,
-            rngs=rngs,
-        )
+        self.norm = BatchNorm(out_features, rngs=rngs)
         self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
 
     def __call__(self, x: jax.Array) -> jax.Array:

@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from stconv.layers import (
+    BatchNorm,
     ConvBlock,
     conv,
     conv_general,
@@ -146,6 +147,20 @@ def test_batch_norm_differs_between_train_and_eval():
     eval_out = block(x)
     assert not np.allclose(train_out, eval_out)
     np.testing.assert_allclose(block(x), eval_out)  # eval mode leaves the statistics alone
+
+
+def test_batch_norm_running_variance_is_unbiased_as_in_pytorch():
+    norm = BatchNorm(1, rngs=nnx.Rngs(0))
+    x = jnp.array([1.0, 2.0, 3.0, 4.0]).reshape(2, 2, 1)  # mean 2.5, variance 1.25 (biased)
+    y = norm(x)
+    # Train mode normalises with the biased variance...
+    np.testing.assert_allclose(y.ravel(), (x.ravel() - 2.5) / np.sqrt(1.25 + 1e-5), rtol=1e-6)
+    # ...and averages the unbiased one, 1.25 * 4 / 3, into the running variance.
+    np.testing.assert_allclose(norm.mean[...], [0.1 * 2.5], rtol=1e-6)
+    np.testing.assert_allclose(norm.var[...], [0.9 * 1.0 + 0.1 * 1.25 * 4 / 3], rtol=1e-6)
+    norm.eval()
+    np.testing.assert_allclose(norm(x), (x - 0.25) / np.sqrt(0.9 + 0.1 * 5 / 3 + 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(norm.var[...], [0.9 + 0.1 * 5 / 3], rtol=1e-6)  # left alone
 
 
 def test_dropout_only_in_train_mode():

@@ -15,13 +15,7 @@ import jax
 from flax import nnx
 
 from stconv.blocks import ForecastHead, same_padding
-from stconv.layers import (
-    BATCH_NORM_EPSILON,
-    BATCH_NORM_MOMENTUM,
-    LEAKY_RELU_SLOPE,
-    Conv,
-    ConvBlock,
-)
+from stconv.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
 from stconv.models.validation import (
     check_input,
     validate_generator_horizon,
@@ -162,9 +156,7 @@ class EncoderDecoder3D(nnx.Module):
                 )
             )
         in_features = features[-1]
-        self.norm = nnx.BatchNorm(
-            in_features, momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, rngs=rngs
-        )
+        self.norm = BatchNorm(in_features, rngs=rngs)
         self.decoder = nnx.List()
         for _ in range(num_layers):
             out_features = in_features // 2

@@ -2,7 +2,8 @@
 
 They follow the reference PyTorch implementation (MLRG-CEFET-RJ/stconvs2s,
 ``model/baselines/``): the same layers, gate orders, initialisation and
-trainable parameter counts, and the same outputs given the same weights.
+trainable parameter counts, and, given the same weights, the same outputs,
+gradients and optimizer steps (``tests/test_reference.py``).
 
 Each model runs ``horizon`` time steps. At step ``t < input_length`` its input
 is frame ``t``; afterwards the previous generated frame is fed back (in
