@@ -82,6 +82,10 @@ def _module(model: nnx.Module, path: Path) -> nnx.Module:
     return model
 
 
+def _join(*parts: str) -> str:
+    return ".".join(part for part in parts if part)
+
+
 def _conv(model: nnx.Module, reference: str, path: Path, layout: Layout = "conv") -> list[Entry]:
     """A convolution: kernel, and bias where the stconv `Conv` at ``path`` has one."""
     entries = [Entry(f"{reference}.weight", (*path, "kernel"), layout)]
@@ -162,10 +166,6 @@ def _head(model: nnx.Module, generator: str | None, final: str) -> list[Entry]:
         model, f"{generator}.tconv_layers", (*path, "upsampling"), layout="conv_transpose"
     )
     return entries + _sequential_layers(model, f"{generator}.conv_layers", (*path, "spatial"))
-
-
-def _join(*parts: str) -> str:
-    return ".".join(part for part in parts if part)
 
 
 def _temporal(model: nnx.Module, kind: str, block: str, layers: str = "conv_layers") -> list[Entry]:
