@@ -35,6 +35,7 @@ import numpy as np
 
 from stconv.config import ARIMA, Config
 from stconv.experiment import train_and_evaluate
+from stconv.run import RunDirectory
 
 # Table 2 of Castro et al. (2021): test RMSE, MAE, mean of 3 runs.
 PUBLISHED = {
@@ -170,7 +171,7 @@ def run_cell(config: Config, workdir: str) -> dict:
     else:
         runs = [results]
         metrics = {k: {"mean": results[config.model][k], "std": 0.0} for k in ("rmse", "mae")}
-    paths = glob.glob(os.path.join(workdir, "**", "metrics.jsonl"), recursive=True)
+    paths = glob.glob(os.path.join(workdir, "**", RunDirectory.METRICS), recursive=True)
     histories = [read_jsonl(path) for path in sorted(paths)]
     row = {
         "model": config.model,

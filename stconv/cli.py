@@ -9,13 +9,9 @@ command (`stconv.distributed.maybe_initialize`).
 """
 
 import argparse
-import json
-import os
 import sys
 
-import numpy as np
-
-from stconv.config import ARIMA, Config, add_config_flags, config_from_args
+from stconv.config import add_config_flags, config_from_args
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -24,89 +20,40 @@ def train_command(args: argparse.Namespace) -> None:
     train_and_evaluate(config_from_args(args), args.workdir, resume=args.resume)
 
 
-def restored_model(workdir: str):
-    """The config, data description and predict function (the best epoch's, or the
-    fitted ARIMA models) of a finished run; the model runs on all devices."""
-    from stconv import distributed
-    from stconv.checkpoints import Checkpoints
-    from stconv.experiment import build
-    from stconv.train import make_predict, make_train_step
-
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise ValueError(f"workdir {workdir!r} holds no run (no config.json): train one first")
-    config = Config.load(path)
-    with open(os.path.join(workdir, "data.json")) as f:
-        description = json.load(f)
-    if config.model == ARIMA:
-        return config, description, restored_arima(workdir)
-    distributed.maybe_initialize()
-    mesh = distributed.data_mesh()
-    model, optimizer = build(config, tuple(description["input_shape"]))
-    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
-    checkpoints = Checkpoints(workdir)
-    if not checkpoints.exists("best"):
-        raise ValueError(f"workdir {workdir!r} has no best checkpoint: train the run first")
-    checkpoints.restore("best", state)
-    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
-    return config, description, lambda x: predict(state[0], x)
-
-
-def restored_arima(workdir: str):
-    """The fitted ARIMA forecaster of an ``arima`` run."""
-    from stconv.arima import ARIMAForecaster
-
-    path = os.path.join(workdir, "arima.npz")
-    if not os.path.exists(path):
-        raise ValueError(f"workdir {workdir!r} has no arima.npz: train the run first")
-    return ARIMAForecaster.load(path)
-
-
 def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.experiment import load_config_dataset, test
+    from stconv.forecaster import Forecaster
 
-    config, _, predict = restored_model(args.workdir)
-    test(config, load_config_dataset(config), predict, args.workdir)
+    forecaster = Forecaster.load(args.workdir)
+    config = forecaster.config
+    test(config, load_config_dataset(config), forecaster.predict, args.workdir)
 
 
 def predict_command(args: argparse.Namespace) -> None:
     from stconv.distributed import is_primary
-    from stconv.fields import open_field
-    from stconv.forecasts import ForecastWriter, forecast_field
-    from stconv.masks import nan_mask
-    from stconv.normalization import Normalizer
+    from stconv.forecaster import Forecaster
+    from stconv.forecasts import ForecastWriter
 
-    config, description, predict = restored_model(args.workdir)
+    forecaster = Forecaster.load(args.workdir)
     if args.batch_size is not None:
-        config = config.replace(eval_batch_size=args.batch_size)
-    normalizer = Normalizer.load(os.path.join(args.workdir, "normalization.json"))
-    # Lazy (dask): each batch reads only its own frames.
-    chunks = {"time": config.eval_batch_size + config.input_length - 1}
-    field = open_field(args.input, description["variables"], chunks=chunks)
-    length = config.input_length
-    if field.sizes["time"] < length:
-        raise ValueError(
-            f"file {args.input!r} has {field.sizes['time']} time steps: at least "
-            f"input_length={length} are needed"
-        )
-    mask = np.load(os.path.join(args.workdir, "mask.npy"))
-    if mask.shape != field.shape[1:]:
-        mask = nan_mask(field)
+        forecaster.config = forecaster.config.replace(eval_batch_size=args.batch_size)
+    field = forecaster.field(args.input)  # lazy (dask): each batch reads only its frames
     grid = {
         "lat": field["lat"].values,
         "lon": field["lon"].values,
-        "channel": description["variables"],
-        "units": description["units"],
+        "channel": forecaster.variables,
+        "units": forecaster.units,
     }
-    batches = forecast_field(predict, field, length, normalizer, config.eval_batch_size)
+    batches = forecaster.batches(field)
     if not is_primary():  # the others compute with process 0, which writes
         for _ in batches:
             pass
         return
-    with ForecastWriter(args.output, grid, mask, config.horizon) as writer:
+    horizon = forecaster.horizon
+    with ForecastWriter(args.output, grid, forecaster.field_mask(field), horizon) as writer:
         for predictions, init_times in batches:
             writer.write(predictions, init_times)
-    print(f"wrote {writer.count} forecasts of {config.horizon} steps to {args.output}")
+    print(f"wrote {writer.count} forecasts of {horizon} steps to {args.output}")
 
 
 def classify_command(args: argparse.Namespace) -> None:

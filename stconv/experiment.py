@@ -1,31 +1,25 @@
 """`train_and_evaluate`: the main job, from a config to test metrics and forecasts.
 
-A run's workdir holds ``config.json``, ``normalization.json``,
-``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
-``checkpoints/{latest,best}``, ``results.json`` (test metrics of the model,
-persistence and climatology), ``test_forecasts.nc`` and ``forecast_maps.png``.
-An ``arima`` run has ``arima.npz`` (the fitted models) instead of the metrics
-log, learning curve and checkpoints.
+The run's files are written and read through `stconv.run.RunDirectory`,
+which lists them.
 
 Training runs on all devices, or ``config.num_devices`` of them
 (`stconv.distributed`); with several processes, all run the same job and
 process 0 writes the files (the checkpoints are written by all together).
 """
 
-import json
-import os
 import time
 
 import numpy as np
 from flax import nnx
 
 from stconv import distributed, models, plots
-from stconv.checkpoints import Checkpoints
 from stconv.config import ARIMA, EXECUTION_FIELDS, Config
 from stconv.datasets import Dataset, load_dataset
 from stconv.evaluation import baselines, evaluate, format_table
 from stconv.forecasts import ForecastWriter
 from stconv.models.residual import LastFrameResidual
+from stconv.run import RunDirectory
 from stconv.train import (
     TrainingError,
     create_optimizer,
@@ -62,18 +56,17 @@ def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer
     return model, create_optimizer(model, paper_optimizer(config.learning_rate))
 
 
-def prepare_workdir(config: Config, workdir: str, resume: bool) -> None:
-    """Creates the workdir or checks that it holds this run.
+def prepare_workdir(config: Config, run: RunDirectory, resume: bool) -> None:
+    """Creates the run's directory or checks that it holds this run.
 
     The placement (``num_devices``, ``fsdp``) may change between a run and its
     resumption: it does not change the result. Every process checks; process 0
     writes.
     """
-    path = os.path.join(workdir, "config.json")
-    exists = os.path.exists(path)
+    exists = run.has(run.CONFIG)
     distributed.barrier("workdir checked")  # before process 0 writes config.json
     if exists:
-        saved = Config.load(path)
+        saved = run.config()
         changed = [
             k
             for k, v in vars(config).items()
@@ -81,45 +74,18 @@ def prepare_workdir(config: Config, workdir: str, resume: bool) -> None:
         ]
         if changed:
             raise ValueError(
-                f"workdir {workdir!r} holds another run (its config.json differs in {changed}): "
+                f"workdir {run.path!r} holds another run (its config.json differs in {changed}): "
                 "choose a new workdir"
             )
         if not resume:
             raise ValueError(
-                f"workdir {workdir!r} already holds this run: pass --resume to continue it "
+                f"workdir {run.path!r} already holds this run: pass --resume to continue it "
                 "or choose a new workdir"
             )
         return
     if distributed.is_primary():
-        os.makedirs(workdir, exist_ok=True)
-        config.save(path)
+        run.save_config(config)
     distributed.barrier("workdir created")
-
-
-def save_data_description(dataset: Dataset, workdir: str) -> None:
-    """What `predict` needs to apply the run to new files: the normalization,
-    the variables, their units, the input shape and the mask."""
-    dataset.normalizer.save(os.path.join(workdir, "normalization.json"))
-    description = {
-        "variables": dataset.grid["channel"],
-        "units": dataset.grid["units"],
-        "input_shape": list(dataset.input_shape),
-    }
-    with open(os.path.join(workdir, "data.json"), "w") as f:
-        json.dump(description, f, indent=2)
-    np.save(os.path.join(workdir, "mask.npy"), dataset.mask)
-
-
-def read_history(path: str, last_epoch: int) -> list[dict]:
-    """Epoch rows up to ``last_epoch``; the file is rewritten without later rows."""
-    rows = []
-    if os.path.exists(path):
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    rows = [row for row in rows if row["epoch"] <= last_epoch]
-    with open(path, "w") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-    return rows
 
 
 def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
@@ -138,7 +104,7 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         seed = config.seed + 10 * i
         print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
         run_config = config.replace(seed=seed, iterations=1)
-        runs.append(train_once(run_config, os.path.join(workdir, f"seed-{seed}"), resume))
+        runs.append(train_once(run_config, RunDirectory(workdir).iteration(seed).path, resume))
     summary = {
         name: {
             metric: {
@@ -150,8 +116,7 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         for name in runs[0]
     }
     if distributed.is_primary():
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-            json.dump({"runs": runs, "summary": summary}, f, indent=2)
+        RunDirectory(workdir).write_json(RunDirectory.SUMMARY, {"runs": runs, "summary": summary})
     print(f"mean +- std over {config.iterations} runs:")
     for name, metrics in summary.items():
         rmse, mae = metrics["rmse"], metrics["mae"]
@@ -173,21 +138,21 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     primary = distributed.is_primary()
     dataset = load_config_dataset(config)
     model, optimizer = build(config, dataset.input_shape)
-    prepare_workdir(config, workdir, resume)
+    run = RunDirectory(workdir)
+    prepare_workdir(config, run, resume)
     if primary:
-        save_data_description(dataset, workdir)
+        run.save_data(dataset)
     train_step, state = make_train_step(
         model, optimizer, compute_dtype=config.compute_dtype, mesh=mesh, fsdp=config.fsdp
     )
     predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
-    checkpoints = Checkpoints(workdir)
-    history_path = os.path.join(workdir, "metrics.jsonl")
+    checkpoints = run.checkpoints()
     units = dataset.grid["units"]
     record = {"epoch": 0, "best_epoch": 0, "best_rmse": float("inf"), "bad_epochs": 0}
     if resume and checkpoints.exists("latest"):
         record = checkpoints.restore("latest", state)
         print(f"resuming {workdir} after epoch {record['epoch']}")
-    history = read_history(history_path, record["epoch"]) if primary else []
+    history = run.read_history(record["epoch"]) if primary else []
 
     train, validation = dataset.splits["train"], dataset.splits["validation"]
     for epoch in range(record["epoch"] + 1, config.epochs + 1):
@@ -234,8 +199,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
         }
         history.append(row)
         if primary:
-            with open(history_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            run.append_history(row)
         print(
             f"epoch {epoch:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
             f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
@@ -246,9 +210,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
         checkpoints.save("latest", epoch, state, record)
 
     if primary:
-        plots.learning_curve(
-            history, record["best_epoch"], os.path.join(workdir, "learning_curve.png"), units
-        )
+        plots.learning_curve(history, record["best_epoch"], run.file(run.LEARNING_CURVE), units)
     best = checkpoints.restore("best", state)
     nnx.update((model, optimizer), state)
     print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
@@ -261,10 +223,11 @@ def fit_and_evaluate_arima(config: Config, workdir: str, resume: bool = False) -
     from stconv import arima  # needs statsmodels: pip install 'stconv[arima]'
 
     dataset = load_config_dataset(config)
-    prepare_workdir(config, workdir, resume)
-    save_data_description(dataset, workdir)
-    path = os.path.join(workdir, "arima.npz")
-    if resume and os.path.exists(path):
+    run = RunDirectory(workdir)
+    prepare_workdir(config, run, resume)
+    run.save_data(dataset)
+    path = run.file(run.ARIMA)
+    if resume and run.has(run.ARIMA):
         forecaster = arima.ARIMAForecaster.load(path)
         print(f"resuming {workdir}: {forecaster.cells} fitted cells")
     else:
@@ -296,8 +259,10 @@ def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
     init_times = source.init_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
-    path = os.path.join(workdir, "test_forecasts.nc")
-    with ForecastWriter(path, dataset.grid, dataset.mask, config.horizon) as writer:
+    run = RunDirectory(workdir)
+    with ForecastWriter(
+        run.file(run.TEST_FORECASTS), dataset.grid, dataset.mask, config.horizon
+    ) as writer:
 
         def write(batch: dict, predictions: dict) -> None:
             start = writer.count
@@ -314,8 +279,7 @@ def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
 
         results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, write)
     results = {config.model if k == "model" else k: v for k, v in results.items()}
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    run.write_json(run.RESULTS, results)
     print(format_table(results, dataset.grid["units"]))
 
     if config.forecast_samples:
@@ -327,7 +291,7 @@ def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
             truths[..., 0],
             np.where(dataset.mask[..., 0], predictions[..., 0], np.nan),
             [f"init {t}, lead 1" for t in times],
-            os.path.join(workdir, "forecast_maps.png"),
+            run.file(run.FORECAST_MAPS),
             dataset.grid["units"],
         )
     return results

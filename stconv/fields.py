@@ -152,7 +152,23 @@ def open_field(
     """
     files = resolve_paths(paths)
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
-    dataset = open_dataset(files, chunks)
+    return dataset_field(
+        open_dataset(files, chunks), variables, source=source, dims=dims, bbox=bbox,
+        time_range=time_range,
+    )  # fmt: skip
+
+
+def dataset_field(
+    dataset: xr.Dataset,
+    variables: str | Sequence[str] | None = None,
+    *,
+    source: str = "the dataset",
+    dims: Mapping[str, str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    time_range: tuple | None = None,
+) -> xr.DataArray:
+    """`open_field` of a Dataset already open (or held in memory); ``source``
+    names it in errors."""
     names = find_dims(dataset, source, dims)
     dataset = dataset.rename({names[r]: r for r in DIMS if names[r] != r})
     gridded = [str(v) for v, a in dataset.data_vars.items() if set(DIMS) <= set(a.dims)]

@@ -16,6 +16,7 @@ from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
 from stconv.evaluation import one_ahead, pad_batch
 from stconv.normalization import Normalizer
+from stconv.sources import model_inputs
 
 
 class ForecastWriter:
@@ -165,13 +166,30 @@ def forecast_field(
 
     def dispatch(start: int) -> tuple:
         stop = min(start + batch_size, count)
-        frames = field.isel(time=slice(start, stop + input_length - 1)).values
-        windows = np.moveaxis(sliding_window_view(frames, input_length, axis=0), -1, 1)
-        inputs = np.nan_to_num(normalizer.normalize(windows.astype(np.float32)), nan=0.0)
-        padded = pad_batch({"inputs": inputs.astype(np.float32)}, batch_size)["inputs"]
-        predictions = predict(padded)
-        return predictions[: stop - start] if stop - start < batch_size else predictions, start
+        windows = field_windows(field, input_length, start, stop)
+        return predict_windows(predict, windows, normalizer, batch_size), start
 
     for predictions, start in one_ahead(map(dispatch, range(0, count, batch_size))):
         predictions = normalizer.denormalize(np.asarray(predictions))
         yield predictions, times[start : start + len(predictions)]
+
+
+def field_windows(field: xr.DataArray, input_length: int, start: int, stop: int) -> np.ndarray:
+    """The raw input windows ``start .. stop - 1`` of a ``(time, lat, lon, channel)``
+    field, ``(stop - start, input_length, lat, lon, channel)``; reads only their frames."""
+    frames = field.isel(time=slice(start, stop + input_length - 1)).values
+    return np.moveaxis(sliding_window_view(frames, input_length, axis=0), -1, 1)
+
+
+def predict_windows(
+    predict: Callable[[np.ndarray], np.ndarray],
+    windows: np.ndarray,
+    normalizer: Normalizer,
+    batch_size: int,
+):
+    """``predict`` (normalized values) of raw windows, padded to ``batch_size`` so a
+    jitted ``predict`` compiles once; returned as ``predict`` returns them,
+    without the padding, before any copy back (JAX computes asynchronously)."""
+    padded = pad_batch({"inputs": model_inputs(windows, normalizer)}, batch_size)["inputs"]
+    predictions = predict(padded)
+    return predictions[: len(windows)] if len(windows) < batch_size else predictions

@@ -16,12 +16,19 @@ from stconv.normalization import Normalizer
 from stconv.windows import WindowSpec
 
 
+def model_inputs(windows: np.ndarray, normalizer: Normalizer) -> np.ndarray:
+    """Raw input windows as the model sees them, in training and in forecasts
+    alike: normalized float32, NaN set to 0 (the training mean)."""
+    normalized = normalizer.normalize(np.asarray(windows, np.float32))
+    return np.nan_to_num(normalized, nan=0.0).astype(np.float32)
+
+
 def make_example(
     inputs: np.ndarray, targets: np.ndarray, normalizer: Normalizer, mask: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Normalizes raw windows, zeroes NaNs and masks the targets."""
     target_mask = np.isfinite(targets) & mask
-    inputs = np.nan_to_num(normalizer.normalize(inputs.astype(np.float32)), nan=0.0)
+    inputs = model_inputs(inputs, normalizer)
     targets = np.where(target_mask, normalizer.normalize(targets.astype(np.float32)), 0.0)
     return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
 

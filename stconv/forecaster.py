@@ -1,0 +1,254 @@
+"""`Forecaster`: a trained run, loaded from its directory, forecasting new data.
+
+    forecaster = Forecaster.load("runs/hadcm3-a1b")
+    forecast = forecaster.forecast("new.nc")  # or an xarray Dataset or DataArray
+    forecast.sel(lead_time=1).isel(init_time=0).plot()
+    results = forecaster.evaluate("new.nc")  # the model, persistence, climatology
+
+Every forecast goes one way from raw data to the model and back: the run's
+variables are read as a ``(time, lat, lon, channel)`` field, each window of
+``input_length`` frames is normalized with the run's statistics
+(`stconv.sources.model_inputs`, as in training), forecast in batches of
+``eval_batch_size`` windows, and turned back into physical units, NaN outside
+the run's mask. `stconv predict` and `stconv evaluate` use it.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+
+import dask
+import dask.array
+import numpy as np
+import xarray as xr
+
+from stconv.config import ARIMA, Config
+from stconv.evaluation import baselines, evaluate, persistence
+from stconv.fields import DataError, dataset_field, open_field
+from stconv.forecasts import field_windows, forecast_field, predict_windows
+from stconv.masks import nan_mask
+from stconv.normalization import Normalizer
+from stconv.run import RunDirectory
+from stconv.sources import FieldWindows
+from stconv.windows import WindowSpec
+
+Data = str | os.PathLike | xr.Dataset | xr.DataArray
+
+
+def restore_predict(run: RunDirectory, config: Config, input_shape: tuple) -> Callable:
+    """The eval-mode forecast of the run's best epoch on every device present
+    (or its fitted ARIMA models): normalized inputs to normalized forecasts."""
+    if config.model == ARIMA:
+        from stconv.arima import ARIMAForecaster  # needs statsmodels: stconv[arima]
+
+        return ARIMAForecaster.load(run.require(run.ARIMA, "train the run first"))
+    from stconv import distributed
+    from stconv.experiment import build
+    from stconv.train import make_predict, make_train_step
+
+    distributed.maybe_initialize()
+    mesh = distributed.data_mesh()
+    model, optimizer = build(config, input_shape)
+    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
+    checkpoints = run.checkpoints()
+    if not checkpoints.exists("best"):
+        raise ValueError(f"workdir {run.path!r} has no best checkpoint: train the run first")
+    checkpoints.restore("best", state)
+    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
+    return lambda inputs: predict(state[0], inputs)
+
+
+class Forecaster:
+    """A trained run: its configuration, data description and forecast function.
+
+    Args:
+      config: the run's configuration.
+      variables: the variables it forecasts, in channel order.
+      units: their units.
+      normalizer: the training statistics.
+      mask: ``(lat, lon, channel)`` cells it forecasts.
+      climatology: the normalized training climatology, or None (not recorded).
+      predict: normalized ``(n, input_length, lat, lon, channel)`` windows to
+        normalized ``(n, horizon, lat, lon, channel)`` forecasts.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        variables: list[str],
+        units: str,
+        normalizer: Normalizer,
+        mask: np.ndarray,
+        climatology: np.ndarray | None,
+        predict: Callable[[np.ndarray], np.ndarray],
+    ):
+        self.config = config
+        self.variables = list(variables)
+        self.units = units
+        self.normalizer = normalizer
+        self.mask = mask
+        self.climatology = climatology
+        self.predict = predict
+
+    @classmethod
+    def load(cls, workdir: str | os.PathLike) -> "Forecaster":
+        """The best epoch of the finished run in ``workdir`` (or its ARIMA fit),
+        on the devices present.
+
+        Raises:
+          ValueError: naming ``workdir`` and what it lacks, if it is not a
+            finished run.
+        """
+        run = RunDirectory(workdir)
+        config = run.config()
+        description = run.data_description()
+        predict = restore_predict(run, config, tuple(description["input_shape"]))
+        return cls(
+            config,
+            description["variables"],
+            description["units"],
+            run.normalizer(),
+            run.mask(),
+            run.climatology(),
+            predict,
+        )
+
+    @property
+    def input_length(self) -> int:
+        return self.config.input_length
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    def field(self, data: Data, chunks: dict | None = None) -> xr.DataArray:
+        """The run's variables in ``data`` as a ``(time, lat, lon, channel)`` field.
+
+        Args:
+          data: a netCDF path (read lazily, ``chunks`` or one batch of frames
+            per chunk), an ``xarray.Dataset`` holding the run's variables, or a
+            DataArray of the run's (single) variable.
+          chunks: dask chunks for a path.
+
+        Raises:
+          DataError: naming the data and the variable it lacks, or saying how
+            many time steps are needed.
+        """
+        if isinstance(data, xr.DataArray):
+            name = data.name if data.name is not None else self.variables[0]
+            if len(self.variables) > 1 or name != self.variables[0]:
+                raise DataError(
+                    f"DataArray {name!r} is not the run's data: pass a Dataset holding "
+                    f"the variables {self.variables}"
+                )
+            data = data.to_dataset(name=name)
+        if isinstance(data, xr.Dataset):
+            field = dataset_field(data, self.variables, source="the Dataset")
+            source = "the Dataset"
+        else:
+            source = os.fspath(data)
+            batch_frames = self.config.eval_batch_size + self.input_length - 1
+            chunks = chunks if chunks is not None else {"time": batch_frames}
+            field = open_field(source, self.variables, chunks=chunks)
+        if field.sizes["time"] < self.input_length:
+            raise DataError(
+                f"{source!r} has {field.sizes['time']} time steps: at least "
+                f"input_length={self.input_length} are needed"
+            )
+        return field
+
+    def field_mask(self, field: xr.DataArray) -> np.ndarray:
+        """The run's mask, or the cells of ``field`` that are not all NaN when
+        its grid differs from the run's."""
+        return self.mask if self.mask.shape == field.shape[1:] else nan_mask(field)
+
+    def batches(self, field: xr.DataArray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Physical-unit forecasts of every window of ``field``, one batch at a
+        time: ``(predictions, init_times)`` (see `stconv.forecasts.forecast_field`)."""
+        return forecast_field(
+            self.predict, field, self.input_length, self.normalizer, self.config.eval_batch_size
+        )
+
+    def forecast(self, data: Data) -> xr.DataArray:
+        """Forecasts from every window of ``input_length`` steps of ``data``.
+
+        Args:
+          data: a path, Dataset or DataArray (see `field`).
+
+        Returns:
+          A dask-backed DataArray ``(init_time, lead_time, lat, lon)``, with a
+          ``channel`` dimension last when the run has several variables:
+          physical units, NaN outside the mask, computed batch by batch when
+          read. ``init_time`` is the time of each window's last input step,
+          ``lead_time`` counts steps after it, ``valid_time`` is the time
+          forecast (extrapolated with the last time step beyond the data).
+        """
+        field = self.field(data)
+        count = field.sizes["time"] - self.input_length + 1
+        batch_size = min(self.config.eval_batch_size, count)
+        mask = self.field_mask(field)
+        shape = (self.horizon, *field.shape[1:])
+
+        def forecast_batch(start: int, stop: int) -> np.ndarray:
+            windows = field_windows(field, self.input_length, start, stop)
+            predictions = predict_windows(self.predict, windows, self.normalizer, batch_size)
+            predictions = self.normalizer.denormalize(np.asarray(predictions))
+            return np.where(mask, predictions, np.nan).astype(np.float32)
+
+        blocks = [
+            dask.array.from_delayed(
+                dask.delayed(forecast_batch)(start, min(start + batch_size, count)),
+                (min(start + batch_size, count) - start, *shape),
+                np.float32,
+            )
+            for start in range(0, count, batch_size)
+        ]
+        times = field["time"].values
+        coords = {
+            "init_time": times[self.input_length - 1 :],
+            "lead_time": ("lead_time", np.arange(1, self.horizon + 1), {"units": "steps"}),
+            "lat": field["lat"].values,
+            "lon": field["lon"].values,
+            "valid_time": (("init_time", "lead_time"), self.valid_times(times)),
+            "channel": self.variables,
+        }
+        forecast = xr.DataArray(
+            dask.array.concatenate(blocks),
+            dims=("init_time", "lead_time", "lat", "lon", "channel"),
+            coords=coords,
+            name=self.variables[0] if len(self.variables) == 1 else "forecast",
+            attrs={"units": self.units},
+        )
+        return forecast.squeeze("channel", drop=True) if len(self.variables) == 1 else forecast
+
+    def valid_times(self, times: np.ndarray) -> np.ndarray:
+        """``(init_time, lead_time)``: the time each forecast is for."""
+        step = times[-1] - times[-2] if len(times) > 1 else 1
+        extended = np.concatenate(
+            [times, [times[-1] + step * k for k in range(1, self.horizon + 1)]]
+        )
+        starts = np.arange(len(times) - self.input_length + 1) + self.input_length
+        return extended[starts[:, None] + np.arange(self.horizon)]
+
+    def evaluate(self, data: Data) -> dict[str, dict]:
+        """Test metrics of the forecasts of every complete window of ``data``
+        (``input_length`` inputs and ``horizon`` targets) against the truth in
+        it, beside persistence and (if recorded) the training climatology:
+        RMSE and MAE over the whole set and per lead time, in physical units,
+        masked, as `stconv evaluate` prints them (`stconv.evaluation.format_table`).
+        """
+        field = self.field(data)
+        spec = WindowSpec(self.input_length, self.horizon)
+        count = field.sizes["time"] - spec.length + 1
+        if count < 1:
+            raise DataError(
+                f"the data has {field.sizes['time']} time steps: evaluating needs at least "
+                f"input_length + horizon = {spec.length}"
+            )
+        source = FieldWindows(field, range(count), spec, self.normalizer, self.field_mask(field))
+        forecasters = {"model": self.predict}
+        if self.climatology is not None:
+            forecasters.update(baselines(self.climatology, self.horizon))
+        else:
+            forecasters["persistence"] = lambda inputs: persistence(inputs, self.horizon)
+        results = evaluate(forecasters, source, self.normalizer.std, self.config.eval_batch_size)
+        return {self.config.model if k == "model" else k: v for k, v in results.items()}

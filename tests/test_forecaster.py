@@ -1,0 +1,130 @@
+"""`stconv.Forecaster`: a trained run loaded from Python, forecasting and evaluating
+new data (a tiny run on synthetic data, trained once for the module)."""
+
+import dask.array
+import numpy as np
+import pytest
+import xarray as xr
+
+from stconv import cli
+from stconv.fields import DataError
+from stconv.forecaster import Forecaster
+from stconv.run import RunDirectory
+from stconv.synthetic import write_synthetic_netcdf
+
+TINY = [
+    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
+    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1", "--eval-batch-size", "8",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished run, a new file of its variable and what `stconv predict` wrote."""
+    root = tmp_path_factory.mktemp("forecaster")
+    workdir = root / "run"
+    assert cli.main(["train", "--workdir", str(workdir), *TINY]) == 0
+    new_file = root / "new.nc"
+    write_synthetic_netcdf(new_file, 30, 16, 16, seed=9, variable="synthetic_0")
+    output = root / "predicted.nc"
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--workdir",
+                str(workdir),
+                "--input",
+                str(new_file),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
+    return workdir, new_file, output
+
+
+def test_forecast_from_a_path_and_from_memory_equal_stconv_predict(trained):
+    workdir, new_file, output = trained
+    forecaster = Forecaster.load(workdir)
+    from_path = forecaster.forecast(new_file)
+    assert isinstance(from_path.data, dask.array.Array)  # computed when read
+    assert from_path.dims == ("init_time", "lead_time", "lat", "lon")
+    assert from_path.shape == (26, 5, 16, 16)  # 30 steps, windows of 5
+    assert from_path.name == "synthetic_0" and from_path.attrs["units"] == "K"
+    with xr.open_dataset(output) as predicted:
+        expected = predicted["synthetic_0"].load()
+    xr.testing.assert_allclose(from_path.drop_vars("valid_time"), expected, rtol=1e-6)
+
+    with xr.open_dataset(new_file) as opened:
+        in_memory = opened.load()
+    from_dataset = forecaster.forecast(in_memory)
+    from_data_array = forecaster.forecast(in_memory["synthetic_0"])
+    np.testing.assert_allclose(from_dataset.values, expected.values, rtol=1e-6)
+    np.testing.assert_allclose(from_data_array.values, expected.values, rtol=1e-6)
+
+
+def test_valid_time_is_init_time_plus_lead(trained):
+    workdir, new_file, _ = trained
+    forecast = Forecaster.load(workdir).forecast(new_file)
+    times = xr.open_dataset(new_file)["time"].values
+    valid = forecast["valid_time"].values
+    assert valid.shape == (26, 5)
+    assert valid[0, 0] == times[5] and valid[0, 4] == times[9]  # inputs 0-4
+    day = np.timedelta64(1, "D")
+    assert valid[-1, -1] == times[-1] + 5 * day  # beyond the file: daily steps go on
+
+
+def test_evaluate_new_data_beside_the_baselines(trained):
+    workdir, new_file, _ = trained
+    forecaster = Forecaster.load(workdir)
+    results = forecaster.evaluate(new_file)
+    assert set(results) == {"stconvs2s-r", "persistence", "climatology"}
+    for result in results.values():
+        assert len(result["rmse_per_lead"]) == 5 and result["rmse"] > 0
+    # Persistence by hand: the last input step repeated, over the 21 complete windows.
+    field = xr.open_dataset(new_file)["synthetic_0"].values
+    errors = [field[s + 5 : s + 10] - field[s + 4] for s in range(21)]
+    rmse = np.sqrt(np.mean(np.square(errors)))
+    assert results["persistence"]["rmse"] == pytest.approx(rmse, rel=1e-5)
+
+
+def test_evaluate_on_the_test_split_equals_the_run_results(trained):
+    workdir, _, _ = trained
+    forecaster = Forecaster.load(workdir)
+    results = RunDirectory(workdir).results()
+    assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
+    assert RunDirectory(workdir).results() == results
+    assert forecaster.config.model == "stconvs2s-r" and forecaster.variables == ["synthetic_0"]
+
+
+def test_bad_runs_and_data_raise_one_clear_error(trained, tmp_path):
+    workdir, new_file, _ = trained
+    with pytest.raises(ValueError, match=r"workdir '.*nothing' has no config.json"):
+        Forecaster.load(tmp_path / "nothing")
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text((workdir / "config.json").read_text())
+    with pytest.raises(ValueError, match=r"has no data.json: train the run first"):
+        Forecaster.load(half)
+    forecaster = Forecaster.load(workdir)
+    with xr.open_dataset(new_file) as opened:
+        data = opened.load()
+    with pytest.raises(DataError, match="has no gridded variable 'synthetic_0'"):
+        forecaster.forecast(data.rename(synthetic_0="other"))
+    with pytest.raises(DataError, match=r"DataArray 'other' is not the run's data"):
+        forecaster.forecast(data["synthetic_0"].rename("other"))
+    with pytest.raises(DataError, match="has 3 time steps: at least input_length=5"):
+        forecaster.forecast(data.isel(time=slice(0, 3)))
+    with pytest.raises(DataError, match="evaluating needs at least input_length \\+ horizon = 10"):
+        forecaster.evaluate(data.isel(time=slice(0, 7)))
+
+
+def test_the_public_api_is_importable_from_the_package():
+    import stconv
+
+    assert stconv.Forecaster is Forecaster and stconv.RunDirectory is RunDirectory
+    assert callable(stconv.train_and_evaluate) and stconv.Config().model == "stconvs2s-r"
+    assert "stconvs2s-r" in stconv.models.available()
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        stconv.nothing  # noqa: B018
