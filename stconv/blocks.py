@@ -11,6 +11,7 @@ reference's ``k // 2`` spatial padding (the "not factorized" ablation).
 """
 
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,18 @@ def channel_schedule(num_layers: int, hidden_dim: int, increase: bool = True) ->
     if not increase:
         return [hidden_dim] * num_layers
     return [hidden_dim * 2 ** (i + 1) for i in range(num_layers - 1)] + [hidden_dim]
+
+
+def scheduled_layers(
+    make_layer: Callable[[int, int], nnx.Module], in_features: int, schedule: list[int]
+) -> nnx.List:
+    """``make_layer(in, out)`` for each ``out`` of ``schedule``, each layer taking
+    the previous one's channels."""
+    layers = nnx.List()
+    for out_features in schedule:
+        layers.append(make_layer(in_features, out_features))
+        in_features = out_features
+    return layers
 
 
 def same_padding(kernel_size: int) -> tuple[int, int]:
@@ -56,19 +69,13 @@ class ConvStack(nnx.Module):
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
-        self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim, channel_increase):
-            self.layers.append(
-                ConvBlock(
-                    in_features,
-                    out_features,
-                    kernel_size,
-                    padding=padding,
-                    dropout=dropout,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
+        self.layers = scheduled_layers(
+            lambda n_in, n_out: ConvBlock(
+                n_in, n_out, kernel_size, padding=padding, dropout=dropout, rngs=rngs
+            ),
+            in_features,
+            channel_schedule(num_layers, hidden_dim, channel_increase),
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.layers:
@@ -169,19 +176,14 @@ class TemporalReversedBlock(nnx.Module):
         dropout: float = 0.0,
         rngs: nnx.Rngs,
     ):
-        self.layers = nnx.List()
-        for out_features in channel_schedule(num_layers, hidden_dim, channel_increase):
-            self.layers.append(
-                ReversedLayer(
-                    in_features,
-                    out_features,
-                    kernel_size,
-                    spatial_kernel_size=spatial_kernel_size,
-                    dropout=dropout,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
+        self.layers = scheduled_layers(
+            lambda n_in, n_out: ReversedLayer(
+                n_in, n_out, kernel_size, spatial_kernel_size=spatial_kernel_size,
+                dropout=dropout, rngs=rngs,
+            ),
+            in_features,
+            channel_schedule(num_layers, hidden_dim, channel_increase),
+        )  # fmt: skip
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = jnp.flip(x, axis=1)
@@ -239,40 +241,26 @@ class TemporalGenerator(nnx.Module):
     ):
         self.horizon = horizon
         num_upsampling = math.ceil((horizon - input_length) / (2 * input_length))
-        in_features = hidden_dim
-        self.upsampling = nnx.List()
-        for out_features in channel_schedule(num_upsampling, hidden_dim):
-            # PyTorch's ConvTranspose(kernel 4, stride 2, padding 1) is a conv of
-            # the 2-dilated input padded by 4 - 1 - 1 = 2; its default init takes
-            # the fan-in from the output channels.
-            self.upsampling.append(
-                ConvBlock(
-                    in_features,
-                    out_features,
-                    (4, 1, 1),
-                    padding=((2, 2), (0, 0), (0, 0)),
-                    input_dilation=(2, 1, 1),
-                    fan_in=out_features * 4,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
-
+        # PyTorch's ConvTranspose(kernel 4, stride 2, padding 1) is a conv of the
+        # 2-dilated input padded by 4 - 1 - 1 = 2; its default init takes the
+        # fan-in from the output channels.
+        self.upsampling = scheduled_layers(
+            lambda n_in, n_out: ConvBlock(
+                n_in, n_out, (4, 1, 1), padding=((2, 2), (0, 0), (0, 0)),
+                input_dilation=(2, 1, 1), fan_in=n_out * 4, rngs=rngs,
+            ),
+            hidden_dim,
+            channel_schedule(num_upsampling, hidden_dim),
+        )  # fmt: skip
         padding = ((0, 0), same_padding(kernel_size), same_padding(kernel_size))
         num_spatial = horizon // input_length
-        spatial_features = [2 * hidden_dim] + [hidden_dim] * (num_spatial - 1)
-        self.spatial = nnx.List()
-        for out_features in spatial_features:
-            self.spatial.append(
-                ConvBlock(
-                    in_features,
-                    out_features,
-                    (1, kernel_size, kernel_size),
-                    padding=padding,
-                    rngs=rngs,
-                )
-            )
-            in_features = out_features
+        self.spatial = scheduled_layers(
+            lambda n_in, n_out: ConvBlock(
+                n_in, n_out, (1, kernel_size, kernel_size), padding=padding, rngs=rngs
+            ),
+            hidden_dim,  # the last upsampling layer's channels
+            [2 * hidden_dim] + [hidden_dim] * (num_spatial - 1),
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         upsampled = x

@@ -30,6 +30,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
+    from stconv.datasets import grid_of
     from stconv.distributed import is_primary
     from stconv.forecaster import Forecaster
     from stconv.forecasts import ForecastWriter
@@ -38,12 +39,7 @@ def predict_command(args: argparse.Namespace) -> None:
     if args.batch_size is not None:
         forecaster.config = forecaster.config.replace(eval_batch_size=args.batch_size)
     field = forecaster.field(args.input)  # lazy (dask): each batch reads only its frames
-    grid = {
-        "lat": field["lat"].values,
-        "lon": field["lon"].values,
-        "channel": forecaster.variables,
-        "units": forecaster.units,
-    }
+    grid = dict(grid_of(field), units=forecaster.units)  # the units the run was trained in
     batches = forecaster.batches(field)
     if not is_primary():  # the others compute with process 0, which writes
         for _ in batches:

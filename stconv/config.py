@@ -8,6 +8,7 @@ import types
 import typing
 
 from stconv import models
+from stconv.checks import check_positive
 from stconv.precision import COMPUTE_DTYPES
 
 ARIMA = "arima"  # the classical baseline (`stconv.arima`), beside the deep models
@@ -109,9 +110,7 @@ class Config:
             name for name in ("num_devices", "time_chunk") if getattr(self, name) is not None
         )
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
+            check_positive(name, getattr(self, name))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
         if self.compute_dtype not in COMPUTE_DTYPES:

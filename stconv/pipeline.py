@@ -10,6 +10,8 @@ global batch: the examples of the others are never read.
 import grain
 import numpy as np
 
+from stconv.checks import check_positive
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """An independent shuffling seed for each (run seed, epoch) pair."""
@@ -53,8 +55,7 @@ def epoch_batches(
     Returns:
       A grain iterator of dicts of stacked arrays, ``(batch, ...)``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} is invalid: must be an integer >= 1")
+    check_positive("batch_size", batch_size)
     check_processes(batch_size, drop_remainder, process_index, process_count)
     dataset = grain.MapDataset.source(source)
     if shuffle:

@@ -16,6 +16,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from stconv.checks import check_positive
 from stconv.fields import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -31,9 +32,7 @@ class WindowSpec:
 
     def __post_init__(self):
         for name in ("input_length", "horizon", "stride"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DataError(f"{name}={value!r} is invalid: must be an integer >= 1")
+            check_positive(name, getattr(self, name), DataError)
 
     @property
     def length(self) -> int:

@@ -110,12 +110,22 @@ def test_reference_table_covers_every_convolutional_name():
 
 
 def test_conv3d_is_the_causal_not_factorized_ablation_without_causality():
-    # Same layers and parameters; only the time padding differs.
-    shapes = [
-        jax.tree.map(jnp.shape, nnx.state(create(name, 5, (8, 8), 1, 2, 4, 3), nnx.Param))
+    # Same layers and parameters; only the time padding differs, so with the
+    # same weights the causal ablation's first steps ignore later inputs and
+    # conv3d's do not.
+    conv3d, causal = (
+        create(name, 5, (6, 6), 1, 2, 4, 3)
         for name in ("conv3d", "ablation-stconvs2s-c-notfactorized")
-    ]
+    )
+    shapes = [jax.tree.map(jnp.shape, nnx.state(m, nnx.Param)) for m in (conv3d, causal)]
     assert shapes[0] == shapes[1]
+    nnx.update(conv3d, nnx.state(causal))
+    x = jax.random.normal(jax.random.key(0), (1, 5, 6, 6, 1))
+    changed = x.at[:, 3:].set(50.0)
+    for model, sees_the_future in ((causal, False), (conv3d, True)):
+        model.eval()
+        before, after = model.temporal(x)[:, :3], model.temporal(changed)[:, :3]
+        assert (not np.allclose(before, after, atol=1e-5)) == sees_the_future
 
 
 def causal_prefix(model, x, t):

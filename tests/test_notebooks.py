@@ -54,5 +54,3 @@ def test_notebook_runs(path, kernels, tmp_path, monkeypatch):
         resources={"metadata": {"path": str(tmp_path)}},  # the working directory
     )
     client.execute()  # raises CellExecutionError, naming the cell, on an error
-    errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors

@@ -7,11 +7,7 @@ from collections.abc import Sequence
 
 import jax
 
-
-def check_positive(name: str, value: object) -> None:
-    """Raises ValueError unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 1")
+from stconv.checks import check_positive
 
 
 def validate_hyperparameters(
