@@ -4,15 +4,15 @@ For each (model, configuration) it measures, in one process on the default
 device (CPU, GPU or TPU alike): parameters; compile time of the train step;
 the train step's median time after a warm-up and its samples/s; its FLOP per
 step and achieved GFLOP/s; the eval-mode forecast's samples/s
-(`stconv.train.make_predict`) at ``--eval-batch-size``; and its memory.
+(`stconv.training.step.make_predict`) at ``--eval-batch-size``; and its memory.
 Train-step inputs are random normal (speed does not depend on the values).
 Models that reject a configuration (e.g. a horizon their temporal generator
 cannot make) are reported as skipped with the reason.
 
 - FLOP per step are the model's: the matrix products and convolutions of
-  the train step written with plain XLA convolutions (`stconv.layers.conv`
+  the train step written with plain XLA convolutions (`stconv.models.convolution.conv`
   replaced by `conv_general`), counted from its jaxpr, each ``lax.scan`` body
-  times its length. stconv's own formulations (`stconv.layers.conv`) run the
+  times its length. stconv's own formulations (`stconv.models.convolution.conv`) run the
   same products differently and some pad them, so counting theirs, or XLA's
   cost analysis of the compiled step (which also counts a loop body once,
   whatever its trip count), would not compare like with like; XLA's number
@@ -31,8 +31,8 @@ cannot make) are reported as skipped with the reason.
   and the process's peak resident memory (the host's memory on CPU). The last
   two are high-water marks of the whole process so far, not of one run.
 - Input pipeline: per configuration, shuffled training batches of
-  `stconv.pipeline.epoch_batches` over `stconv.datasets.load_dataset` of a
-  synthetic netCDF file of that grid (`stconv.synthetic`, written once under
+  `stconv.data.pipeline.epoch_batches` over `stconv.data.registry.load_dataset` of a
+  synthetic netCDF file of that grid (`stconv.data.synthetic`, written once under
   ``--data-dir``; synthetic values, not observations), copied to the device,
   in samples/s and as a multiple of the fastest model's train step at that
   configuration; issue 8 asks for at least 5x. Measured alone, not while the
@@ -63,12 +63,12 @@ import jax
 import jax.numpy as jnp
 from benchmark_data import peak_rss_bytes, stream, synthetic_file
 from jax.extend import core as jax_core
-from reproduce import HYPERPARAMETERS, MODEL_HYPERPARAMETERS
 
 from stconv import models
-from stconv.datasets import load_dataset
-from stconv.layers import conv, conv_general
-from stconv.train import count_parameters, create_optimizer, make_predict, make_train_step
+from stconv.configs import DATASET_SETTINGS, MODEL_SETTINGS
+from stconv.data.registry import load_dataset
+from stconv.models.convolution import conv, conv_general
+from stconv.training.step import count_parameters, create_optimizer, make_predict, make_train_step
 
 GRIDS = {"cfsr": (32, 32), "chirps": (50, 50)}
 MODEL_KEYS = ("num_layers", "hidden_dim", "kernel_size")
@@ -78,7 +78,7 @@ PIPELINE_TARGET = 5.0  # issue 8: the pipeline must deliver 5x the step's sample
 def paper_config(dataset: str, horizon: int) -> dict:
     """One of the paper's configurations: its grid and the hyperparameters that
     ``experiments/reproduce.py`` trains with."""
-    settings = HYPERPARAMETERS[dataset]
+    settings = DATASET_SETTINGS[dataset]
     return dict(
         grid=GRIDS[dataset],
         input_length=5,
@@ -106,7 +106,7 @@ def describe(config: dict) -> str:
 
 def model_kwargs(model_name: str, config: dict) -> dict:
     """The configuration's hyperparameters with the model's own (PredRNN's kernel 3)."""
-    return {**config["hyperparameters"], **MODEL_HYPERPARAMETERS.get(model_name, {})}
+    return {**config["hyperparameters"], **MODEL_SETTINGS.get(model_name, {})}
 
 
 def timed(fn, *args, repeats: int) -> list[float]:
@@ -209,7 +209,7 @@ def jaxpr_flops(jaxpr) -> float:
 
 
 def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
-    """`stconv.layers.conv` as one XLA convolution: the straightforward formulation."""
+    """`stconv.models.convolution.conv` as one XLA convolution: the straightforward formulation."""
     rank = kernel.ndim - 2
     return conv_general(
         x,
@@ -222,7 +222,7 @@ def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
 
 def model_flops(model, batch: dict) -> float:
     """FLOP of one train step of ``model`` on ``batch`` with plain XLA convolutions."""
-    with mock.patch("stconv.layers.conv", plain_conv):
+    with mock.patch("stconv.models.layers.conv", plain_conv):
         train_step, state = make_train_step(model, create_optimizer(model))
         jaxpr = jax.make_jaxpr(train_step)(state, batch).jaxpr
     return jaxpr_flops(live(jaxpr))
@@ -327,7 +327,7 @@ def conv_calls(model, input_shape: tuple) -> list[tuple]:
         return conv(x, kernel, strides, padding, input_dilation)
 
     model.eval()
-    with mock.patch("stconv.layers.conv", recording_conv):
+    with mock.patch("stconv.models.layers.conv", recording_conv):
         jax.eval_shape(model, jax.ShapeDtypeStruct(input_shape, jnp.float32))
     model.train()
     return calls
@@ -376,7 +376,7 @@ def benchmark_pipeline(config: dict, batch_size: int, args: argparse.Namespace) 
         seconds=args.pipeline_seconds,
         to_device=True,
     )
-    return {"file": path, "data": "synthetic (stconv.synthetic), not observations", **timing}
+    return {"file": path, "data": "synthetic (stconv.data.synthetic), not observations", **timing}
 
 
 def device_description() -> dict:

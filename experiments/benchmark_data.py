@@ -3,7 +3,7 @@
 Writes (once) a multi-GB synthetic netCDF file, opens it lazily with dask,
 streams shuffled training batches through the grain pipeline and prints
 windows/s and the process's peak resident memory. The data are synthetic
-(`stconv.synthetic`), labelled so in the file.
+(`stconv.data.synthetic`), labelled so in the file.
 
     python experiments/benchmark_data.py --steps 13000 --lat 192 --lon 256  # ~2.6 GB
 
@@ -21,9 +21,9 @@ import time
 import jax
 from tqdm import tqdm
 
-from stconv.datasets import load_dataset
-from stconv.pipeline import epoch_batches
-from stconv.synthetic import write_synthetic_netcdf
+from stconv.data.pipeline import epoch_batches
+from stconv.data.registry import load_dataset
+from stconv.data.synthetic import write_synthetic_netcdf
 
 
 def peak_rss_bytes() -> int:
@@ -59,7 +59,7 @@ def stream(
     progress: bool = False,
     **options,
 ) -> dict:
-    """Times shuffled batches of ``source`` through `stconv.pipeline.epoch_batches`.
+    """Times shuffled batches of ``source`` through `stconv.data.pipeline.epoch_batches`.
 
     Epochs follow one another as in training (a new iterator, new order, each
     epoch); the first batch, which starts the reader threads, is not timed.

@@ -1,8 +1,8 @@
 """Train-step throughput against the device count: how data parallelism scales.
 
 For device counts 1, 2, 4, ... up to ``len(jax.devices())`` (and that count
-itself), it builds the model on a `stconv.distributed.data_mesh` of that many
-devices and times the train step of `stconv.train.make_train_step` on a
+itself), it builds the model on a `stconv.training.distributed.data_mesh` of that many
+devices and times the train step of `stconv.training.step.make_train_step` on a
 random global batch already placed on the mesh (the step, not the input
 pipeline): compile time, median step time over ``--steps`` steps after the
 compiling one, samples/s, and the scaling efficiency
@@ -33,8 +33,9 @@ import numpy as np
 from benchmark import CONFIGS, model_kwargs, time_train_steps
 from flax import nnx
 
-from stconv import distributed, models
-from stconv.train import create_optimizer, make_train_step
+from stconv import models
+from stconv.training import distributed
+from stconv.training.step import create_optimizer, make_train_step
 
 
 def device_counts(available: int, global_batch: int | None) -> list[int]:

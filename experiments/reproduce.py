@@ -34,7 +34,8 @@ import jax
 import numpy as np
 
 from stconv import models
-from stconv.config import ARIMA, Config
+from stconv.config import Config
+from stconv.configs import cell_settings
 from stconv.experiment import train_and_evaluate
 from stconv.run import RunDirectory
 
@@ -92,7 +93,7 @@ TABLES = {
             "convlstm",
             "predrnn",
             "mim",
-            ARIMA,
+            "arima",
             # The reference's other baselines, not in the paper's table.
             "conv3d",
             "conv2plus1d",
@@ -108,25 +109,11 @@ PAPER_FILES = {
     "chirps": "dataset-chirps-1981-2019-seq5-ystep{horizon}.nc",
 }
 CHIRPS_MASK = "chirps_mask_land.npy"
-HYPERPARAMETERS = {
-    "cfsr": dict(num_layers=3, hidden_dim=32, kernel_size=5, normalization="none"),
-    "chirps": dict(num_layers=2, hidden_dim=8, kernel_size=5, normalization="none"),
-    # The embedded data warm beyond their training range: residual and per-cell
-    # normalization, as in the README's main job.
-    "hadcm3-a1b": dict(
-        num_layers=2, hidden_dim=8, kernel_size=5, normalization="cell", residual=True
-    ),
-}
-MODEL_HYPERPARAMETERS = {"predrnn": dict(kernel_size=3, dropout=0.5), "mim": dict(dropout=0.5)}
-# ARIMA around each window's mean: the counterpart of --residual (see stconv.arima).
-ARIMA_HYPERPARAMETERS = {"hadcm3-a1b": dict(arima_center="window")}
 
 
 def cell_config(model: str, dataset: str, horizon: int, args: argparse.Namespace) -> Config:
     """The paper's configuration of one table cell, with the command line's overrides."""
-    settings = {**HYPERPARAMETERS.get(dataset, {}), **MODEL_HYPERPARAMETERS.get(model, {})}
-    if model == ARIMA:
-        settings.update(ARIMA_HYPERPARAMETERS.get(dataset, {}))
+    settings = cell_settings(model, dataset)
     for name in ("num_layers", "hidden_dim", "normalization"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
@@ -146,7 +133,7 @@ def cell_config(model: str, dataset: str, horizon: int, args: argparse.Namespace
         dataset=dataset,
         horizon=horizon,
         epochs=args.epochs,
-        iterations=1 if model == ARIMA else args.iterations,
+        iterations=1 if models.is_fitted(model) else args.iterations,
         **settings,
     )
 

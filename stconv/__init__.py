@@ -19,7 +19,7 @@ _PUBLIC = {
     "train_and_evaluate": "stconv.experiment",
     "Forecaster": "stconv.forecaster",
     "RunDirectory": "stconv.run",
-    "load_dataset": "stconv.datasets",
+    "load_dataset": "stconv.data.registry",
 }
 __all__ = [*_PUBLIC, "models"]
 

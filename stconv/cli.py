@@ -5,7 +5,7 @@ stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
 
 Each command runs on all devices; on a cluster, every process runs the same
-command (`stconv.distributed.maybe_initialize`).
+command (`stconv.training.distributed.maybe_initialize`).
 """
 
 import argparse
@@ -30,10 +30,10 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from stconv.datasets import grid_of
-    from stconv.distributed import is_primary
+    from stconv.data.registry import grid_of
+    from stconv.evaluation.netcdf import ForecastWriter
     from stconv.forecaster import Forecaster
-    from stconv.forecasts import ForecastWriter
+    from stconv.training.distributed import is_primary
 
     forecaster = Forecaster.load(args.workdir)
     if args.batch_size is not None:
@@ -53,7 +53,7 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def classify_command(args: argparse.Namespace) -> None:
-    from stconv.classify import classify
+    from stconv.classification.train import classify
 
     classify(
         args.dataset,

@@ -9,16 +9,15 @@ import typing
 
 from stconv import models
 from stconv.checks import check_positive
-from stconv.precision import COMPUTE_DTYPES
+from stconv.training.precision import COMPUTE_DTYPES
 
-ARIMA = "arima"  # the classical baseline (`stconv.arima`), beside the deep models
 # Fields that change how a run computes, not its result: a resumed run may change them.
 EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
 
 
 def model_names() -> list[str]:
     """Every valid ``model``: the deep models of `stconv.models.available()` and ``arima``."""
-    return [*models.available(), ARIMA]
+    return [*models.available(), *models.FITTED]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,9 +27,9 @@ class Config:
     Attributes:
       model: a name from `stconv.models.available()`, or ``arima``: the paper's
         classical baseline, per-cell SARIMAX(5, 0, 1) fitted on the training
-        split (`stconv.arima`); it ignores the network, optimizer, epoch, seed
+        split (`stconv.models.arima`); it ignores the network, optimizer, epoch, seed
         and iterations options.
-      dataset: a name from `stconv.datasets.NAMES` or a netCDF path.
+      dataset: a name from `stconv.data.registry.NAMES` or a netCDF path.
       data_path: the file of the ``cfsr`` and ``chirps`` datasets.
       mask_file: a land mask instead of masking NaN cells.
       input_length: input frames per window.
@@ -50,7 +49,7 @@ class Config:
       patience: epochs without a better validation RMSE before stopping.
       learning_rate: RMSprop's learning rate.
       compute_dtype: ``float32``, or ``bfloat16`` for mixed precision on GPUs
-        and TPUs (`stconv.precision`): the model computes in bfloat16, the
+        and TPUs (`stconv.training.precision`): the model computes in bfloat16, the
         parameters, optimizer state and loss stay float32.
       seed: seeds the model's initialisation, dropout and the data order.
       iterations: repeat the run with seeds ``seed, seed + 10, ...``; mean +- std.
@@ -100,7 +99,8 @@ class Config:
     def __post_init__(self):
         if self.model not in model_names():
             raise ValueError(
-                f"model {self.model!r} is unknown: choose from {models.available()} or {ARIMA!r}"
+                f"model {self.model!r} is unknown: choose from {models.available()} "
+                f"or {', '.join(map(repr, models.FITTED))}"
             )
         positive = ("input_length", "horizon", "batch_size", "eval_batch_size", "epochs")
         positive += ("patience", "iterations")
@@ -173,19 +173,38 @@ HELP = {
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--field-name`` for every Config field (``--no-residual`` for booleans)."""
+    """Adds ``--preset`` and ``--field-name`` for every Config field
+    (``--no-residual`` for booleans); `config_from_args` applies the flags
+    given over the preset's values, or over the defaults."""
+    from stconv.configs import PRESETS
+
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from these settings (main: the README's main job; paper-cfsr, "
+        "paper-chirps: the paper's); the flags given override them",
+    )
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(field)
         help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
         help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
+        # Flags not given stay out of the namespace, so a preset's values stand.
         if kind is bool:
             parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
-            )
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=help_,
+            )  # fmt: skip
         else:
-            parser.add_argument(flag, type=kind, default=field.default, help=help_)
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
+    """The preset (``--preset``, or the defaults) with the flags given."""
+    from stconv.configs import get_config
+
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)
+    }
+    preset = getattr(args, "preset", None)
+    return get_config(preset, **given) if preset is not None else Config(**given)

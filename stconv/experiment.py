@@ -4,29 +4,28 @@ The run's files are written and read through `stconv.run.RunDirectory`,
 which lists them.
 
 Training runs on all devices, or ``config.num_devices`` of them
-(`stconv.distributed`); with several processes, all run the same job and
+(`stconv.training.distributed`); with several processes, all run the same job and
 process 0 writes the files (the checkpoints are written by all together).
 """
-
-import time
 
 import numpy as np
 from flax import nnx
 
-from stconv import distributed, models, plots
-from stconv.config import ARIMA, EXECUTION_FIELDS, Config
-from stconv.datasets import Dataset, load_dataset
-from stconv.evaluation import baselines, evaluate, format_table
-from stconv.forecasts import ForecastWriter
+from stconv import models
+from stconv.config import EXECUTION_FIELDS, Config
+from stconv.data.registry import Dataset, load_dataset
+from stconv.evaluation import plots
+from stconv.evaluation.netcdf import ForecastWriter
+from stconv.evaluation.scoring import baselines, evaluate, format_table
 from stconv.models.residual import LastFrameResidual
 from stconv.run import RunDirectory
-from stconv.train import (
-    TrainingError,
+from stconv.training import distributed
+from stconv.training.loop import fit
+from stconv.training.step import (
     create_optimizer,
     make_predict,
     make_train_step,
     paper_optimizer,
-    train_epoch,
 )
 
 
@@ -92,11 +91,12 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
     """Trains ``config.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
     the test metrics; with several iterations, also their mean and std.
 
-    ``arima`` is fitted once (`fit_and_evaluate_arima`): its fit does not depend on the seed.
+    A fitted model (``arima``) is fitted once (`fit_and_evaluate`): its fit does
+    not depend on the seed.
     """
     distributed.maybe_initialize()
-    if config.model == ARIMA:
-        return fit_and_evaluate_arima(config, workdir, resume)
+    if models.is_fitted(config.model):
+        return fit_and_evaluate(config, workdir, resume)
     if config.iterations == 1:
         return train_once(config, workdir, resume)
     runs = []
@@ -148,66 +148,34 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
     checkpoints = run.checkpoints()
     units = dataset.grid["units"]
-    record = {"epoch": 0, "best_epoch": 0, "best_rmse": float("inf"), "bad_epochs": 0}
+    record = None
     if resume and checkpoints.exists("latest"):
         record = checkpoints.restore("latest", state)
         print(f"resuming {workdir} after epoch {record['epoch']}")
-    history = run.read_history(record["epoch"]) if primary else []
+    history = run.read_history(record["epoch"] if record else 0) if primary else []
 
-    train, validation = dataset.splits["train"], dataset.splits["validation"]
-    for epoch in range(record["epoch"] + 1, config.epochs + 1):
-        if record["bad_epochs"] >= config.patience:
-            break
-        start = time.perf_counter()
-        try:
-            state, train_loss, batches = train_epoch(
-                train_step,
-                state,
-                train,
-                config.batch_size,
-                seed=config.seed,
-                epoch=epoch,
-                description=f"epoch {epoch}/{config.epochs}",
-                mesh=mesh,
-            )
-        except TrainingError as error:
-            raise TrainingError(
-                f"{error}: training stopped; the last good checkpoint "
-                f"(epoch {record['epoch']}) is kept in {workdir}"
-            ) from None
-        scores = evaluate(
-            {"model": lambda x, model_state=state[0]: predict(model_state, x)},
-            validation,
-            dataset.normalizer.std,
-            config.eval_batch_size,
-        )["model"]
-        improved = scores["rmse"] < record["best_rmse"]
-        record = {
-            "epoch": epoch,
-            "best_epoch": epoch if improved else record["best_epoch"],
-            "best_rmse": scores["rmse"] if improved else record["best_rmse"],
-            "bad_epochs": 0 if improved else record["bad_epochs"] + 1,
-            "iterator": batches.get_state(),
-            "normalization": dataset.normalizer.to_dict(),
-        }
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "validation_rmse": scores["rmse"],
-            "validation_mae": scores["mae"],
-            "seconds": time.perf_counter() - start,
-        }
+    def validate(state: nnx.State) -> dict:
+        forecaster = {"model": lambda x: predict(state[0], x)}
+        validation = dataset.splits["validation"]
+        std = dataset.normalizer.std
+        return evaluate(forecaster, validation, std, config.eval_batch_size)["model"]
+
+    def on_epoch(row: dict, improved: bool) -> None:
         history.append(row)
         if primary:
             run.append_history(row)
         print(
-            f"epoch {epoch:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
+            f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
             f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
             f"{row['seconds']:.1f} s"
         )
-        if improved:
-            checkpoints.save("best", epoch, state, record)
-        checkpoints.save("latest", epoch, state, record)
+
+    state, record = fit(
+        train_step, state, dataset.splits["train"], checkpoints, on_epoch,
+        epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+        validate=validate, patience=config.patience, record=record,
+        saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
+    )  # fmt: skip
 
     if primary:
         plots.learning_curve(history, record["best_epoch"], run.file(run.LEARNING_CURVE), units)
@@ -217,31 +185,16 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     return test(config, dataset, lambda x: predict(state[0], x), workdir)
 
 
-def fit_and_evaluate_arima(config: Config, workdir: str, resume: bool = False) -> dict:
-    """The classical baseline: per-cell ARIMA fitted on the training split (`stconv.arima`),
-    saved as ``arima.npz`` and tested like a model; ``resume`` reuses a saved fit."""
-    from stconv import arima  # needs statsmodels: pip install 'stconv[arima]'
-
+def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
+    """A model fitted in closed form (`stconv.models.FITTED`, e.g. ``arima``):
+    fitted on the training split and saved into the run by its module, then
+    tested like a network; ``resume`` reuses a saved fit."""
+    module = models.fitted(config.model)  # before any file: it may need an extra
     dataset = load_config_dataset(config)
     run = RunDirectory(workdir)
     prepare_workdir(config, run, resume)
     run.save_data(dataset)
-    path = run.file(run.ARIMA)
-    if resume and run.has(run.ARIMA):
-        forecaster = arima.ARIMAForecaster.load(path)
-        print(f"resuming {workdir}: {forecaster.cells} fitted cells")
-    else:
-        start = time.perf_counter()
-        forecaster = arima.fit_dataset(
-            dataset, center=config.arima_center, max_train_length=config.arima_max_train_length
-        )
-        print(
-            f"fitted SARIMAX{forecaster.order} to {forecaster.cells} cells in "
-            f"{time.perf_counter() - start:.1f} s; {forecaster.convergence_warnings} fits "
-            "warned that they did not converge"
-        )
-        forecaster.save(path)
-    return test(config, dataset, forecaster, workdir)
+    return test(config, dataset, module.fit_run(config, dataset, run, resume), workdir)
 
 
 def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:

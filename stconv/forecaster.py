@@ -8,7 +8,7 @@
 Every forecast goes one way from raw data to the model and back: the run's
 variables are read as a ``(time, lat, lon, channel)`` field, each window of
 ``input_length`` frames is normalized with the run's statistics
-(`stconv.sources.model_inputs`, as in training), forecast in batches of
+(`stconv.data.sources.model_inputs`, as in training), forecast in batches of
 ``eval_batch_size`` windows, and turned back into physical units, NaN outside
 the run's mask. `stconv predict` and `stconv evaluate` use it.
 """
@@ -21,15 +21,17 @@ import dask.array
 import numpy as np
 import xarray as xr
 
-from stconv.config import ARIMA, Config
-from stconv.evaluation import baselines, evaluate, persistence
-from stconv.fields import DataError, dataset_field, open_field
-from stconv.forecasts import field_windows, forecast_field, predict_windows
-from stconv.masks import nan_mask
-from stconv.normalization import Normalizer
+from stconv import models
+from stconv.config import Config
+from stconv.data.errors import DataError
+from stconv.data.files import dataset_field, open_field
+from stconv.data.masks import nan_mask
+from stconv.data.normalization import Normalizer
+from stconv.data.sources import FieldWindows
+from stconv.data.windows import WindowSpec
+from stconv.evaluation.netcdf import field_windows, forecast_field, predict_windows
+from stconv.evaluation.scoring import baselines, evaluate, persistence
 from stconv.run import RunDirectory
-from stconv.sources import FieldWindows
-from stconv.windows import WindowSpec
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
 
@@ -37,13 +39,11 @@ Data = str | os.PathLike | xr.Dataset | xr.DataArray
 def restore_predict(run: RunDirectory, config: Config, input_shape: tuple) -> Callable:
     """The eval-mode forecast of the run's best epoch on every device present
     (or its fitted ARIMA models): normalized inputs to normalized forecasts."""
-    if config.model == ARIMA:
-        from stconv.arima import ARIMAForecaster  # needs statsmodels: stconv[arima]
-
-        return ARIMAForecaster.load(run.require(run.ARIMA, "train the run first"))
-    from stconv import distributed
+    if models.is_fitted(config.model):
+        return models.fitted(config.model).load_run(run)
     from stconv.experiment import build
-    from stconv.train import make_predict, make_train_step
+    from stconv.training import distributed
+    from stconv.training.step import make_predict, make_train_step
 
     distributed.maybe_initialize()
     mesh = distributed.data_mesh()
@@ -163,7 +163,7 @@ class Forecaster:
 
     def batches(self, field: xr.DataArray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Physical-unit forecasts of every window of ``field``, one batch at a
-        time: ``(predictions, init_times)`` (see `stconv.forecasts.forecast_field`)."""
+        time: ``(predictions, init_times)`` (see `stconv.evaluation.netcdf.forecast_field`)."""
         return forecast_field(
             self.predict, field, self.input_length, self.normalizer, self.config.eval_batch_size
         )
@@ -234,7 +234,7 @@ class Forecaster:
         (``input_length`` inputs and ``horizon`` targets) against the truth in
         it, beside persistence and (if recorded) the training climatology:
         RMSE and MAE over the whole set and per lead time, in physical units,
-        masked, as `stconv evaluate` prints them (`stconv.evaluation.format_table`).
+        masked, as `stconv evaluate` prints them (`stconv.evaluation.scoring.format_table`).
         """
         field = self.field(data)
         spec = WindowSpec(self.input_length, self.horizon)

@@ -9,7 +9,9 @@ input shape), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc`` and
 ``forecast_maps.png``; an ``arima`` run holds ``arima.npz`` instead of the
 log, curve and checkpoints. A run of several iterations holds one run per
-seed in ``seed-N`` and their ``summary.json``.
+seed in ``seed-N`` and their ``summary.json``. A classification run holds
+``results.json`` and, per model, a folder with ``metrics.jsonl``,
+``checkpoints/latest`` and ``confusion_matrix.png``.
 """
 
 import json
@@ -18,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from stconv.checkpoints import Checkpoints
 from stconv.config import Config
-from stconv.normalization import Normalizer
+from stconv.data.normalization import Normalizer
+from stconv.training.checkpoints import Checkpoints
 
 
 class RunDirectory:
@@ -41,6 +43,7 @@ class RunDirectory:
     TEST_FORECASTS = "test_forecasts.nc"
     LEARNING_CURVE = "learning_curve.png"
     FORECAST_MAPS = "forecast_maps.png"
+    CONFUSION_MATRIX = "confusion_matrix.png"  # each model of a classification run
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
@@ -62,6 +65,10 @@ class RunDirectory:
         """The run of one seed of a run of several iterations."""
         return RunDirectory(os.path.join(self.path, f"seed-{seed}"))
 
+    def model(self, name: str) -> str:
+        """The folder of one model of a classification run (`stconv.classification`)."""
+        return os.path.join(self.path, name)
+
     def checkpoints(self) -> Checkpoints:
         return Checkpoints(self.path)
 
@@ -78,7 +85,7 @@ class RunDirectory:
     def save_data(self, dataset) -> None:
         """What a forecast of new data needs (`stconv.forecaster`): the
         normalization, variables, units and input shape, the mask and the
-        training climatology (normalized) of a `stconv.datasets.Dataset`."""
+        training climatology (normalized) of a `stconv.data.registry.Dataset`."""
         dataset.normalizer.save(self.file(self.NORMALIZATION))
         description = {
             "variables": dataset.grid["channel"],

@@ -11,10 +11,11 @@ import xarray as xr
 from conftest import paper_format_dataset
 
 import stconv
-from stconv import arima, cli
-from stconv.datasets import load_dataset
-from stconv.evaluation import persistence
-from stconv.synthetic import write_synthetic_netcdf
+from stconv import cli
+from stconv.data.registry import load_dataset
+from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.evaluation.scoring import persistence
+from stconv.models import arima
 
 T, H = 5, 5
 
@@ -95,10 +96,10 @@ def test_masked_and_missing_cells(tmp_path):
 def test_missing_statsmodels_is_a_one_line_error(monkeypatch, tmp_path, capsys):
     for name in [m for m in sys.modules if m.split(".")[0] == "statsmodels"]:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "stconv.arima")
-    monkeypatch.delattr(stconv, "arima")
+    monkeypatch.delitem(sys.modules, "stconv.models.arima")
+    monkeypatch.delattr(stconv.models, "arima")
     with pytest.raises(ImportError, match=r"pip install 'stconv\[arima\]'") as error:
-        importlib.import_module("stconv.arima")
+        importlib.import_module("stconv.models.arima")
     assert "\n" not in str(error.value)
     arguments = ["train", "--workdir", str(tmp_path / "run"), "--model", "arima"]
     assert cli.main([*arguments, "--dataset", "synthetic"]) == 1

@@ -9,7 +9,7 @@ from flax import nnx
 
 from stconv import models
 from stconv.models.convolutional import centre_crop, factorized_channels
-from stconv.train import count_parameters, create_optimizer, make_train_step
+from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 # Trainable parameters of the reference PyTorch models (MLRG-CEFET-RJ/stconvs2s,
 # model/baselines and model/ablation), recorded by running them: name,

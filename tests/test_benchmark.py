@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.layers import Conv
+from stconv.models.layers import Conv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, "experiments")

@@ -9,10 +9,10 @@ import pytest
 from flax import nnx
 
 from stconv import cli
-from stconv.classify import cross_entropy
-from stconv.images import ImageSplit, image_splits, load_images, stratified_split
-from stconv.models.classifiers import CNN, MLP
-from stconv.train import count_parameters, create_optimizer, make_train_step
+from stconv.classification.data import ImageSplit, image_splits, load_images, stratified_split
+from stconv.classification.models import CNN, MLP
+from stconv.classification.train import cross_entropy
+from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 
 def test_real_digits_load():

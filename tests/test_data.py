@@ -7,13 +7,13 @@ from conftest import paper_format_dataset, time_series_dataset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stconv.datasets import load_dataset
-from stconv.fields import DataError, open_field
-from stconv.masks import load_mask_file
-from stconv.normalization import Normalizer
-from stconv.pipeline import epoch_batches, num_batches
-from stconv.synthetic import synthetic_field, write_synthetic_netcdf
-from stconv.windows import WindowSpec, paper_split, split_starts, time_segments
+from stconv.data.errors import DataError
+from stconv.data.files import open_field
+from stconv.data.masks import load_mask_file
+from stconv.data.normalization import Normalizer
+from stconv.data.registry import load_dataset
+from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
+from stconv.data.windows import WindowSpec, paper_split, split_starts, time_segments
 
 # Windows and splits
 
@@ -240,33 +240,6 @@ def test_synthetic_field_is_seeded_and_moves(tmp_path):
 
 
 # The input pipeline
-
-
-def test_pipeline_is_deterministic_and_resumable():
-    dataset = load_dataset("synthetic", synthetic_shape=(120, 8, 8, 1), input_length=3, horizon=2)
-    train = dataset.splits["train"]
-
-    def first_values(iterator):
-        return [float(batch["inputs"][0, 0, 0, 0, 0]) for batch in iterator]
-
-    order = first_values(epoch_batches(train, 4, seed=7))
-    assert order == first_values(epoch_batches(train, 4, seed=7))
-    assert order != first_values(epoch_batches(train, 4, seed=8))
-    assert order != first_values(epoch_batches(train, 4, seed=7, epoch=1))
-    assert len(order) == num_batches(train, 4) == 17  # 68 windows
-    in_order = first_values(epoch_batches(train, 4, shuffle=False))
-    assert in_order == [float(train[i]["inputs"][0, 0, 0, 0]) for i in range(0, 68, 4)]
-
-    iterator = epoch_batches(train, 4, seed=7)
-    for _ in range(5):
-        next(iterator)
-    state = iterator.get_state()
-    rest = first_values(iterator)
-    resumed = epoch_batches(train, 4, seed=7)
-    resumed.set_state(state)
-    assert first_values(resumed) == rest == order[5:]
-    batch = next(epoch_batches(train, 4, drop_remainder=True))
-    assert batch["inputs"].shape == (4, 3, 8, 8, 1) and batch["mask"].dtype == bool
 
 
 # Bad input

@@ -23,12 +23,13 @@ import pytest
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from stconv import cli, distributed, models
-from stconv.checkpoints import Checkpoints
+from stconv import cli, models
 from stconv.config import Config
-from stconv.pipeline import epoch_batches
-from stconv.synthetic import write_synthetic_netcdf
-from stconv.train import create_optimizer, make_train_step
+from stconv.data.pipeline import epoch_batches
+from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.training import distributed
+from stconv.training.checkpoints import Checkpoints
+from stconv.training.step import create_optimizer, make_train_step
 
 BATCH_ROWS = (16, 16, 16, 12)  # 12 rows do not split over 8 devices: replicated
 CLI_ARGS = [

@@ -7,10 +7,10 @@ import pytest
 import xarray as xr
 
 from stconv import cli
-from stconv.fields import DataError
+from stconv.data.errors import DataError
+from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.forecaster import Forecaster
 from stconv.run import RunDirectory
-from stconv.synthetic import write_synthetic_netcdf
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",

@@ -11,10 +11,10 @@ from flax import nnx
 
 from stconv import models
 from stconv.config import Config
-from stconv.evaluation import evaluate
-from stconv.forecasts import ForecastWriter, forecast_field
-from stconv.normalization import Normalizer
-from stconv.train import make_predict
+from stconv.data.normalization import Normalizer
+from stconv.evaluation.netcdf import ForecastWriter, forecast_field
+from stconv.evaluation.scoring import evaluate
+from stconv.training.step import make_predict
 
 GRID = {
     "lat": np.linspace(-5, 5, 3, dtype=np.float32),

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from stconv.layers import (
-    BatchNorm,
-    ConvBlock,
+from stconv.models.convolution import (
     conv,
     conv_general,
     fourier_conv,
@@ -18,6 +16,7 @@ from stconv.layers import (
     kernel_dft,
     uses_fourier,
 )
+from stconv.models.layers import BatchNorm, ConvBlock
 
 
 def channels(x):

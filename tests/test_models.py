@@ -9,8 +9,8 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.blocks import SpatialBlock, TemporalBlock
-from stconv.train import count_parameters, create_optimizer, make_train_step
+from stconv.models.blocks import SpatialBlock, TemporalBlock
+from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 # Trainable parameters and output shapes (batch, time, lat, lon, channels) of
 # the reference PyTorch models (MLRG-CEFET-RJ/stconvs2s), recorded by running

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from stconv.models.recurrent import MIM, ConvLSTM, PredRNN, dropout2d
-from stconv.train import count_parameters, create_optimizer, make_train_step
+from stconv.models.recurrent import MIM, ConvLSTM, PredRNN
+from stconv.models.recurrent.common import dropout2d
+from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 MODELS = {"convlstm": ConvLSTM, "predrnn": PredRNN, "mim": MIM}
 

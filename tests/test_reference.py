@@ -40,7 +40,6 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.losses import rmse_loss
 from stconv.models.reference_weights import (
     WEIGHT_MAPS,
     activations_to_stconv,
@@ -48,7 +47,8 @@ from stconv.models.reference_weights import (
     to_stconv_layout,
     weight_map,
 )
-from stconv.train import create_optimizer, forecast
+from stconv.training.losses import rmse_loss
+from stconv.training.step import create_optimizer, forecast
 
 FIXTURES = sorted((Path(__file__).parent / "reference" / "fixtures").glob("*.npz"))
 OUTPUT_TOLERANCE = 1e-10

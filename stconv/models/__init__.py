@@ -6,6 +6,7 @@ Every model takes ``input_shape=(input_length, lat, lon, channels)`` and
 """
 
 import functools
+import importlib
 from collections.abc import Callable
 
 from flax import nnx
@@ -25,8 +26,25 @@ def register(name: str, constructor: Callable[..., nnx.Module]) -> None:
 
 
 def available() -> list[str]:
-    """The registered model names."""
+    """The registered network names (what `create` builds)."""
     return sorted(_REGISTRY)
+
+
+# Models fitted in closed form instead of trained by gradient descent, by name:
+# the module that implements ``fit_run(config, dataset, run, resume)`` and
+# ``load_run(run)``, each returning the forecast function of normalized windows.
+FITTED = {"arima": "stconv.models.arima"}
+
+
+def is_fitted(name: str) -> bool:
+    """Whether ``name`` is fitted in closed form (not a network of `create`)."""
+    return name in FITTED
+
+
+def fitted(name: str):
+    """The module of the fitted model ``name`` (imported now: it may need an extra,
+    e.g. ``pip install 'stconv[arima]'``)."""
+    return importlib.import_module(FITTED[name])
 
 
 def create(name: str, *, rngs: nnx.Rngs | None = None, **kwargs) -> nnx.Module:

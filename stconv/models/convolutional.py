@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from stconv.blocks import ForecastHead, same_padding
-from stconv.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
+from stconv.models.blocks import ForecastHead, same_padding
+from stconv.models.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
 from stconv.models.validation import (
     check_input,
     validate_generator_horizon,

@@ -100,7 +100,7 @@ def _batch_norm(reference: str, path: Path) -> list[Entry]:
 
 
 def _conv_block(model: nnx.Module, conv: str, norm: str, path: Path, **kwargs) -> list[Entry]:
-    """A `stconv.layers.ConvBlock` from a reference convolution and its BatchNorm."""
+    """A `stconv.models.layers.ConvBlock` from a reference convolution and its BatchNorm."""
     return _conv(model, conv, (*path, "conv"), **kwargs) + _batch_norm(norm, (*path, "norm"))
 
 
@@ -152,7 +152,7 @@ def _sequential_layers(
 
 
 def _head(model: nnx.Module, generator: str | None, final: str) -> list[Entry]:
-    """`stconv.blocks.ForecastHead`: the temporal generator, if any, and the final conv."""
+    """`stconv.models.blocks.ForecastHead`: the temporal generator, if any, and the final conv."""
     entries = _conv(model, final, ("head", "final"))
     if model.head.generator is None:
         return entries

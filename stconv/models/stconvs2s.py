@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from stconv.blocks import (
+from stconv.models.blocks import (
     ForecastHead,
     SpatialBlock,
     TemporalBlock,

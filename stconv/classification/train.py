@@ -15,18 +15,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from stconv import plots
-from stconv.checkpoints import Checkpoints
-from stconv.images import image_splits
-from stconv.models.classifiers import CLASSIFIERS
-from stconv.pipeline import epoch_batches
-from stconv.train import (
-    count_parameters,
-    create_optimizer,
-    make_apply,
-    make_train_step,
-    train_epoch,
-)
+from stconv.classification.data import image_splits
+from stconv.classification.models import CLASSIFIERS
+from stconv.data.pipeline import epoch_batches
+from stconv.evaluation import plots
+from stconv.run import RunDirectory
+from stconv.training.loop import fit
+from stconv.training.step import count_parameters, create_optimizer, make_apply, make_train_step
 
 
 def cross_entropy(model: nnx.Module, batch: dict) -> jax.Array:
@@ -55,27 +50,19 @@ def train_classifier(
     optimizer = create_optimizer(model, optax.adam(learning_rate))
     train_step, state = make_train_step(model, optimizer, cross_entropy)
     logits = make_apply(model, lambda model, images: model(images))
-    checkpoints = Checkpoints(workdir)
+    run = RunDirectory(workdir)
     start = time.perf_counter()
-    with open(os.path.join(workdir, "metrics.jsonl"), "w") as log:
-        for epoch in range(1, epochs + 1):
-            state, train_loss, _ = train_epoch(
-                train_step,
-                state,
-                splits["train"],
-                batch_size,
-                seed=seed,
-                epoch=epoch,
-                description=f"{name} epoch {epoch}/{epochs}",
-            )
-            log.write(json.dumps({"epoch": epoch, "train_loss": train_loss}) + "\n")
-            checkpoints.save("latest", epoch, state, {"epoch": epoch, "model": name})
+    with open(run.file(run.METRICS), "w") as log:
+        state, _ = fit(
+            train_step, state, splits["train"], run.checkpoints(),
+            lambda row, _: log.write(json.dumps(row) + "\n"),
+            epochs=epochs, batch_size=batch_size, seed=seed, saved={"model": name},
+            description=f"{name} epoch",
+        )  # fmt: skip
     seconds = time.perf_counter() - start
     predicted = predict_labels(logits, state[0], splits["test"], 256)
     labels = splits["test"].labels
-    plots.confusion_matrix(
-        labels, predicted, os.path.join(workdir, "confusion_matrix.png"), title=name.upper()
-    )
+    plots.confusion_matrix(labels, predicted, run.file(run.CONFUSION_MATRIX), title=name.upper())
     return {
         "accuracy": float(np.mean(predicted == labels)),
         "parameters": count_parameters(model),
@@ -98,7 +85,7 @@ def classify(
     for name in models:
         if name not in CLASSIFIERS:
             raise ValueError(f"model {name!r} is unknown: choose from {sorted(CLASSIFIERS)}")
-    if os.path.exists(os.path.join(workdir, "results.json")):
+    if RunDirectory(workdir).has(RunDirectory.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
     splits = image_splits(dataset, seed=seed)
     print(
@@ -107,7 +94,7 @@ def classify(
     )
     results = {}
     for name in models:
-        model_dir = os.path.join(workdir, name)
+        model_dir = RunDirectory(workdir).model(name)
         os.makedirs(model_dir, exist_ok=True)
         results[name] = train_classifier(
             name,
@@ -123,6 +110,5 @@ def classify(
             f"{name}: test accuracy {r['accuracy']:.2%}, {r['parameters']:,} parameters, "
             f"trained in {r['train_seconds']:.0f} s"
         )
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump({"dataset": dataset, **results}, f, indent=2)
+    RunDirectory(workdir).write_json(RunDirectory.RESULTS, {"dataset": dataset, **results})
     return results

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.layers import Conv, ConvBlock
+from stconv.models.layers import Conv, ConvBlock
 
 
 def channel_schedule(num_layers: int, hidden_dim: int, increase: bool = True) -> list[int]:

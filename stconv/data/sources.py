@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from stconv.normalization import Normalizer
-from stconv.windows import WindowSpec
+from stconv.data.normalization import Normalizer
+from stconv.data.windows import WindowSpec
 
 
 def model_inputs(windows: np.ndarray, normalizer: Normalizer) -> np.ndarray:

@@ -16,12 +16,13 @@ import iris_sample_data
 import numpy as np
 import xarray as xr
 
-from stconv.fields import DataError, open_dataset, open_field
-from stconv.masks import load_mask_file, nan_mask
-from stconv.normalization import Normalizer
-from stconv.sources import FieldWindows, SampleWindows
-from stconv.synthetic import synthetic_field
-from stconv.windows import WindowSpec, paper_split, split_starts, time_segments
+from stconv.data.errors import DataError
+from stconv.data.files import open_dataset, open_field
+from stconv.data.masks import load_mask_file, nan_mask
+from stconv.data.normalization import Normalizer
+from stconv.data.sources import FieldWindows, SampleWindows
+from stconv.data.synthetic import synthetic_field
+from stconv.data.windows import WindowSpec, paper_split, split_starts, time_segments
 
 EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
 NAMES = ("hadcm3-a1b", "cfsr", "chirps", "synthetic")
@@ -184,7 +185,7 @@ def load_dataset(
       chunks: dask chunks to keep the data lazy, e.g. ``{"time": 64}``.
       synthetic_shape: ``(time, lat, lon, channels)`` of the synthetic field.
       seed: the synthetic field's seed.
-      **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.fields.open_field`.
+      **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.data.files.open_field`.
     """
     spec = WindowSpec(input_length, horizon, stride)
     if normalization not in NORMALIZATIONS:

@@ -26,7 +26,7 @@ takes the mean of the window's T inputs instead, so the model forecasts
 departures from the window's own level (like ``--residual`` for the networks).
 
 Like the deep models, the forecaster sees only the T input frames of a window,
-and it is scored by `stconv.evaluation.evaluate` on every test window, in
+and it is scored by `stconv.evaluation.scoring.evaluate` on every test window, in
 physical units, masked, over the whole test set and per lead time.
 
 The reference (``arima.py`` in MLRG-CEFET-RJ/stconvs2s) differs: it fits each
@@ -44,6 +44,7 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import time
 import warnings
 
 import numpy as np
@@ -240,7 +241,7 @@ def fit_dataset(
     max_train_length: int | None = None,
     workers: int | None = None,
 ) -> ARIMAForecaster:
-    """Fits `fit` on a `stconv.datasets.Dataset`'s training split, normalized.
+    """Fits `fit` on a `stconv.data.registry.Dataset`'s training split, normalized.
 
     Args:
       dataset: the dataset; its training split gives the series, its mask the cells.
@@ -262,3 +263,39 @@ def fit_dataset(
         max_train_length=max_train_length,
         workers=workers,
     )
+
+
+# The interface of a fitted model (`stconv.models.FITTED`): fit on a run's
+# dataset and save into its directory, or load back from it.
+
+
+def fit_run(config, dataset, run, resume: bool = False) -> ARIMAForecaster:
+    """Fits the run's ARIMA models (`fit_dataset` with the config's options) and
+    saves them as the run's ``arima.npz``; with ``resume``, loads a saved fit.
+
+    Args:
+      config: the run's `stconv.config.Config`.
+      dataset: its `stconv.data.registry.Dataset`.
+      run: its `stconv.run.RunDirectory`.
+      resume: reuse a fit saved by an interrupted run.
+    """
+    if resume and run.has(run.ARIMA):
+        forecaster = ARIMAForecaster.load(run.file(run.ARIMA))
+        print(f"resuming {run.path}: {forecaster.cells} fitted cells")
+        return forecaster
+    start = time.perf_counter()
+    forecaster = fit_dataset(
+        dataset, center=config.arima_center, max_train_length=config.arima_max_train_length
+    )
+    print(
+        f"fitted SARIMAX{forecaster.order} to {forecaster.cells} cells in "
+        f"{time.perf_counter() - start:.1f} s; {forecaster.convergence_warnings} fits "
+        "warned that they did not converge"
+    )
+    forecaster.save(run.file(run.ARIMA))
+    return forecaster
+
+
+def load_run(run) -> ARIMAForecaster:
+    """The ARIMA models a finished run saved (`fit_run`)."""
+    return ARIMAForecaster.load(run.require(run.ARIMA, "train the run first"))

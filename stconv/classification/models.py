@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import jax
 from flax import nnx
 
-from stconv.layers import ConvBlock
+from stconv.models.layers import ConvBlock
 
 
 def check_images(x: jax.Array) -> None:

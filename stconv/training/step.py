@@ -5,7 +5,7 @@ in Flax's performance guide: `nnx.split` once, jit a function that merges,
 steps and returns the new state with its input buffers donated, and
 `nnx.update` the Python objects only when they are needed again.
 
-Given a `stconv.distributed.data_mesh`, the step is compiled once for the
+Given a `stconv.training.distributed.data_mesh`, the step is compiled once for the
 mesh: the state stays replicated (or FSDP-split) across the devices and every
 batch is split over them; forward passes split their inputs likewise.
 """
@@ -20,10 +20,10 @@ from flax import nnx
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from stconv import distributed
-from stconv.losses import rmse_loss
-from stconv.pipeline import epoch_batches, num_batches
-from stconv.precision import in_dtype, mixed_precision_loss, policy_dtype
+from stconv.data.pipeline import epoch_batches, num_batches
+from stconv.training import distributed
+from stconv.training.losses import rmse_loss
+from stconv.training.precision import in_dtype, mixed_precision_loss, policy_dtype
 
 Batch = dict[str, jax.Array]
 
@@ -57,7 +57,7 @@ def make_apply(
     ``model_state`` is ``nnx.state(model)`` or the model part (``state[0]``)
     of `make_train_step`'s state: train and eval mode share one state layout.
     With ``compute_dtype`` bfloat16 the model computes in bfloat16 and returns
-    float32 (`stconv.precision`); None or float32 computes in float32.
+    float32 (`stconv.training.precision`); None or float32 computes in float32.
     With a ``mesh``, the inputs (the same on every process) are split over its
     devices, padded to a multiple of their number, and the outputs come back
     whole to every process.
@@ -110,13 +110,13 @@ def make_train_step(
 
     ``loss_fn(model, batch)`` is the loss to minimise; the default is `forecast_loss`.
     ``compute_dtype`` bfloat16 computes the model in bfloat16 (mixed precision,
-    `stconv.precision`): parameters, BatchNorm statistics, optimizer state,
+    `stconv.training.precision`): parameters, BatchNorm statistics, optimizer state,
     gradients and the loss stay float32. None or float32 computes in float32.
 
-    With a ``mesh`` (`stconv.distributed.data_mesh`), the state is placed on
-    it, replicated or, with ``fsdp``, split (`stconv.distributed.state_shardings`),
+    With a ``mesh`` (`stconv.training.distributed.data_mesh`), the state is placed on
+    it, replicated or, with ``fsdp``, split (`stconv.training.distributed.state_shardings`),
     and the step returns it placed the same way, so it compiles once for the
-    mesh; batches must be on the mesh (`stconv.distributed.global_batch`, as
+    mesh; batches must be on the mesh (`stconv.training.distributed.global_batch`, as
     `train_epoch` does). The loss comes back replicated.
 
     Returns:

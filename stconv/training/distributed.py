@@ -11,7 +11,7 @@ statistics are those of the whole global batch, as on one device.
 Several hosts run one process each (or one per GPU), all the same command:
 `maybe_initialize` starts `jax.distributed` when the environment says so,
 `jax.devices()` then lists every process's devices, and each process reads
-only its own rows of every global batch (`stconv.pipeline.epoch_batches`),
+only its own rows of every global batch (`stconv.data.pipeline.epoch_batches`),
 which `global_batch` assembles into one array over the mesh.
 
 On a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` (set before
@@ -27,7 +27,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from stconv.pipeline import pad_rows
+from stconv.data.pipeline import pad_rows
 
 DATA_AXIS = "data"
 

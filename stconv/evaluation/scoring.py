@@ -6,8 +6,8 @@ from typing import TypeVar
 import jax
 import numpy as np
 
-from stconv.metrics import ErrorAccumulator
-from stconv.pipeline import epoch_batches, pad_rows
+from stconv.data.pipeline import epoch_batches, pad_rows
+from stconv.evaluation.metrics import ErrorAccumulator
 
 Predictor = Callable[[np.ndarray], jax.Array]
 T = TypeVar("T")

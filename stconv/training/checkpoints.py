@@ -5,7 +5,7 @@ early-stopping state, the data iterator's position and the normalization
 statistics.
 
 The arrays may be split or replicated over several devices and hosts
-(`stconv.distributed`): every process saves its shards together, and a
+(`stconv.training.distributed`): every process saves its shards together, and a
 restore places the arrays as the state given to it is placed, on any number
 of devices, whatever the placement they were saved from.
 """
@@ -21,6 +21,7 @@ class Checkpoints:
     """``workdir/checkpoints/latest`` and ``workdir/checkpoints/best``, one step each."""
 
     def __init__(self, workdir: str):
+        self.workdir = workdir
         options = ocp.CheckpointManagerOptions(max_to_keep=1, enable_async_checkpointing=False)
         root = os.path.join(os.path.abspath(workdir), "checkpoints")
         self.managers = {

@@ -11,7 +11,8 @@ import os
 import numpy as np
 import xarray as xr
 
-from stconv.fields import DataError, resolve_paths
+from stconv.data.errors import DataError
+from stconv.data.files import resolve_paths
 
 
 def nan_mask(field: xr.DataArray) -> np.ndarray:

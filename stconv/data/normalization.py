@@ -11,7 +11,7 @@ import os
 import numpy as np
 import xarray as xr
 
-from stconv.fields import DataError
+from stconv.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,9 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
-from stconv.evaluation import one_ahead, pad_batch
-from stconv.normalization import Normalizer
-from stconv.sources import model_inputs
+from stconv.data.normalization import Normalizer
+from stconv.data.sources import model_inputs
+from stconv.evaluation.scoring import one_ahead, pad_batch
 
 
 class ForecastWriter:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 
 from stconv.checks import check_positive
-from stconv.fields import DataError
+from stconv.data.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 

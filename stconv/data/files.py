@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from stconv.data.errors import DataError
+
 DIMS = ("time", "lat", "lon")
 # Recognised in this order: CF ``axis``, CF ``standard_name``, CF units, name.
 CF_AXIS = {"T": "time", "Y": "lat", "X": "lon"}
@@ -39,10 +41,6 @@ COMMON_NAMES = {
     "longitude": "lon",
     "x": "lon",
 }
-
-
-class DataError(ValueError):
-    """Bad input data or data options; the message names the file, variable or option."""
 
 
 def resolve_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:

@@ -1,6 +1,6 @@
 """Mixed precision: compute in bfloat16, keep parameters and optimizer state in float32.
 
-`stconv.train.make_train_step` and `make_predict` take a ``compute_dtype``.
+`stconv.training.step.make_train_step` and `make_predict` take a ``compute_dtype``.
 With bfloat16, each call works on a bfloat16 copy of the model (`in_dtype`):
 its floating parameters and inputs are cast to bfloat16, BatchNorm normalises
 in bfloat16 while its running statistics stay float32, and its floating

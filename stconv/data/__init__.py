@@ -1,0 +1,12 @@
+"""Data: gridded fields from files to batches of normalized, masked windows.
+
+- `files`: opening netCDF/zarr files (or a Dataset in memory) as one
+  ``(time, lat, lon, channel)`` field;
+- `windows`: window lengths and the chronological train/validation/test split;
+- `sources`: random-access sources of windows (fields, the paper's files);
+- `normalization`, `masks`: training statistics and valid cells;
+- `synthetic`: seeded synthetic fields for tests and benchmarks;
+- `registry`: datasets by name or path (`load_dataset`);
+- `pipeline`: grain batches in a fixed order per seed and epoch;
+- `errors`: `DataError`, raised on bad input data.
+"""

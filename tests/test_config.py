@@ -1,0 +1,76 @@
+"""Config: defaults, validation, flags, presets, round trips."""
+
+import argparse
+
+import pytest
+
+from stconv.config import Config, add_config_flags, config_from_args
+from stconv.configs import PRESETS, cell_settings, get_config
+
+
+def parse(*flags: str) -> Config:
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    return config_from_args(parser.parse_args(list(flags)))
+
+
+def test_defaults_are_the_papers():
+    config = parse()
+    assert config == Config()
+    assert (config.num_layers, config.hidden_dim, config.kernel_size) == (3, 32, 5)
+    assert (config.batch_size, config.epochs, config.patience) == (15, 80, 16)
+    assert config.learning_rate == 1e-3 and config.seed == 1000
+
+
+def test_flags_set_fields_and_booleans():
+    config = parse("--num-layers", "2", "--residual", "--learning-rate", "0.01")
+    assert config == Config(num_layers=2, residual=True, learning_rate=0.01)
+    assert parse("--residual", "--no-residual").residual is False
+
+
+def test_the_main_preset_is_the_readme_main_job_and_flags_override_it():
+    readme = Config(num_layers=2, hidden_dim=8, epochs=40, residual=True, normalization="cell")
+    assert parse("--preset", "main") == readme == get_config("main")
+    assert parse("--preset", "main", "--epochs", "3", "--no-residual") == readme.replace(
+        epochs=3, residual=False
+    )
+
+
+def test_paper_presets_and_cells():
+    assert get_config("paper-cfsr", data_path="x.nc").hidden_dim == 32
+    assert get_config("paper-chirps", data_path="x.nc").num_layers == 2
+    assert cell_settings("predrnn", "cfsr") == dict(
+        num_layers=3, hidden_dim=32, kernel_size=3, normalization="none", dropout=0.5
+    )
+    assert cell_settings("arima", "hadcm3-a1b")["arima_center"] == "window"
+    assert set(PRESETS) == {"main", "paper-cfsr", "paper-chirps"}
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(model="nope"), "model 'nope' is unknown"),
+        (dict(epochs=0), "epochs=0 is invalid: must be an integer >= 1"),
+        (dict(batch_size=True), "batch_size=True is invalid"),
+        (dict(learning_rate=0.0), "learning_rate=0.0 is invalid: must be > 0"),
+        (dict(compute_dtype="float16"), "compute_dtype='float16' is invalid"),
+        (dict(arima_center="mean"), "arima_center='mean' is invalid"),
+    ],
+)
+def test_bad_values_raise_one_line_naming_the_field(changes, message):
+    with pytest.raises(ValueError, match=message) as error:
+        Config(**changes)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(ValueError, match=r"preset 'nope' is unknown: choose from \['main'"):
+        get_config("nope")
+    with pytest.raises(SystemExit):
+        parse("--preset", "nope")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    config = get_config("main", seed=7, mask_file="mask.npy")
+    config.save(tmp_path / "config.json")
+    assert Config.load(tmp_path / "config.json") == config
