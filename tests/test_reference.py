@@ -26,7 +26,7 @@ ones) or with a horizon shorter than the input (they fail there); STConvS2S
 with ``input_length < horizon < 2 * input_length`` (the reference's
 generator then builds mismatched layers). Dropout is 0 in every fixture:
 PyTorch's and JAX's random masks cannot be matched (dropout's scaling is
-tested in ``test_models.py`` and ``test_recurrent.py``).
+tested in ``test_stconvs2s.py`` and ``test_recurrent.py``).
 """
 
 import json

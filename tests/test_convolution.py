@@ -1,0 +1,244 @@
+"""The convolution algorithms: by hand, and equal to XLA's convolution (values and gradients)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stconv.models.convolution import (
+    conv,
+    conv_general,
+    fourier_conv,
+    fourier_time_conv,
+    kernel_dft,
+    uses_fourier,
+)
+
+
+def channels(x):
+    """Adds batch and channel axes of size one: (*spatial) -> (1, *spatial, 1)."""
+    return jnp.asarray(x, jnp.float32)[None, ..., None]
+
+
+def kernel(k):
+    """(*k) -> (*k, 1, 1)."""
+    return jnp.asarray(k, jnp.float32)[..., None, None]
+
+
+def output_size(size, k, pad, stride):
+    return (size - k + 2 * pad) // stride + 1
+
+
+@pytest.mark.parametrize(
+    "stride, pad, expected",
+    [(1, 0, [-2, -2, -2]), (1, 1, [-2, -2, -2, -2, 4]), (2, 1, [-2, -2, 4]), (2, 0, [-2, -2])],
+)
+def test_conv_1d_by_hand(stride, pad, expected):
+    y = conv(channels([1, 2, 3, 4, 5]), kernel([1, 0, -1]), (stride,), ((pad, pad),))
+    assert y.shape == (1, output_size(5, 3, pad, stride), 1)
+    np.testing.assert_allclose(y[0, :, 0], expected)
+
+
+def test_conv_2d_by_hand():
+    x = channels(np.arange(16).reshape(4, 4))
+    ones2 = kernel(np.ones((2, 2)))
+    # Each output sums a 2x2 block: x[i,j] + x[i,j+1] + x[i+1,j] + x[i+1,j+1] = 16i + 4j + 10.
+    expected = [[16 * i + 4 * j + 10 for j in range(3)] for i in range(3)]
+    np.testing.assert_allclose(conv(x, ones2)[0, ..., 0], expected)
+    np.testing.assert_allclose(conv(x, ones2, (2, 2))[0, ..., 0], [[10, 18], [42, 50]])
+    # 3x3 ones, zero padding 1, stride 2: windows centred on (0,0), (0,2), (2,0), (2,2).
+    y = conv(x, kernel(np.ones((3, 3))), (2, 2), ((1, 1), (1, 1)))
+    assert y.shape == (1, output_size(4, 3, 1, 2), output_size(4, 3, 1, 2), 1)
+    np.testing.assert_allclose(y[0, ..., 0], [[10, 24], [51, 90]])
+
+
+def test_conv_3d_by_hand():
+    x = channels(np.arange(8).reshape(2, 2, 2))
+    ones = kernel(np.ones((2, 2, 2)))
+    assert conv(x, ones).shape == (1, 1, 1, 1, 1)
+    assert float(conv(x, ones)[0, 0, 0, 0, 0]) == 28.0
+    # Padding 1 and stride 2: each window covers exactly one input cell.
+    y = conv(x, ones, (2, 2, 2), ((1, 1),) * 3)
+    np.testing.assert_allclose(y[0, ..., 0], np.arange(8).reshape(2, 2, 2))
+
+
+def test_conv_mixes_channels():
+    x = jnp.asarray([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]])  # (1, 3, 2)
+    w = jnp.asarray([[[1.0], [0.5]], [[-1.0], [0.0]]])  # (2, 2, 1)
+    y = conv(x, w)
+    # y[t] = x[t,0] + 0.5 x[t,1] - x[t+1,0]
+    np.testing.assert_allclose(y[0, :, 0], [1 + 5 - 2, 2 + 10 - 3])
+
+
+def test_input_dilation_is_pytorch_transposed_conv():
+    # PyTorch's ConvTranspose1d(kernel 4, stride 2, padding 1) of [1, 2] with a
+    # ones kernel: full output [1, 1, 3, 3, 2, 2], cropped by 1 at each end.
+    y = conv(channels([1, 2]), kernel(np.ones(4)), padding=((2, 2),), input_dilation=(2,))
+    np.testing.assert_allclose(y[0, :, 0], [1, 3, 3, 2])
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding",
+    [
+        ((1, 3, 3), ((0, 0), (1, 1), (1, 1))),
+        ((1, 5, 5), ((0, 0), (2, 2), (2, 2))),
+        ((3, 1, 1), ((2, 0), (0, 0), (0, 0))),
+        ((3, 1, 1), ((0, 0), (0, 0), (0, 0))),
+        ((2, 1, 1), ((0, 0), (0, 0), (0, 0))),
+        ((3, 3, 3), ((1, 1), (1, 1), (1, 1))),
+        ((2, 2, 2), ((1, 1), (1, 1), (1, 1))),
+        ((1, 3, 5), ((0, 0), (0, 2), (3, 1))),
+        ((2, 3, 3), ((1, 0), (1, 1), (0, 2))),
+    ],
+)
+def test_fast_path_equals_3d_convolution(kernel_size, padding):
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (2, 4, 7, 6, 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, 5))
+
+    def plain(x, w):
+        return conv_general(x, w, (1, 1, 1), padding, (1, 1, 1))
+
+    def fast(x, w):
+        return conv(x, w, padding=padding)
+
+    expected = plain(x, w)
+    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(kg, expected.shape)
+    grads = jax.vjp(fast, x, w)[1](cotangent)
+    expected_grads = jax.vjp(plain, x, w)[1](cotangent)
+    for got, want in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    jit_grads = jax.jit(jax.grad(lambda x, w: jnp.sum(fast(x, w) ** 2), (0, 1)))(x, w)
+    want = jax.grad(lambda x, w: jnp.sum(plain(x, w) ** 2), (0, 1))(x, w)
+    for got, wanted in zip(jit_grads, want, strict=True):
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding",
+    [
+        ((1, 1), ((0, 0), (0, 0))),
+        ((3, 3), ((1, 1), (1, 1))),
+        ((5, 3), ((2, 2), (0, 1))),
+        ((2, 4), ((0, 0), (3, 0))),
+    ],
+)
+def test_2d_fast_path_equals_xla_convolution_also_inside_scan(kernel_size, padding):
+    """`spatial_conv`'s hand-written gradients equal XLA's, in and outside a scan body."""
+    kx, kw = jax.random.split(jax.random.key(1))
+    frames = jax.random.normal(kx, (3, 2, 7, 6, 3))  # scanned over the first axis
+    w = jax.random.normal(kw, (*kernel_size, 3, 4))
+
+    def loss(conv_fn, w):
+        def body(total, x):
+            return total + jnp.sum(jnp.sin(conv_fn(x, w))), None
+
+        return jax.lax.scan(body, 0.0, frames)[0]
+
+    def plain(x, w):
+        return conv_general(x, w, (1, 1), padding, (1, 1))
+
+    def fast(x, w):
+        return conv(x, w, padding=padding)
+
+    np.testing.assert_allclose(fast(frames[0], w), plain(frames[0], w), rtol=1e-5, atol=1e-5)
+    got = jax.jit(jax.grad(lambda w: loss(fast, w)))(w)
+    want = jax.grad(lambda w: loss(plain, w))(w)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    got_x = jax.grad(lambda x: jnp.sum(jnp.sin(fast(x, w))))(frames[0])
+    want_x = jax.grad(lambda x: jnp.sum(jnp.sin(plain(x, w))))(frames[0])
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_dft_is_the_conjugate_spectrum_of_the_padded_kernel():
+    k = np.arange(6.0).reshape(2, 3) ** 2
+    real, imag = np.asarray(kernel_dft((2, 3), 5, 6), np.float64) @ k.reshape(-1)
+    padded = np.zeros((5, 6))
+    padded[:2, :3] = k
+    expected = np.conj(np.fft.rfft2(padded)).reshape(-1)
+    np.testing.assert_allclose(real + 1j * imag, expected, rtol=1e-5, atol=1e-5)  # float32
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding, grid",
+    [
+        ((5, 5), ((2, 2), (2, 2)), (8, 8)),
+        ((5, 3), ((0, 2), (3, 1)), (9, 11)),
+    ],
+)
+def test_fourier_conv_equals_xla_convolution_also_inside_scan(kernel_size, padding, grid):
+    kx, kw, kg = jax.random.split(jax.random.key(2), 3)
+    frames = jax.random.normal(kx, (2, 3, *grid, 4))  # scanned over the first axis
+    w = jax.random.normal(kw, (*kernel_size, 4, 5))
+
+    @jax.jit
+    def values_and_grads(frames, w):
+        results = []
+        for conv_fn in (
+            fourier_conv,
+            lambda x, w, padding: conv_general(x, w, (1, 1), padding, (1, 1)),
+        ):
+            y, vjp = jax.vjp(functools.partial(conv_fn, padding=padding), frames[0], w)
+            cotangent = jax.random.normal(kg, y.shape)
+
+            def body(total, x, conv_fn=conv_fn):
+                return total + jnp.sum(jnp.sin(conv_fn(x, w, padding))), None
+
+            scan_grad = jax.grad(lambda w: jax.lax.scan(body, 0.0, frames)[0])(w)
+            results.append((y, *vjp(cotangent), scan_grad))
+        return results
+
+    fourier, plain = values_and_grads(frames, w)
+    np.testing.assert_allclose(fourier[0], plain[0], rtol=1e-5, atol=1e-5)
+    for got, want in zip(fourier[1:], plain[1:], strict=True):  # frames, kernel, in a scan
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_size", [(3, 5, 3), (2, 1, 4)])
+def test_fourier_time_conv_equals_xla_3d_convolution(kernel_size):
+    kx, kw, kg = jax.random.split(jax.random.key(3), 3)
+    x = jax.random.normal(kx, (2, 4, 7, 6, 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, 4))
+    padding = ((kernel_size[1] // 2, kernel_size[1] // 2), (0, 2))
+
+    @jax.jit
+    def values_and_grads(x, w):
+        results = []
+        for fn in (
+            functools.partial(fourier_time_conv, padding=padding),
+            lambda x, w: conv_general(x, w, (1, 1, 1), ((0, 0), *padding), (1, 1, 1)),
+        ):
+            y, vjp = jax.vjp(fn, x, w)
+            results.append((y, *vjp(jax.random.normal(kg, y.shape))))
+        return results
+
+    fourier, plain = values_and_grads(x, w)
+    np.testing.assert_allclose(fourier[0], plain[0], rtol=1e-5, atol=1e-5)
+    for got, want in zip(fourier[1:], plain[1:], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, features, dtype, expected",
+    [
+        ((5, 5), 32, jnp.float32, True),
+        ((5, 7), 64, jnp.float32, True),
+        ((3, 3), 32, jnp.float32, False),  # too few taps
+        ((5, 5), 16, jnp.float32, False),  # too few channels
+        ((5, 5), 32, jnp.bfloat16, False),  # the FFT is float32 only
+    ],
+)
+def test_conv_uses_fourier_for_large_kernels_and_channels(kernel_size, features, dtype, expected):
+    x = jnp.ones((2, 8, 8, features), dtype)
+    w = jnp.ones((*kernel_size, features, 32), dtype)
+    assert uses_fourier(x, w) is expected
+    padding = tuple((k // 2, k // 2) for k in kernel_size)
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=padding))(x, w))
+    assert ("fft" in jaxpr) is expected
+    x3, w3 = x[None], jnp.stack([w, w])  # a (2, kh, kw) kernel over 2 time steps
+    jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=((0, 0), *padding)))(x3, w3))
+    # one transform of all frames and one inverse: time offsets are summed in frequency
+    assert jaxpr.count("fft_lengths") == (2 if expected else 0)

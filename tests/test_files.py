@@ -1,0 +1,50 @@
+"""Opening files as fields: variables, boxes, periods, globs, CF dims, zarr."""
+
+import numpy as np
+import pytest
+from conftest import time_series_dataset
+
+from stconv.data.errors import DataError
+from stconv.data.files import open_field
+from stconv.data.registry import load_dataset
+
+
+def test_open_field_variables_bbox_time_range_and_glob(tmp_path):
+    data = time_series_dataset(variables=("tas", "pr"))
+    data.isel(time=slice(0, 12)).to_netcdf(tmp_path / "part-1.nc")
+    data.isel(time=slice(12, None)).to_netcdf(tmp_path / "part-2.nc")
+    field = open_field(str(tmp_path / "part-*.nc"))
+    assert field.dims == ("time", "lat", "lon", "channel") and field.shape == (30, 4, 5, 2)
+    assert list(field["channel"].values) == ["tas", "pr"]
+    np.testing.assert_array_equal(field.values[13, 2, 3], [1323, 2323])
+    box = open_field(str(tmp_path / "part-1.nc"), "pr", bbox=(-1, 10, 5, 25))
+    assert box.shape == (12, 2, 2, 1)
+    np.testing.assert_allclose(box["lat"].values, [10 / 3, 10.0])
+    window = open_field([tmp_path / "part-1.nc"], time_range=("2001-01-03", "2001-01-05"))
+    assert window.sizes["time"] == 3
+
+
+def test_dims_from_cf_attributes_and_overrides(tmp_path):
+    data = time_series_dataset().rename({"time": "valid_time", "lat": "rlat", "lon": "rlon"})
+    data["valid_time"].attrs["axis"] = "T"
+    data["rlat"].attrs = {"standard_name": "grid_latitude"}
+    data["rlon"].attrs = {"axis": "X"}
+    data.to_netcdf(tmp_path / "cf.nc")
+    assert open_field(str(tmp_path / "cf.nc")).shape == (30, 4, 5, 1)
+    plain = time_series_dataset().rename({"lat": "north", "lon": "east"})
+    plain["north"].attrs = {}
+    plain["east"].attrs = {}
+    plain.to_netcdf(tmp_path / "plain.nc")
+    with pytest.raises(DataError, match=r"no lat dimension .* pass dims="):
+        open_field(str(tmp_path / "plain.nc"))
+    field = open_field(str(tmp_path / "plain.nc"), dims={"lat": "north", "lon": "east"})
+    assert field.shape == (30, 4, 5, 1)
+
+
+def test_zarr_store(tmp_path):
+    pytest.importorskip("zarr")
+    time_series_dataset().to_zarr(tmp_path / "store.zarr")
+    field = open_field(str(tmp_path / "store.zarr"))
+    assert field.shape == (30, 4, 5, 1) and float(field[2, 1, 1, 0]) == 211.0
+    dataset = load_dataset(str(tmp_path / "store.zarr"), input_length=3, horizon=2)
+    assert len(dataset.splits["train"]) == 14
