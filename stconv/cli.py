@@ -21,12 +21,12 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from stconv.experiment import load_config_dataset, test
+    from stconv.experiment import evaluate_test_split, load_config_dataset
     from stconv.forecaster import Forecaster
 
     forecaster = Forecaster.load(args.workdir)
     config = forecaster.config
-    test(config, load_config_dataset(config), forecaster.predict, args.workdir)
+    evaluate_test_split(config, load_config_dataset(config), forecaster.predict, args.workdir)
 
 
 def predict_command(args: argparse.Namespace) -> None:

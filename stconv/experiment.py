@@ -182,7 +182,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     best = checkpoints.restore("best", state)
     nnx.update((model, optimizer), state)
     print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
-    return test(config, dataset, lambda x: predict(state[0], x), workdir)
+    return evaluate_test_split(config, dataset, lambda x: predict(state[0], x), workdir)
 
 
 def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
@@ -194,10 +194,12 @@ def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict
     run = RunDirectory(workdir)
     prepare_workdir(config, run, resume)
     run.save_data(dataset)
-    return test(config, dataset, module.fit_run(config, dataset, run, resume), workdir)
+    return evaluate_test_split(
+        config, dataset, module.fit_run(config, dataset, run, resume), workdir
+    )
 
 
-def test(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
+def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
     """Test metrics of the model, persistence and climatology; forecasts and maps.
 
     Forecasts stream to ``test_forecasts.nc`` batch by batch; only the

@@ -1,6 +1,8 @@
 """The grain pipeline: a fixed order per seed and epoch, resumable, in order for evaluation."""
 
-from stconv.data.pipeline import epoch_batches, num_batches
+import numpy as np
+
+from stconv.data.pipeline import epoch_batches, num_batches, one_ahead, pad_batch
 from stconv.data.registry import load_dataset
 
 
@@ -29,3 +31,11 @@ def test_pipeline_is_deterministic_and_resumable():
     assert first_values(resumed) == rest == order[5:]
     batch = next(epoch_batches(train, 4, drop_remainder=True))
     assert batch["inputs"].shape == (4, 3, 8, 8, 1) and batch["mask"].dtype == bool
+
+
+def test_one_ahead_keeps_the_order_and_pad_batch_pads_rows():
+    assert list(one_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(one_ahead(iter([]))) == []
+    padded = pad_batch({"inputs": np.ones((3, 2)), "mask": np.ones(3, bool)}, 5)
+    assert padded["inputs"].shape == (5, 2) and padded["inputs"][3:].sum() == 0
+    assert padded["mask"].tolist() == [True] * 3 + [False] * 2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stconv.evaluation.scoring import baselines, evaluate, format_table, one_ahead
+from stconv.evaluation.scoring import baselines, evaluate, format_table
 
 
 def windows():
@@ -35,8 +35,3 @@ def test_persistence_climatology_and_a_model_by_hand():
     )
     table = format_table(results, "K")
     assert "in K" in table and "persistence" in table and "lead 2" in table
-
-
-def test_one_ahead_keeps_the_order():
-    assert list(one_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
-    assert list(one_ahead(iter([]))) == []

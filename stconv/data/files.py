@@ -16,6 +16,14 @@ import xarray as xr
 from stconv.data.errors import DataError
 
 DIMS = ("time", "lat", "lon")
+GRID_DIMS = ("lat", "lon", "channel")
+
+
+def other_dims(field: xr.DataArray) -> list[str]:
+    """The dimensions of ``field`` besides `GRID_DIMS`: time, or the paper's sample and time."""
+    return [d for d in field.dims if d not in GRID_DIMS]
+
+
 # Recognised in this order: CF ``axis``, CF ``standard_name``, CF units, name.
 CF_AXIS = {"T": "time", "Y": "lat", "X": "lon"}
 CF_STANDARD_NAMES = {

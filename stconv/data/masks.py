@@ -12,14 +12,13 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
-from stconv.data.files import resolve_paths
+from stconv.data.files import GRID_DIMS, other_dims, resolve_paths
 
 
 def nan_mask(field: xr.DataArray) -> np.ndarray:
     """``(lat, lon, channel)`` True where ``field`` (the training split) has any finite
     value over its other dims (time, and sample for the paper's files)."""
-    other = [d for d in field.dims if d not in ("lat", "lon", "channel")]
-    return field.notnull().any(other).transpose("lat", "lon", "channel").values
+    return field.notnull().any(other_dims(field)).transpose(*GRID_DIMS).values
 
 
 def load_mask_file(path: str | os.PathLike, grid: tuple[int, int], channels: int) -> np.ndarray:

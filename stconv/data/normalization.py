@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
+from stconv.data.files import GRID_DIMS, other_dims
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +53,9 @@ class Normalizer:
                 "drop it or choose another time range"
             )
         if per_cell:
-            other = [d for d in field.dims if d not in ("lat", "lon", "channel")]
-            mean = field.mean(other, skipna=True)
+            mean = field.mean(other_dims(field), skipna=True)
             std = (field - mean).std(reduce, skipna=True).values.astype(np.float32)
-            mean = np.nan_to_num(mean.transpose("lat", "lon", "channel").values).astype(np.float32)
+            mean = np.nan_to_num(mean.transpose(*GRID_DIMS).values).astype(np.float32)
         else:
             mean = field.mean(reduce, skipna=True).values.astype(np.float32)
             std = field.std(reduce, skipna=True).values.astype(np.float32)

@@ -7,10 +7,15 @@ With several processes (hosts), each one reads only its own rows of every
 global batch: the examples of the others are never read.
 """
 
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
 import grain
 import numpy as np
 
 from stconv.checks import check_positive
+
+T = TypeVar("T")
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -102,3 +107,21 @@ def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     if missing <= 0:
         return array
     return np.concatenate([array, np.zeros((missing, *array.shape[1:]), array.dtype)])
+
+
+def pad_batch(batch: dict, batch_size: int) -> dict:
+    """Every array of ``batch`` padded with zeros (False for masks) to ``batch_size`` rows,
+    so that a jitted function sees one batch shape and compiles once."""
+    return {key: pad_rows(value, batch_size) for key, value in batch.items()}
+
+
+def one_ahead(items: Iterable[T]) -> Iterator[T]:
+    """Yields each item once the next one has been made. JAX dispatches work
+    asynchronously, so the device computes the next batch while the caller
+    copies back and handles the previous one."""
+    items = iter(items)
+    for previous in items:
+        for item in items:
+            yield previous
+            previous = item
+        yield previous

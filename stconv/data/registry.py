@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
-from stconv.data.files import open_dataset, open_field
+from stconv.data.files import GRID_DIMS, open_dataset, open_field, other_dims
 from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
@@ -83,8 +83,7 @@ def training_statistics(
         mask = load_mask_file(mask_file, (train.sizes["lat"], train.sizes["lon"]), channels)
     else:
         mask = nan_mask(train)
-    other = [d for d in train.dims if d not in ("lat", "lon", "channel")]
-    mean = train.mean(other, skipna=True).transpose("lat", "lon", "channel").values
+    mean = train.mean(other_dims(train), skipna=True).transpose(*GRID_DIMS).values
     climatology = np.nan_to_num(normalizer.normalize(mean), nan=0.0).astype(np.float32)
     return normalizer, mask, climatology
 

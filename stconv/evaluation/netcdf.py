@@ -15,8 +15,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
 from stconv.data.normalization import Normalizer
+from stconv.data.pipeline import one_ahead, pad_batch
 from stconv.data.sources import model_inputs
-from stconv.evaluation.scoring import one_ahead, pad_batch
 
 
 class ForecastWriter:

@@ -1,16 +1,14 @@
 """Evaluation of a model and of the simple baselines on the same windows."""
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator
 
 import jax
 import numpy as np
 
-from stconv.data.pipeline import epoch_batches, pad_rows
+from stconv.data.pipeline import epoch_batches, one_ahead, pad_batch
 from stconv.evaluation.metrics import ErrorAccumulator
 
 Predictor = Callable[[np.ndarray], jax.Array]
-T = TypeVar("T")
 
 
 def persistence(inputs: np.ndarray, horizon: int) -> np.ndarray:
@@ -25,24 +23,6 @@ def climatology_forecast(climatology: np.ndarray, inputs: np.ndarray, horizon: i
 
 def batches_in_order(source, batch_size: int) -> Iterator[dict]:
     return epoch_batches(source, batch_size, shuffle=False)
-
-
-def pad_batch(batch: dict, batch_size: int) -> dict:
-    """Every array of ``batch`` padded with zeros (False for masks) to ``batch_size`` rows,
-    so that a jitted function sees one batch shape and compiles once."""
-    return {key: pad_rows(value, batch_size) for key, value in batch.items()}
-
-
-def one_ahead(items: Iterable[T]) -> Iterator[T]:
-    """Yields each item once the next one has been made. JAX dispatches work
-    asynchronously, so the device computes the next batch while the caller
-    copies back and handles the previous one."""
-    items = iter(items)
-    for previous in items:
-        for item in items:
-            yield previous
-            previous = item
-        yield previous
 
 
 def evaluate(

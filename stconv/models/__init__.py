@@ -1,8 +1,15 @@
 """Models by name: ``create("stconvs2s-r", input_shape=..., horizon=...)``.
 
-Every model takes ``input_shape=(input_length, lat, lon, channels)`` and
+Every network takes ``input_shape=(input_length, lat, lon, channels)`` and
 ``horizon``, its own hyperparameters as keywords, and ``rngs`` (default
-``nnx.Rngs(0)``).
+``nnx.Rngs(0)``). Models fitted in closed form instead (``arima``) are listed
+in `FITTED`, by the module that fits, saves and loads them.
+
+The package: `convolution` (the convolution algorithms), `layers` (Conv,
+BatchNorm, ConvBlock), `blocks` (STConvS2S's blocks), `stconvs2s`,
+`convolutional` and `recurrent` (the models), `residual`, `arima`,
+`reference_weights` (the reference's weights in stconv's layout) and
+`validation` (hyperparameter and input checks).
 """
 
 import functools
