@@ -1,5 +1,7 @@
 """A wrapper that makes any forecaster predict the change from the last input frame."""
 
+from collections.abc import Callable
+
 import jax
 from flax import nnx
 
@@ -19,3 +21,10 @@ class LastFrameResidual(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         last = x[:, -1:]
         return last + self.model(x - last)
+
+    def wrap_network(self, wrap: Callable[[nnx.Module], nnx.Module]) -> "LastFrameResidual":
+        """The same residual around ``wrap(network)``. Mixed precision
+        (`stconv.training.precision`) computes only the network in bfloat16 and
+        keeps the residual in float32: the network sees and predicts changes
+        from the last frame, which bfloat16 resolves even on raw fields."""
+        return LastFrameResidual(wrap(self.model))

@@ -25,8 +25,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.models.residual import LastFrameResidual
-
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
@@ -93,9 +91,10 @@ def compute_copy(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
 
 def wrap(copy: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
     """`compute_copy`'s ``copy`` called through `Computed`: float32 in and out;
-    a `LastFrameResidual` keeps its residual in float32."""
-    if isinstance(copy, LastFrameResidual):
-        return LastFrameResidual(Computed(copy.model, dtype))
+    a model with a ``wrap_network`` method (`stconv.models.residual.LastFrameResidual`)
+    has only its network computed in ``dtype``."""
+    if hasattr(copy, "wrap_network"):
+        return copy.wrap_network(lambda network: Computed(network, dtype))
     return Computed(copy, dtype)
 
 
