@@ -33,8 +33,13 @@ def predict_command(args: argparse.Namespace) -> None:
     from stconv.data.registry import grid_of
     from stconv.evaluation.netcdf import ForecastWriter
     from stconv.forecaster import Forecaster
+    from stconv.run import check_new_file
     from stconv.training.distributed import is_primary
 
+    check_new_file(
+        args.output, flag="--output", overwrite=args.overwrite, inputs=(args.input,),
+        runs=(args.workdir,),
+    )  # fmt: skip
     forecaster = Forecaster.load(args.workdir)
     if args.batch_size is not None:
         forecaster.config = forecaster.config.replace(eval_batch_size=args.batch_size)
@@ -84,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--batch-size", type=int, help="windows per batch; default the run's eval_batch_size"
     )
+    predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     predict.set_defaults(run=predict_command)
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"

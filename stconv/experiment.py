@@ -62,7 +62,8 @@ def prepare_workdir(config: Config, run: RunDirectory, resume: bool) -> None:
     resumption: it does not change the result. Every process checks; process 0
     writes.
     """
-    exists = run.has(run.CONFIG)
+    run.check_writable()
+    exists = run.is_run()
     distributed.barrier("workdir checked")  # before process 0 writes config.json
     if exists:
         saved = run.config()
@@ -99,6 +100,10 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         return fit_and_evaluate(config, workdir, resume)
     if config.iterations == 1:
         return train_once(config, workdir, resume)
+    top = RunDirectory(workdir)  # the runs of every seed and their summary
+    top.check_writable()
+    if distributed.is_primary():
+        top.mark()
     runs = []
     for i in range(config.iterations):
         seed = config.seed + 10 * i

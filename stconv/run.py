@@ -3,7 +3,8 @@
     run = RunDirectory("runs/hadcm3-a1b")
     run.config(), run.normalizer(), run.mask(), run.results()
 
-A forecasting run holds ``config.json``, ``data.json`` (variables, units,
+A forecasting run holds ``stconv-run.json`` (the mark of a run),
+``config.json``, ``data.json`` (variables, units,
 input shape), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
 ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc`` and
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from stconv import __version__
 from stconv.config import Config
 from stconv.data.normalization import Normalizer
 from stconv.training.checkpoints import Checkpoints
@@ -31,6 +33,7 @@ class RunDirectory:
     Readers raise ValueError naming the path and what is missing.
     """
 
+    MARKER = "stconv-run.json"  # marks the folder as a run of stconv's
     CONFIG = "config.json"
     DATA = "data.json"
     NORMALIZATION = "normalization.json"
@@ -74,12 +77,34 @@ class RunDirectory:
 
     # Configuration and data description.
 
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (marked, or ``config.json`` of an older run)."""
+        return self.has(self.MARKER) or self.has(self.CONFIG)
+
+    def check_writable(self) -> None:
+        """Raises ValueError unless the folder is a run, empty, or not there yet:
+        stconv never writes over files it did not create."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ValueError(f"workdir {self.path!r} is a file: choose a folder")
+        if os.path.isdir(self.path) and os.listdir(self.path) and not self.is_run():
+            raise ValueError(
+                f"workdir {self.path!r} is not empty and holds no stconv run: choose a new "
+                "or empty folder (stconv never writes over files it did not create)"
+            )
+
     def config(self) -> Config:
         path = self.require(self.CONFIG, "it holds no run, train one first")
         return Config.load(path)
 
-    def save_config(self, config: Config) -> None:
+    def mark(self) -> None:
+        """Creates the folder, marked as stconv's (`is_run`)."""
         os.makedirs(self.path, exist_ok=True)
+        if not self.has(self.MARKER):
+            self.write_json(self.MARKER, {"stconv": __version__})
+
+    def save_config(self, config: Config) -> None:
+        """Creates the run: its marker, then ``config.json``."""
+        self.mark()
         config.save(self.file(self.CONFIG))
 
     def save_data(self, dataset) -> None:
@@ -136,3 +161,41 @@ class RunDirectory:
     def read_json(self, name: str, what: str) -> Any:
         with open(self.require(name, what)) as f:
             return json.load(f)
+
+
+def check_new_file(
+    path: str | os.PathLike,
+    *,
+    flag: str,
+    overwrite: bool = False,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    runs: tuple[str | os.PathLike, ...] = (),
+) -> None:
+    """Raises ValueError, naming ``flag`` and ``path``, unless stconv may write
+    ``path``: its folder exists, it is none of ``inputs``, it is inside none of
+    ``runs`` nor any folder marked as a run, and it does not exist yet (or
+    ``overwrite`` says to replace it).
+    """
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path!r} is invalid: its folder {folder!r} does not exist")
+    if os.path.exists(path) and any(
+        os.path.exists(source) and os.path.samefile(source, path) for source in inputs
+    ):
+        raise ValueError(f"{flag} {path!r} is the input file: choose another path")
+    runs = [os.path.abspath(run) for run in runs]
+    parent = folder
+    while True:
+        if parent in runs or RunDirectory(parent).has(RunDirectory.MARKER):
+            raise ValueError(
+                f"{flag} {path!r} is inside the run {parent!r}: stconv writes nothing into "
+                "a run but its own files; choose a path outside it"
+            )
+        if os.path.dirname(parent) == parent:
+            break
+        parent = os.path.dirname(parent)
+    if os.path.exists(path) and not overwrite:
+        raise ValueError(
+            f"{flag} {path!r} exists: pass --overwrite to replace it, or choose another path"
+        )

@@ -1,10 +1,13 @@
 """The stconv command: one-line errors with exit code 2, help, presets."""
 
+import hashlib
 import json
 
 import pytest
+import xarray as xr
 
 from stconv import cli
+from stconv.data.synthetic import write_synthetic_netcdf
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
@@ -53,3 +56,84 @@ def test_preset_with_overriding_flags_is_what_the_run_records(tmp_path):
     with pytest.raises(SystemExit) as exit_:  # argparse: the choices, exit code 2
         cli.main(["train", "--workdir", str(tmp_path / "other"), "--preset", "nope"])
     assert exit_.value.code == 2 and not (tmp_path / "other").exists()
+
+
+# The file policy: stconv never overwrites or deletes a file it did not create.
+
+
+def digest(folder) -> dict:
+    """Every file under ``folder`` and the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished tiny run, a new input file and a file of the user's."""
+    root = tmp_path_factory.mktemp("policy")
+    assert train(root / "run", "--epochs", "1") == 0
+    write_synthetic_netcdf(root / "new.nc", 12, 16, 16, seed=3, variable="synthetic_0")
+    (root / "mine.nc").write_text("the user's own file")
+    return root
+
+
+@pytest.mark.parametrize(
+    "output, extra, message",
+    [
+        ("mine.nc", [], "mine.nc' exists: pass --overwrite to replace it"),
+        ("new.nc", ["--overwrite"], "new.nc' is the input file"),
+        ("run/config.json", ["--overwrite"], "config.json' is inside the run"),
+        ("run/forecast.nc", [], "forecast.nc' is inside the run"),
+        ("run/checkpoints/f.nc", [], "f.nc' is inside the run"),
+        ("nowhere/forecast.nc", [], "its folder"),
+    ],
+)
+def test_predict_never_writes_over_what_it_did_not_create(finished, capsys, output, extra, message):
+    before = digest(finished)
+    arguments = ["--workdir", str(finished / "run"), "--input", str(finished / "new.nc")]
+    assert cli.main(["predict", *arguments, "--output", str(finished / output), *extra]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "--output" in error and error.count("\n") == 1
+    assert digest(finished) == before
+
+
+def test_predict_overwrite_replaces_a_file_on_request(finished, tmp_path):
+    output = tmp_path / "forecast.nc"
+    output.write_text("an old forecast")
+    arguments = ["--workdir", str(finished / "run"), "--input", str(finished / "new.nc")]
+    assert cli.main(["predict", *arguments, "--output", str(output), "--overwrite"]) == 0
+    with xr.open_dataset(output) as forecast:
+        assert forecast["synthetic_0"].shape == (8, 5, 16, 16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.nc"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("file", "is a file: choose a folder"),
+        ("foreign", "is not empty and holds no stconv run: choose a new or empty folder"),
+    ],
+)
+def test_train_refuses_a_folder_it_did_not_create(tmp_path, capsys, setup, message):
+    target = tmp_path / "target"
+    if setup == "file":
+        target.write_text("not a folder")
+    else:
+        target.mkdir()
+        (target / "metrics.jsonl").write_text("the user's log\n")
+        (target / "results.json").write_text("{}")
+    before = digest(tmp_path)
+    assert train(target, "--epochs", "1") == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert digest(tmp_path) == before
+
+
+def test_train_uses_an_empty_folder_and_marks_its_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert train(tmp_path / "empty", "--epochs", "1") == 0
+    assert (tmp_path / "empty" / "stconv-run.json").exists()
+    assert train(tmp_path / "empty", "--epochs", "1", "--resume") == 0  # its own run

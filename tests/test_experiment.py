@@ -71,9 +71,11 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     assert sizes == [4] * 6 + [2]
     with xr.open_dataset(output) as forecast, xr.open_dataset(batched) as forecast_batched:
         xr.testing.assert_allclose(forecast_batched, forecast, rtol=1e-6)
+    unwritten = tmp_path / "unwritten.nc"
     assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
-                     "--output", str(batched), "--batch-size", "0"]) == 2  # fmt: skip
+                     "--output", str(unwritten), "--batch-size", "0"]) == 2  # fmt: skip
     assert "eval_batch_size=0 is invalid" in capsys.readouterr().err
+    assert not unwritten.exists()
 
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ def test_streamed_file_equals_the_whole_dataset(tmp_path, times, sizes):
         )
         assert streamed.encoding["unlimited_dims"] == {"init_time"}
         assert np.isnan(streamed["tas"].values[:, :, 0, 1]).all()
-    assert not (tmp_path / "streamed.nc.tmp").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.nc", "whole.nc"]  # no temporary
 
 
 @pytest.mark.parametrize("failure", ["raised", "bad shape"])

@@ -85,13 +85,16 @@ def classify(
     for name in models:
         if name not in CLASSIFIERS:
             raise ValueError(f"model {name!r} is unknown: choose from {sorted(CLASSIFIERS)}")
-    if RunDirectory(workdir).has(RunDirectory.RESULTS):
+    run = RunDirectory(workdir)
+    if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
+    run.check_writable()
     splits = image_splits(dataset, seed=seed)
     print(
         f"{dataset}: {len(splits['train'])} train and {len(splits['test'])} test images "
         f"of {splits['train'].images.shape[1:]}"
     )
+    run.mark()
     results = {}
     for name in models:
         model_dir = RunDirectory(workdir).model(name)

@@ -6,6 +6,7 @@ forecasts over a large grid is written without holding them all in memory;
 """
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 
 import netCDF4
@@ -26,7 +27,8 @@ class ForecastWriter:
     lead_time, lat, lon)`` variable, NaN outside ``mask``; ``init_time``
     (unlimited) is the time of the last input frame and ``lead_time`` counts
     steps after it. ``xr.open_dataset`` reads the file back as the Dataset of
-    all the batches. The file is written under a temporary name and moved to
+    all the batches. The file is written under a temporary name of its own
+    (hidden, beside ``path``) and moved to
     ``path`` when the ``with`` block ends without an exception; otherwise the
     temporary is removed and an earlier file at ``path`` stays intact::
 
@@ -49,15 +51,20 @@ class ForecastWriter:
         self.count = 0  # forecasts written so far
         self.init_times = []
         self.file = None
-
-    @property
-    def temporary(self) -> str:
-        return f"{self.path}.tmp"
+        self.temporary = None
 
     def __enter__(self) -> "ForecastWriter":
+        # A name of its own beside the output, so that writers never share one.
+        folder, name = os.path.split(os.path.abspath(self.path))
+        handle, self.temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+        os.close(handle)
         # xarray's lock: a lazily read input may be read by other threads meanwhile.
         with NETCDF4_PYTHON_LOCK:
-            self.file = netCDF4.Dataset(self.temporary, "w")
+            try:
+                self.file = netCDF4.Dataset(self.temporary, "w")
+            except BaseException:
+                os.remove(self.temporary)
+                raise
             try:
                 self.define()
             except BaseException:
