@@ -111,6 +111,8 @@ class Config:
         )
         for name in positive:
             check_positive(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is invalid: must be an integer >= 0")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
         if self.compute_dtype not in COMPUTE_DTYPES:
@@ -143,8 +145,32 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Config":
-        with open(path) as f:
-            return cls(**json.load(f))
+        """The config saved at ``path``.
+
+        Raises:
+          ValueError: naming the file, if it is not JSON, holds unknown
+            settings or an invalid value.
+        """
+        path = os.fspath(path)
+        try:
+            with open(path) as f:
+                values = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"file {path!r} is not a saved config (invalid JSON: {error})"
+            ) from None
+        if not isinstance(values, dict):
+            raise ValueError(f"file {path!r} is not a saved config: expected a JSON object")
+        unknown = sorted(set(values) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"file {path!r} has unknown settings {unknown}: it was not written by this "
+                "version of stconv"
+            )
+        try:
+            return cls(**values)
+        except ValueError as error:
+            raise ValueError(f"file {path!r}: {error}") from None
 
 
 def _field_type(field: dataclasses.Field) -> type:

@@ -163,7 +163,8 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
         forecaster = {"model": lambda x: predict(state[0], x)}
         validation = dataset.splits["validation"]
         std = dataset.normalizer.std
-        return evaluate(forecaster, validation, std, config.eval_batch_size)["model"]
+        what = f"the validation split of {config.dataset!r}"
+        return evaluate(forecaster, validation, std, config.eval_batch_size, what=what)["model"]
 
     def on_epoch(row: dict, improved: bool) -> None:
         history.append(row)
@@ -213,8 +214,9 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
     """
     source, normalizer = dataset.splits["test"], dataset.normalizer
     forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
+    what = f"the test split of {config.dataset!r}"
     if not distributed.is_primary():
-        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size)
+        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, what=what)
         return {config.model if k == "model" else k: v for k, v in results.items()}
     init_times = source.init_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
@@ -237,7 +239,9 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
                     prediction[i, 0],
                 )
 
-        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, write)
+        results = evaluate(
+            forecasters, source, normalizer.std, config.eval_batch_size, write, what=what
+        )
     results = {config.model if k == "model" else k: v for k, v in results.items()}
     run.write_json(run.RESULTS, results)
     print(format_table(results, dataset.grid["units"]))

@@ -250,5 +250,6 @@ class Forecaster:
             forecasters.update(baselines(self.climatology, self.horizon))
         else:
             forecasters["persistence"] = lambda inputs: persistence(inputs, self.horizon)
-        results = evaluate(forecasters, source, self.normalizer.std, self.config.eval_batch_size)
+        std, batch_size = self.normalizer.std, self.config.eval_batch_size
+        results = evaluate(forecasters, source, std, batch_size, what="the data to evaluate")
         return {self.config.model if k == "model" else k: v for k, v in results.items()}

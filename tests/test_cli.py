@@ -3,8 +3,10 @@
 import hashlib
 import json
 
+import numpy as np
 import pytest
 import xarray as xr
+from conftest import time_series_dataset
 
 from stconv import cli
 from stconv.data.synthetic import write_synthetic_netcdf
@@ -137,3 +139,16 @@ def test_train_uses_an_empty_folder_and_marks_its_run(tmp_path):
     assert train(tmp_path / "empty", "--epochs", "1") == 0
     assert (tmp_path / "empty" / "stconv-run.json").exists()
     assert train(tmp_path / "empty", "--epochs", "1", "--resume") == 0  # its own run
+
+
+def test_a_dataset_whose_validation_and_test_years_are_missing_is_refused(tmp_path, capsys):
+    dataset = time_series_dataset(num_steps=40, lat=4, lon=5)
+    dataset["tas"][24:] = np.nan  # everything after the training years
+    path = tmp_path / "gaps.nc"
+    dataset.to_netcdf(path)
+    arguments = ["train", "--workdir", str(tmp_path / "run"), "--dataset", str(path)]
+    tiny = ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--epochs", "1"]
+    assert cli.main([*arguments, *tiny, "--input-length", "3", "--horizon", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "the validation split of" in error and "gaps.nc" in error
+    assert "no valid target to score" in error and error.count("\n") == 1

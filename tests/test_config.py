@@ -74,3 +74,26 @@ def test_save_and_load_round_trip(tmp_path):
     config = get_config("main", seed=7, mask_file="mask.npy")
     config.save(tmp_path / "config.json")
     assert Config.load(tmp_path / "config.json") == config
+
+
+def test_seed_must_be_a_non_negative_integer():
+    with pytest.raises(ValueError, match="seed=-1 is invalid: must be an integer >= 0"):
+        Config(seed=-1)
+    assert parse("--seed", "0").seed == 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "is not a saved config \\(invalid JSON"),
+        ("[1, 2]", "is not a saved config: expected a JSON object"),
+        ('{"model": "stconvs2s-r", "colour": "red"}', "has unknown settings \\['colour'\\]"),
+        ('{"epochs": 0}', "config.json': epochs=0 is invalid"),
+    ],
+)
+def test_a_bad_saved_config_names_its_file(tmp_path, text, message):
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        Config.load(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)

@@ -24,3 +24,11 @@ def test_masked_metrics_by_hand():
     assert result["mae"] == pytest.approx((2 + 2 + 6 + 8 + 6) / 5)
     loss = rmse_loss(predictions[0], targets[0], mask[0])
     assert float(loss) == pytest.approx(np.sqrt((1 + 9 + 16) / 3 + 1e-6))
+
+
+def test_nothing_to_score_is_an_error_not_zero():
+    accumulator = ErrorAccumulator()
+    predictions = np.ones((1, 2, 1, 2, 1))
+    accumulator.add(predictions, predictions * 0, np.zeros_like(predictions, bool), np.ones(1))
+    with pytest.raises(ValueError, match="no valid target to score"):
+        accumulator.result()

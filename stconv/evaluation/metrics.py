@@ -43,6 +43,10 @@ class ErrorAccumulator:
     def result(self) -> dict:
         """``rmse``, ``mae`` over everything and ``rmse_per_lead``, ``mae_per_lead``."""
         squared, absolute, count = self.sums["squared"], self.sums["absolute"], self.sums["count"]
+        if count.sum() == 0:
+            raise ValueError(
+                "no valid target to score: every target cell is missing (NaN) or masked"
+            )
         per_lead = np.maximum(count, 1)
         total = max(count.sum(), 1)
         return {

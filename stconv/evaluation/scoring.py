@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 import jax
 import numpy as np
 
+from stconv.data.errors import DataError
 from stconv.data.pipeline import epoch_batches, one_ahead, pad_batch
 from stconv.evaluation.metrics import ErrorAccumulator
 
@@ -31,6 +32,7 @@ def evaluate(
     std: np.ndarray,
     batch_size: int,
     on_batch: Callable[[dict, dict], None] | None = None,
+    what: str = "the windows",
 ) -> dict[str, dict]:
     """RMSE and MAE (physical units, masked, whole set and per lead time) of each
     forecaster on every window of ``source``, read once, in order.
@@ -39,6 +41,10 @@ def evaluate(
     padding is masked out and dropped, so a jitted forecaster compiles once.
     ``on_batch(batch, predictions)``, if given, sees every batch and the
     forecasters' predictions for it (``{name: array}``), in order.
+
+    Raises:
+      DataError: naming ``what`` (e.g. "the validation split of 'x.nc'") when
+        no target cell of any window is valid: there is nothing to score.
     """
     batch_size = min(batch_size, len(source))
     accumulators = {name: ErrorAccumulator() for name in forecasters}
@@ -57,7 +63,10 @@ def evaluate(
             if size < batch_size:
                 predictions = {name: p[:size] for name, p in predictions.items()}
             on_batch(batch, predictions)
-    return {name: accumulator.result() for name, accumulator in accumulators.items()}
+    try:
+        return {name: accumulator.result() for name, accumulator in accumulators.items()}
+    except ValueError as error:
+        raise DataError(f"{what}: {error}") from None
 
 
 def baselines(climatology: np.ndarray, horizon: int) -> dict[str, Predictor]:
