@@ -11,6 +11,7 @@ command (`stconv.training.distributed.maybe_initialize`).
 import argparse
 import sys
 
+from stconv.checks import check_positive
 from stconv.config import add_config_flags, config_from_args
 
 
@@ -23,10 +24,13 @@ def train_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.experiment import evaluate_test_split, load_config_dataset
     from stconv.forecaster import Forecaster
+    from stconv.run import RunDirectory
 
     forecaster = Forecaster.load(args.workdir)
     config = forecaster.config
-    evaluate_test_split(config, load_config_dataset(config), forecaster.predict, args.workdir)
+    dataset = load_config_dataset(config)
+    RunDirectory(args.workdir).check_data(dataset, f"dataset {config.dataset!r}")
+    evaluate_test_split(config, dataset, forecaster.predict, args.workdir)
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -40,10 +44,14 @@ def predict_command(args: argparse.Namespace) -> None:
         args.output, flag="--output", overwrite=args.overwrite, inputs=(args.input,),
         runs=(args.workdir,),
     )  # fmt: skip
+    if args.batch_size is not None:
+        check_positive("--batch-size", args.batch_size)
     forecaster = Forecaster.load(args.workdir)
     if args.batch_size is not None:
         forecaster.config = forecaster.config.replace(eval_batch_size=args.batch_size)
-    field = forecaster.field(args.input)  # lazy (dask): each batch reads only its frames
+    field = forecaster.field(
+        args.input, other_grid=args.other_grid
+    )  # lazy (dask): each batch reads only its frames
     grid = dict(grid_of(field), units=forecaster.units)  # the units the run was trained in
     batches = forecaster.batches(field)
     if not is_primary():  # the others compute with process 0, which writes
@@ -90,6 +98,11 @@ def parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, help="windows per batch; default the run's eval_batch_size"
     )
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    predict.add_argument(
+        "--other-grid",
+        action="store_true",
+        help="forecast an input on another grid than the run's, masked where it has no data",
+    )
     predict.set_defaults(run=predict_command)
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"
@@ -105,18 +118,47 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def one_line(error: BaseException) -> str:
+    """The error's message and notes on one line (an OSError names its file)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        message = f"{error.filename}: {error.strerror or error}"
+    else:
+        message = str(error)
+    return "; ".join([message, *getattr(error, "__notes__", [])]).replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. Exit codes: 0 done; 2 the input, a flag or a run's files
+    are not usable (a one-line error names which); 1 the command failed while
+    running (training diverged, a file could not be written). Bugs keep their
+    traceback."""
     args = parser().parse_args(argv)
     try:
         args.run(args)
     except ValueError as error:
-        print(f"stconv {args.command}: error: {error}", file=sys.stderr)
+        print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
-    except (RuntimeError, ImportError) as error:
-        print(f"stconv {args.command}: error: {error}", file=sys.stderr)
+    except (RuntimeError, ImportError, OSError) as error:
+        print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
     return 0
 
 
-if __name__ == "__main__":
+def ignore_closed_loop(unraisable) -> None:
+    """`sys.unraisablehook` of the ``stconv`` executable: after orbax fails to
+    restore a corrupt checkpoint, tensorstore's remaining callbacks hit its
+    closed event loop; that is no news, and would print a traceback after the
+    one-line message. Everything else goes to Python's hook."""
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+        sys.__unraisablehook__(unraisable)
+
+
+def entry_point() -> None:
+    """The ``stconv`` executable: `main`, then exit with its code."""
+    sys.unraisablehook = ignore_closed_loop
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

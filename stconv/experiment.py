@@ -20,6 +20,7 @@ from stconv.evaluation.scoring import baselines, evaluate, format_table
 from stconv.models.residual import LastFrameResidual
 from stconv.run import RunDirectory
 from stconv.training import distributed
+from stconv.training.checkpoints import CheckpointError
 from stconv.training.loop import fit
 from stconv.training.step import (
     create_optimizer,
@@ -100,6 +101,7 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         return fit_and_evaluate(config, workdir, resume)
     if config.iterations == 1:
         return train_once(config, workdir, resume)
+    dataset = load_config_dataset(config)  # checked once, before any file is written
     top = RunDirectory(workdir)  # the runs of every seed and their summary
     top.check_writable()
     if distributed.is_primary():
@@ -109,7 +111,8 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         seed = config.seed + 10 * i
         print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
         run_config = config.replace(seed=seed, iterations=1)
-        runs.append(train_once(run_config, RunDirectory(workdir).iteration(seed).path, resume))
+        path = RunDirectory(workdir).iteration(seed).path
+        runs.append(train_once(run_config, path, resume, dataset))
     summary = {
         name: {
             metric: {
@@ -132,16 +135,20 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
     return {"runs": runs, "summary": summary}
 
 
-def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
+def train_once(
+    config: Config, workdir: str, resume: bool = False, dataset: Dataset | None = None
+) -> dict:
     """One run: train with early stopping, restore the best epoch, test, write outputs.
 
-    Every process runs it; process 0 writes the files.
+    ``dataset`` is ``config``'s, if already loaded. Every process runs it;
+    process 0 writes the files.
     """
     mesh = distributed.data_mesh(config.num_devices)
     distributed.check_batch_size(config.batch_size, mesh)
     print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
     primary = distributed.is_primary()
-    dataset = load_config_dataset(config)
+    if dataset is None:
+        dataset = load_config_dataset(config)
     model, optimizer = build(config, dataset.input_shape)
     run = RunDirectory(workdir)
     prepare_workdir(config, run, resume)
@@ -153,10 +160,7 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
     predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
     checkpoints = run.checkpoints()
     units = dataset.grid["units"]
-    record = None
-    if resume and checkpoints.exists("latest"):
-        record = checkpoints.restore("latest", state)
-        print(f"resuming {workdir} after epoch {record['epoch']}")
+    record = resume_record(checkpoints, state) if resume else None
     history = run.read_history(record["epoch"] if record else 0) if primary else []
 
     def validate(state: nnx.State) -> dict:
@@ -183,12 +187,42 @@ def train_once(config: Config, workdir: str, resume: bool = False) -> dict:
         saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
     )  # fmt: skip
 
-    if primary:
-        plots.learning_curve(history, record["best_epoch"], run.file(run.LEARNING_CURVE), units)
-    best = checkpoints.restore("best", state)
-    nnx.update((model, optimizer), state)
-    print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
-    return evaluate_test_split(config, dataset, lambda x: predict(state[0], x), workdir)
+    try:
+        if primary:
+            plots.learning_curve(history, record["best_epoch"], run.file(run.LEARNING_CURVE), units)
+        best = checkpoints.restore("best", state)
+        nnx.update((model, optimizer), state)
+        print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
+        return evaluate_test_split(config, dataset, lambda x: predict(state[0], x), workdir)
+    except Exception as error:  # the training itself is done and kept: say so
+        error.add_note(
+            f"the training is finished and kept in {workdir}: rerun the test with "
+            f"`stconv evaluate --workdir {workdir}`"
+        )
+        raise
+
+
+def resume_record(checkpoints, state: nnx.State) -> dict | None:
+    """Restores the ``latest`` checkpoint into ``state`` (or ``best``, when
+    ``latest`` was removed) and returns its record; None if there is none."""
+    kind = next((k for k in ("latest", "best") if checkpoints.exists(k)), None)
+    if kind is None:
+        return None
+    try:
+        record = checkpoints.restore(kind, state)
+    except CheckpointError as error:
+        if not error.corrupt:
+            raise
+        if kind == "latest" and checkpoints.exists("best"):
+            error.add_note(
+                f"remove {checkpoints.path('latest')} and rerun with --resume to continue "
+                f"from the best epoch ({checkpoints.path('best')})"
+            )
+        else:
+            error.add_note("train again into a new workdir")
+        raise
+    print(f"resuming {checkpoints.workdir} after epoch {record['epoch']} ({kind} checkpoint)")
+    return record
 
 
 def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:

@@ -28,10 +28,12 @@ from stconv.data.files import dataset_field, open_field
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows
+from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec
 from stconv.evaluation.netcdf import field_windows, forecast_field, predict_windows
 from stconv.evaluation.scoring import baselines, evaluate, persistence
 from stconv.run import RunDirectory
+from stconv.training.checkpoints import CheckpointError
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
 
@@ -52,7 +54,12 @@ def restore_predict(run: RunDirectory, config: Config, input_shape: tuple) -> Ca
     checkpoints = run.checkpoints()
     if not checkpoints.exists("best"):
         raise ValueError(f"workdir {run.path!r} has no best checkpoint: train the run first")
-    checkpoints.restore("best", state)
+    try:
+        checkpoints.restore("best", state)
+    except CheckpointError as error:
+        if error.corrupt:
+            error.add_note("the run's best epoch is lost: train it again into a new workdir")
+        raise
     predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
     return lambda inputs: predict(state[0], inputs)
 
@@ -69,6 +76,8 @@ class Forecaster:
       climatology: the normalized training climatology, or None (not recorded).
       predict: normalized ``(n, input_length, lat, lon, channel)`` windows to
         normalized ``(n, horizon, lat, lon, channel)`` forecasts.
+      grid: the ``lat`` and ``lon`` coordinates it was trained on; None for
+        runs that did not record them (then only the grid's shape is checked).
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class Forecaster:
         mask: np.ndarray,
         climatology: np.ndarray | None,
         predict: Callable[[np.ndarray], np.ndarray],
+        grid: dict | None = None,
     ):
         self.config = config
         self.variables = list(variables)
@@ -88,6 +98,7 @@ class Forecaster:
         self.mask = mask
         self.climatology = climatology
         self.predict = predict
+        self.grid = grid
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
@@ -110,6 +121,7 @@ class Forecaster:
             run.mask(),
             run.climatology(),
             predict,
+            {k: description[k] for k in ("lat", "lon")} if "lat" in description else None,
         )
 
     @property
@@ -120,18 +132,19 @@ class Forecaster:
     def horizon(self) -> int:
         return self.config.horizon
 
-    def field(self, data: Data, chunks: dict | None = None) -> xr.DataArray:
-        """The run's variables in ``data`` as a ``(time, lat, lon, channel)`` field.
+    def field(self, data: Data, chunks: dict | None = None, other_grid: bool = False):
+        """The run's variables in ``data`` as a ``(time, lat, lon, channel)`` field,
+        checked against the run (`check_field`).
 
         Args:
           data: a netCDF path (read lazily, ``chunks`` or one batch of frames
             per chunk), an ``xarray.Dataset`` holding the run's variables, or a
             DataArray of the run's (single) variable.
           chunks: dask chunks for a path.
+          other_grid: accept a grid other than the run's (see `check_field`).
 
         Raises:
-          DataError: naming the data and the variable it lacks, or saying how
-            many time steps are needed.
+          DataError: naming the data and what it lacks or what differs from the run.
         """
         if isinstance(data, xr.DataArray):
             name = data.name if data.name is not None else self.variables[0]
@@ -149,17 +162,57 @@ class Forecaster:
             batch_frames = self.config.eval_batch_size + self.input_length - 1
             chunks = chunks if chunks is not None else {"time": batch_frames}
             field = open_field(source, self.variables, chunks=chunks)
+        self.check_field(field, source, other_grid)
+        return field
+
+    def check_field(self, field: xr.DataArray, source: str, other_grid: bool = False) -> None:
+        """Raises DataError unless the run can forecast ``field``: the run's units,
+        at least ``input_length`` steps, the run's grid (or ``other_grid``, for a
+        network: its mask is then the cells of ``field`` that are not all
+        missing), and values `stconv.data.validation.check_values` accepts.
+        """
+        units = field.attrs.get("units", "")
+        if units and self.units and units != self.units:
+            raise DataError(
+                f"{source!r}: variables {self.variables} are in {units}, the run was trained "
+                f"in {self.units}: convert them first"
+            )
         if field.sizes["time"] < self.input_length:
             raise DataError(
                 f"{source!r} has {field.sizes['time']} time steps: at least "
                 f"input_length={self.input_length} are needed"
             )
-        return field
+        difference = self.grid_difference(field)
+        if difference and not other_grid:
+            raise DataError(
+                f"{source!r} is not on the run's grid ({difference}): pass --other-grid "
+                "(other_grid=True) to forecast it anyway, masked where it has no data"
+            )
+        if difference and models.is_fitted(self.config.model):
+            raise DataError(
+                f"{source!r} is not on the run's grid ({difference}): a {self.config.model} "
+                "run forecasts only the cells it was fitted on"
+            )
+        check_values(field, self.field_mask(field), source)
+
+    def grid_difference(self, field: xr.DataArray) -> str:
+        """How the grid of ``field`` differs from the run's, or ``""``."""
+        shape, trained = field.shape[1:3], self.mask.shape[:2]
+        if shape != trained:
+            return f"lat x lon {shape[0]} x {shape[1]}, the run's {trained[0]} x {trained[1]}"
+        for dim in ("lat", "lon") if self.grid is not None else ():
+            values, run_values = field[dim].values, np.asarray(self.grid[dim])
+            if not np.allclose(values, run_values):
+                return (
+                    f"{dim} {values[0]:g}..{values[-1]:g}, the run's "
+                    f"{run_values[0]:g}..{run_values[-1]:g}"
+                )
+        return ""
 
     def field_mask(self, field: xr.DataArray) -> np.ndarray:
         """The run's mask, or the cells of ``field`` that are not all NaN when
         its grid differs from the run's."""
-        return self.mask if self.mask.shape == field.shape[1:] else nan_mask(field)
+        return nan_mask(field) if self.grid_difference(field) else self.mask
 
     def batches(self, field: xr.DataArray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Physical-unit forecasts of every window of ``field``, one batch at a
@@ -168,11 +221,12 @@ class Forecaster:
             self.predict, field, self.input_length, self.normalizer, self.config.eval_batch_size
         )
 
-    def forecast(self, data: Data) -> xr.DataArray:
+    def forecast(self, data: Data, other_grid: bool = False) -> xr.DataArray:
         """Forecasts from every window of ``input_length`` steps of ``data``.
 
         Args:
           data: a path, Dataset or DataArray (see `field`).
+          other_grid: accept a grid other than the run's (see `check_field`).
 
         Returns:
           A dask-backed DataArray ``(init_time, lead_time, lat, lon)``, with a
@@ -182,7 +236,7 @@ class Forecaster:
           ``lead_time`` counts steps after it, ``valid_time`` is the time
           forecast (extrapolated with the last time step beyond the data).
         """
-        field = self.field(data)
+        field = self.field(data, other_grid=other_grid)
         count = field.sizes["time"] - self.input_length + 1
         batch_size = min(self.config.eval_batch_size, count)
         mask = self.field_mask(field)
@@ -229,14 +283,14 @@ class Forecaster:
         starts = np.arange(len(times) - self.input_length + 1) + self.input_length
         return extended[starts[:, None] + np.arange(self.horizon)]
 
-    def evaluate(self, data: Data) -> dict[str, dict]:
+    def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
         """Test metrics of the forecasts of every complete window of ``data``
         (``input_length`` inputs and ``horizon`` targets) against the truth in
         it, beside persistence and (if recorded) the training climatology:
         RMSE and MAE over the whole set and per lead time, in physical units,
         masked, as `stconv evaluate` prints them (`stconv.evaluation.scoring.format_table`).
         """
-        field = self.field(data)
+        field = self.field(data, other_grid=other_grid)
         spec = WindowSpec(self.input_length, self.horizon)
         count = field.sizes["time"] - spec.length + 1
         if count < 1:

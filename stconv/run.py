@@ -5,7 +5,7 @@
 
 A forecasting run holds ``stconv-run.json`` (the mark of a run),
 ``config.json``, ``data.json`` (variables, units,
-input shape), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
+input shape, grid coordinates), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
 ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc`` and
 ``forecast_maps.png``; an ``arima`` run holds ``arima.npz`` instead of the
@@ -91,6 +91,7 @@ class RunDirectory:
                 f"workdir {self.path!r} is not empty and holds no stconv run: choose a new "
                 "or empty folder (stconv never writes over files it did not create)"
             )
+        check_can_write(self.path, "workdir")
 
     def config(self) -> Config:
         path = self.require(self.CONFIG, "it holds no run, train one first")
@@ -109,17 +110,28 @@ class RunDirectory:
 
     def save_data(self, dataset) -> None:
         """What a forecast of new data needs (`stconv.forecaster`): the
-        normalization, variables, units and input shape, the mask and the
-        training climatology (normalized) of a `stconv.data.registry.Dataset`."""
+        normalization, the `describe_data` record, the mask and the training
+        climatology (normalized) of a `stconv.data.registry.Dataset`."""
         dataset.normalizer.save(self.file(self.NORMALIZATION))
-        description = {
-            "variables": dataset.grid["channel"],
-            "units": dataset.grid["units"],
-            "input_shape": list(dataset.input_shape),
-        }
-        self.write_json(self.DATA, description)
+        self.write_json(self.DATA, describe_data(dataset))
         np.save(self.file(self.MASK), dataset.mask)
         np.save(self.file(self.CLIMATOLOGY), dataset.climatology)
+
+    def check_data(self, dataset, source: str) -> None:
+        """Raises ValueError naming ``source`` and every entry of ``data.json``
+        (variables, units, input shape, grid) that ``dataset`` does not match."""
+        recorded = self.data_description()
+        present = describe_data(dataset)
+        differences = [
+            f"{key} {present[key]!r:.60} where the run has {recorded[key]!r:.60}"
+            for key in recorded
+            if key in present and not np.array_equal(present[key], recorded[key])
+        ]
+        if differences:
+            raise ValueError(
+                f"{source} is not the data the run {self.path!r} was trained on: "
+                f"{'; '.join(differences)}"
+            )
 
     def data_description(self) -> dict:
         return self.read_json(self.DATA, "train the run first")
@@ -163,6 +175,31 @@ class RunDirectory:
             return json.load(f)
 
 
+def check_can_write(path: str | os.PathLike, flag: str) -> None:
+    """Raises ValueError naming ``flag`` unless ``path`` (or the nearest folder
+    above it that exists) may be written: not read-only, not another user's."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK):
+        raise ValueError(
+            f"{flag} {os.fspath(path)!r} cannot be written: {existing!r} is read-only "
+            "(a read-only file system, or no permission): choose another path"
+        )
+
+
+def describe_data(dataset) -> dict:
+    """``data.json``: the variables, units, input shape and grid coordinates of a
+    `stconv.data.registry.Dataset`."""
+    return {
+        "variables": dataset.grid["channel"],
+        "units": dataset.grid["units"],
+        "input_shape": list(dataset.input_shape),
+        "lat": np.asarray(dataset.grid["lat"]).tolist(),
+        "lon": np.asarray(dataset.grid["lon"]).tolist(),
+    }
+
+
 def check_new_file(
     path: str | os.PathLike,
     *,
@@ -199,3 +236,4 @@ def check_new_file(
         raise ValueError(
             f"{flag} {path!r} exists: pass --overwrite to replace it, or choose another path"
         )
+    check_can_write(folder, flag)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     unwritten = tmp_path / "unwritten.nc"
     assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
                      "--output", str(unwritten), "--batch-size", "0"]) == 2  # fmt: skip
-    assert "eval_batch_size=0 is invalid" in capsys.readouterr().err
+    assert "--batch-size=0 is invalid" in capsys.readouterr().err
     assert not unwritten.exists()
 
 
@@ -153,6 +154,61 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert cli.main(["evaluate", "--workdir", str(tmp_path / "run")]) == 0  # epoch 1 restores
 
 
+def test_nan_loss_before_any_checkpoint_says_none_was_saved(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(
+        experiment, "make_train_step", lambda *a, **k: (lambda s, b: (s, {"loss": np.nan}), None)
+    )
+    assert train(tmp_path / "run", "--epochs", "2") == 1
+    error = capsys.readouterr().err
+    assert "loss is nan at epoch 1, step 1" in error and "the data were checked finite" in error
+    assert "no epoch finished, so no checkpoint was saved" in error and "epoch 0" not in error
+
+
+def test_a_diverged_validation_stops_training_and_keeps_the_last_good_epoch(
+    tmp_path, monkeypatch, capsys
+):
+    scores = iter([2.0, np.nan])
+    real_evaluate = experiment.evaluate
+
+    def scripted(forecasters, *args, **kwargs):
+        if "validation" not in kwargs.get("what", ""):
+            return real_evaluate(forecasters, *args, **kwargs)
+        return {"model": {"rmse": next(scores), "mae": 0.0}}
+
+    monkeypatch.setattr(experiment, "evaluate", scripted)
+    assert train(tmp_path / "run", "--epochs", "3") == 1
+    error = capsys.readouterr().err
+    assert "validation RMSE is nan at epoch 2: the model diverged" in error
+    assert "(epoch 1) is kept" in error and error.count("\n") == 1
+
+
+def test_a_failed_test_step_keeps_the_training_and_says_how_to_rerun_it(
+    tmp_path, monkeypatch, capsys
+):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "results.json"))
+
+    monkeypatch.setattr(experiment, "evaluate_test_split", full_disk)
+    assert train(tmp_path / "run", "--epochs", "1") == 1
+    error = capsys.readouterr().err
+    assert "results.json: No space left on device" in error and error.count("\n") == 1
+    assert f"rerun the test with `stconv evaluate --workdir {tmp_path / 'run'}`" in error
+    monkeypatch.undo()
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_resume_continues_from_best_when_latest_is_removed(tmp_path, capsys):
+    assert train(tmp_path / "run", "--epochs", "2", "--patience", "5") == 0
+    rows = read_rows(tmp_path / "run")
+    best_epoch = min(rows, key=lambda row: row["validation_rmse"])["epoch"]
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "latest")
+    capsys.readouterr()
+    assert train(tmp_path / "run", "--epochs", "2", "--patience", "5", "--resume") == 0
+    assert f"after epoch {best_epoch} (best checkpoint)" in capsys.readouterr().out
+    assert [row["epoch"] for row in read_rows(tmp_path / "run")] == [1, 2]
+
+
 def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
     workdir = tmp_path / "run"
     assert train(workdir, "--epochs", "1") == 0
@@ -163,7 +219,9 @@ def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
     config = json.loads((workdir / "config.json").read_text())
     (workdir / "config.json").write_text(json.dumps({**config, "hidden_dim": 3}))
     assert cli.main(["evaluate", "--workdir", str(workdir)]) == 2
-    assert "does not match the config's model" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "best/1 does not fit the model of the run's config.json" in error
+    assert error.count("\n") == 1
     assert cli.main(["evaluate", "--workdir", str(tmp_path / "none")]) == 2
 
 

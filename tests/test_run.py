@@ -20,6 +20,8 @@ def test_data_description_round_trip(tmp_path):
         "variables": ["synthetic_0", "synthetic_1"],
         "units": "K",
         "input_shape": [3, 6, 7, 2],
+        "lat": dataset.grid["lat"].tolist(),
+        "lon": dataset.grid["lon"].tolist(),
     }
     np.testing.assert_array_equal(run.mask(), dataset.mask)
     np.testing.assert_allclose(run.climatology(), dataset.climatology)

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
+from stconv.data.validation import check_numeric, check_times, check_units
 
 DIMS = ("time", "lat", "lon")
 GRID_DIMS = ("lat", "lon", "channel")
@@ -118,20 +119,6 @@ def find_dims(dataset: xr.Dataset, source: str, dims: Mapping[str, str] | None =
     return found
 
 
-def check_times(times: xr.DataArray, source: str) -> None:
-    """Raises DataError unless times strictly increase."""
-    values = times.values
-    if len(values) > 1:
-        later = values[1:] > values[:-1]
-        if not np.all(later):
-            first = int(np.argmin(later)) + 1
-            kind = "duplicated" if values[first] == values[first - 1] else "not increasing"
-            raise DataError(
-                f"file {source!r}: time is {kind} at index {first} ({values[first]}); "
-                "sort the file by time and drop duplicates"
-            )
-
-
 def open_field(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     variables: str | Sequence[str] | None = None,
@@ -189,7 +176,6 @@ def dataset_field(
             )
     if not variables:
         raise DataError(f"file {source!r} has no variable with time, lat and lon dimensions")
-    check_times(dataset["time"], source)
     arrays = []
     for name in variables:
         array = dataset[name]
@@ -199,16 +185,20 @@ def dataset_field(
                 f"file {source!r}: variable {name!r} has extra dimensions "
                 f"{ {d: array.sizes[d] for d in extra} }; select one level first"
             )
+        check_numeric(array, name, source)
         arrays.append(array.squeeze(extra, drop=True).transpose(*DIMS))
+    check_units(arrays, list(variables), source)
     field = xr.concat(arrays, dim=xr.Variable("channel", list(variables)), coords="minimal")
     field = field.transpose(*DIMS, "channel")
     field.attrs = dict(arrays[0].attrs, source=source)
     if bbox is not None:
         field = select_box(field, bbox, source)
     if time_range is not None:
+        check_times(field["time"], source, regular=False)  # before selecting on it
         field = field.sel(time=slice(*time_range))
     if field.sizes["time"] == 0:
         raise DataError(f"file {source!r}: time_range={time_range!r} selects no time steps")
+    check_times(field["time"], source)
     return field
 
 

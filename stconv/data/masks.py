@@ -32,12 +32,13 @@ def load_mask_file(path: str | os.PathLike, grid: tuple[int, int], channels: int
             if not dataset.data_vars:
                 raise DataError(f"mask file {path!r} has no variables")
             values = next(iter(dataset.data_vars.values())).values
+    shape = values.shape
     values = np.squeeze(values)
     if values.ndim == 2:
         values = values[..., None]
     if values.shape[:2] != tuple(grid) or values.shape[2] not in (1, channels):
         raise DataError(
-            f"mask file {path!r} has shape {values.shape}: it must be (lat, lon) = {tuple(grid)} "
+            f"mask file {path!r} has shape {shape}: it must be (lat, lon) = {tuple(grid)} "
             f"or (lat, lon, {channels})"
         )
     return np.broadcast_to(np.nan_to_num(values) != 0, (*grid, channels)).copy()

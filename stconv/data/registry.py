@@ -10,6 +10,7 @@ path to any netCDF file, glob or zarr store.
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import iris_sample_data
@@ -22,6 +23,7 @@ from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
 from stconv.data.synthetic import synthetic_field
+from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec, paper_split, split_starts, time_segments
 
 EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
@@ -73,7 +75,19 @@ def training_statistics(
     train: xr.DataArray, normalization: str, mask_file: str | None
 ) -> tuple[Normalizer, np.ndarray, np.ndarray]:
     """The normalizer, the valid-cell mask (or the mask file's) and the normalized
-    climatology, all from the training split."""
+    climatology, all from the training split.
+
+    numpy's warnings are silenced: masked cells (all NaN) are expected, and an
+    infinite value is refused by `stconv.data.validation.check_values` just after.
+    """
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fit_statistics(train, normalization, mask_file)
+
+
+def fit_statistics(
+    train: xr.DataArray, normalization: str, mask_file: str | None
+) -> tuple[Normalizer, np.ndarray, np.ndarray]:
     channels = train.sizes["channel"]
     if normalization == "none":
         normalizer = Normalizer.identity(channels)
@@ -97,10 +111,11 @@ def field_dataset(
     mask_file: str | None,
 ) -> Dataset:
     """Splits a ``(time, lat, lon, channel)`` field on time and windows each split."""
-    starts = split_starts(field.sizes["time"], spec, fractions)
+    starts = split_starts(field.sizes["time"], spec, fractions, f"dataset {name!r}")
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
     normalizer, mask, climatology = training_statistics(train, normalization, mask_file)
+    check_values(field, mask, field.attrs.get("source", name))
     splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
     return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field))
 
@@ -141,6 +156,8 @@ def paper_dataset(
     samples = paper_split(x.sizes["sample"])
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
     normalizer, mask, climatology = training_statistics(train_inputs, normalization, mask_file)
+    check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
+    check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
     for coord in ("lat", "lon"):
         if coord not in x.coords:

@@ -72,12 +72,16 @@ def time_segments(
 
 
 def split_starts(
-    num_steps: int, spec: WindowSpec, fractions: Sequence[float] = (0.6, 0.2, 0.2)
+    num_steps: int,
+    spec: WindowSpec,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    source: str = "the field",
 ) -> dict[str, range]:
-    """Window start indices of each split; raises DataError if a split gets none."""
+    """Window start indices of each split; raises DataError, naming ``source``, if a
+    split gets none."""
     if num_steps < spec.length:
         raise DataError(
-            f"the field has {num_steps} time steps, too few for one window of "
+            f"{source} has {num_steps} time steps, too few for one window of "
             f"input_length={spec.input_length} + horizon={spec.horizon}"
         )
     starts = {}
@@ -85,9 +89,9 @@ def split_starts(
         starts[split] = spec.starts(start, stop)
         if len(starts[split]) == 0:
             raise DataError(
-                f"the {split} split has {stop - start} of {num_steps} time steps, too few "
-                f"for one window of {spec.length}: use a longer field, shorter windows or "
-                "other split fractions"
+                f"{source}: the {split} split has {stop - start} of {num_steps} time steps, "
+                f"too few for one window of {spec.length}: use a longer field, shorter windows "
+                "or other split fractions"
             )
     return starts
 

@@ -5,7 +5,9 @@ forecasts over a large grid is written without holding them all in memory;
 `forecast_field` forecasts every window of a (lazily read) field batch by batch.
 """
 
+import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 
@@ -113,26 +115,40 @@ class ForecastWriter:
             )
         predictions = np.where(self.mask, predictions, np.nan).astype(np.float32)
         stop = self.count + len(predictions)
-        with NETCDF4_PYTHON_LOCK:
+        with NETCDF4_PYTHON_LOCK, self.failures_named():
             for c, name in enumerate(self.grid["channel"]):
                 self.file[str(name)][self.count : stop] = predictions[..., c]
         self.init_times.append(np.asarray(init_times))
         self.count = stop
+
+    @contextlib.contextmanager
+    def failures_named(self) -> Iterator[None]:
+        """Turns the netCDF library's write errors ("NetCDF: HDF error") into an
+        OSError naming the output and, when it is so, the full disk."""
+        try:
+            yield
+        except RuntimeError as error:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            full = shutil.disk_usage(folder).free < 2**20
+            raise OSError(
+                f"could not write {self.path}: {error}{' (the disk is full)' * full}; "
+                "nothing was written there"
+            ) from None
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         done = exc_type is None
         try:
             if done:
                 self.write_init_times()
+            with NETCDF4_PYTHON_LOCK, self.failures_named():
+                self.file.close()
         except BaseException:
             done = False
             raise
         finally:
-            with NETCDF4_PYTHON_LOCK:
-                self.file.close()
             if done:
                 os.replace(self.temporary, self.path)
-            else:
+            elif os.path.exists(self.temporary):
                 os.remove(self.temporary)
 
     def write_init_times(self) -> None:
@@ -141,7 +157,7 @@ class ForecastWriter:
         encoded = xr.conventions.encode_cf_variable(
             xr.Variable(("init_time",), times), name="init_time"
         )
-        with NETCDF4_PYTHON_LOCK:
+        with NETCDF4_PYTHON_LOCK, self.failures_named():
             variable = self.file.createVariable("init_time", encoded.dtype, ("init_time",))
             variable.setncatts(encoded.attrs)
             variable[:] = encoded.values

@@ -17,6 +17,14 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read: ``corrupt`` (or incomplete), or of another model."""
+
+    def __init__(self, message: str, corrupt: bool):
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
 class Checkpoints:
     """``workdir/checkpoints/latest`` and ``workdir/checkpoints/best``, one step each."""
 
@@ -31,7 +39,7 @@ class Checkpoints:
 
     def save(self, kind: str, epoch: int, state: nnx.State, record: dict) -> None:
         """Saves ``state`` (model and optimizer) and ``record`` under ``epoch``."""
-        self.managers[kind].save(
+        saved = self.managers[kind].save(
             epoch,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
@@ -39,13 +47,25 @@ class Checkpoints:
             ),
         )
         self.managers[kind].wait_until_finished()
+        if not saved:  # orbax skips a step below the one it holds
+            raise RuntimeError(f"checkpoint {self.path(kind)} holds a later epoch than {epoch}")
 
     def exists(self, kind: str) -> bool:
         return self.managers[kind].latest_step() is not None
 
+    def path(self, kind: str) -> str:
+        """The folder of the epoch held in ``kind`` (or of ``kind``, if none)."""
+        step = self.managers[kind].latest_step()
+        root = os.fspath(self.managers[kind].directory)
+        return root if step is None else os.path.join(root, str(step))
+
     def restore(self, kind: str, state: nnx.State) -> dict:
         """Restores into ``state`` (in place), keeping its arrays' placement, and
-        returns the record."""
+        returns the record.
+
+        Raises:
+          CheckpointError: naming the checkpoint's folder, if it cannot be read.
+        """
         manager = self.managers[kind]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
         try:
@@ -55,10 +75,16 @@ class Checkpoints:
                     state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
                 ),
             )
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"checkpoint {manager.directory} does not match the config's model: "
-                f"{str(error).splitlines()[0]}"
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            cause = (str(error).splitlines() or [type(error).__name__])[0]
+            mismatch = "shape" in cause or "structure" in cause
+            what = (
+                "does not fit the model of the run's config.json (changed after training?)"
+                if mismatch
+                else "is corrupt or incomplete"
+            )
+            raise CheckpointError(
+                f"checkpoint {self.path(kind)} {what}: {cause[:160]}", corrupt=not mismatch
             ) from None
         nnx.replace_by_pure_dict(state, restored["state"])
         return restored["record"]

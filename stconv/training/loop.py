@@ -7,6 +7,7 @@ holds the epoch, the early-stopping state and the data iterator's position,
 so a run resumed from ``latest`` ends as an uninterrupted run would.
 """
 
+import math
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,13 @@ Validate = Callable[[nnx.State], dict]
 def initial_record() -> dict:
     """The record of a run before its first epoch."""
     return {"epoch": 0, "best_epoch": 0, "best_rmse": float("inf"), "bad_epochs": 0}
+
+
+def kept(record: dict, checkpoints: Checkpoints) -> str:
+    """What a stopped run keeps: its last checkpoint, or nothing yet."""
+    if record["epoch"] == 0:
+        return "no epoch finished, so no checkpoint was saved"
+    return f"the last good checkpoint (epoch {record['epoch']}) is kept in {checkpoints.workdir}"
 
 
 def fit(
@@ -65,8 +73,8 @@ def fit(
       The state after the last epoch and its record.
 
     Raises:
-      TrainingError: on a NaN or infinite loss, naming the epoch, the step and
-        the last checkpoint kept.
+      TrainingError: on a NaN or infinite loss or validation RMSE, naming the
+        epoch (and step) and the last checkpoint kept.
     """
     record = dict(record or initial_record())
     for epoch in range(record["epoch"] + 1, epochs + 1):
@@ -79,14 +87,16 @@ def fit(
                 description=f"{description} {epoch}/{epochs}", mesh=mesh,
             )  # fmt: skip
         except TrainingError as error:
-            raise TrainingError(
-                f"{error}: training stopped; the last good checkpoint "
-                f"(epoch {record['epoch']}) is kept in {checkpoints.workdir}"
-            ) from None
+            raise TrainingError(f"{error}: training stopped; {kept(record, checkpoints)}") from None
         row = {"epoch": epoch, "train_loss": train_loss}
         improved = False
         if validate is not None:
             scores = validate(state)
+            if not math.isfinite(scores["rmse"]):
+                raise TrainingError(
+                    f"validation RMSE is {scores['rmse']} at epoch {epoch}: the model diverged; "
+                    f"training stopped; {kept(record, checkpoints)}"
+                )
             improved = scores["rmse"] < record["best_rmse"]
             row.update(validation_rmse=scores["rmse"], validation_mae=scores["mae"])
             record.update(

@@ -188,7 +188,10 @@ def train_epoch(
         state, metrics = train_step(state, batch)
         loss = float(metrics["loss"])
         if not np.isfinite(loss):
-            raise TrainingError(f"loss is {loss} at epoch {epoch}, step {step}")
+            raise TrainingError(
+                f"loss is {loss} at epoch {epoch}, step {step}: the data were checked finite "
+                "when loaded, so the model diverged (try a lower --learning-rate)"
+            )
         losses.append(loss)
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")
     return state, float(np.mean(losses)), batches

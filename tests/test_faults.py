@@ -1,0 +1,293 @@
+"""The fault catalog: bad files, flags, workdirs, run files and outputs against every command.
+
+Each case runs the CLI in-process on a copy of one tiny trained run and its
+input files, and asserts the exit code (2: unusable input, flag or run file;
+1: a failure while running), a one-line message that names the culprit, and
+that no file changed, appeared or disappeared (SHA-256 of every file before
+and after).
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import paper_format_dataset, time_series_dataset
+
+from stconv import cli
+from stconv.data.synthetic import write_synthetic_netcdf
+
+TINY = [
+    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
+    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1",
+]  # fmt: skip
+SERIES = ["--input-length", "3", "--horizon", "2"]  # for the 40-step files of `series`
+
+
+def digest(folder: Path) -> dict:
+    """Every file under ``folder`` and the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """A finished tiny run (``run``), an input for it (``new.nc``) and a file of the user's."""
+    root = tmp_path_factory.mktemp("faults")
+    assert cli.main(["train", "--workdir", str(root / "run"), *TINY]) == 0
+    write_synthetic_netcdf(root / "new.nc", 12, 16, 16, seed=3, variable="synthetic_0")
+    (root / "mine.nc").write_text("the user's own file")
+    return root
+
+
+# Files the cases write into their copy before the command runs.
+
+
+def series(d: Path, edit: Callable[[xr.Dataset], xr.Dataset | None], **kwargs) -> None:
+    """``d/bad.nc``: a 40-day series (`conftest.time_series_dataset`) after ``edit``."""
+    dataset = time_series_dataset(num_steps=40, **kwargs)
+    dataset = edit(dataset) or dataset
+    dataset.to_netcdf(d / "bad.nc")
+
+
+def new_input(d: Path, edit: Callable[[xr.Dataset], xr.Dataset | None]) -> None:
+    """``d/bad.nc``: the run's input ``new.nc`` after ``edit``."""
+    with xr.open_dataset(d / "new.nc") as dataset:
+        dataset = dataset.load()
+    dataset = edit(dataset) or dataset
+    dataset.to_netcdf(d / "bad.nc")
+
+
+def assign(dataset: xr.Dataset, variable: str, index: tuple, value: float) -> None:
+    dataset[variable].values[index] = value
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def best_manifest(d: Path, kind: str = "best") -> Path:
+    (step,) = (d / "run" / "checkpoints" / kind).iterdir()
+    return step / "state" / "manifest.ocdbt"
+
+
+def edit_config(d: Path, text: str) -> None:
+    (d / "run" / "config.json").write_text(text)
+
+
+def read_only(monkeypatch, folder: Path) -> None:
+    """Makes ``folder`` unwritable as a read-only file system would (root ignores chmod)."""
+    folder.mkdir(exist_ok=True)
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == folder else access(p, mode)
+    )
+
+
+class FullDisk(netCDF4.Dataset):
+    """A netCDF file whose variables fail to write, as on a full disk."""
+
+    def __getitem__(self, name):
+        class Unwritable:
+            def __setitem__(self, key, value):
+                raise RuntimeError("NetCDF: HDF error")
+
+        return Unwritable()
+
+
+def full_disk(monkeypatch) -> None:
+    from stconv.evaluation import netcdf
+
+    monkeypatch.setattr(netcdf.netCDF4, "Dataset", FullDisk)
+    monkeypatch.setattr(netcdf.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
+
+
+def nothing(d, monkeypatch):
+    pass
+
+
+# (setup(d, monkeypatch), argv(d), exit code, fragments the one line must hold)
+TRAIN_FLAGS = [
+    ("model-unknown", ["--model", "unet"], "model 'unet' is unknown: choose from"),
+    ("dataset-unknown", ["--dataset", "era5"], "dataset 'era5' is unknown: choose from"),
+    ("epochs-zero", ["--epochs", "0"], "epochs=0 is invalid"),
+    ("learning-rate-negative", ["--learning-rate", "-1"], "learning_rate=-1.0 is invalid"),
+    ("kernel-too-large", ["--kernel-size", "40"], "kernel_size=40 is invalid"),
+    ("seed-negative", ["--seed", "-1"], "seed=-1 is invalid"),
+    ("batch-size-zero", ["--batch-size", "0"], "batch_size=0 is invalid"),
+    ("horizon-zero", ["--horizon", "0"], "horizon=0 is invalid"),
+    ("input-length-zero", ["--input-length", "0"], "input_length=0 is invalid"),
+    ("normalization-unknown", ["--normalization", "zscore"], "normalization='zscore'"),
+    ("num-layers-zero", ["--num-layers", "0"], "num_layers=0 is invalid"),
+    ("hidden-dim-zero", ["--hidden-dim", "0"], "hidden_dim=0 is invalid"),
+    ("patience-zero", ["--patience", "0"], "patience=0 is invalid"),
+    ("iterations-zero", ["--iterations", "0"], "iterations=0 is invalid"),
+    ("time-chunk-zero", ["--time-chunk", "0"], "time_chunk=0 is invalid"),
+    ("compute-dtype-unknown", ["--compute-dtype", "int8"], "compute_dtype='int8' is invalid"),
+    ("paper-dataset-without-path", ["--dataset", "cfsr"], "dataset 'cfsr' needs path="),
+    ("dataset-file-missing", ["--dataset", "{d}/none.nc"], "none.nc' does not exist"),
+    ("mask-file-missing", ["--mask-file", "{d}/none.npy"], "none.npy' does not exist"),
+    ("epochs-not-a-number", ["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+    ("preset-unknown", ["--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
+]
+
+BAD_SERIES = [
+    ("inf-in-training", lambda ds: assign(ds, "tas", (3, 1, 1), np.inf), "'tas' is infinite at time 2001-01-04 00:00:00 (index 3)"),
+    ("inf-in-validation", lambda ds: assign(ds, "tas", (30, 0, 2), -np.inf), "'tas' is infinite at time 2001-01-31"),
+    ("validation-and-test-missing", lambda ds: assign(ds, "tas", slice(24, None), np.nan), "'tas' is missing in every valid cell at time 2001-01-25"),
+    ("one-frame-missing", lambda ds: assign(ds, "tas", 5, np.nan), "missing in every valid cell at time 2001-01-06"),
+    ("string-variable", lambda ds: ds.assign(tas=ds["tas"].astype(str)), "variable 'tas' holds <U"),
+    ("time-duplicated", lambda ds: ds.isel(time=[0, 1, 2, 2, *range(3, 40)]), "time is duplicated at index 3"),
+    ("time-gap", lambda ds: ds.drop_isel(time=17), "time is not regular at index 17 (2001-01-17 00:00:00 to 2001-01-19"),
+    ("time-decreasing", lambda ds: ds.isel(time=[0, 2, 1, *range(3, 40)]), "time is not increasing at index 2"),
+    ("no-lat-dimension", lambda ds: ds.isel(lat=0), "has no lat dimension among"),
+    ("too-short", lambda ds: ds.isel(time=slice(0, 8)), "too few for one window"),
+    ("units-differ", lambda ds: ds.assign(pr=ds["tas"].assign_attrs(units="mm/day")), "variables 'tas' in K, 'pr' in mm/day have different units"),
+    ("units-missing-on-one", lambda ds: ds.assign(pr=(ds["tas"].dims, ds["tas"].values)), "'pr' in no units have different units"),
+]  # fmt: skip
+
+PREDICT_INPUTS = [
+    ("other-grid", lambda ds: ds.isel(lat=slice(0, 8)), "is not on the run's grid (lat x lon 8 x 16, the run's 16 x 16): pass --other-grid"),
+    ("shifted-grid", lambda ds: ds.assign_coords(lon=ds["lon"] + 100), "is not on the run's grid (lon 100..115, the run's 0..15)"),
+    ("all-missing", lambda ds: assign(ds, "synthetic_0", slice(None), np.nan), "'synthetic_0' is missing in every valid cell at time 2000-01-01"),
+    ("other-units", lambda ds: ds["synthetic_0"].attrs.update(units="degC"), "are in degC, the run was trained in K"),
+    ("variable-missing", lambda ds: ds.rename(synthetic_0="tas"), "has no gridded variable 'synthetic_0'"),
+    ("too-short", lambda ds: ds.isel(time=slice(0, 3)), "has 3 time steps: at least input_length=5"),
+    ("infinite", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), np.inf), "is infinite at time 2000-01-05"),
+    ("time-gap", lambda ds: ds.drop_isel(time=6), "time is not regular at index 6"),
+]  # fmt: skip
+
+
+def predict(d, output="{d}/forecast.nc", input_="{d}/bad.nc", *extra) -> list[str]:
+    return ["predict", "--workdir", "{d}/run", "--input", input_, "--output", output, *extra]
+
+
+CASES = [
+    *(
+        pytest.param(nothing, ["train", "--workdir", "{d}/new", *TINY, *flags], 2, [text], id=f"train-{name}")
+        for name, flags, text in TRAIN_FLAGS
+    ),
+    *(
+        pytest.param(lambda d, mp, edit=edit: series(d, edit), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc", *SERIES], 2, ["bad.nc", text], id=f"data-{name}")
+        for name, edit, text in BAD_SERIES
+    ),
+    pytest.param(lambda d, mp: (d / "bad.nc").write_text("not netCDF"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-not-netcdf"),
+    pytest.param(lambda d, mp: (d / "bad.nc").write_bytes(b""), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-empty-file"),
+    pytest.param(lambda d, mp: paper_format_dataset().pipe(lambda ds: assign(ds, "x", (1, 0, 0, 0, 0), np.inf) or ds).to_netcdf(d / "bad.nc"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc (x)", "infinite at sample index 1, time index 0"], id="data-paper-format-infinite"),
+    pytest.param(lambda d, mp: np.save(d / "mask.npy", np.ones((3, 3))), ["train", "--workdir", "{d}/new", *TINY, "--mask-file", "{d}/mask.npy"], 2, ["mask.npy' has shape (3, 3)"], id="data-mask-wrong-shape"),
+    # Workdirs.
+    pytest.param(nothing, ["train", "--workdir", "{d}/mine.nc", *TINY], 2, ["mine.nc' is a file: choose a folder"], id="workdir-is-a-file"),
+    pytest.param(lambda d, mp: (d / "mine").mkdir() or (d / "mine" / "metrics.jsonl").write_text("{}"), ["train", "--workdir", "{d}/mine", *TINY], 2, ["mine' is not empty and holds no stconv run"], id="workdir-foreign"),
+    pytest.param(lambda d, mp: read_only(mp, d / "ro"), ["train", "--workdir", "{d}/ro/run", *TINY], 2, ["ro/run' cannot be written", "read-only"], id="workdir-read-only"),
+    pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY], 2, ["run' already holds this run: pass --resume"], id="workdir-same-run"),
+    pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY, "--epochs", "3"], 2, ["run' holds another run (its config.json differs in ['epochs'])"], id="workdir-other-run"),
+    pytest.param(lambda d, mp: truncate(best_manifest(d, "latest")), ["train", "--workdir", "{d}/run", *TINY, "--resume"], 2, ["latest/1 is corrupt or incomplete", "remove", "rerun with --resume"], id="resume-latest-corrupt"),
+    pytest.param(lambda d, mp: edit_config(d, "{"), ["train", "--workdir", "{d}/run", *TINY, "--resume"], 2, ["config.json"], id="resume-config-corrupt"),
+    # Run files read by evaluate and predict.
+    pytest.param(nothing, ["evaluate", "--workdir", "{d}/none"], 2, ["none' has no config.json"], id="evaluate-no-run"),
+    pytest.param(nothing, ["evaluate", "--workdir", "{d}/mine.nc"], 2, ["mine.nc' has no config.json"], id="evaluate-workdir-is-a-file"),
+    pytest.param(lambda d, mp: edit_config(d, "{"), ["evaluate", "--workdir", "{d}/run"], 2, ["config.json"], id="evaluate-config-not-json"),
+    pytest.param(lambda d, mp: edit_config(d, '{"modle": "x"}'), ["evaluate", "--workdir", "{d}/run"], 2, ["config.json", "modle"], id="evaluate-config-unknown-key"),
+    pytest.param(lambda d, mp: edit_config(d, '{"epochs": -3}'), ["evaluate", "--workdir", "{d}/run"], 2, ["config.json", "epochs=-3"], id="evaluate-config-bad-value"),
+    pytest.param(lambda d, mp: (d / "run" / "data.json").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no data.json"], id="evaluate-data-json-missing"),
+    pytest.param(lambda d, mp: (d / "run" / "normalization.json").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no normalization.json"], id="evaluate-normalization-missing"),
+    pytest.param(lambda d, mp: (d / "run" / "mask.npy").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no mask.npy"], id="evaluate-mask-missing"),
+    pytest.param(lambda d, mp: shutil.rmtree(d / "run" / "checkpoints"), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no best checkpoint"], id="evaluate-checkpoints-missing"),
+    pytest.param(lambda d, mp: truncate(best_manifest(d)), ["evaluate", "--workdir", "{d}/run"], 2, ["best/1 is corrupt or incomplete", "train it again"], id="evaluate-best-corrupt"),
+    pytest.param(lambda d, mp: (best_manifest(d).parent / "_METADATA").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["best/1"], id="evaluate-best-metadata-missing"),
+    pytest.param(lambda d, mp: write_synthetic_netcdf(d / "other.nc", 400, 8, 8) or edit_config(d, (d / "run" / "config.json").read_text().replace('"synthetic"', f'"{d}/other.nc"')), ["evaluate", "--workdir", "{d}/run"], 2, ["other.nc' is not the data the run", "variables ['temperature'] where the run has ['synthetic_0']"], id="evaluate-other-data"),
+    # Inputs and outputs of predict.
+    *(
+        pytest.param(lambda d, mp, edit=edit: new_input(d, edit), predict("{d}"), 2, ["bad.nc", text], id=f"predict-input-{name}")
+        for name, edit, text in PREDICT_INPUTS
+    ),
+    pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/none.nc"), 2, ["none.nc' does not exist"], id="predict-input-missing"),
+    pytest.param(lambda d, mp: truncate(best_manifest(d)), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["best/1 is corrupt or incomplete"], id="predict-best-corrupt"),
+    pytest.param(nothing, predict("{d}", "{d}/mine.nc", "{d}/new.nc"), 2, ["--output", "mine.nc' exists: pass --overwrite"], id="predict-output-exists"),
+    pytest.param(nothing, predict("{d}", "{d}/new.nc", "{d}/new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input"),
+    pytest.param(nothing, predict("{d}", "{d}/run/config.json", "{d}/new.nc", "--overwrite"), 2, ["--output", "config.json' is inside the run"], id="predict-output-run-config"),
+    pytest.param(nothing, predict("{d}", "{d}/run/forecast.nc", "{d}/new.nc"), 2, ["--output", "forecast.nc' is inside the run"], id="predict-output-in-run"),
+    pytest.param(nothing, predict("{d}", "{d}/run/checkpoints/f.nc", "{d}/new.nc"), 2, ["--output", "f.nc' is inside the run"], id="predict-output-in-checkpoints"),
+    pytest.param(nothing, predict("{d}", "{d}/nowhere/forecast.nc", "{d}/new.nc"), 2, ["--output", "its folder", "nowhere' does not exist"], id="predict-output-folder-missing"),
+    pytest.param(lambda d, mp: read_only(mp, d / "ro"), predict("{d}", "{d}/ro/forecast.nc", "{d}/new.nc"), 2, ["--output", "cannot be written", "read-only"], id="predict-output-read-only"),
+    pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--batch-size", "0"), 2, ["--batch-size=0 is invalid"], id="predict-batch-size-zero"),
+    pytest.param(lambda d, mp: full_disk(mp), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 1, ["could not write", "forecast.nc", "the disk is full", "nothing was written"], id="predict-disk-full"),
+    # classify.
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--dataset", "cifar"], 2, ["image dataset 'cifar' is unknown"], id="classify-dataset-unknown"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--models", "resnet"], 2, ["model 'resnet' is unknown"], id="classify-model-unknown"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--epochs", "0"], 2, ["epochs=0 is invalid"], id="classify-epochs-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--batch-size", "0"], 2, ["batch_size=0 is invalid"], id="classify-batch-size-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--learning-rate", "0"], 2, ["learning_rate=0.0 is invalid"], id="classify-learning-rate-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", "-2"], 2, ["seed=-2 is invalid"], id="classify-seed-negative"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/mine.nc", "--dataset", "digits"], 2, ["mine.nc' is a file"], id="classify-workdir-is-a-file"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/run", "--dataset", "digits"], 2, ["run' already holds a run"], id="classify-workdir-forecast-run"),
+]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning would be a second line
+@pytest.mark.parametrize("setup, argv, code, fragments", CASES)
+def test_fault(root, tmp_path, monkeypatch, capsys, setup, argv, code, fragments):
+    d = tmp_path / "case"
+    shutil.copytree(root, d)
+    setup(d, monkeypatch)
+    before = digest(d)
+    try:
+        exit_code = cli.main([arg.format(d=d) for arg in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        exit_code = exit_.code
+    error = capsys.readouterr().err
+    lines = [line for line in error.splitlines() if not line.startswith(("usage:", " "))]
+    assert exit_code == code, error
+    assert len(lines) == 1 and lines[0].startswith("stconv"), error
+    for fragment in fragments:
+        assert fragment.format(d=d) in lines[0], lines[0]
+    assert digest(d) == before  # nothing changed, appeared or disappeared
+
+
+def test_the_executable_prints_one_line_for_a_corrupt_checkpoint(root, tmp_path):
+    """Out of process: orbax's threads, left behind by the failed restore, add nothing."""
+    shutil.copytree(root / "run", tmp_path / "run")
+    truncate(best_manifest(tmp_path))
+    command = [sys.executable, "-m", "stconv.cli", "evaluate", "--workdir", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "best/1 is corrupt or incomplete" in done.stderr
+
+
+def test_another_grid_is_forecast_when_asked_with_its_own_mask(root, tmp_path, capsys):
+    shutil.copy(root / "new.nc", tmp_path / "new.nc")
+
+    def edit(dataset):
+        dataset = dataset.isel(lat=slice(0, 8))
+        dataset["synthetic_0"][:, 0, 0] = np.nan  # a cell with no data at all
+        return dataset
+
+    new_input(tmp_path, edit)
+    output = tmp_path / "forecast.nc"
+    arguments = ["--workdir", str(root / "run"), "--input", str(tmp_path / "bad.nc")]
+    assert cli.main(["predict", *arguments, "--output", str(output), "--other-grid"]) == 0
+    with xr.open_dataset(output) as forecast:
+        values = forecast["synthetic_0"].values
+    assert values.shape == (8, 5, 8, 16)
+    assert np.isnan(values[:, :, 0, 0]).all() and np.isfinite(values[:, :, 1:, :]).all()
+
+
+def test_predict_overwrite_replaces_a_file_on_request(root, tmp_path):
+    output = tmp_path / "forecast.nc"
+    output.write_text("an old forecast")
+    arguments = ["--workdir", str(root / "run"), "--input", str(root / "new.nc")]
+    assert cli.main(["predict", *arguments, "--output", str(output), "--overwrite"]) == 0
+    with xr.open_dataset(output) as forecast:
+        assert forecast["synthetic_0"].shape == (8, 5, 16, 16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.nc"]  # no temporary left
