@@ -36,6 +36,7 @@ import numpy as np
 from stconv import models
 from stconv.config import Config
 from stconv.configs import cell_settings
+from stconv.evaluation.scoring import BASELINES
 from stconv.experiment import train_and_evaluate
 from stconv.run import RunDirectory
 
@@ -149,7 +150,7 @@ def run_cell(config: Config, workdir: str) -> dict:
         runs, metrics = results["runs"], results["summary"][config.model]
     else:
         runs = [results]
-        metrics = {k: {"mean": results[config.model][k], "std": 0.0} for k in ("rmse", "mae")}
+        metrics = {k: {"mean": v, "std": 0.0} for k, v in results[config.model].items()}
     paths = glob.glob(os.path.join(workdir, "**", RunDirectory.METRICS), recursive=True)
     histories = [read_jsonl(path) for path in sorted(paths)]
     row = {
@@ -161,7 +162,10 @@ def run_cell(config: Config, workdir: str) -> dict:
         "rmse_std": metrics["rmse"]["std"],
         "mae_mean": metrics["mae"]["mean"],
         "mae_std": metrics["mae"]["std"],
-        "persistence_rmse": runs[0]["persistence"]["rmse"],
+        "weighted_rmse_mean": metrics["weighted_rmse"]["mean"],
+        "weighted_rmse_std": metrics["weighted_rmse"]["std"],
+        "acc_mean": metrics["acc"]["mean"],
+        **{f"{name}_rmse": runs[0][name]["rmse"] for name in BASELINES},
         "seconds_per_epoch": mean_or_none([r["seconds"] for h in histories for r in h]),
         "best_epoch": mean_or_none([best_epoch(h) for h in histories if h]),
     }
@@ -201,17 +205,19 @@ def write_tables(rows: list[dict], output: str, header: str) -> None:
     lines = [
         header,
         "",
-        "| model | dataset | steps | runs | RMSE | MAE | persistence RMSE | s/epoch "
-        "| best epoch | published RMSE / MAE |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | dataset | steps | runs | RMSE | wRMSE | MAE | ACC | persistence RMSE "
+        "| climatology RMSE | input mean RMSE | s/epoch | best epoch | published RMSE / MAE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         paper = published(row)
         lines.append(
             f"| {row['model']} | {row['dataset']} | {row['horizon']} | {row['runs']} "
             f"| {row['rmse_mean']:.4f} ± {row['rmse_std']:.4f} "
-            f"| {row['mae_mean']:.4f} ± {row['mae_std']:.4f} | {row['persistence_rmse']:.4f} "
-            f"| {format_optional(row['seconds_per_epoch'], '.1f')} "
+            f"| {row['weighted_rmse_mean']:.4f} ± {row['weighted_rmse_std']:.4f} "
+            f"| {row['mae_mean']:.4f} ± {row['mae_std']:.4f} | {row['acc_mean']:.3f} "
+            + "".join(f"| {row[f'{name}_rmse']:.4f} " for name in BASELINES)
+            + f"| {format_optional(row['seconds_per_epoch'], '.1f')} "
             f"| {format_optional(row['best_epoch'], '.1f')} "
             f"| {f'{paper[0]:.4f} / {paper[1]:.4f}' if paper else '-'} |"
         )

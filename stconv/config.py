@@ -40,8 +40,14 @@ class Config:
       dropout: dropout rate.
       normalization: ``channel``, ``cell`` (anomalies from each cell's training
         mean) or ``none`` (raw values, as the paper).
-      residual: the network predicts the change from the last input frame
+      area_weights: weight the test scores by grid-cell area (cosine of
+        latitude, `stconv.evaluation.metrics.area_weights`) beside the
+        unweighted ones; data without latitudes fall back to unweighted.
+      residual: the network predicts the change from a base frame
         (`stconv.models.residual`); False, as in the paper, predicts the field.
+      residual_base: the base of ``residual``: ``last`` (the last input
+        frame; persistence is the network's zero output) or ``mean`` (the
+        mean of the input frames; the input-mean baseline is its zero output).
       batch_size: examples per train step.
       eval_batch_size: windows per batch when evaluating and predicting (forward
         passes only: it can be much larger than ``batch_size``).
@@ -81,6 +87,8 @@ class Config:
     dropout: float = 0.0
     normalization: str = "channel"
     residual: bool = False
+    residual_base: str = "last"
+    area_weights: bool = True
     batch_size: int = 15
     eval_batch_size: int = 64
     epochs: int = 80
@@ -122,6 +130,10 @@ class Config:
             )
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
+        if self.residual_base not in ("last", "mean"):
+            raise ValueError(
+                f"residual_base={self.residual_base!r} is invalid: choose from ['last', 'mean']"
+            )
         if self.arima_center not in ("train", "window"):
             raise ValueError(
                 f"arima_center={self.arima_center!r} is invalid: choose from ['train', 'window']"

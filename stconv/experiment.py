@@ -15,9 +15,16 @@ from stconv import models
 from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.registry import Dataset, load_dataset
 from stconv.evaluation import plots
+from stconv.evaluation.metrics import area_weights
 from stconv.evaluation.netcdf import ForecastWriter
-from stconv.evaluation.scoring import baselines, evaluate, format_table
-from stconv.models.residual import LastFrameResidual
+from stconv.evaluation.scoring import (
+    add_skill,
+    baselines,
+    evaluate,
+    format_summary,
+    format_table,
+)
+from stconv.models.residual import Residual
 from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
@@ -28,6 +35,7 @@ from stconv.training.step import (
     make_train_step,
     paper_optimizer,
 )
+from stconv.training.tensorboard import EpochWriter
 
 
 def load_config_dataset(config: Config) -> Dataset:
@@ -52,7 +60,7 @@ def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer
         **config.model_kwargs(),
     )
     if config.residual:
-        model = LastFrameResidual(model)
+        model = Residual(model, config.residual_base)
     return model, create_optimizer(model, paper_optimizer(config.learning_rate))
 
 
@@ -89,6 +97,26 @@ def prepare_workdir(config: Config, run: RunDirectory, resume: bool) -> None:
     distributed.barrier("workdir created")
 
 
+SUMMARY_METRICS = ("rmse", "mae", "weighted_rmse", "bias", "acc", "skill_vs_persistence")
+SUMMARY_METRICS += tuple(f"{metric}_per_lead" for metric in ("rmse", "weighted_rmse", "acc"))
+
+
+def summarize(runs: list[dict]) -> dict:
+    """``{forecast: {metric: {"mean", "std"}}}`` over the runs of several seeds
+    (per-lead metrics elementwise)."""
+    return {
+        name: {
+            metric: {
+                "mean": np.mean([run[name][metric] for run in runs], axis=0).tolist(),
+                "std": np.std([run[name][metric] for run in runs], axis=0).tolist(),
+            }
+            for metric in SUMMARY_METRICS
+            if metric in runs[0][name]
+        }
+        for name in runs[0]
+    }
+
+
 def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict:
     """Trains ``config.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
     the test metrics; with several iterations, also their mean and std.
@@ -113,25 +141,19 @@ def train_and_evaluate(config: Config, workdir: str, resume: bool = False) -> di
         run_config = config.replace(seed=seed, iterations=1)
         path = RunDirectory(workdir).iteration(seed).path
         runs.append(train_once(run_config, path, resume, dataset))
-    summary = {
-        name: {
-            metric: {
-                "mean": float(np.mean([run[name][metric] for run in runs])),
-                "std": float(np.std([run[name][metric] for run in runs])),
-            }
-            for metric in ("rmse", "mae")
-        }
-        for name in runs[0]
-    }
+    summary = summarize(runs)
     if distributed.is_primary():
         RunDirectory(workdir).write_json(RunDirectory.SUMMARY, {"runs": runs, "summary": summary})
-    print(f"mean +- std over {config.iterations} runs:")
-    for name, metrics in summary.items():
-        rmse, mae = metrics["rmse"], metrics["mae"]
-        print(
-            f"  {name:12s} RMSE {rmse['mean']:.4f} +- {rmse['std']:.4f}  "
-            f"MAE {mae['mean']:.4f} +- {mae['std']:.4f}"
-        )
+    print(format_summary(summary, dataset.grid["units"], config.iterations))
+    if distributed.is_primary():
+        means = {
+            name: {
+                **{metric: values["mean"] for metric, values in metrics.items()},
+                "area_weighted": runs[0][name]["area_weighted"],
+            }
+            for name, metrics in summary.items()
+        }
+        plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD), dataset.grid["units"])
     return {"runs": runs, "summary": summary}
 
 
@@ -149,6 +171,7 @@ def train_once(
     primary = distributed.is_primary()
     if dataset is None:
         dataset = load_config_dataset(config)
+    test_weights(config, dataset)  # latitudes that cannot be weighted: before any file
     model, optimizer = build(config, dataset.input_shape)
     run = RunDirectory(workdir)
     prepare_workdir(config, run, resume)
@@ -170,10 +193,13 @@ def train_once(
         what = f"the validation split of {config.dataset!r}"
         return evaluate(forecaster, validation, std, config.eval_batch_size, what=what)["model"]
 
+    events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
+
     def on_epoch(row: dict, improved: bool) -> None:
         history.append(row)
         if primary:
             run.append_history(row)
+            events.write(row)
         print(
             f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
             f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
@@ -186,6 +212,8 @@ def train_once(
         validate=validate, patience=config.patience, record=record,
         saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
     )  # fmt: skip
+    if events is not None:
+        events.close()
 
     try:
         if primary:
@@ -231,6 +259,7 @@ def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict
     tested like a network; ``resume`` reuses a saved fit."""
     module = models.fitted(config.model)  # before any file: it may need an extra
     dataset = load_config_dataset(config)
+    test_weights(config, dataset)
     run = RunDirectory(workdir)
     prepare_workdir(config, run, resume)
     run.save_data(dataset)
@@ -239,8 +268,20 @@ def fit_and_evaluate(config: Config, workdir: str, resume: bool = False) -> dict
     )
 
 
+def test_weights(config: Config, dataset: Dataset) -> np.ndarray | None:
+    """The area weights of the test scores: None when ``config.area_weights`` is
+    off or the data have no latitudes (or a single row of them).
+
+    Raises:
+      DataError: for latitudes that cannot be weighted (`area_weights`).
+    """
+    if not config.area_weights or not dataset.grid.get("geographic", True):
+        return None
+    return area_weights(dataset.grid["lat"], f"dataset {config.dataset!r}")
+
+
 def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str) -> dict:
-    """Test metrics of the model, persistence and climatology; forecasts and maps.
+    """Test scores of the model and the baselines; forecasts, maps and skill plot.
 
     Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
     ``config.forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
@@ -248,10 +289,14 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
     """
     source, normalizer = dataset.splits["test"], dataset.normalizer
     forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
-    what = f"the test split of {config.dataset!r}"
+    scoring = dict(
+        what=f"the test split of {config.dataset!r}",
+        climatology=dataset.climatology,
+        weights=test_weights(config, dataset),
+    )
     if not distributed.is_primary():
-        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, what=what)
-        return {config.model if k == "model" else k: v for k, v in results.items()}
+        results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, **scoring)
+        return add_skill({config.model if k == "model" else k: v for k, v in results.items()})
     init_times = source.init_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
@@ -274,11 +319,12 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
                 )
 
         results = evaluate(
-            forecasters, source, normalizer.std, config.eval_batch_size, write, what=what
+            forecasters, source, normalizer.std, config.eval_batch_size, write, **scoring
         )
-    results = {config.model if k == "model" else k: v for k, v in results.items()}
+    results = add_skill({config.model if k == "model" else k: v for k, v in results.items()})
     run.write_json(run.RESULTS, results)
     print(format_table(results, dataset.grid["units"]))
+    plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD), dataset.grid["units"])
 
     if config.forecast_samples:
         rows = [drawn[index] for index in picks]

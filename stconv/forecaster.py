@@ -30,8 +30,9 @@ from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows
 from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec
+from stconv.evaluation.metrics import area_weights
 from stconv.evaluation.netcdf import field_windows, forecast_field, predict_windows
-from stconv.evaluation.scoring import baselines, evaluate, persistence
+from stconv.evaluation.scoring import add_skill, baselines, evaluate
 from stconv.run import RunDirectory
 from stconv.training.checkpoints import CheckpointError
 
@@ -284,11 +285,13 @@ class Forecaster:
         return extended[starts[:, None] + np.arange(self.horizon)]
 
     def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
-        """Test metrics of the forecasts of every complete window of ``data``
+        """Scores of the forecasts of every complete window of ``data``
         (``input_length`` inputs and ``horizon`` targets) against the truth in
-        it, beside persistence and (if recorded) the training climatology:
-        RMSE and MAE over the whole set and per lead time, in physical units,
-        masked, as `stconv evaluate` prints them (`stconv.evaluation.scoring.format_table`).
+        it, beside the baselines (persistence, the input mean and, on the run's
+        grid, the training climatology): the scores of `stconv.evaluation.metrics`
+        over the whole set and per lead time, in physical units, masked, with
+        their skill (`stconv.evaluation.scoring.add_skill`), as `stconv evaluate`
+        prints them (`stconv.evaluation.scoring.format_table`).
         """
         field = self.field(data, other_grid=other_grid)
         spec = WindowSpec(self.input_length, self.horizon)
@@ -299,11 +302,14 @@ class Forecaster:
                 f"input_length + horizon = {spec.length}"
             )
         source = FieldWindows(field, range(count), spec, self.normalizer, self.field_mask(field))
-        forecasters = {"model": self.predict}
-        if self.climatology is not None:
-            forecasters.update(baselines(self.climatology, self.horizon))
-        else:
-            forecasters["persistence"] = lambda inputs: persistence(inputs, self.horizon)
+        # The training climatology (the climatology forecast and the ACC's reference)
+        # exists on the run's grid only.
+        climatology = None if self.grid_difference(field) else self.climatology
+        forecasters = {"model": self.predict, **baselines(climatology, self.horizon)}
+        weights = area_weights(field["lat"].values) if self.config.area_weights else None
         std, batch_size = self.normalizer.std, self.config.eval_batch_size
-        results = evaluate(forecasters, source, std, batch_size, what="the data to evaluate")
-        return {self.config.model if k == "model" else k: v for k, v in results.items()}
+        results = evaluate(
+            forecasters, source, std, batch_size, what="the data to evaluate",
+            climatology=climatology, weights=weights,
+        )  # fmt: skip
+        return add_skill({self.config.model if k == "model" else k: v for k, v in results.items()})

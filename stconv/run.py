@@ -7,11 +7,12 @@ A forecasting run holds ``stconv-run.json`` (the mark of a run),
 ``config.json``, ``data.json`` (variables, units,
 input shape, grid coordinates), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
 ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
-``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc`` and
-``forecast_maps.png``; an ``arima`` run holds ``arima.npz`` instead of the
+``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc``,
+``forecast_maps.png``, ``skill_by_lead.png`` and ``tensorboard/`` (with the
+tensorboard extra); an ``arima`` run holds ``arima.npz`` instead of the
 log, curve and checkpoints. A run of several iterations holds one run per
-seed in ``seed-N`` and their ``summary.json``. A classification run holds
-``results.json`` and, per model, a folder with ``metrics.jsonl``,
+seed in ``seed-N``, their ``summary.json`` and ``skill_by_lead.png`` (their
+means). A classification run holds ``results.json`` and, per model, a folder with ``metrics.jsonl``,
 ``checkpoints/latest`` and ``confusion_matrix.png``.
 """
 
@@ -46,6 +47,8 @@ class RunDirectory:
     TEST_FORECASTS = "test_forecasts.nc"
     LEARNING_CURVE = "learning_curve.png"
     FORECAST_MAPS = "forecast_maps.png"
+    SKILL_BY_LEAD = "skill_by_lead.png"
+    TENSORBOARD = "tensorboard"  # event files, with the tensorboard extra
     CONFUSION_MATRIX = "confusion_matrix.png"  # each model of a classification run
 
     def __init__(self, path: str | os.PathLike):
@@ -189,14 +192,15 @@ def check_can_write(path: str | os.PathLike, flag: str) -> None:
 
 
 def describe_data(dataset) -> dict:
-    """``data.json``: the variables, units, input shape and grid coordinates of a
-    `stconv.data.registry.Dataset`."""
+    """``data.json``: the variables, units, input shape and grid coordinates (and
+    whether they are latitudes and longitudes) of a `stconv.data.registry.Dataset`."""
     return {
         "variables": dataset.grid["channel"],
         "units": dataset.grid["units"],
         "input_shape": list(dataset.input_shape),
         "lat": np.asarray(dataset.grid["lat"]).tolist(),
         "lon": np.asarray(dataset.grid["lon"]).tolist(),
+        "geographic": dataset.grid.get("geographic", True),
     }
 
 

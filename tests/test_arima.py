@@ -118,7 +118,7 @@ def test_train_arima_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fitted SARIMAX(5, 0, 1) to 6 cells" in out and "arima" in out
     results = json.loads((workdir / "results.json").read_text())
-    assert set(results) == {"arima", "persistence", "climatology"}
+    assert set(results) == {"arima", "persistence", "climatology", "input_mean"}
     assert all(len(r["rmse_per_lead"]) == H and r["rmse"] > 0 for r in results.values())
     for name in ("arima.npz", "forecast_maps.png", "config.json", "normalization.json"):
         assert (workdir / name).exists()

@@ -26,7 +26,8 @@ def test_help(command, capsys):
 
 def test_preset_with_overriding_flags_is_what_the_run_records(tmp_path):
     workdir = tmp_path / "run"
-    flags = ["--preset", "main", "--epochs", "1", "--dataset", "synthetic", "--num-layers", "1"]
+    flags = ["--preset", "main", "--epochs", "1", "--iterations", "1", "--dataset", "synthetic"]
+    flags += ["--num-layers", "1"]
     flags += ["--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16"]
     assert cli.main(["train", "--workdir", str(workdir), *flags]) == 0
     config = json.loads((workdir / "config.json").read_text())

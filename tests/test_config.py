@@ -29,7 +29,15 @@ def test_flags_set_fields_and_booleans():
 
 
 def test_the_main_preset_is_the_readme_main_job_and_flags_override_it():
-    readme = Config(num_layers=2, hidden_dim=8, epochs=40, residual=True, normalization="cell")
+    readme = Config(
+        num_layers=2,
+        hidden_dim=8,
+        epochs=40,
+        residual=True,
+        residual_base="mean",
+        normalization="cell",
+        iterations=3,
+    )
     assert parse("--preset", "main") == readme == get_config("main")
     assert parse("--preset", "main", "--epochs", "3", "--no-residual") == readme.replace(
         epochs=3, residual=False

@@ -36,10 +36,19 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     assert "stconvs2s-r" in out and "persistence" in out and "climatology" in out
     for name in ("config.json", "normalization.json", "learning_curve.png", "forecast_maps.png"):
         assert (workdir / name).exists()
+    assert (workdir / "skill_by_lead.png").stat().st_size > 10_000
     assert [row["epoch"] for row in read_rows(workdir)] == [1, 2]
     results = json.loads((workdir / "results.json").read_text())
-    assert set(results) == {"stconvs2s-r", "persistence", "climatology"}
-    assert all(len(r["rmse_per_lead"]) == 5 and r["rmse"] > 0 for r in results.values())
+    assert set(results) == {"stconvs2s-r", "persistence", "climatology", "input_mean"}
+    for result in results.values():
+        for key in ("rmse_per_lead", "weighted_rmse_per_lead", "acc_per_lead"):
+            assert len(result[key]) == 5
+        assert result["rmse"] > 0 and result["area_weighted"] is True
+        assert result["best_baseline"] in ("persistence", "climatology", "input_mean")
+    assert results["persistence"]["skill_vs_persistence"] == 0.0
+    assert "wRMSE" in out and "area-weighted (cos latitude)" in out
+    events = list((workdir / "tensorboard").iterdir())
+    assert len(events) == 1 and events[0].name.startswith("events.out.tfevents")
 
     with xr.open_dataset(workdir / "test_forecasts.nc") as forecasts:
         assert forecasts["synthetic_0"].dims == ("init_time", "lead_time", "lat", "lon")
@@ -233,7 +242,13 @@ def test_iterations_report_mean_and_std(tmp_path, capsys):
     assert rmses[0] != rmses[1]  # seeds 1000 and 1010
     assert summary["summary"]["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
     assert summary["summary"]["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
+    leads = np.array([run["stconvs2s-r"]["weighted_rmse_per_lead"] for run in summary["runs"]])
+    per_lead = summary["summary"]["stconvs2s-r"]["weighted_rmse_per_lead"]
+    assert per_lead["mean"] == pytest.approx(leads.mean(axis=0).tolist())
+    assert per_lead["std"] == pytest.approx(leads.std(axis=0).tolist())
+    assert summary["summary"]["input_mean"]["rmse"]["std"] == 0.0  # no seed in a baseline
     assert (tmp_path / "runs" / "seed-1010" / "results.json").exists()
+    assert (tmp_path / "runs" / "skill_by_lead.png").exists()
 
 
 def test_time_chunk_streams_the_same_windows_lazily():

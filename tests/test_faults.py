@@ -8,6 +8,7 @@ and after).
 """
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -135,6 +136,7 @@ TRAIN_FLAGS = [
     ("iterations-zero", ["--iterations", "0"], "iterations=0 is invalid"),
     ("time-chunk-zero", ["--time-chunk", "0"], "time_chunk=0 is invalid"),
     ("compute-dtype-unknown", ["--compute-dtype", "int8"], "compute_dtype='int8' is invalid"),
+    ("residual-base-unknown", ["--residual-base", "median"], "residual_base='median' is invalid"),
     ("paper-dataset-without-path", ["--dataset", "cfsr"], "dataset 'cfsr' needs path="),
     ("dataset-file-missing", ["--dataset", "{d}/none.nc"], "none.nc' does not exist"),
     ("mask-file-missing", ["--mask-file", "{d}/none.npy"], "none.npy' does not exist"),
@@ -154,6 +156,8 @@ BAD_SERIES = [
     ("no-lat-dimension", lambda ds: ds.isel(lat=0), "has no lat dimension among"),
     ("too-short", lambda ds: ds.isel(time=slice(0, 8)), "too few for one window"),
     ("units-differ", lambda ds: ds.assign(pr=ds["tas"].assign_attrs(units="mm/day")), "variables 'tas' in K, 'pr' in mm/day have different units"),
+    ("latitudes-outside", lambda ds: ds.assign_coords(lat=ds["lat"] * 20), "latitudes -200..200 are outside [-90, 90]: area weights need geographic latitudes (pass --no-area-weights"),
+    ("latitudes-not-monotonic", lambda ds: ds.isel(lat=[0, 2, 1, 3]), "latitudes are not monotonic"),
     ("units-missing-on-one", lambda ds: ds.assign(pr=(ds["tas"].dims, ds["tas"].values)), "'pr' in no units have different units"),
 ]  # fmt: skip
 
@@ -291,3 +295,13 @@ def test_predict_overwrite_replaces_a_file_on_request(root, tmp_path):
     with xr.open_dataset(output) as forecast:
         assert forecast["synthetic_0"].shape == (8, 5, 16, 16)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.nc"]  # no temporary left
+
+
+def test_latitudes_that_cannot_be_weighted_train_unweighted_on_request(tmp_path, capsys):
+    series(tmp_path, lambda ds: ds.assign_coords(lat=ds["lat"] * 20))
+    flags = [*TINY, "--dataset", str(tmp_path / "bad.nc"), *SERIES, "--no-area-weights"]
+    assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 0
+    assert "wRMSE = RMSE (not area-weighted)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["stconvs2s-r"]["area_weighted"] is False
+    assert results["stconvs2s-r"]["weighted_rmse"] == results["stconvs2s-r"]["rmse"]

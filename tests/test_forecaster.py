@@ -79,14 +79,22 @@ def test_evaluate_new_data_beside_the_baselines(trained):
     workdir, new_file, _ = trained
     forecaster = Forecaster.load(workdir)
     results = forecaster.evaluate(new_file)
-    assert set(results) == {"stconvs2s-r", "persistence", "climatology"}
+    assert set(results) == {"stconvs2s-r", "persistence", "climatology", "input_mean"}
     for result in results.values():
         assert len(result["rmse_per_lead"]) == 5 and result["rmse"] > 0
-    # Persistence by hand: the last input step repeated, over the 21 complete windows.
+    # Persistence and the input mean by hand, over the 21 complete windows.
     field = xr.open_dataset(new_file)["synthetic_0"].values
     errors = [field[s + 5 : s + 10] - field[s + 4] for s in range(21)]
     rmse = np.sqrt(np.mean(np.square(errors)))
     assert results["persistence"]["rmse"] == pytest.approx(rmse, rel=1e-5)
+    errors = [field[s + 5 : s + 10] - field[s : s + 5].mean(axis=0) for s in range(21)]
+    rmse = np.sqrt(np.mean(np.square(errors)))
+    assert results["input_mean"]["rmse"] == pytest.approx(rmse, rel=1e-5)
+    # On another grid, the training climatology is not known: no climatology, no ACC.
+    other = xr.open_dataset(new_file).isel(lat=slice(0, 8))
+    results = forecaster.evaluate(other, other_grid=True)
+    assert set(results) == {"stconvs2s-r", "persistence", "input_mean"}
+    assert "acc" not in results["input_mean"]
 
 
 def test_evaluate_on_the_test_split_equals_the_run_results(trained):

@@ -1,9 +1,10 @@
-"""Masked RMSE and MAE in physical units, and the training loss, by hand."""
+"""The scores (RMSE, MAE, weighted, bias, ACC, skill) and the training loss, by hand."""
 
 import numpy as np
 import pytest
 
-from stconv.evaluation.metrics import ErrorAccumulator
+from stconv.data.errors import DataError
+from stconv.evaluation.metrics import ErrorAccumulator, area_weights, skill
 from stconv.training.losses import rmse_loss
 
 
@@ -32,3 +33,53 @@ def test_nothing_to_score_is_an_error_not_zero():
     accumulator.add(predictions, predictions * 0, np.zeros_like(predictions, bool), np.ones(1))
     with pytest.raises(ValueError, match="no valid target to score"):
         accumulator.result()
+
+
+def test_weighted_scores_bias_and_acc_by_hand():
+    """Two windows on a 2x1 grid at latitudes 0 and 60 (weights 4/3 and 2/3), and a
+    third that is all padding."""
+    predictions = np.array([[1.0, 2.0], [3.0, 0.0], [9.0, 9.0]])[:, None, :, None, None]
+    targets = np.zeros_like(predictions)
+    mask = np.ones_like(predictions, bool)
+    mask[2] = False
+    climatology = np.ones((2, 1, 1))
+    weights = area_weights(np.array([0.0, 60.0]))
+    np.testing.assert_allclose(weights, [4 / 3, 2 / 3], rtol=1e-6)
+    accumulator = ErrorAccumulator(climatology, weights)
+    accumulator.add(predictions, targets, mask, np.array([1.0]))
+    result = accumulator.result()
+    # Errors 1, 2, 3, 0 at weights 4/3, 2/3, 4/3, 2/3.
+    assert result["rmse"] == pytest.approx(np.sqrt(14 / 4))
+    assert result["weighted_rmse"] == pytest.approx(np.sqrt(16 / 4))
+    assert result["weighted_mae"] == pytest.approx((20 / 3) / 4)
+    assert result["bias"] == pytest.approx(1.5) and result["bias_per_lead"] == [pytest.approx(1.5)]
+    # Anomalies f' = (0, 1) and (2, -1), o' = (-1, -1): ACC -(2/3)/sqrt(4/3) and -2/sqrt(12).
+    assert result["acc"] == pytest.approx(-1 / np.sqrt(3), rel=1e-5)
+    assert result["area_weighted"] is True and result["cells"] == 4
+    # The climatology itself has no anomaly: ACC 0. Unweighted: the weighted scores are plain.
+    plain = ErrorAccumulator(climatology)
+    plain.add(np.ones_like(predictions), targets, mask, np.array([1.0]))
+    assert plain.result()["acc"] == 0.0 and plain.result()["area_weighted"] is False
+    assert plain.result()["weighted_rmse"] == plain.result()["rmse"]
+
+
+def test_acc_is_left_out_without_a_climatology():
+    accumulator = ErrorAccumulator()
+    shape = (1, 1, 2, 1, 1)
+    accumulator.add(np.ones(shape), np.zeros(shape), np.ones(shape, bool), np.ones(1))
+    assert "acc" not in accumulator.result() and "acc_per_lead" not in accumulator.result()
+
+
+def test_area_weights_and_their_errors():
+    weights = area_weights(np.linspace(-60, 60, 5))
+    assert weights.mean() == pytest.approx(1.0) and weights[2] == weights.max()
+    assert area_weights(np.array([45.0])) is None  # one row: nothing to weight
+    with pytest.raises(DataError, match=r"'x.nc': latitudes -100..0 are outside \[-90, 90\]"):
+        area_weights(np.array([-100.0, 0.0]), "'x.nc'")
+    with pytest.raises(DataError, match="latitudes are not monotonic"):
+        area_weights(np.array([0.0, 10.0, 5.0]))
+
+
+def test_skill_against_a_reference():
+    assert skill(1.0, 4.0) == pytest.approx(0.75)
+    np.testing.assert_allclose(skill(np.array([4.0, 1.0]), np.array([4.0, 2.0])), [0.0, 0.5])

@@ -12,7 +12,7 @@ from flax import nnx
 
 from stconv import cli, models
 from stconv.config import Config
-from stconv.models.residual import LastFrameResidual
+from stconv.models.residual import Residual
 from stconv.training.step import create_optimizer, make_predict, make_train_step
 
 STEPS = 20
@@ -131,7 +131,7 @@ def test_bfloat16_predict_returns_float32_close_to_float32(name):
 def test_residual_stays_float32_on_raw_fields():
     # bfloat16 rounds 280 to steps of 2: only the network, which sees and
     # predicts changes from the last frame, may compute in bfloat16
-    model = LastFrameResidual(tiny("convlstm"))
+    model = Residual(tiny("convlstm"))
     inputs = 280.0 + batch(seed=3)["inputs"]
     f32 = make_predict(model, 5)(nnx.state(model), inputs) - inputs[:, -1:]
     bf16 = make_predict(model, 5, "bfloat16")(nnx.state(model), inputs) - inputs[:, -1:]

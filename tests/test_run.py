@@ -22,6 +22,7 @@ def test_data_description_round_trip(tmp_path):
         "input_shape": [3, 6, 7, 2],
         "lat": dataset.grid["lat"].tolist(),
         "lon": dataset.grid["lon"].tolist(),
+        "geographic": True,
     }
     np.testing.assert_array_equal(run.mask(), dataset.mask)
     np.testing.assert_allclose(run.climatology(), dataset.climatology)

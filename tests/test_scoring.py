@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stconv.evaluation.scoring import baselines, evaluate, format_table
+from stconv.evaluation.scoring import add_skill, baselines, evaluate, format_table
 
 
 def windows():
@@ -33,5 +33,14 @@ def test_persistence_climatology_and_a_model_by_hand():
     assert results["climatology"]["rmse_per_lead"] == pytest.approx(
         np.sqrt(np.mean(targets**2, axis=0))
     )
+    # The input mean (s + 0.5) is 1.5 and 2.5 off, times std 2.
+    assert results["input_mean"]["rmse_per_lead"] == pytest.approx([3.0, 5.0])
+    add_skill(results)
+    assert results["model"]["skill_vs_persistence"] == pytest.approx(1.0)
+    assert results["model"]["best_baseline"] == "persistence"
+    assert results["input_mean"]["skill_vs_persistence_per_lead"] == pytest.approx(
+        [1 - 9 / 4, 1 - 25 / 16]
+    )
     table = format_table(results, "K")
-    assert "in K" in table and "persistence" in table and "lead 2" in table
+    assert "in K" in table and "input_mean" in table and "lead 2" in table
+    assert "wRMSE = RMSE (not area-weighted)" in table

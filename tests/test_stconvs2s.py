@@ -230,15 +230,19 @@ def test_registry_lists_both_variants():
         models.register("stconvs2s-r", models.STConvS2S)
 
 
-def test_last_frame_residual_is_level_invariant():
-    from stconv.models.residual import LastFrameResidual
+@pytest.mark.parametrize("base", ["last", "mean"])
+def test_residual_is_level_invariant(base):
+    from stconv.models.residual import Residual
 
     inner = build("r", 5, 5, (6, 6), 1, 2, 4, 3)
-    model = LastFrameResidual(inner)
+    model = Residual(inner, base)
     assert count_parameters(model) == count_parameters(inner)
     model.eval()
     x = jax.random.normal(jax.random.key(0), (2, 5, 6, 6, 1))
     # A constant added to every input frame is added to every forecast.
     np.testing.assert_allclose(model(x + 3.0), model(x) + 3.0, rtol=1e-5, atol=1e-5)
     inner.eval()
-    np.testing.assert_allclose(model(x), x[:, -1:] + inner(x - x[:, -1:]), rtol=1e-6)
+    reference = x[:, -1:] if base == "last" else x.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(model(x), reference + inner(x - reference), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="residual_base='median' is invalid"):
+        Residual(inner, "median")

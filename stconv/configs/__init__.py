@@ -27,8 +27,16 @@ MODEL_SETTINGS = {"predrnn": dict(kernel_size=3, dropout=0.5), "mim": dict(dropo
 CELL_SETTINGS = {("arima", "hadcm3-a1b"): dict(arima_center="window")}
 
 PRESETS = {
-    # The README's main job on the embedded HadCM3 A1B field.
-    "main": dict(dataset="hadcm3-a1b", epochs=40, **DATASET_SETTINGS["hadcm3-a1b"]),
+    # The README's main job on the embedded HadCM3 A1B field: residual forecasts
+    # around the input mean (chosen on the validation split: validation RMSE
+    # 0.8509 K against 0.8635 K around the last frame), three seeds.
+    "main": dict(
+        dataset="hadcm3-a1b",
+        epochs=40,
+        **DATASET_SETTINGS["hadcm3-a1b"],
+        residual_base="mean",
+        iterations=3,
+    ),
     # The paper's Table 2 settings (the files are the user's: data_path=...).
     "paper-cfsr": dict(dataset="cfsr", **DATASET_SETTINGS["cfsr"]),
     "paper-chirps": dict(dataset="chirps", **DATASET_SETTINGS["chirps"]),

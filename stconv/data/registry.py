@@ -59,12 +59,15 @@ class Dataset:
         return (self.spec.input_length, *self.mask.shape)
 
 
-def grid_of(array: xr.DataArray) -> dict:
+def grid_of(array: xr.DataArray, geographic: bool = True) -> dict:
+    """The grid of a field: ``lat``, ``lon``, ``channel`` names, ``units``, and
+    whether ``lat`` holds latitudes (``geographic``; the paper's files have none)."""
     return {
         "lat": array["lat"].values,
         "lon": array["lon"].values,
         "channel": [str(c) for c in array["channel"].values],
         "units": array.attrs.get("units", ""),
+        "geographic": geographic,
     }
 
 
@@ -159,11 +162,12 @@ def paper_dataset(
     check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
     check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
+    geographic = "lat" in x.coords
     for coord in ("lat", "lon"):
         if coord not in x.coords:
             x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
     x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x))
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x, geographic))
 
 
 def load_dataset(

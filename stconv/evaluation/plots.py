@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 
 def learning_curve(
@@ -21,6 +22,52 @@ def learning_curve(
     )
     validation_axis.set(xlabel="epoch", ylabel=f"validation RMSE ({units})", title="validation")
     validation_axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def skill_by_lead(results: dict[str, dict], path: str | os.PathLike, units: str) -> None:
+    """RMSE (unweighted, and area-weighted when weighted) and ACC per lead time
+    of every forecast of a `stconv.evaluation.scoring` result.
+
+    RMSEs that differ by more than a factor 3 are drawn on a log scale; a
+    forecast with no anomaly (climatology: ACC 0 by construction) is named
+    instead of drawn, so that the others' ACCs keep their resolution.
+    """
+    figure = Figure(figsize=(11, 3.8))
+    rmse_axis, acc_axis = figure.subplots(1, 2)
+    flat = []
+    for name, result in results.items():
+        leads = range(1, len(result["rmse_per_lead"]) + 1)
+        (line,) = rmse_axis.plot(leads, result["rmse_per_lead"], marker="o", label=name)
+        if result.get("area_weighted"):
+            rmse_axis.plot(
+                leads, result["weighted_rmse_per_lead"], marker=".", linestyle="--",
+                color=line.get_color(),
+            )  # fmt: skip
+        if "acc_per_lead" in result and any(result["acc_per_lead"]):
+            acc_axis.plot(
+                leads, result["acc_per_lead"], marker="o", label=name, color=line.get_color()
+            )
+        elif "acc_per_lead" in result:
+            flat.append(name)
+    rmses = [value for result in results.values() for value in result["rmse_per_lead"]]
+    if max(rmses) > 3 * min(rmses):
+        rmse_axis.set_yscale("log")
+        rmse_axis.yaxis.set_major_formatter(ScalarFormatter())
+        rmse_axis.yaxis.set_minor_formatter(ScalarFormatter())
+    weighted = any(result.get("area_weighted") for result in results.values())
+    rmse_axis.set(
+        xlabel="lead time (steps)",
+        ylabel=f"RMSE ({units})",
+        title="RMSE (dashed: area-weighted)" if weighted else "RMSE",
+    )
+    note = f" ({', '.join(flat)}: 0, no anomaly)" if flat else ""
+    acc_axis.set(xlabel="lead time (steps)", ylabel="ACC", title=f"anomaly correlation{note}")
+    for axis in (rmse_axis, acc_axis):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.grid(alpha=0.3, which="both")
+    rmse_axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 

@@ -1,30 +1,41 @@
-"""A wrapper that makes any forecaster predict the change from the last input frame."""
+"""A wrapper that makes any forecaster predict the change from a base frame:
+the last input frame, or the mean of the input frames."""
 
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
+RESIDUAL_BASES = ("last", "mean")
 
-class LastFrameResidual(nnx.Module):
-    """``forecast = last + model(inputs - last)``, ``last`` the last input frame.
 
-    The network sees and predicts changes relative to the last frame, so its
+class Residual(nnx.Module):
+    """``forecast = base + model(inputs - base)``, ``base`` the last input frame
+    (``"last"``) or the mean of the input frames (``"mean"``).
+
+    The network sees and predicts changes relative to the base, so its
     forecasts do not depend on the field's level (a warming trend moves the
-    test period out of the training range) and persistence is its zero
-    output. The wrapped model's layers and parameters are unchanged.
+    test period out of the training range), and its zero output is a baseline:
+    persistence for ``"last"``, the input mean for ``"mean"``. The wrapped
+    model's layers and parameters are unchanged.
     """
 
-    def __init__(self, model: nnx.Module):
+    def __init__(self, model: nnx.Module, base: str = "last"):
+        if base not in RESIDUAL_BASES:
+            raise ValueError(
+                f"residual_base={base!r} is invalid: choose from {list(RESIDUAL_BASES)}"
+            )
         self.model = model
+        self.base = base
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        last = x[:, -1:]
-        return last + self.model(x - last)
+        base = x[:, -1:] if self.base == "last" else jnp.mean(x, axis=1, keepdims=True)
+        return base + self.model(x - base)
 
-    def wrap_network(self, wrap: Callable[[nnx.Module], nnx.Module]) -> "LastFrameResidual":
+    def wrap_network(self, wrap: Callable[[nnx.Module], nnx.Module]) -> "Residual":
         """The same residual around ``wrap(network)``. Mixed precision
         (`stconv.training.precision`) computes only the network in bfloat16 and
         keeps the residual in float32: the network sees and predicts changes
-        from the last frame, which bfloat16 resolves even on raw fields."""
-        return LastFrameResidual(wrap(self.model))
+        from the base, which bfloat16 resolves even on raw fields."""
+        return Residual(wrap(self.model), self.base)

@@ -9,7 +9,7 @@ step the cast happens inside the differentiated function: the gradients arrive
 in float32, for the float32 parameters that the optimizer updates and the
 checkpoints store. float32 (the default) runs the model unchanged.
 
-`LastFrameResidual` keeps its residual in float32 and runs only the network
+`Residual` keeps its residual in float32 and runs only the network
 inside it in bfloat16: the network sees and predicts changes from the last
 frame, which bfloat16's 8 significant bits resolve even on raw fields
 (bfloat16 rounds 280 K to 2 K steps).
@@ -91,7 +91,7 @@ def compute_copy(model: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
 
 def wrap(copy: nnx.Module, dtype: jnp.dtype) -> nnx.Module:
     """`compute_copy`'s ``copy`` called through `Computed`: float32 in and out;
-    a model with a ``wrap_network`` method (`stconv.models.residual.LastFrameResidual`)
+    a model with a ``wrap_network`` method (`stconv.models.residual.Residual`)
     has only its network computed in ``dtype``."""
     if hasattr(copy, "wrap_network"):
         return copy.wrap_network(lambda network: Computed(network, dtype))
