@@ -58,6 +58,7 @@ import time
 import traceback
 from unittest import mock
 
+import benchmark_reference
 import flax
 import jax
 import jax.numpy as jnp
@@ -92,6 +93,7 @@ CONFIGS = {
     "cfsr": paper_config("cfsr", 5),
     "cfsr-15": paper_config("cfsr", 15),
     "chirps": paper_config("chirps", 5),
+    "chirps-15": paper_config("chirps", 15),
 }
 
 
@@ -259,9 +261,17 @@ def process_memory() -> dict:
 
 
 def benchmark_model(
-    model_name: str, config: dict, batch_size: int, steps: int, eval_batch_size: int
+    model_name: str,
+    config: dict,
+    batch_size: int,
+    steps: int,
+    eval_batch_size: int,
+    warmup: int = 1,
+    eval_repeats: int | None = None,
 ) -> dict:
-    """Train step and eval forecast of one model at one configuration.
+    """Train step and eval forecast of one model at one configuration, ``steps``
+    timed after ``warmup`` steps, the forecast ``eval_repeats`` times (default
+    ``steps``).
 
     Returns:
       The run's measurements, or ``{"status": "skipped", "reason": ...}`` when
@@ -288,7 +298,7 @@ def benchmark_model(
     flops = model_flops(model, batch)
     memory = compiled_memory(compiled)
 
-    state, metrics, _ = time_train_steps(compiled, state, batch, 1)  # warm-up
+    state, metrics, _ = time_train_steps(compiled, state, batch, warmup)
     state, metrics, times = time_train_steps(compiled, state, batch, steps)
     step_seconds = statistics.median(times)
 
@@ -297,7 +307,8 @@ def benchmark_model(
     start = time.perf_counter()
     compiled_predict = predict.lower(state[0], inputs).compile()
     eval_compile_seconds = time.perf_counter() - start
-    eval_seconds = statistics.median(timed(compiled_predict, state[0], inputs, repeats=steps))
+    eval_times = timed(compiled_predict, state[0], inputs, repeats=eval_repeats or steps)
+    eval_seconds = statistics.median(eval_times)
     return {
         "status": "ok",
         "hyperparameters": kwargs,
@@ -558,6 +569,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthetic-steps", type=int, default=2000, help="time steps per file")
     parser.add_argument("--pipeline-batches", type=int, default=300)
     parser.add_argument("--pipeline-seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed train steps first")
+    parser.add_argument(
+        "--reference", metavar="DIR",
+        help="time the reference (a checkout of MLRG-CEFET-RJ/stconvs2s) side by side "
+        "(`benchmark_reference`) instead",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-python", default="python3",
+        help="a Python with torch for the reference (pip install torch==2.13.0)",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3, help="--reference: runs per side")
+    parser.add_argument("--eval-repeats", type=int, help="timed forecasts (default: --steps)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if "all" in args.models:
         args.models = available
@@ -566,10 +590,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def worker(args: argparse.Namespace) -> dict:
+    """One model at one configuration, printed as a JSON line (for `benchmark_reference`)."""
+    ((model_name,), (config_name,)) = (args.models, args.configs)
+    run = benchmark_model(
+        model_name, CONFIGS[config_name], args.batch_size, args.steps, args.eval_batch_size,
+        args.warmup, args.eval_repeats,
+    )  # fmt: skip
+    if run["status"] == "ok":
+        run["peak_rss_bytes"] = run["memory"]["process_peak_rss_bytes"]
+    print(json.dumps(run), flush=True)
+    return run
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Runs the benchmark; returns the results also written to ``--json``."""
     args = parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if args.worker:
+        return worker(args)
+    if args.reference:
+        args.argv = argv
+        results = benchmark_reference.compare(args, CONFIGS, device_description())
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(benchmark_reference.markdown(results))
+        return results
     settings = {
         "batch_size": args.batch_size,
         "eval_batch_size": args.eval_batch_size,

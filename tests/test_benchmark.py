@@ -145,3 +145,64 @@ def test_conv_calls_records_every_convolution(benchmark):
     )  # fmt: skip
     calls = benchmark.conv_calls(model, (2, 5, 8, 8, 1))
     assert calls and all(len(kernel) == 5 for _, kernel, *_ in calls)
+
+
+def test_side_by_side_alternates_and_reports_ratios(benchmark, monkeypatch, tmp_path):
+    """`benchmark_reference.compare` with scripted workers: no process, no torch."""
+    import benchmark_reference
+
+    calls = []
+
+    def scripted(command):
+        side = "reference" if "reference_step.py" in command[1] else "stconv"
+        calls.append(side)
+        seconds = {"stconv": 1.0, "reference": 2.0}[side] * (1 + 0.1 * len(calls))
+        run = {"status": "ok", "step_s": seconds, "eval_samples_per_s": 10 / seconds}
+        run["peak_rss_bytes"] = 2e9 if side == "stconv" else 1e9
+        return {**run, "compile_s": 3.0} if side == "stconv" else {**run, "first_step_s": 4.0}
+
+    monkeypatch.setattr(benchmark_reference, "run_worker", scripted)
+    argv = ["--reference", "/ref", "--models", "predrnn", "--configs", "cfsr", "--repeats", "2"]
+    argv += ["--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md")]
+    results = benchmark.main(argv)
+    assert calls == ["stconv", "reference", "reference", "stconv"]  # the order alternates
+    summary = results["pairs"][0]["summary"]
+    # Repeat 1: 1.1 s against 2.4 s; repeat 2: 1.4 s against 2.6 s.
+    assert summary["step_ratio"]["min"] == pytest.approx(1.1 / 2.4)
+    assert summary["step_ratio"]["max"] == pytest.approx(1.4 / 2.6)
+    assert summary["memory_ratio"] == pytest.approx(2.0)
+    table = (tmp_path / "r.md").read_text()
+    assert "| predrnn | cfsr | 1.250 (1.100-1.400) | 2.500 (2.400-2.600) |" in table
+    assert json.loads((tmp_path / "r.json").read_text())["repeats"] == 2
+    # The reference is built with the model's own settings (PredRNN: kernel 3, dropout 0.5).
+    command = benchmark_reference.reference_command(
+        "predrnn", benchmark.CONFIGS["cfsr"], benchmark.parse_args(argv)
+    )
+    assert command[command.index("--kernel-size") + 1] == "3"
+    assert command[command.index("--dropout") + 1] == "0.5"
+
+
+def test_a_model_without_counterpart_is_timed_alone(benchmark, monkeypatch, tmp_path):
+    import benchmark_reference
+
+    monkeypatch.setattr(
+        benchmark_reference,
+        "run_worker",
+        lambda c: {"status": "ok", "step_s": 1.0, "eval_samples_per_s": 5.0,
+                   "peak_rss_bytes": 1e9, "compile_s": 2.0},
+    )  # fmt: skip
+    monkeypatch.setattr(benchmark_reference, "WEIGHT_MAPS", {})
+    argv = ["--reference", "/ref", "--models", "convlstm", "--configs", "cfsr", "--repeats", "1"]
+    results = benchmark.main([*argv, "--markdown", str(tmp_path / "r.md")])
+    assert results["pairs"][0]["reference"] == []
+    assert (
+        "| convlstm | cfsr | 1.000 (1.000-1.000) | no counterpart |"
+        in (tmp_path / "r.md").read_text()
+    )
+
+
+def test_the_worker_prints_one_json_line(benchmark, capsys):
+    run = benchmark.main(["--worker", "--models", "convlstm", "--configs", "tiny", "--steps", "1"])
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["status"] == "ok" and printed["step_s"] == run["step_s"]
+    assert positive(printed["peak_rss_bytes"]) and positive(printed["compile_s"])
