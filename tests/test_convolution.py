@@ -80,6 +80,34 @@ def test_input_dilation_is_pytorch_transposed_conv():
 
 
 @pytest.mark.parametrize(
+    "kernel_size, padding, dilation",
+    [
+        ((4, 1, 1), ((2, 2), (0, 0), (0, 0)), (2, 1, 1)),  # the temporal generator's
+        ((3, 1, 1), ((2, 2), (0, 0), (0, 0)), (3, 1, 1)),
+        ((4, 3, 3), ((1, 2), (1, 1), (0, 1)), (2, 1, 1)),
+        ((2, 3, 1), ((1, 1), (-1, 2), (0, 0)), (2, 2, 1)),  # negative padding crops
+    ],
+)
+def test_transposed_3d_fast_path_equals_xla_convolution(kernel_size, padding, dilation):
+    kx, kw, kg = jax.random.split(jax.random.key(1), 3)
+    x = jax.random.normal(kx, (2, 4, 5, 6, 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, 4))
+
+    def plain(x, w):
+        return conv_general(x, w, (1, 1, 1), padding, dilation)
+
+    def fast(x, w):
+        return conv(x, w, padding=padding, input_dilation=dilation)
+
+    expected = plain(x, w)
+    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(kg, expected.shape)
+    grads = jax.vjp(fast, x, w)[1](cotangent)
+    for got, want in zip(grads, jax.vjp(plain, x, w)[1](cotangent), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
     "kernel_size, padding",
     [
         ((1, 3, 3), ((0, 0), (1, 1), (1, 1))),

@@ -15,6 +15,8 @@ fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
   frequency, about 9x fewer FLOP than the direct convolution (`uses_fourier`);
   a 3D kernel of that size is a `fourier_time_conv`, whose time offsets are
   summed in frequency, so each frame is transformed once;
+- a 3D transposed convolution (``input_dilation``) is the stride-1 one of
+  the `dilate`d input;
 - other 2D kernels are a `spatial_conv`, whose hand-written gradients stay
   fast inside ``lax.scan`` bodies and whose kernel gradient
   (`spatial_kernel_grad`) is a few large matrix products.
@@ -243,6 +245,14 @@ def frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Ar
     return spatial_conv(frames, kernel, padding)
 
 
+def dilate(x: jax.Array, dilation: Sequence[int], padding: Padding) -> jax.Array:
+    """``x`` with ``dilation - 1`` zeros between its entries along each spatial
+    axis, then padded (or cropped, where negative) by ``padding``: what a
+    convolution with ``input_dilation`` convolves."""
+    spatial = [(low, high, d - 1) for d, (low, high) in zip(dilation, padding, strict=True)]
+    return jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *spatial, (0, 0, 0)])
+
+
 def conv(
     x: jax.Array,
     kernel: jax.Array,
@@ -256,7 +266,10 @@ def conv(
     a `fourier_time_conv` where `uses_fourier` its spatial kernel, else a sum
     over the kernel's time offsets of `frame_conv`s, one per offset, each over
     ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k matrix
-    products. Other convolutions go to `conv_general`.
+    products. A 3D convolution with ``input_dilation`` (a transposed
+    convolution, e.g. STConvS2S's temporal generator) is the stride-1 one of
+    the `dilate`d input: its zeros cost matrix-product FLOP, which XLA's CPU
+    convolution takes longer over. Other convolutions go to `conv_general`.
 
     Args:
       x: input ``(batch, *spatial, in_channels)``.
@@ -274,10 +287,13 @@ def conv(
     strides = tuple(strides or (1,) * rank)
     padding = tuple(tuple(p) for p in (padding or ((0, 0),) * rank))
     input_dilation = tuple(input_dilation or (1,) * rank)
-    if rank == 1 or set(strides) != {1} or set(input_dilation) != {1}:
+    if rank == 1 or set(strides) != {1} or (rank == 2 and set(input_dilation) != {1}):
         return conv_general(x, kernel, strides, padding, input_dilation)
     if rank == 2:
         return frame_conv(x, kernel, padding)
+    if set(input_dilation) != {1}:  # a transposed 3D convolution: dilate, then convolve
+        x = dilate(x, input_dilation, padding)
+        padding = ((0, 0),) * rank
 
     x = jnp.pad(x, ((0, 0), padding[0], (0, 0), (0, 0), (0, 0)))
     if uses_fourier(x, kernel[0]):
