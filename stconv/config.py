@@ -8,7 +8,8 @@ import types
 import typing
 
 from stconv import models
-from stconv.checks import check_positive
+from stconv.checks import check_above_zero, check_choice, check_non_negative, check_positive
+from stconv.models.residual import RESIDUAL_BASES
 from stconv.training.precision import COMPUTE_DTYPES
 
 # Fields that change how a run computes, not its result: a resumed run may change them.
@@ -119,25 +120,13 @@ class Config:
         )
         for name in positive:
             check_positive(name, getattr(self, name))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is invalid: must be an integer >= 0")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: must be > 0")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(
-                f"compute_dtype={self.compute_dtype!r} is invalid: "
-                f"choose from {list(COMPUTE_DTYPES)}"
-            )
+        check_non_negative("seed", self.seed)
+        check_above_zero("learning_rate", self.learning_rate)
+        check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
-        if self.residual_base not in ("last", "mean"):
-            raise ValueError(
-                f"residual_base={self.residual_base!r} is invalid: choose from ['last', 'mean']"
-            )
-        if self.arima_center not in ("train", "window"):
-            raise ValueError(
-                f"arima_center={self.arima_center!r} is invalid: choose from ['train', 'window']"
-            )
+        check_choice("residual_base", self.residual_base, RESIDUAL_BASES)
+        check_choice("arima_center", self.arima_center, ("train", "window"))
 
     def model_kwargs(self) -> dict:
         """The model's hyperparameters (without the data shapes)."""

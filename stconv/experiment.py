@@ -18,11 +18,11 @@ from stconv.evaluation import plots
 from stconv.evaluation.metrics import area_weights
 from stconv.evaluation.netcdf import ForecastWriter
 from stconv.evaluation.scoring import (
-    add_skill,
     baselines,
     evaluate,
     format_summary,
     format_table,
+    name_and_score,
 )
 from stconv.models.residual import Residual
 from stconv.run import RunDirectory
@@ -296,7 +296,7 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
     )
     if not distributed.is_primary():
         results = evaluate(forecasters, source, normalizer.std, config.eval_batch_size, **scoring)
-        return add_skill({config.model if k == "model" else k: v for k, v in results.items()})
+        return name_and_score(results, config.model)
     init_times = source.init_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
@@ -321,7 +321,7 @@ def evaluate_test_split(config: Config, dataset: Dataset, predict, workdir: str)
         results = evaluate(
             forecasters, source, normalizer.std, config.eval_batch_size, write, **scoring
         )
-    results = add_skill({config.model if k == "model" else k: v for k, v in results.items()})
+    results = name_and_score(results, config.model)
     run.write_json(run.RESULTS, results)
     print(format_table(results, dataset.grid["units"]))
     plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD), dataset.grid["units"])

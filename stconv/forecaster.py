@@ -32,7 +32,7 @@ from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec
 from stconv.evaluation.metrics import area_weights
 from stconv.evaluation.netcdf import field_windows, forecast_field, predict_windows
-from stconv.evaluation.scoring import add_skill, baselines, evaluate
+from stconv.evaluation.scoring import baselines, evaluate, name_and_score
 from stconv.run import RunDirectory
 from stconv.training.checkpoints import CheckpointError
 
@@ -312,4 +312,4 @@ class Forecaster:
             forecasters, source, std, batch_size, what="the data to evaluate",
             climatology=climatology, weights=weights,
         )  # fmt: skip
-        return add_skill({self.config.model if k == "model" else k: v for k, v in results.items()})
+        return name_and_score(results, self.config.model)

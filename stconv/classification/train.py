@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from stconv.checks import check_positive
+from stconv.checks import check_above_zero, check_non_negative, check_positive
 from stconv.classification.data import image_splits
 from stconv.classification.models import CLASSIFIERS
 from stconv.data.pipeline import epoch_batches
@@ -88,10 +88,8 @@ def classify(
             raise ValueError(f"model {name!r} is unknown: choose from {sorted(CLASSIFIERS)}")
     check_positive("epochs", epochs)
     check_positive("batch_size", batch_size)
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate={learning_rate!r} is invalid: must be > 0")
-    if seed < 0:
-        raise ValueError(f"seed={seed!r} is invalid: must be an integer >= 0")
+    check_above_zero("learning_rate", learning_rate)
+    check_non_negative("seed", seed)
     run = RunDirectory(workdir)
     if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")

@@ -123,6 +123,12 @@ def add_skill(results: dict[str, dict]) -> dict[str, dict]:
     return results
 
 
+def name_and_score(results: dict[str, dict], model: str) -> dict[str, dict]:
+    """The results of `evaluate` with the forecaster ``"model"`` named ``model``
+    and every forecast's skill (`add_skill`)."""
+    return add_skill({model if name == "model" else name: r for name, r in results.items()})
+
+
 def format_table(results: dict[str, dict], units: str, split: str = "test") -> str:
     """A text table: one row per forecast, its scores over the whole ``split``
     and its RMSE per lead time."""

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from stconv.checks import check_choice
+
 RESIDUAL_BASES = ("last", "mean")
 
 
@@ -22,10 +24,7 @@ class Residual(nnx.Module):
     """
 
     def __init__(self, model: nnx.Module, base: str = "last"):
-        if base not in RESIDUAL_BASES:
-            raise ValueError(
-                f"residual_base={base!r} is invalid: choose from {list(RESIDUAL_BASES)}"
-            )
+        check_choice("residual_base", base, RESIDUAL_BASES)
         self.model = model
         self.base = base
 

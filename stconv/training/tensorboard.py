@@ -12,7 +12,7 @@ SCALARS = ("train_loss", "validation_rmse", "validation_mae")
 
 class EpochWriter:
     """Writes each epoch's row (`stconv.training.loop.fit`) to ``logdir``, if tensorboardX
-    is installed; ``available`` says whether it is."""
+    is installed; else nothing."""
 
     def __init__(self, logdir: str | os.PathLike):
         try:
@@ -21,10 +21,6 @@ class EpochWriter:
             self.writer = None
         else:
             self.writer = SummaryWriter(os.fspath(logdir))
-
-    @property
-    def available(self) -> bool:
-        return self.writer is not None
 
     def write(self, row: dict) -> None:
         if self.writer is None:
