@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from stconv.models import convolution
 from stconv.models.convolution import (
     conv,
     conv_general,
@@ -79,6 +80,62 @@ def test_input_dilation_is_pytorch_transposed_conv():
     np.testing.assert_allclose(y[0, :, 0], [1, 3, 3, 2])
 
 
+def stride_one_only(patch) -> None:
+    """Makes XLA's convolution fail unless stride 1 and undilated: the fast paths ran."""
+    real = convolution.conv_general
+
+    def checked(x, kernel, strides, padding, input_dilation):
+        assert set(strides) == set(input_dilation) == {1}, "XLA's convolution was used"
+        return real(x, kernel, strides, padding, input_dilation)
+
+    patch.setattr(convolution, "conv_general", checked)
+
+
+def test_block_transposed_conv_by_hand(monkeypatch):
+    # Kernel equal to the stride: every input value fills its own block with
+    # the (flipped) kernel, PyTorch's ConvTranspose1d(kernel 2, stride 2).
+    stride_one_only(monkeypatch)
+    y = conv(channels([[1, 2]]), kernel([[1, 10]]), padding=((0, 0), (1, 1)), input_dilation=(1, 2))
+    np.testing.assert_allclose(y[0, 0, :, 0], [10, 1, 20, 2])
+
+
+def test_strided_conv_by_hand():
+    # Stride 2, kernel [1, 10, 100], padding 1 over [1, 2, 3, 4, 5] (2D, one row).
+    x = channels([[1, 2, 3, 4, 5]])
+    y = conv(x, kernel([[1, 10, 100]]), strides=(1, 2), padding=((0, 0), (1, 1)))
+    np.testing.assert_allclose(y[0, 0, :, 0], [210, 432, 54])  # [0, 1, 2], [2, 3, 4], [4, 5, 0]
+
+
+@pytest.mark.parametrize(
+    "kernel_size, strides, padding",
+    [
+        ((5, 5, 5), (1, 2, 2), ((2, 2), (2, 2), (2, 2))),  # enc-dec3d's encoder
+        ((3, 3, 3), (2, 3, 2), ((1, 1), (0, 2), (1, 0))),
+        ((1, 2, 4), (1, 3, 3), ((0, 0), (0, 0), (1, 2))),  # phases without taps
+        ((3, 3), (2, 2), ((1, 1), (1, 1))),
+    ],
+)
+def test_strided_conv_equals_xla_convolution(kernel_size, strides, padding, monkeypatch):
+    kx, kw, kg = jax.random.split(jax.random.key(2), 3)
+    x = jax.random.normal(kx, (2, *(6, 9, 8)[-len(kernel_size) :], 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, 4))
+
+    def plain(x, w):
+        return conv_general(x, w, strides, padding, (1,) * len(kernel_size))
+
+    def fast(x, w):
+        with monkeypatch.context() as patched:  # the phases, not XLA's strided convolution
+            stride_one_only(patched)
+            return conv(x, w, strides=strides, padding=padding)
+
+    expected = plain(x, w)
+    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(kg, expected.shape)
+    grads = jax.vjp(fast, x, w)[1](cotangent)
+    for got, want in zip(grads, jax.vjp(plain, x, w)[1](cotangent), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "kernel_size, padding, dilation",
     [
@@ -86,6 +143,8 @@ def test_input_dilation_is_pytorch_transposed_conv():
         ((3, 1, 1), ((2, 2), (0, 0), (0, 0)), (3, 1, 1)),
         ((4, 3, 3), ((1, 2), (1, 1), (0, 1)), (2, 1, 1)),
         ((2, 3, 1), ((1, 1), (-1, 2), (0, 0)), (2, 2, 1)),  # negative padding crops
+        ((1, 2, 2), ((0, 0), (1, 1), (1, 1)), (1, 2, 2)),  # enc-dec3d's decoder: blocks
+        ((2, 3, 2), ((1, 1), (2, 2), (1, 1)), (2, 3, 2)),
     ],
 )
 def test_transposed_3d_fast_path_equals_xla_convolution(kernel_size, padding, dilation):
