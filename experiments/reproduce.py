@@ -18,7 +18,10 @@ MIM dropout 0.5; raw values (no normalization), as the paper trained.
 
 Writes ``results.md`` and ``results.csv``: test RMSE and MAE (mean +- std
 over the runs, over the whole test set, in the data's units), seconds per
-epoch, best epoch, and the published numbers beside them.
+epoch, best epoch, and the published numbers beside them. Each row names the
+SHA-256 of its data files and the code and software versions that made it
+(from the cell's `stconv.provenance` record); cells of one dataset and
+horizon made from different data files are refused in one table.
 """
 
 import argparse
@@ -169,9 +172,43 @@ def run_cell(config: Config, workdir: str) -> dict:
         "seconds_per_epoch": mean_or_none([r["seconds"] for h in histories for r in h]),
         "best_epoch": mean_or_none([best_epoch(h) for h in histories if h]),
     }
+    row.update(made_by(RunDirectory(workdir).provenance()))
     with open(os.path.join(workdir, "cell.json"), "w") as f:
         json.dump(row, f, indent=2)
     return row
+
+
+def made_by(origin: dict | None) -> dict:
+    """A cell's data checksums and the code and software of its first session."""
+    if origin is None or not origin["sessions"]:
+        return {"data_sha256": None, "software": None}
+    session = origin["sessions"][0]
+    code = session["stconv"]
+    commit = f" @{code['commit'][:7]}{'+dirty' * bool(code['dirty'])}" if code["commit"] else ""
+    versions = ", ".join(f"{k} {v}" for k, v in session["software"].items() if v)
+    return {
+        "data_sha256": " ".join(item["sha256"] for item in origin["inputs"]),
+        "software": f"stconv {code['version']}{commit}; {versions}",
+    }
+
+
+def check_one_data_per_cell(rows: list[dict]) -> None:
+    """Raises SystemExit naming the cells, if cells of one dataset and horizon
+    were made from different data files (by SHA-256)."""
+    groups = {}
+    for row in rows:
+        if row.get("data_sha256"):
+            key = (row["dataset"], row["horizon"])
+            groups.setdefault(key, {}).setdefault(row["data_sha256"], []).append(row["model"])
+    for (dataset, horizon), files in groups.items():
+        if len(files) > 1:
+            cells = "; ".join(
+                f"{', '.join(models)} from SHA-256 {sha[:12]}..." for sha, models in files.items()
+            )
+            raise SystemExit(
+                f"error: the {dataset} {horizon}-step cells were made from different data "
+                f"files ({cells}): rerun them on one file, in a new --workdir"
+            )
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -192,7 +229,9 @@ def published(row: dict) -> tuple[float, float] | None:
 
 
 def write_tables(rows: list[dict], output: str, header: str) -> None:
-    """``output.md`` (with ``header``) and ``output.csv``, one row per cell."""
+    """``output.md`` (with ``header``) and ``output.csv``, one row per cell; the
+    software of each cell is listed under the table, numbered."""
+    check_one_data_per_cell(rows)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(f"{output}.csv", "w", newline="") as f:
         writer = csv.DictWriter(
@@ -206,11 +245,14 @@ def write_tables(rows: list[dict], output: str, header: str) -> None:
         header,
         "",
         "| model | dataset | steps | runs | RMSE | wRMSE | MAE | ACC | persistence RMSE "
-        "| climatology RMSE | input mean RMSE | s/epoch | best epoch | published RMSE / MAE |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| climatology RMSE | input mean RMSE | s/epoch | best epoch | published RMSE / MAE "
+        "| data SHA-256 | software |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    software = list(dict.fromkeys(row.get("software") or "not recorded" for row in rows))
     for row in rows:
         paper = published(row)
+        sha = row.get("data_sha256")
         lines.append(
             f"| {row['model']} | {row['dataset']} | {row['horizon']} | {row['runs']} "
             f"| {row['rmse_mean']:.4f} ± {row['rmse_std']:.4f} "
@@ -219,8 +261,12 @@ def write_tables(rows: list[dict], output: str, header: str) -> None:
             + "".join(f"| {row[f'{name}_rmse']:.4f} " for name in BASELINES)
             + f"| {format_optional(row['seconds_per_epoch'], '.1f')} "
             f"| {format_optional(row['best_epoch'], '.1f')} "
-            f"| {f'{paper[0]:.4f} / {paper[1]:.4f}' if paper else '-'} |"
+            f"| {f'{paper[0]:.4f} / {paper[1]:.4f}' if paper else '-'} "
+            f"| {sha[:12] + '...' if sha else 'not recorded'} "
+            f"| [{software.index(row.get('software') or 'not recorded') + 1}] |"
         )
+    lines += ["", "Software of the cells:", ""]
+    lines += [f"{i}. {versions}" for i, versions in enumerate(software, 1)]
     with open(f"{output}.md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -3,6 +3,7 @@
 stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
 stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
+stconv info runs/r
 
 Each command runs on all devices; on a cluster, every process runs the same
 command (`stconv.training.distributed.maybe_initialize`).
@@ -10,6 +11,7 @@ command (`stconv.training.distributed.maybe_initialize`).
 
 import argparse
 import sys
+import warnings
 
 from stconv.checks import check_positive
 from stconv.config import add_config_flags, config_from_args
@@ -18,19 +20,34 @@ from stconv.config import add_config_flags, config_from_args
 def train_command(args: argparse.Namespace) -> None:
     from stconv.experiment import train_and_evaluate
 
-    train_and_evaluate(config_from_args(args), args.workdir, resume=args.resume)
+    train_and_evaluate(
+        config_from_args(args),
+        args.workdir,
+        resume=args.resume,
+        allow_changed_data=args.allow_changed_data,
+    )
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from stconv.experiment import evaluate_test_split, load_config_dataset
-    from stconv.forecaster import Forecaster
+    from stconv.experiment import evaluate_run
+
+    evaluate_run(args.workdir)
+
+
+def info_command(args: argparse.Namespace) -> None:
+    from stconv.provenance import format_record
     from stconv.run import RunDirectory
 
-    forecaster = Forecaster.load(args.workdir)
-    config = forecaster.config
-    dataset = load_config_dataset(config)
-    RunDirectory(args.workdir).check_data(dataset, f"dataset {config.dataset!r}")
-    evaluate_test_split(config, dataset, forecaster.predict, args.workdir)
+    run = RunDirectory(args.workdir)
+    if not run.is_run():
+        raise ValueError(f"workdir {args.workdir!r} holds no stconv run")
+    origin = run.provenance()
+    if origin is None:
+        raise ValueError(
+            f"run {args.workdir!r} has no {run.PROVENANCE}: it was made before stconv kept "
+            "records (its config.json and data.json say what they can)"
+        )
+    print(format_record(origin))
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -85,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, evaluate on the test split, write forecasts")
     train.add_argument("--workdir", required=True, help="folder of the run")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    train.add_argument(
+        "--allow-changed-data",
+        action="store_true",
+        help="with --resume: continue even if the input files changed since the run began",
+    )
     add_config_flags(train)
     train.set_defaults(run=train_command)
     evaluate = commands.add_parser("evaluate", help="test a trained run again")
@@ -104,6 +126,11 @@ def parser() -> argparse.ArgumentParser:
         help="forecast an input on another grid than the run's, masked where it has no data",
     )
     predict.set_defaults(run=predict_command)
+    info = commands.add_parser(
+        "info", help="what made a run: data, code, software, machine and time of each command"
+    )
+    info.add_argument("workdir", help="folder of a run")
+    info.set_defaults(run=info_command)
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"
     )
@@ -132,9 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     are not usable (a one-line error names which); 1 the command failed while
     running (training diverged, a file could not be written). Bugs keep their
     traceback."""
+    from stconv.provenance import COMMAND
+
     args = parser().parse_args(argv)
+    COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
     try:
-        args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning(args.command)
+            args.run(args)
     except ValueError as error:
         print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
@@ -142,6 +174,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
     return 0
+
+
+def one_line_warning(command: str):
+    """A `warnings.showwarning` that prints a run's provenance warnings as one
+    ``stconv COMMAND: warning: ...`` line each; other warnings as Python does."""
+    from stconv.provenance import ProvenanceWarning
+
+    python_shows = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, ProvenanceWarning):
+            print(f"stconv {command}: warning: {message}", file=sys.stderr)
+        else:
+            python_shows(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def ignore_closed_loop(unraisable) -> None:

@@ -21,7 +21,7 @@ import dask.array
 import numpy as np
 import xarray as xr
 
-from stconv import models
+from stconv import models, provenance
 from stconv.config import Config
 from stconv.data.errors import DataError
 from stconv.data.files import dataset_field, open_field
@@ -79,6 +79,8 @@ class Forecaster:
         normalized ``(n, horizon, lat, lon, channel)`` forecasts.
       grid: the ``lat`` and ``lon`` coordinates it was trained on; None for
         runs that did not record them (then only the grid's shape is checked).
+      origin: the run's provenance record (`stconv.provenance`); None for runs
+        made before records were kept.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Forecaster:
         climatology: np.ndarray | None,
         predict: Callable[[np.ndarray], np.ndarray],
         grid: dict | None = None,
+        origin: dict | None = None,
     ):
         self.config = config
         self.variables = list(variables)
@@ -100,11 +103,13 @@ class Forecaster:
         self.climatology = climatology
         self.predict = predict
         self.grid = grid
+        self.origin = origin
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
         """The best epoch of the finished run in ``workdir`` (or its ARIMA fit),
-        on the devices present.
+        on the devices present. A `stconv.provenance.ProvenanceWarning` per
+        library whose version differs from the one that made the run.
 
         Raises:
           ValueError: naming ``workdir`` and what it lacks, if it is not a
@@ -114,6 +119,9 @@ class Forecaster:
         config = run.config()
         description = run.data_description()
         predict = restore_predict(run, config, tuple(description["input_shape"]))
+        origin = run.provenance()
+        if origin is not None:
+            provenance.warn(run.path, provenance.reuse_changes(origin))
         return cls(
             config,
             description["variables"],
@@ -123,6 +131,7 @@ class Forecaster:
             run.climatology(),
             predict,
             {k: description[k] for k in ("lat", "lon")} if "lat" in description else None,
+            origin,
         )
 
     @property

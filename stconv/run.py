@@ -6,13 +6,15 @@
 A forecasting run holds ``stconv-run.json`` (the mark of a run),
 ``config.json``, ``data.json`` (variables, units,
 input shape, grid coordinates), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
-``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
+``provenance.json`` (data, code, software, machine and time of every command
+that wrote the run), ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc``,
 ``forecast_maps.png``, ``skill_by_lead.png`` and ``tensorboard/`` (with the
 tensorboard extra); an ``arima`` run holds ``arima.npz`` instead of the
 log, curve and checkpoints. A run of several iterations holds one run per
 seed in ``seed-N``, their ``summary.json`` and ``skill_by_lead.png`` (their
-means). A classification run holds ``results.json`` and, per model, a folder with ``metrics.jsonl``,
+means) and a ``provenance.json`` of them all. A classification run holds
+``results.json``, ``provenance.json`` and, per model, a folder with ``metrics.jsonl``,
 ``checkpoints/latest`` and ``confusion_matrix.png``.
 """
 
@@ -36,6 +38,7 @@ class RunDirectory:
 
     MARKER = "stconv-run.json"  # marks the folder as a run of stconv's
     CONFIG = "config.json"
+    PROVENANCE = "provenance.json"  # what made the run (`stconv.provenance`)
     DATA = "data.json"
     NORMALIZATION = "normalization.json"
     MASK = "mask.npy"
@@ -148,6 +151,22 @@ class RunDirectory:
     def climatology(self) -> np.ndarray | None:
         """The normalized training climatology; None for runs made before it was saved."""
         return np.load(self.file(self.CLIMATOLOGY)) if self.has(self.CLIMATOLOGY) else None
+
+    def provenance(self) -> dict | None:
+        """The run's `stconv.provenance` record; None for runs made before it was kept."""
+        return self.read_json(self.PROVENANCE, "") if self.has(self.PROVENANCE) else None
+
+    def save_session(self, record: dict, session: dict) -> None:
+        """Writes ``record`` with ``session`` as its last session: replaced if it
+        is that session finishing (same start and command), appended otherwise."""
+        sessions = list(record.get("sessions", []))
+        last = sessions[-1] if sessions else None
+        if last and (last["started"], last["command"]) == (session["started"], session["command"]):
+            sessions[-1] = session
+        else:
+            sessions.append(session)
+        record["sessions"] = sessions
+        self.write_json(self.PROVENANCE, record)
 
     # Training log and results.
 

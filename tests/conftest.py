@@ -1,4 +1,7 @@
-"""Small netCDF fixtures written by the tests themselves (synthetic values)."""
+"""Small netCDF fixtures written by the tests themselves (synthetic values), and
+comparisons of runs."""
+
+import os
 
 import numpy as np
 import pandas as pd
@@ -38,3 +41,32 @@ def paper_format_dataset(num_samples=20, input_steps=15, target_steps=15, lat=4,
     )
     dims = ("sample", "time", "lat", "lon", "channel")
     return xr.Dataset({"x": (dims, x.astype(np.float32)), "y": (dims, y.astype(np.float32))})
+
+
+def checkpoint_arrays(workdir, kind: str) -> list:
+    """The ``(path, array)`` leaves of a run's ``latest`` or ``best`` checkpoint."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    from stconv.training.checkpoints import Checkpoints
+
+    path = os.path.join(Checkpoints(str(workdir)).path(kind), "state")
+    return jax.tree.leaves_with_path(ocp.StandardCheckpointer().restore(path))
+
+
+def assert_same_checkpoints(left_workdir, right_workdir, kinds=("latest", "best")) -> None:
+    """Bit-identical arrays in both runs' checkpoints."""
+    for kind in kinds:
+        left, right = checkpoint_arrays(left_workdir, kind), checkpoint_arrays(right_workdir, kind)
+        assert [path for path, _ in left] == [path for path, _ in right]
+        for (path, a), (_, b) in zip(left, right, strict=True):
+            assert np.array_equal(raw(a), raw(b)), (kind, path)
+
+
+def raw(array):
+    """The array's values; a PRNG key's bits."""
+    import jax
+
+    if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(array)
+    return array

@@ -1,11 +1,14 @@
 """The image-classification baseline: data, models, training."""
 
+import importlib.util
 import json
+import os
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_same_checkpoints
 from flax import nnx
 
 from stconv import cli
@@ -13,6 +16,8 @@ from stconv.classification.data import ImageSplit, image_splits, load_images, st
 from stconv.classification.models import CNN, MLP
 from stconv.classification.train import cross_entropy
 from stconv.training.step import count_parameters, create_optimizer, make_train_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_real_digits_load():
@@ -75,6 +80,20 @@ def test_classify_command(tmp_path, capsys):
     assert "cnn: test accuracy" in capsys.readouterr().out
     assert cli.main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
+    # The same command again: the same accuracies and weights, bit for bit.
+    again = tmp_path / "again"
+    assert cli.main(["classify", "--workdir", str(again), *args[3:]]) == 0
+    repeated = json.loads((again / "results.json").read_text())
+    for name in ("cnn", "mlp"):
+        assert repeated[name]["accuracy"] == results[name]["accuracy"]
+        assert_same_checkpoints(workdir / name, again / name, kinds=("latest",))
+    made = json.loads((workdir / "provenance.json").read_text())
+    assert made["config"]["dataset"] == "digits" and made["inputs"][0]["path"].endswith(
+        "digits.csv.gz"
+    )
+    assert {"data_loading", "cnn compile", "cnn training", "mlp evaluation"} <= set(
+        made["sessions"][0]["phases_s"]
+    )
     assert cli.main(["classify", "--workdir", str(tmp_path / "x"), "--dataset", "cifar"]) == 2
     assert "image dataset 'cifar' is unknown" in capsys.readouterr().err
 
@@ -88,3 +107,27 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch):
     )
     with pytest.raises(ValueError, match=r"pip install 'stconv\[mnist\]'"):
         load_images("mnist-5k")
+
+
+def test_classify_experiment_over_seeds(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "classify_experiment", os.path.join(ROOT, "experiments", "classify.py")
+    )
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    output = tmp_path / "classify"
+    argv = ["--workdir", str(tmp_path / "runs"), "--seeds", "0", "1", "--output", str(output)]
+    argv += ["--dataset", "digits", "--epochs", "1", "--models", "mlp"]
+    assert experiment.main(argv) == 0
+    summary = json.loads(output.with_suffix(".json").read_text())
+    accuracies = [
+        json.loads((tmp_path / "runs" / f"seed-{seed}" / "results.json").read_text())["mlp"][
+            "accuracy"
+        ]
+        for seed in (0, 1)
+    ]
+    mlp = summary["models"]["mlp"]
+    assert mlp["accuracy"] == accuracies and mlp["std"] == pytest.approx(np.std(accuracies))
+    table = output.with_suffix(".md").read_text()
+    assert f"| MLP | {np.mean(accuracies):.2%} ± {np.std(accuracies):.2%} |" in table
+    assert summary["data"][0]["sha256"] in table and "per seed (0, 1)" in table

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import assert_same_checkpoints
 
 from stconv import cli, experiment
 from stconv.config import Config
@@ -124,6 +125,11 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     whole = json.loads((tmp_path / "whole" / "results.json").read_text())
     resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert resumed == whole
+    assert_same_checkpoints(tmp_path / "whole", tmp_path / "resumed")  # bit for bit
+    sessions = json.loads((tmp_path / "resumed" / "provenance.json").read_text())["sessions"]
+    assert [(s["kind"], s["finished"] is None) for s in sessions] == [
+        ("train", True), ("resume", False)
+    ]  # the interrupted session stays, unfinished  # fmt: skip
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):

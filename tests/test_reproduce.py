@@ -1,9 +1,11 @@
 """experiments/reproduce.py end to end on small files in the paper's schema (synthetic values)."""
 
 import csv
+import hashlib
 import importlib.util
 import os
 
+import jax
 import numpy as np
 import pytest
 from conftest import paper_format_dataset
@@ -49,6 +51,9 @@ def test_table_with_published_numbers_and_skips_finished_cells(
     table = (workdir / "results.md").read_text()
     assert "| stconvs2s-c | cfsr | 5 | 2 |" in table and "1.3699 / 0.9434" in table
     assert "whole test set" in table
+    sha = hashlib.sha256((data_dir / "dataset-ucar-1979-2015-seq5-ystep5.nc").read_bytes())
+    assert rows[0]["data_sha256"] == sha.hexdigest() and f"| {sha.hexdigest()[:12]}... |" in table
+    assert f"jax {jax.__version__}" in rows[0]["software"] and "1. stconv 0.1.0" in table
     with open(workdir / "results.csv") as f:
         written = list(csv.DictReader(f))
     assert float(written[0]["rmse_mean"]) == pytest.approx(rows[0]["rmse_mean"])
@@ -93,3 +98,12 @@ def test_chirps_15_steps_with_the_land_mask(reproduce, tmp_path):
     mask = np.load(tmp_path / "runs" / "chirps-step15" / "stconvs2s-c" / "mask.npy")
     assert mask.shape == (6, 6, 1) and not mask[:, :2].any() and mask[:, 2:].all()
     assert "6.2962 / 2.8452" in (tmp_path / "runs" / "results.md").read_text()
+
+
+def test_cells_from_different_data_files_are_refused_in_one_table(reproduce, tmp_path):
+    cell = {"dataset": "cfsr", "horizon": 5, "data_sha256": "a" * 64, "model": "stconvs2s-r"}
+    other = {**cell, "model": "convlstm", "data_sha256": "b" * 64}
+    elsewhere = {**other, "horizon": 15}  # another file is expected for another horizon
+    reproduce.check_one_data_per_cell([cell, elsewhere])
+    with pytest.raises(SystemExit, match=r"cfsr 5-step cells were made from different data"):
+        reproduce.check_one_data_per_cell([cell, other])

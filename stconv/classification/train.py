@@ -16,10 +16,17 @@ import optax
 from flax import nnx
 
 from stconv.checks import check_above_zero, check_non_negative, check_positive
-from stconv.classification.data import image_splits
+from stconv.classification.data import image_file, image_splits
 from stconv.classification.models import CLASSIFIERS
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation import plots
+from stconv.provenance import (
+    PhaseClock,
+    describe_inputs,
+    finish_session,
+    new_record,
+    start_session,
+)
 from stconv.run import RunDirectory
 from stconv.training.loop import fit
 from stconv.training.step import count_parameters, create_optimizer, make_apply, make_train_step
@@ -44,8 +51,11 @@ def train_classifier(
     batch_size: int,
     learning_rate: float,
     seed: int,
+    clock: PhaseClock | None = None,
 ) -> dict:
-    """Trains one classifier; returns its test accuracy, parameters and training time."""
+    """Trains one classifier; returns its test accuracy, parameters and training
+    time. ``clock`` gets the seconds of its compile, training and evaluation."""
+    clock = clock or PhaseClock()
     image_shape = splits["train"].images.shape[1:]
     model = CLASSIFIERS[name](image_shape, rngs=nnx.Rngs(seed))
     optimizer = create_optimizer(model, optax.adam(learning_rate))
@@ -53,15 +63,16 @@ def train_classifier(
     logits = make_apply(model, lambda model, images: model(images))
     run = RunDirectory(workdir)
     start = time.perf_counter()
-    with open(run.file(run.METRICS), "w") as log:
+    with open(run.file(run.METRICS), "w") as log, clock.phase(f"{name} training"):
         state, _ = fit(
-            train_step, state, splits["train"], run.checkpoints(),
-            lambda row, _: log.write(json.dumps(row) + "\n"),
+            clock.first_call(train_step, f"{name} compile"), state, splits["train"],
+            run.checkpoints(), lambda row, _: log.write(json.dumps(row) + "\n"),
             epochs=epochs, batch_size=batch_size, seed=seed, saved={"model": name},
             description=f"{name} epoch",
         )  # fmt: skip
     seconds = time.perf_counter() - start
-    predicted = predict_labels(logits, state[0], splits["test"], 256)
+    with clock.phase(f"{name} evaluation"):
+        predicted = predict_labels(logits, state[0], splits["test"], 256)
     labels = splits["test"].labels
     plots.confusion_matrix(labels, predicted, run.file(run.CONFUSION_MATRIX), title=name.upper())
     return {
@@ -94,12 +105,20 @@ def classify(
     if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
     run.check_writable()
-    splits = image_splits(dataset, seed=seed)
+    clock, session = PhaseClock(), start_session("classify")
+    with clock.phase("data_loading"):
+        splits = image_splits(dataset, seed=seed)
+    settings = dict(
+        dataset=dataset, models=list(models), epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, seed=seed,
+    )  # fmt: skip
+    origin = new_record(settings, [seed], describe_inputs([image_file(dataset)]), None)
     print(
         f"{dataset}: {len(splits['train'])} train and {len(splits['test'])} test images "
         f"of {splits['train'].images.shape[1:]}"
     )
     run.mark()
+    run.save_session(origin, session)
     results = {}
     for name in models:
         model_dir = RunDirectory(workdir).model(name)
@@ -112,11 +131,13 @@ def classify(
             batch_size=batch_size,
             learning_rate=learning_rate,
             seed=seed,
+            clock=clock,
         )
         r = results[name]
         print(
             f"{name}: test accuracy {r['accuracy']:.2%}, {r['parameters']:,} parameters, "
             f"trained in {r['train_seconds']:.0f} s"
         )
-    RunDirectory(workdir).write_json(RunDirectory.RESULTS, {"dataset": dataset, **results})
+    run.write_json(run.RESULTS, {"dataset": dataset, **results})
+    run.save_session(origin, finish_session(session, clock))
     return results

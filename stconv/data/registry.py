@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS, open_dataset, open_field, other_dims
+from stconv.data.files import GRID_DIMS, open_dataset, open_field, other_dims, resolve_paths
 from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
@@ -168,6 +168,20 @@ def paper_dataset(
             x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
     x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
     return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x, geographic))
+
+
+def data_files(name: str, path: str | None = None, mask_file: str | None = None) -> list[str]:
+    """The files that `load_dataset` reads for ``name`` (``path`` for the
+    paper's datasets), then the mask file; none for the synthetic field."""
+    if name == "hadcm3-a1b":
+        files = [EMBEDDED_FILE]
+    elif name in ("cfsr", "chirps"):
+        files = resolve_paths(path) if path is not None else []
+    elif name == "synthetic":
+        files = []
+    else:
+        files = resolve_paths(name)
+    return files + ([mask_file] if mask_file is not None else [])
 
 
 def load_dataset(
