@@ -179,7 +179,10 @@ def table_row(pair: dict) -> str:
         return f"| {pair['model']} | {pair['config']} | failed: {reason[:80]} | | | | | |"
     cells = [pair["model"], pair["config"], _range(stconv["step_s"], ".3f")]
     if reference is None:
-        cells += ["no counterpart", "-", f"{stconv['eval_samples_per_s']['median']:.0f} / -"]
+        missing = "no counterpart"
+        if pair["reference"]:  # it ran and failed
+            missing = f"failed: {pair['reference'][0].get('reason', '?')[:60]}"
+        cells += [missing, "-", f"{stconv['eval_samples_per_s']['median']:.0f} / -"]
     else:
         cells += [
             _range(reference["step_s"], ".3f"),

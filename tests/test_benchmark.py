@@ -206,3 +206,22 @@ def test_the_worker_prints_one_json_line(benchmark, capsys):
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["status"] == "ok" and printed["step_s"] == run["step_s"]
     assert positive(printed["peak_rss_bytes"]) and positive(printed["compile_s"])
+
+
+def test_a_failed_reference_is_named_not_taken_for_no_counterpart(benchmark, monkeypatch, tmp_path):
+    import benchmark_reference
+
+    def worker(command):
+        if "reference_step.py" in " ".join(command):
+            return {"status": "failed", "reason": "RuntimeError: a view modified inplace"}
+        return {"status": "ok", "step_s": 1.0, "eval_samples_per_s": 5.0,
+                "peak_rss_bytes": 1e9, "compile_s": 2.0}  # fmt: skip
+
+    monkeypatch.setattr(benchmark_reference, "run_worker", worker)
+    argv = ["--reference", "/ref", "--models", "mim", "--configs", "cfsr", "--repeats", "1"]
+    benchmark.main([*argv, "--markdown", str(tmp_path / "r.md")])
+    table = (tmp_path / "r.md").read_text()
+    assert (
+        "| mim | cfsr | 1.000 (1.000-1.000) | failed: RuntimeError: a view modified inplace |"
+        in (table)
+    )
