@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from stconv.provenance import COMMAND
 
     args = parser().parse_args(argv)
-    COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
+    command = COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warning(args.command)
@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ImportError, OSError) as error:
         print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
+    finally:
+        COMMAND.reset(command)
     return 0
 
 

@@ -45,13 +45,15 @@ def config_files(config: Config) -> list[str]:
     return data_files(config.dataset, config.data_path, config.mask_file)
 
 
-def new_record(config: Config, dataset: Dataset, seeds: list[int]) -> dict:
-    """The provenance record of a run of ``config`` on ``dataset``, before its first session."""
+def new_record(
+    config: Config, dataset: Dataset, seeds: list[int], inputs: list[dict] | None = None
+) -> dict:
+    """The provenance record of a run of ``config`` on ``dataset``, before its
+    first session; ``inputs``: its files' records, if already hashed."""
+    if inputs is None:
+        inputs = provenance.describe_inputs(config_files(config))
     return provenance.new_record(
-        dataclasses.asdict(config),
-        seeds,
-        provenance.describe_inputs(config_files(config)),
-        provenance.describe_data(dataset),
+        dataclasses.asdict(config), seeds, inputs, provenance.describe_data(dataset)
     )
 
 
@@ -176,7 +178,7 @@ def train_and_evaluate(
         return fit_and_evaluate(config, workdir, resume, allow_changed_data)
     if config.iterations == 1:
         return train_once(config, workdir, resume, allow_changed_data=allow_changed_data)
-    clock, session = provenance.PhaseClock(), provenance.start_session(kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
     with clock.phase("data_loading"):
         dataset = load_config_dataset(config)  # checked once, before any file is written
     top = RunDirectory(workdir)  # the runs of every seed and their summary
@@ -211,7 +213,7 @@ def train_and_evaluate(
     return {"runs": runs, "summary": summary}
 
 
-def kind(resume: bool) -> str:
+def session_kind(resume: bool) -> str:
     """The session kind of a ``train`` command."""
     return "resume" if resume else "train"
 
@@ -230,7 +232,7 @@ def train_once(
     records (`stconv.provenance.describe_inputs`), if already hashed. Every
     process runs it; process 0 writes the files.
     """
-    clock, session = provenance.PhaseClock(), provenance.start_session(kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
     mesh = distributed.data_mesh(config.num_devices)
     distributed.check_batch_size(config.batch_size, mesh)
     print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
@@ -242,11 +244,7 @@ def train_once(
     model, optimizer = build(config, dataset.input_shape)
     run = RunDirectory(workdir)
     session["changes"] = prepare_workdir(config, run, resume, allow_changed_data)
-    origin = run.provenance()
-    if origin is None:
-        origin = new_record(config, dataset, [config.seed])
-        if inputs is not None:
-            origin["inputs"] = inputs
+    origin = run.provenance() or new_record(config, dataset, [config.seed], inputs)
     if primary:
         run.save_data(dataset)
     train_step, state = make_train_step(
@@ -342,7 +340,7 @@ def fit_and_evaluate(
     """A model fitted in closed form (`stconv.models.FITTED`, e.g. ``arima``):
     fitted on the training split and saved into the run by its module, then
     tested like a network; ``resume`` reuses a saved fit."""
-    clock, session = provenance.PhaseClock(), provenance.start_session(kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
     module = models.fitted(config.model)  # before any file: it may need an extra
     with clock.phase("data_loading"):
         dataset = load_config_dataset(config)
