@@ -178,13 +178,15 @@ def train_and_evaluate(
         return fit_and_evaluate(config, workdir, resume, allow_changed_data)
     if config.iterations == 1:
         return train_once(config, workdir, resume, allow_changed_data=allow_changed_data)
-    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session("train")
     with clock.phase("data_loading"):
         dataset = load_config_dataset(config)  # checked once, before any file is written
     top = RunDirectory(workdir)  # the runs of every seed and their summary
     top.check_writable()
     seeds = [config.seed + 10 * i for i in range(config.iterations)]
-    origin = top.provenance() or new_record(config, dataset, seeds)
+    existing = top.provenance()
+    origin = existing or new_record(config, dataset, seeds)
+    session["kind"] = session_kind(resume, existing)
     if distributed.is_primary():
         top.mark()
         top.save_session(origin, session)
@@ -213,9 +215,10 @@ def train_and_evaluate(
     return {"runs": runs, "summary": summary}
 
 
-def session_kind(resume: bool) -> str:
-    """The session kind of a ``train`` command."""
-    return "resume" if resume else "train"
+def session_kind(resume: bool, existing: dict | None) -> str:
+    """The session of a ``train`` command: ``resume`` where it continues a run
+    with a record (``existing``), else ``train``."""
+    return "resume" if resume and existing is not None else "train"
 
 
 def train_once(
@@ -232,7 +235,7 @@ def train_once(
     records (`stconv.provenance.describe_inputs`), if already hashed. Every
     process runs it; process 0 writes the files.
     """
-    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session("train")
     mesh = distributed.data_mesh(config.num_devices)
     distributed.check_batch_size(config.batch_size, mesh)
     print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
@@ -244,7 +247,9 @@ def train_once(
     model, optimizer = build(config, dataset.input_shape)
     run = RunDirectory(workdir)
     session["changes"] = prepare_workdir(config, run, resume, allow_changed_data)
-    origin = run.provenance() or new_record(config, dataset, [config.seed], inputs)
+    existing = run.provenance()
+    origin = existing or new_record(config, dataset, [config.seed], inputs)
+    session["kind"] = session_kind(resume, existing)
     if primary:
         run.save_data(dataset)
     train_step, state = make_train_step(
@@ -340,14 +345,16 @@ def fit_and_evaluate(
     """A model fitted in closed form (`stconv.models.FITTED`, e.g. ``arima``):
     fitted on the training split and saved into the run by its module, then
     tested like a network; ``resume`` reuses a saved fit."""
-    clock, session = provenance.PhaseClock(), provenance.start_session(session_kind(resume))
+    clock, session = provenance.PhaseClock(), provenance.start_session("train")
     module = models.fitted(config.model)  # before any file: it may need an extra
     with clock.phase("data_loading"):
         dataset = load_config_dataset(config)
     test_weights(config, dataset)
     run = RunDirectory(workdir)
     session["changes"] = prepare_workdir(config, run, resume, allow_changed_data)
-    origin = run.provenance() or new_record(config, dataset, [])
+    existing = run.provenance()
+    origin = existing or new_record(config, dataset, [])
+    session["kind"] = session_kind(resume, existing)
     run.save_data(dataset)
     run.save_session(origin, session)
     with clock.phase("training"):

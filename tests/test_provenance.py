@@ -132,7 +132,8 @@ def test_a_changed_training_file_refuses_resume_unless_allowed(runs, tmp_path, c
     data = tmp_path / "data.nc"
     shutil.copy(runs / "data.nc", data)
     run = tmp_path / "run"
-    assert train(run, data, "--epochs", "1") == 0
+    assert train(run, data, "--epochs", "1", "--resume") == 0  # nothing to resume yet
+    assert record(run)["sessions"][0]["kind"] == "train"
     before = (run / "provenance.json").read_text()
     write_synthetic_netcdf(data, 200, 16, 16, seed=6, variable="synthetic_0")  # other values
     assert train(run, data, "--epochs", "1", "--resume") == 2
