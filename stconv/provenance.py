@@ -24,6 +24,7 @@ import contextvars
 import datetime
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import resource
@@ -168,19 +169,34 @@ def software_versions() -> dict[str, str | None]:
 
 
 def code_version(source: str | None = None) -> dict:
-    """stconv's version and, when it runs from a git checkout (``source``, by
-    default the folder above the package), the commit and whether the tree had
-    uncommitted changes (``dirty``)."""
+    """stconv's version, where pip installed it from (``installed_from``) and,
+    when it runs from a git checkout (``source``, by default the folder above
+    the package: an editable install), the commit and whether the tree had
+    uncommitted changes (``dirty``). A copy installed with ``pip install .``
+    runs from site-packages and records no commit."""
     from stconv import __version__
 
-    record = {"version": __version__, "commit": None, "dirty": None}
+    record = {"version": __version__, "installed_from": installed_from()}
+    record.update(commit=None, dirty=None)
     source = source or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
+        top = git(source, "rev-parse", "--show-toplevel")
         commit = git(source, "rev-parse", "HEAD")
         status = git(source, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
-        return record  # an installed copy, or no git
+        return record  # no git
+    if os.path.realpath(top) != os.path.realpath(source):
+        return record  # an installed copy, inside some other repository's folder
     return {**record, "commit": commit, "dirty": bool(status)}
+
+
+def installed_from() -> str | None:
+    """The URL pip installed stconv from (PEP 610 ``direct_url.json``), if any."""
+    for distribution in importlib.metadata.distributions(name="stconv"):
+        text = distribution.read_text("direct_url.json")
+        if text:
+            return json.loads(text).get("url")
+    return None
 
 
 def git(folder: str, *args: str) -> str:
@@ -338,7 +354,8 @@ def format_record(record: dict) -> str:
             f"{session['kind']} {session['started']} to "
             f"{session['finished'] or '(did not finish)'}: "
             f"`{session['command']}`",
-            f"  code: stconv {code['version']}{commit}",
+            f"  code: stconv {code['version']}{commit}"
+            + (f", installed from {code['installed_from']}" if code.get("installed_from") else ""),
             f"  software: {software}",
             f"  machine: {host['host']} ({host['platform']}, {host['cpu_count']} CPU cores), "
             f"{host['device_count']} {host['backend']} device(s) ({host['device_kind']}), "

@@ -252,13 +252,12 @@ def test_code_version_names_the_commit_of_a_checkout(tmp_path):
     git("add", "file")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
     expected = {"version": "0.1.0", "commit": git("rev-parse", "HEAD"), "dirty": False}
-    assert provenance.code_version(str(repo)) == expected
+    assert provenance.code_version(str(repo)).items() >= expected.items()
     (repo / "file").write_text("two")
     assert provenance.code_version(str(repo))["dirty"] is True
     plain = tmp_path / "plain"  # an installed copy: no checkout around it
     plain.mkdir()
-    assert provenance.code_version(str(plain)) == {
-        "version": "0.1.0",
-        "commit": None,
-        "dirty": None,
-    }
+    assert provenance.code_version(str(plain))["commit"] is None
+    inside = repo / "venv" / "site-packages"  # an installed copy inside a checkout
+    inside.mkdir(parents=True)
+    assert provenance.code_version(str(inside))["commit"] is None
