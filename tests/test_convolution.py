@@ -28,6 +28,16 @@ def kernel(k):
     return jnp.asarray(k, jnp.float32)[..., None, None]
 
 
+def assert_same_values_and_gradients(fast, plain, x, w, key) -> None:
+    """``fast(x, w)`` equals ``plain(x, w)``, and so do both gradients for a random cotangent."""
+    expected = plain(x, w)
+    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jax.random.normal(key, expected.shape)
+    grads = jax.vjp(fast, x, w)[1](cotangent)
+    for got, want in zip(grads, jax.vjp(plain, x, w)[1](cotangent), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def output_size(size, k, pad, stride):
     return (size - k + 2 * pad) // stride + 1
 
@@ -128,12 +138,7 @@ def test_strided_conv_equals_xla_convolution(kernel_size, strides, padding, monk
             stride_one_only(patched)
             return conv(x, w, strides=strides, padding=padding)
 
-    expected = plain(x, w)
-    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
-    cotangent = jax.random.normal(kg, expected.shape)
-    grads = jax.vjp(fast, x, w)[1](cotangent)
-    for got, want in zip(grads, jax.vjp(plain, x, w)[1](cotangent), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(fast, plain, x, w, kg)
 
 
 @pytest.mark.parametrize(
@@ -158,12 +163,7 @@ def test_transposed_3d_fast_path_equals_xla_convolution(kernel_size, padding, di
     def fast(x, w):
         return conv(x, w, padding=padding, input_dilation=dilation)
 
-    expected = plain(x, w)
-    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
-    cotangent = jax.random.normal(kg, expected.shape)
-    grads = jax.vjp(fast, x, w)[1](cotangent)
-    for got, want in zip(grads, jax.vjp(plain, x, w)[1](cotangent), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(fast, plain, x, w, kg)
 
 
 @pytest.mark.parametrize(
@@ -191,13 +191,7 @@ def test_fast_path_equals_3d_convolution(kernel_size, padding):
     def fast(x, w):
         return conv(x, w, padding=padding)
 
-    expected = plain(x, w)
-    np.testing.assert_allclose(fast(x, w), expected, rtol=1e-5, atol=1e-5)
-    cotangent = jax.random.normal(kg, expected.shape)
-    grads = jax.vjp(fast, x, w)[1](cotangent)
-    expected_grads = jax.vjp(plain, x, w)[1](cotangent)
-    for got, want in zip(grads, expected_grads, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert_same_values_and_gradients(fast, plain, x, w, kg)
     jit_grads = jax.jit(jax.grad(lambda x, w: jnp.sum(fast(x, w) ** 2), (0, 1)))(x, w)
     want = jax.grad(lambda x, w: jnp.sum(plain(x, w) ** 2), (0, 1))(x, w)
     for got, wanted in zip(jit_grads, want, strict=True):
