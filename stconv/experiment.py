@@ -130,7 +130,7 @@ def check_resumed_inputs(config: Config, run: RunDirectory, allow_changed_data: 
     origin = run.provenance()
     if origin is None:
         return []  # a run made before records were kept
-    software = provenance.reuse_changes(origin)
+    software = provenance.software_changes(origin)
     inputs = provenance.input_changes(origin["inputs"], config_files(config))
     if inputs and not allow_changed_data:
         raise ValueError(
@@ -381,7 +381,7 @@ def evaluate_run(workdir: str) -> dict:
     if origin is not None:
         inputs = provenance.input_changes(origin["inputs"], config_files(config))
         provenance.warn(workdir, inputs)  # the software's were warned of by `Forecaster.load`
-        session["changes"] = provenance.reuse_changes(origin) + inputs
+        session["changes"] = provenance.software_changes(origin) + inputs
     results = evaluate_test_split(config, dataset, forecaster.predict, workdir, clock)
     if origin is not None and distributed.is_primary():
         run.save_session(origin, provenance.finish_session(session, clock))

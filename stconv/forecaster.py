@@ -121,7 +121,7 @@ class Forecaster:
         predict = restore_predict(run, config, tuple(description["input_shape"]))
         origin = run.provenance()
         if origin is not None:
-            provenance.warn(run.path, provenance.reuse_changes(origin))
+            provenance.warn(run.path, provenance.software_changes(origin))
         return cls(
             config,
             description["variables"],

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from stconv import __version__, run
+
 # The distributions whose versions decide a run's numbers (import name differs for some).
 SOFTWARE = (
     "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "xarray", "netCDF4",
@@ -134,10 +136,12 @@ def describe_inputs(paths: Sequence[str | os.PathLike]) -> list[dict]:
 
 
 def describe_data(dataset) -> dict:
-    """The variables, units, grid and time range read from a
-    `stconv.data.registry.Dataset` (times of each split's first and last
-    forecast initialisation; sample indices for the paper's files)."""
-    lat, lon = np.asarray(dataset.grid["lat"]), np.asarray(dataset.grid["lon"])
+    """What was read from a `stconv.data.registry.Dataset`: its ``data.json``
+    entries (`stconv.run.describe_data`) but the grid's extent for its
+    coordinates, and each split's first and last forecast initialisation
+    (sample indices for the paper's files)."""
+    described = run.describe_data(dataset)
+    lat, lon = np.asarray(described.pop("lat")), np.asarray(described.pop("lon"))
     times = {}
     for name, split in dataset.splits.items():
         init_times = split.init_times()
@@ -145,13 +149,13 @@ def describe_data(dataset) -> dict:
             times[name] = [str(init_times[0]), str(init_times[-1])]
     return {
         "name": dataset.name,
-        "variables": list(dataset.grid["channel"]),
-        "units": dataset.grid["units"],
+        "variables": described["variables"],
+        "units": described["units"],
         "grid": {
             "shape": [len(lat), len(lon)],
             "lat": [float(lat.min()), float(lat.max())],
             "lon": [float(lon.min()), float(lon.max())],
-            "geographic": dataset.grid.get("geographic", True),
+            "geographic": described["geographic"],
         },
         "init_times": times,
     }
@@ -174,8 +178,6 @@ def code_version(source: str | None = None) -> dict:
     the package: an editable install), the commit and whether the tree had
     uncommitted changes (``dirty``). A copy installed with ``pip install .``
     runs from site-packages and records no commit."""
-    from stconv import __version__
-
     record = {"version": __version__, "installed_from": installed_from()}
     record.update(commit=None, dirty=None)
     source = source or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -268,11 +270,14 @@ def new_record(config: dict, seeds: list[int], inputs: list[dict], data: dict | 
 # Reuse checks.
 
 
-def software_changes(session: dict) -> list[str]:
-    """One line per library (or stconv version) that differs between a recorded
-    session and the present."""
+def software_changes(record: dict) -> list[str]:
+    """One line per library (or stconv version) that differs between the
+    session that made a run and the present."""
+    if not record["sessions"]:
+        return []
+    session = record["sessions"][0]
     recorded = {**session["software"], "stconv": session["stconv"]["version"]}
-    present = {**software_versions(), "stconv": code_version()["version"]}
+    present = {**software_versions(), "stconv": __version__}
     return [
         f"{name} {recorded[name]} made the run, {present.get(name)} is installed now"
         for name in recorded
@@ -297,15 +302,6 @@ def input_changes(recorded: list[dict], paths: Sequence[str | os.PathLike]) -> l
                 f"{before['sha256'][:12]}... then, {after['sha256'][:12]}... now, "
                 f"modified {after['modified']})"
             )
-    return changes
-
-
-def reuse_changes(record: dict, paths: Sequence[str | os.PathLike] | None = None) -> list[str]:
-    """The software (and, unless ``paths`` is None, input file) differences
-    between a run's record and the present, one line each."""
-    changes = software_changes(record["sessions"][0]) if record["sessions"] else []
-    if paths is not None:
-        changes += input_changes(record["inputs"], paths)
     return changes
 
 
