@@ -11,6 +11,7 @@ from stconv.models import convolution
 from stconv.models.convolution import (
     conv,
     conv_general,
+    fourier_applies,
     fourier_conv,
     fourier_time_conv,
     kernel_dft,
@@ -205,10 +206,12 @@ def test_fast_path_equals_3d_convolution(kernel_size, padding):
         ((3, 3), ((1, 1), (1, 1))),
         ((5, 3), ((2, 2), (0, 1))),
         ((2, 4), ((0, 0), (3, 0))),
+        ((5, 5), ((2, 2), (2, 2))),  # FFT gradients
+        ((5, 6), ((1, 3), (0, 2))),
     ],
 )
 def test_2d_fast_path_equals_xla_convolution_also_inside_scan(kernel_size, padding):
-    """`spatial_conv`'s hand-written gradients equal XLA's, in and outside a scan body."""
+    """`spatial_conv`'s hand-written (or FFT) gradients equal XLA's, in and outside a scan body."""
     kx, kw = jax.random.split(jax.random.key(1))
     frames = jax.random.normal(kx, (3, 2, 7, 6, 3))  # scanned over the first axis
     w = jax.random.normal(kw, (*kernel_size, 3, 4))
@@ -303,23 +306,28 @@ def test_fourier_time_conv_equals_xla_3d_convolution(kernel_size):
 
 
 @pytest.mark.parametrize(
-    "kernel_size, features, dtype, expected",
+    "kernel_size, features, dtype, forward, gradients",
     [
-        ((5, 5), 32, jnp.float32, True),
-        ((5, 7), 64, jnp.float32, True),
-        ((3, 3), 32, jnp.float32, False),  # too few taps
-        ((5, 5), 16, jnp.float32, False),  # too few channels
-        ((5, 5), 32, jnp.bfloat16, False),  # the FFT is float32 only
+        ((5, 5), 32, jnp.float32, True, True),
+        ((5, 7), 64, jnp.float32, True, True),
+        ((3, 3), 32, jnp.float32, False, False),  # too few taps
+        ((5, 5), 16, jnp.float32, False, True),  # too few channels for the forward pass
+        ((5, 5), 32, jnp.bfloat16, False, False),  # the FFT is float32 only
     ],
 )
-def test_conv_uses_fourier_for_large_kernels_and_channels(kernel_size, features, dtype, expected):
+def test_conv_uses_fourier_for_large_kernels(kernel_size, features, dtype, forward, gradients):
     x = jnp.ones((2, 8, 8, features), dtype)
     w = jnp.ones((*kernel_size, features, 32), dtype)
-    assert uses_fourier(x, w) is expected
+    assert uses_fourier(x, w) is forward
+    assert fourier_applies(x, w) is gradients
     padding = tuple((k // 2, k // 2) for k in kernel_size)
-    jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=padding))(x, w))
-    assert ("fft" in jaxpr) is expected
+
+    def loss(x, w):
+        return jnp.sum(conv(x, w, padding=padding))
+
+    assert ("fft" in str(jax.make_jaxpr(loss)(x, w))) is forward
+    assert ("fft" in str(jax.make_jaxpr(jax.grad(loss, (0, 1)))(x, w))) is gradients
     x3, w3 = x[None], jnp.stack([w, w])  # a (2, kh, kw) kernel over 2 time steps
     jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=((0, 0), *padding)))(x3, w3))
     # one transform of all frames and one inverse: time offsets are summed in frequency
-    assert jaxpr.count("fft_lengths") == (2 if expected else 0)
+    assert jaxpr.count("fft_lengths") == (2 if gradients else 0)

@@ -10,11 +10,14 @@ fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
   ``batch * time`` frames, so a ``(1, k, k)`` kernel is one 2D convolution
   and a ``(k, 1, 1)`` kernel k matrix products;
 - an unpadded (1, 1) kernel is one 2D matrix product (`pointwise`);
-- on the CPU, a float32 kernel of at least 5x5 between at least 32 channels
-  is a `fourier_conv`: 2D real FFTs and one complex matrix product per
-  frequency, about 9x fewer FLOP than the direct convolution (`uses_fourier`);
-  a 3D kernel of that size is a `fourier_time_conv`, whose time offsets are
-  summed in frequency, so each frame is transformed once;
+- on the CPU, a float32 kernel of at least 5x5 (`fourier_applies`) between
+  at least 32 channels is a `fourier_conv`: 2D real FFTs and one complex
+  matrix product per frequency, about 9x fewer FLOP than the direct
+  convolution (`uses_fourier`); between fewer channels, the forward pass is
+  direct and only its gradients go through FFTs (`spatial_conv`); a 3D kernel
+  of that size with more than one time offset, or between 32+ channels, is a
+  `fourier_time_conv`, whose time offsets are summed in frequency, so each
+  frame is transformed once;
 - a 3D transposed convolution (``input_dilation``) is the stride-1 one of
   the `dilate`d input, and one whose kernel equals its stride (enc-dec3d's
   decoder) a single matrix product (`block_transposed_conv`);
@@ -37,8 +40,9 @@ import jax.numpy as jnp
 
 Padding = Sequence[tuple[int, int]]
 
-# Where `fourier_conv` measured faster than `spatial_conv` on the CPU (CFSR:
-# 5x5 kernels, 32-128 channels, 1.2-2.2x; CHIRPS: 8-16 channels, slower).
+# Where FFTs measured faster than the direct convolution on the CPU, forward
+# and backward (experiments/results/benchmark-fourier.md): from 5x5 kernels
+# between any channels; a 2D forward pass alone only from 32 channels.
 FOURIER_MIN_KERNEL_AREA = 25
 FOURIER_MIN_CHANNELS = 32
 
@@ -85,15 +89,18 @@ def _conv2d(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array
     return conv_general(frames, kernel, (1, 1), padding, (1, 1))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def spatial_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def spatial_conv(
+    frames: jax.Array, kernel: jax.Array, padding: Padding, fourier_gradients: bool
+) -> jax.Array:
     """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)`` kernel.
 
     Both gradients are written in forms XLA's CPU backend runs fast, also
     inside `jax.lax.scan` bodies, where XLA does not rewrite a convolution's
     own gradients and falls back to a generic loop nest (about 25x slower):
-    the input gradient is the convolution of the output gradient by the
-    flipped kernel, the kernel gradient `spatial_kernel_grad`.
+    with ``fourier_gradients``, those of `fourier_conv`; else the input
+    gradient is the convolution of the output gradient by the flipped
+    kernel, the kernel gradient `spatial_kernel_grad`.
     """
     return _conv2d(frames, kernel, padding)
 
@@ -128,12 +135,14 @@ def spatial_kernel_grad(
     return jnp.stack(rows).reshape(kh, channels, kw, features).transpose(0, 2, 1, 3)
 
 
-def _spatial_conv_fwd(frames, kernel, padding):
+def _spatial_conv_fwd(frames, kernel, padding, fourier_gradients):
     return _conv2d(frames, kernel, padding), (frames, kernel)
 
 
-def _spatial_conv_bwd(padding, residuals, grad):
+def _spatial_conv_bwd(padding, fourier_gradients, residuals, grad):
     frames, kernel = residuals
+    if fourier_gradients:
+        return jax.vjp(functools.partial(fourier_conv, padding=padding), frames, kernel)[1](grad)
     sizes = kernel.shape[:2]
     flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
     back = tuple((k - 1 - low, k - 1 - high) for k, (low, high) in zip(sizes, padding, strict=True))
@@ -222,30 +231,35 @@ def fourier_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.
     return y.transpose(0, 2, 3, 1).reshape(batch, out_time, *y.shape[2:], features)
 
 
-def uses_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
-    """Whether `conv` runs through FFTs (`fourier_conv`, `fourier_time_conv`):
-    on the CPU, in float32, for kernels of at least `FOURIER_MIN_KERNEL_AREA`
-    taps between at least `FOURIER_MIN_CHANNELS` channels. GPUs and TPUs
-    convolve directly."""
-    kh, kw, channels, features = kernel.shape
+def fourier_applies(frames: jax.Array, kernel: jax.Array) -> bool:
+    """Whether FFTs beat the direct convolution by a ``(kh, kw, in, out)`` kernel,
+    forward and backward: on the CPU, in float32, for kernels of at least
+    `FOURIER_MIN_KERNEL_AREA` taps. GPUs and TPUs convolve directly."""
+    kh, kw = kernel.shape[:2]
     return (
         jax.default_backend() == "cpu"
         and frames.dtype == kernel.dtype == jnp.float32
         and kh * kw >= FOURIER_MIN_KERNEL_AREA
-        and min(channels, features) >= FOURIER_MIN_CHANNELS
     )
+
+
+def uses_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
+    """Whether a 2D convolution's forward pass runs through FFTs too: where
+    `fourier_applies`, between at least `FOURIER_MIN_CHANNELS` channels."""
+    return fourier_applies(frames, kernel) and min(kernel.shape[2:]) >= FOURIER_MIN_CHANNELS
 
 
 def frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
     """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)``
     kernel: a `pointwise` product for an unpadded (1, 1) kernel, a `fourier_conv`
-    where `uses_fourier`, else `spatial_conv`."""
+    where `uses_fourier`, else `spatial_conv` (with FFT gradients where
+    `fourier_applies`)."""
     padding = tuple(tuple(p) for p in padding)
     if kernel.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
         return pointwise(frames, kernel[0, 0])
     if uses_fourier(frames, kernel):
         return fourier_conv(frames, kernel, padding)
-    return spatial_conv(frames, kernel, padding)
+    return spatial_conv(frames, kernel, padding, fourier_applies(frames, kernel))
 
 
 def dilate(x: jax.Array, dilation: Sequence[int], padding: Padding) -> jax.Array:
@@ -355,7 +369,8 @@ def conv(
     """N-d convolution (N = 1, 2, 3) with fast paths for stride-1 2D and 3D kernels.
 
     A stride-1 2D convolution is a `frame_conv`. A stride-1 3D convolution is
-    a `fourier_time_conv` where `uses_fourier` its spatial kernel, else a sum
+    a `fourier_time_conv` where `uses_fourier` its spatial kernel, or where
+    `fourier_applies` and it has more than one time offset; else a sum
     over the kernel's time offsets of `frame_conv`s, one per offset, each over
     ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k matrix
     products. A 3D convolution with ``input_dilation`` (a transposed
@@ -395,7 +410,10 @@ def conv(
         padding = ((0, 0),) * rank
 
     x = jnp.pad(x, ((0, 0), padding[0], (0, 0), (0, 0), (0, 0)))
-    if uses_fourier(x, kernel[0]):
+    spatial_kernel = kernel[0]
+    if uses_fourier(x, spatial_kernel) or (
+        kernel.shape[0] > 1 and fourier_applies(x, spatial_kernel)
+    ):
         return fourier_time_conv(x, kernel, padding[1:])
     batch, padded_time, lat, lon, channels = x.shape
     time = padded_time - kernel.shape[0] + 1
