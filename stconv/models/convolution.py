@@ -40,9 +40,9 @@ import jax.numpy as jnp
 
 Padding = Sequence[tuple[int, int]]
 
-# Where FFTs measured faster than the direct convolution on the CPU, forward
-# and backward (experiments/results/benchmark-fourier.md): from 5x5 kernels
-# between any channels; a 2D forward pass alone only from 32 channels.
+# Where FFTs measured faster than the direct convolution on the CPU (forward
+# and backward: from 5x5 kernels between any channels; a 2D forward pass
+# alone: from 32 channels). experiments/results/benchmark-reference-all.md.
 FOURIER_MIN_KERNEL_AREA = 25
 FOURIER_MIN_CHANNELS = 32
 
