@@ -222,6 +222,13 @@ def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
     )
 
 
+def direct_conv(x, kernel, strides=None, padding=None, input_dilation=None):
+    """`stconv.models.convolution.conv` with its FFT formulations turned off
+    (`stconv.models.convolution.fourier_applies` false): what they win against."""
+    with mock.patch("stconv.models.convolution.fourier_applies", lambda *args: False):
+        return conv(x, kernel, strides, padding, input_dilation)
+
+
 def model_flops(model, batch: dict) -> float:
     """FLOP of one train step of ``model`` on ``batch`` with plain XLA convolutions."""
     with mock.patch("stconv.models.layers.conv", plain_conv):
@@ -345,7 +352,8 @@ def conv_calls(model, input_shape: tuple) -> list[tuple]:
 
 
 def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
-    """Forward+backward time of each conv as stconv writes it and as a plain XLA conv."""
+    """Forward+backward time of each conv as stconv writes it, without its FFTs
+    (`direct_conv`) and as a plain XLA conv."""
     rows = []
     for x_shape, kernel_shape, *options in conv_calls(model, input_shape):
         x = jax.random.normal(jax.random.key(1), x_shape)
@@ -358,7 +366,7 @@ def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
             )
         )
         row = {"input": list(x_shape), "kernel": list(kernel_shape)}
-        for label, fn in (("stconv", conv), ("xla", conv_general)):
+        for label, fn in (("stconv", conv), ("direct", direct_conv), ("xla", conv_general)):
 
             def loss(x, k, fn=fn, options=(strides, padding, dilation)):
                 return jnp.sum(fn(x, k, *options) ** 2)
@@ -686,12 +694,16 @@ def main(argv: list[str] | None = None) -> dict:
                     **run["hyperparameters"],
                 )
                 run["layers"] = benchmark_layers(model, input_shape, repeats=3)
-                print("    forward+backward of each conv: stconv's formulation vs plain XLA conv")
+                print(
+                    "    forward+backward of each conv: stconv's formulation, "
+                    "without FFTs, and as a plain XLA conv"
+                )
                 for row in run["layers"]:
                     print(
                         f"    input {tuple(row['input'])!s:22s} "
                         f"kernel {tuple(row['kernel'])!s:22s}"
-                        f" stconv {row['stconv_ms']:7.1f} ms  xla {row['xla_ms']:7.1f} ms",
+                        f" stconv {row['stconv_ms']:7.1f} ms  direct {row['direct_ms']:7.1f} ms"
+                        f"  xla {row['xla_ms']:7.1f} ms",
                         flush=True,
                     )
             save()

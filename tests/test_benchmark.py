@@ -10,10 +10,12 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
 from stconv import models
+from stconv.models.convolution import conv
 from stconv.models.layers import Conv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,6 +147,22 @@ def test_conv_calls_records_every_convolution(benchmark):
     )  # fmt: skip
     calls = benchmark.conv_calls(model, (2, 5, 8, 8, 1))
     assert calls and all(len(kernel) == 5 for _, kernel, *_ in calls)
+
+
+def test_direct_conv_is_conv_without_ffts(benchmark):
+    """A 5x5 kernel between 32 channels runs through FFTs on the CPU; `direct_conv` does not."""
+    x = jax.random.normal(jax.random.key(0), (2, 3, 8, 8, 32))
+    k = 0.1 * jax.random.normal(jax.random.key(1), (1, 5, 5, 32, 32))
+    padding = ((0, 0), (2, 2), (2, 2))
+
+    def jaxpr(fn):
+        return str(jax.make_jaxpr(lambda x, k: fn(x, k, padding=padding))(x, k))
+
+    assert "fft" in jaxpr(conv)
+    assert "fft" not in jaxpr(benchmark.direct_conv)
+    np.testing.assert_allclose(
+        benchmark.direct_conv(x, k, padding=padding), conv(x, k, padding=padding), atol=1e-4
+    )
 
 
 def test_side_by_side_alternates_and_reports_ratios(benchmark, monkeypatch, tmp_path):
