@@ -46,6 +46,7 @@ The JSON is rewritten after every run; ``--resume`` skips the runs it holds.
 
 import argparse
 import datetime
+import functools
 import importlib.metadata
 import json
 import math
@@ -353,7 +354,8 @@ def conv_calls(model, input_shape: tuple) -> list[tuple]:
 
 def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
     """Forward+backward time of each conv as stconv writes it, without its FFTs
-    (`direct_conv`) and as a plain XLA conv."""
+    (`direct_conv`) and as a plain XLA conv; and its forward pass alone as
+    stconv writes it (what the eval-mode forecast runs)."""
     rows = []
     for x_shape, kernel_shape, *options in conv_calls(model, input_shape):
         x = jax.random.normal(jax.random.key(1), x_shape)
@@ -373,6 +375,10 @@ def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
 
             grad = jax.jit(jax.grad(loss, (0, 1)))
             row[f"{label}_ms"] = 1e3 * statistics.median(timed(grad, x, kernel, repeats=repeats))
+        forward = jax.jit(
+            functools.partial(conv, strides=strides, padding=padding, input_dilation=dilation)
+        )
+        row["forward_ms"] = 1e3 * statistics.median(timed(forward, x, kernel, repeats=repeats))
         rows.append(row)
     return rows
 
@@ -696,14 +702,14 @@ def main(argv: list[str] | None = None) -> dict:
                 run["layers"] = benchmark_layers(model, input_shape, repeats=3)
                 print(
                     "    forward+backward of each conv: stconv's formulation, "
-                    "without FFTs, and as a plain XLA conv"
+                    "without FFTs, as a plain XLA conv; stconv's forward alone"
                 )
                 for row in run["layers"]:
                     print(
                         f"    input {tuple(row['input'])!s:22s} "
                         f"kernel {tuple(row['kernel'])!s:22s}"
                         f" stconv {row['stconv_ms']:7.1f} ms  direct {row['direct_ms']:7.1f} ms"
-                        f"  xla {row['xla_ms']:7.1f} ms",
+                        f"  xla {row['xla_ms']:7.1f} ms  forward {row['forward_ms']:7.1f} ms",
                         flush=True,
                     )
             save()

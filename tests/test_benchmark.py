@@ -149,6 +149,21 @@ def test_conv_calls_records_every_convolution(benchmark):
     assert calls and all(len(kernel) == 5 for _, kernel, *_ in calls)
 
 
+def test_benchmark_layers_times_every_convolution(benchmark):
+    def tiny():
+        return models.create(
+            "stconvs2s-r", input_shape=(5, 8, 8, 1), horizon=5, num_layers=1, hidden_dim=2,
+            kernel_size=3,
+        )  # fmt: skip
+
+    rows = benchmark.benchmark_layers(tiny(), (2, 5, 8, 8, 1), repeats=1)
+    calls = benchmark.conv_calls(tiny(), (2, 5, 8, 8, 1))  # a fresh model: eval_shape caches
+    assert calls
+    assert [row["kernel"] for row in rows] == [list(kernel) for _, kernel, *_ in calls]
+    for row in rows:
+        assert all(row[f"{label}_ms"] > 0 for label in ("stconv", "direct", "xla", "forward"))
+
+
 def test_direct_conv_is_conv_without_ffts(benchmark):
     """A 5x5 kernel between 32 channels runs through FFTs on the CPU; `direct_conv` does not."""
     x = jax.random.normal(jax.random.key(0), (2, 3, 8, 8, 32))
