@@ -140,24 +140,22 @@ def test_model_flops_are_the_plain_convolutions(benchmark):
     assert benchmark.model_flops(model, batch) == 2 * (2 * (2 * 4 * 5 * 5) * 27)
 
 
-def test_conv_calls_records_every_convolution(benchmark):
-    model = models.create(
+def tiny_stconvs2s():
+    """A fresh one-layer STConvS2S-R on an 8x8 grid (`conv_calls` traces a model once)."""
+    return models.create(
         "stconvs2s-r", input_shape=(5, 8, 8, 1), horizon=5, num_layers=1, hidden_dim=2,
         kernel_size=3,
     )  # fmt: skip
-    calls = benchmark.conv_calls(model, (2, 5, 8, 8, 1))
+
+
+def test_conv_calls_records_every_convolution(benchmark):
+    calls = benchmark.conv_calls(tiny_stconvs2s(), (2, 5, 8, 8, 1))
     assert calls and all(len(kernel) == 5 for _, kernel, *_ in calls)
 
 
 def test_benchmark_layers_times_every_convolution(benchmark):
-    def tiny():
-        return models.create(
-            "stconvs2s-r", input_shape=(5, 8, 8, 1), horizon=5, num_layers=1, hidden_dim=2,
-            kernel_size=3,
-        )  # fmt: skip
-
-    rows = benchmark.benchmark_layers(tiny(), (2, 5, 8, 8, 1), repeats=1)
-    calls = benchmark.conv_calls(tiny(), (2, 5, 8, 8, 1))  # a fresh model: eval_shape caches
+    rows = benchmark.benchmark_layers(tiny_stconvs2s(), (2, 5, 8, 8, 1), repeats=1)
+    calls = benchmark.conv_calls(tiny_stconvs2s(), (2, 5, 8, 8, 1))
     assert calls
     assert [row["kernel"] for row in rows] == [list(kernel) for _, kernel, *_ in calls]
     for row in rows:
