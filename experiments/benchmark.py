@@ -10,9 +10,9 @@ Models that reject a configuration (e.g. a horizon their temporal generator
 cannot make) are reported as skipped with the reason.
 
 - FLOP per step are the model's: the matrix products and convolutions of
-  the train step written with plain XLA convolutions (`stconv.models.convolution.conv`
+  the train step written with plain XLA convolutions (`stconv.models.conv_algorithms.conv`
   replaced by `conv_general`), counted from its jaxpr, each ``lax.scan`` body
-  times its length. stconv's own formulations (`stconv.models.convolution.conv`) run the
+  times its length. stconv's own formulations (`stconv.models.conv_algorithms.conv`) run the
   same products differently and some pad them, so counting theirs, or XLA's
   cost analysis of the compiled step (which also counts a loop body once,
   whatever its trip count), would not compare like with like; XLA's number
@@ -69,7 +69,7 @@ from jax.extend import core as jax_core
 from stconv import models
 from stconv.configs import DATASET_SETTINGS, MODEL_SETTINGS
 from stconv.data.registry import load_dataset
-from stconv.models.convolution import conv, conv_general
+from stconv.models.conv_algorithms import conv, conv_general
 from stconv.training.step import count_parameters, create_optimizer, make_predict, make_train_step
 
 GRIDS = {"cfsr": (32, 32), "chirps": (50, 50)}
@@ -212,7 +212,7 @@ def jaxpr_flops(jaxpr) -> float:
 
 
 def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
-    """`stconv.models.convolution.conv` as one XLA convolution: the straightforward formulation."""
+    """`stconv.models.conv_algorithms.conv` as one XLA convolution: the straightforward formulation."""
     rank = kernel.ndim - 2
     return conv_general(
         x,
@@ -224,9 +224,9 @@ def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
 
 
 def direct_conv(x, kernel, strides=None, padding=None, input_dilation=None):
-    """`stconv.models.convolution.conv` with its FFT formulations turned off
-    (`stconv.models.convolution.fourier_applies` false): what they win against."""
-    with mock.patch("stconv.models.convolution.fourier_applies", lambda *args: False):
+    """`stconv.models.conv_algorithms.conv` with its FFT formulations turned off
+    (`stconv.models.conv_algorithms.fourier_applies` false): what they win against."""
+    with mock.patch("stconv.models.conv_algorithms.fourier_applies", lambda *args: False):
         return conv(x, kernel, strides, padding, input_dilation)
 
 

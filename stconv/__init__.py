@@ -3,11 +3,18 @@
 The public API (imported on first use, so ``import stconv`` stays light):
 
 - `Config` and `train_and_evaluate(config, workdir)`: train, test and write a run;
-- `Forecaster`: a finished run loaded from its directory, forecasting and
-  evaluating new data given as a path, an xarray Dataset or a DataArray;
+- `Forecaster`: a finished run loaded from its directory, forecasting,
+  writing and evaluating new data given as a path, an xarray Dataset or a
+  DataArray;
 - `RunDirectory`: the files of a run;
 - `load_dataset`: datasets by name or path, split, normalized and masked;
 - `models`: the model registry (`stconv.models.create`).
+
+The layers, each importing only from those before it in this list:
+`checks`, the model registry (`stconv.models`, names only), `config` and
+`configs` (none of them loads JAX); `data`, the models, `training`,
+`evaluation`; `run` and `provenance`; `assembly` (a run from its config);
+`forecaster`; `reporting`; `experiment` (training); `cli` (the flags).
 """
 
 import importlib

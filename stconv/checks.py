@@ -20,7 +20,8 @@ def check_above_zero(name: str, value: float) -> None:
         raise ValueError(f"{name}={value!r} is invalid: must be > 0")
 
 
-def check_choice(name: str, value: object, choices) -> None:
-    """Raises ValueError naming ``name`` and the ``choices`` unless ``value`` is one."""
+def check_choice(name: str, value: object, choices, error: type[ValueError] = ValueError) -> None:
+    """Raises ``error`` (a ValueError) naming ``name`` and the ``choices`` unless
+    ``value`` is one."""
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is invalid: choose from {list(choices)}")
+        raise error(f"{name}={value!r} is invalid: choose from {list(choices)}")

@@ -1,20 +1,26 @@
-"""The ``stconv`` command: ``train``, ``evaluate``, ``predict`` and ``classify``.
+"""The ``stconv`` command: ``train``, ``evaluate``, ``predict``, ``info`` and ``classify``.
 
 stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
 stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
 stconv info runs/r
 
-Each command runs on all devices; on a cluster, every process runs the same
-command (`stconv.training.distributed.maybe_initialize`).
+This module parses the flags (every `stconv.config.Config` field is one) and
+calls the library; it loads neither JAX nor Flax until a command runs, so
+``--help`` answers at once. Each command runs on all devices; on a cluster,
+every process runs the same command
+(`stconv.training.distributed.maybe_initialize`).
 """
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
 import warnings
 
-from stconv.checks import check_positive
-from stconv.config import add_config_flags, config_from_args
+from stconv.config import Config, model_names
+from stconv.configs import PRESETS, get_config
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -51,35 +57,15 @@ def info_command(args: argparse.Namespace) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from stconv.data.registry import grid_of
-    from stconv.evaluation.netcdf import ForecastWriter
     from stconv.forecaster import Forecaster
-    from stconv.run import check_new_file
-    from stconv.training.distributed import is_primary
 
-    check_new_file(
-        args.output, flag="--output", overwrite=args.overwrite, inputs=(args.input,),
-        runs=(args.workdir,),
-    )  # fmt: skip
-    if args.batch_size is not None:
-        check_positive("--batch-size", args.batch_size)
     forecaster = Forecaster.load(args.workdir)
-    if args.batch_size is not None:
-        forecaster.config = forecaster.config.replace(eval_batch_size=args.batch_size)
-    field = forecaster.field(
-        args.input, other_grid=args.other_grid
-    )  # lazy (dask): each batch reads only its frames
-    grid = dict(grid_of(field), units=forecaster.units)  # the units the run was trained in
-    batches = forecaster.batches(field)
-    if not is_primary():  # the others compute with process 0, which writes
-        for _ in batches:
-            pass
-        return
-    horizon = forecaster.horizon
-    with ForecastWriter(args.output, grid, forecaster.field_mask(field), horizon) as writer:
-        for predictions, init_times in batches:
-            writer.write(predictions, init_times)
-    print(f"wrote {writer.count} forecasts of {horizon} steps to {args.output}")
+    count = forecaster.write(
+        args.input, args.output, overwrite=args.overwrite, batch_size=args.batch_size,
+        other_grid=args.other_grid,
+    )  # fmt: skip
+    if count is not None:  # the process that wrote
+        print(f"wrote {count} forecasts of {forecaster.horizon} steps to {args.output}")
 
 
 def classify_command(args: argparse.Namespace) -> None:
@@ -94,6 +80,89 @@ def classify_command(args: argparse.Namespace) -> None:
         learning_rate=args.learning_rate,
         seed=args.seed,
     )
+
+
+def _field_type(field: dataclasses.Field) -> type:
+    """The flag's type: ``str | None`` -> str."""
+    hint = typing.get_type_hints(Config)[field.name]
+    if isinstance(hint, types.UnionType):
+        return next(t for t in typing.get_args(hint) if t is not type(None))
+    return hint
+
+
+HELP = {
+    "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
+    "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
+    "iterations options",
+    "arima_center": "arima: forecast around each cell's training mean (train) or around each "
+    "window's mean (window)",
+    "arima_max_train_length": "arima: fit each cell on the last N training steps only",
+    "num_devices": "train on the first N devices (None: all of them); batch_size must be a "
+    "multiple of N",
+    "time_chunk": "open the data lazily (dask), N time steps per chunk, for files larger "
+    "than memory",
+    "fsdp": "split parameters and optimizer state over the devices instead of replicating them",
+    "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
+    "parameters, optimizer state and loss in float32 (slower on CPUs)",
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--preset``, ``--field-name`` for every Config field (``--no-residual``
+    for booleans) and ``--model-option KEY=VALUE`` for the model's own options;
+    `config_from_args` applies the flags given over the preset's values, or
+    over the defaults."""
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="start from these settings (main: the README's main job; paper-cfsr, "
+        "paper-chirps: the paper's); the flags given override them",
+    )
+    for field in dataclasses.fields(Config):
+        flag = "--" + field.name.replace("_", "-")
+        kind = _field_type(field)
+        if kind is dict:  # model_options
+            parser.add_argument(
+                "--model-option", dest=field.name, action="append", metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help="one of the model's own keyword options (repeatable), e.g. "
+                "channel_increase=false for STConvS2S (stconv.models.options)",
+            )  # fmt: skip
+            continue
+        help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
+        help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
+        # Flags not given stay out of the namespace, so a preset's values stand.
+        if kind is bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                help=help_,
+            )  # fmt: skip
+        else:
+            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset (``--preset``, or the defaults) with the flags given.
+
+    Raises:
+      ValueError: for a ``--model-option`` that is not ``KEY=VALUE``, and
+        every invalid value (`stconv.config.Config`).
+    """
+    given = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)
+    }
+    if "model_options" in given:
+        given["model_options"] = dict(map(model_option, given["model_options"]))
+    preset = getattr(args, "preset", None)
+    return get_config(preset, **given) if preset is not None else Config(**given)
+
+
+def model_option(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--model-option`` as ``(key, value)``."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise ValueError(f"--model-option {text!r} is invalid: write KEY=VALUE")
+    return key.strip(), value.strip()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -159,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     are not usable (a one-line error names which); 1 the command failed while
     running (training diverged, a file could not be written). Bugs keep their
     traceback."""
+    args = parser().parse_args(argv)
     from stconv.provenance import COMMAND
 
-    args = parser().parse_args(argv)
     command = COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
     try:
         with warnings.catch_warnings():

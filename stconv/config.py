@@ -1,23 +1,27 @@
-"""Run configuration: one frozen dataclass; every field is a command-line flag."""
+"""Run configuration: one frozen dataclass, and the choices of its fields.
 
-import argparse
+Every field is a command-line flag (`stconv.cli`). This module loads neither
+JAX nor Flax, so that the command line parses and checks flags at once.
+"""
+
 import dataclasses
 import json
 import os
-import types
-import typing
 
 from stconv import models
 from stconv.checks import check_above_zero, check_choice, check_non_negative, check_positive
-from stconv.models.residual import RESIDUAL_BASES
-from stconv.training.precision import COMPUTE_DTYPES
 
 # Fields that change how a run computes, not its result: a resumed run may change them.
 EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
+# The choices of fields, checked here and by the modules that implement them.
+NORMALIZATIONS = ("channel", "cell", "none")  # `stconv.data.normalization`
+RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
+COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
+ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
 
 
 def model_names() -> list[str]:
-    """Every valid ``model``: the deep models of `stconv.models.available()` and ``arima``."""
+    """Every valid ``model``: the networks of `stconv.models.available()` and ``arima``."""
     return [*models.available(), *models.FITTED]
 
 
@@ -30,7 +34,7 @@ class Config:
         classical baseline, per-cell SARIMAX(5, 0, 1) fitted on the training
         split (`stconv.models.arima`); it ignores the network, optimizer, epoch, seed
         and iterations options.
-      dataset: a name from `stconv.data.registry.NAMES` or a netCDF path.
+      dataset: a name from `stconv.data.registry.DATASETS` or a netCDF path.
       data_path: the file of the ``cfsr`` and ``chirps`` datasets.
       mask_file: a land mask instead of masking NaN cells.
       input_length: input frames per window.
@@ -39,6 +43,9 @@ class Config:
       hidden_dim: the channel schedule's ``d``.
       kernel_size: the model's k.
       dropout: dropout rate.
+      model_options: the model's own keyword options (`stconv.models.options`),
+        e.g. ``{"channel_increase": False}`` for STConvS2S; command-line
+        strings (``"false"``) are converted by the option's type.
       normalization: ``channel``, ``cell`` (anomalies from each cell's training
         mean) or ``none`` (raw values, as the paper).
       area_weights: weight the test scores by grid-cell area (cosine of
@@ -86,6 +93,7 @@ class Config:
     hidden_dim: int = 32
     kernel_size: int = 5
     dropout: float = 0.0
+    model_options: dict = dataclasses.field(default_factory=dict)
     normalization: str = "channel"
     residual: bool = False
     residual_base: str = "last"
@@ -106,11 +114,10 @@ class Config:
     time_chunk: int | None = None
 
     def __post_init__(self):
-        if self.model not in model_names():
-            raise ValueError(
-                f"model {self.model!r} is unknown: choose from {models.available()} "
-                f"or {', '.join(map(repr, models.FITTED))}"
-            )
+        models.check_name(self.model)
+        # Typed once, here: the flags' strings become the values the model takes.
+        options = models.parse_options(self.model, dict(self.model_options))
+        object.__setattr__(self, "model_options", options)
         positive = ("input_length", "horizon", "batch_size", "eval_batch_size", "epochs")
         positive += ("patience", "iterations")
         if self.arima_max_train_length is not None:
@@ -125,16 +132,18 @@ class Config:
         check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
+        check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_choice("residual_base", self.residual_base, RESIDUAL_BASES)
-        check_choice("arima_center", self.arima_center, ("train", "window"))
+        check_choice("arima_center", self.arima_center, ARIMA_CENTERS)
 
     def model_kwargs(self) -> dict:
-        """The model's hyperparameters (without the data shapes)."""
+        """The model's hyperparameters and own options (without the data shapes)."""
         return dict(
             num_layers=self.num_layers,
             hidden_dim=self.hidden_dim,
             kernel_size=self.kernel_size,
             dropout=self.dropout,
+            **self.model_options,
         )
 
     def replace(self, **changes) -> "Config":
@@ -172,66 +181,3 @@ class Config:
             return cls(**values)
         except ValueError as error:
             raise ValueError(f"file {path!r}: {error}") from None
-
-
-def _field_type(field: dataclasses.Field) -> type:
-    """The flag's type: ``str | None`` -> str."""
-    hint = typing.get_type_hints(Config)[field.name]
-    if isinstance(hint, types.UnionType):
-        return next(t for t in typing.get_args(hint) if t is not type(None))
-    return hint
-
-
-HELP = {
-    "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
-    "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
-    "iterations options",
-    "arima_center": "arima: forecast around each cell's training mean (train) or around each "
-    "window's mean (window)",
-    "arima_max_train_length": "arima: fit each cell on the last N training steps only",
-    "num_devices": "train on the first N devices (None: all of them); batch_size must be a "
-    "multiple of N",
-    "time_chunk": "open the data lazily (dask), N time steps per chunk, for files larger "
-    "than memory",
-    "fsdp": "split parameters and optimizer state over the devices instead of replicating them",
-    "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
-    "parameters, optimizer state and loss in float32 (slower on CPUs)",
-}
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--preset`` and ``--field-name`` for every Config field
-    (``--no-residual`` for booleans); `config_from_args` applies the flags
-    given over the preset's values, or over the defaults."""
-    from stconv.configs import PRESETS
-
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="start from these settings (main: the README's main job; paper-cfsr, "
-        "paper-chirps: the paper's); the flags given override them",
-    )
-    for field in dataclasses.fields(Config):
-        flag = "--" + field.name.replace("_", "-")
-        kind = _field_type(field)
-        help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
-        help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
-        # Flags not given stay out of the namespace, so a preset's values stand.
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                help=help_,
-            )  # fmt: skip
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_)
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset (``--preset``, or the defaults) with the flags given."""
-    from stconv.configs import get_config
-
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)
-    }
-    preset = getattr(args, "preset", None)
-    return get_config(preset, **given) if preset is not None else Config(**given)

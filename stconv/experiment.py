@@ -1,7 +1,10 @@
-"""`train_and_evaluate`: the main job, from a config to test metrics and forecasts.
+"""`train_and_evaluate`: the main job, from a config to a trained, tested run.
 
-The run's files are written and read through `stconv.run.RunDirectory`,
-which lists them.
+It orchestrates: the run is assembled from its config (`stconv.assembly`),
+trained (`stconv.training`), and tested and reported (`stconv.reporting`); the
+run's files are written and read through `stconv.run.RunDirectory`, and each
+command is one session of the run's record (`stconv.provenance.Session`).
+`evaluate_run` tests a finished run again (``stconv evaluate``).
 
 Training runs on all devices, or ``config.num_devices`` of them
 (`stconv.training.distributed`); with several processes, all run the same job and
@@ -10,39 +13,23 @@ process 0 writes the files (the checkpoints are written by all together).
 
 import dataclasses
 
-import numpy as np
 from flax import nnx
 
 from stconv import models, provenance
+from stconv.assembly import build, config_files, load_config_dataset
 from stconv.config import EXECUTION_FIELDS, Config
-from stconv.data.registry import Dataset, data_files, load_dataset
+from stconv.data.registry import Dataset
 from stconv.evaluation import plots
-from stconv.evaluation.metrics import area_weights
-from stconv.evaluation.netcdf import ForecastWriter
-from stconv.evaluation.scoring import (
-    baselines,
-    evaluate,
-    format_summary,
-    format_table,
-    name_and_score,
-)
-from stconv.models.residual import Residual
+from stconv.evaluation.metrics import grid_weights
+from stconv.evaluation.scoring import evaluate
+from stconv.forecaster import Forecaster
+from stconv.reporting import report_seeds, test_run
 from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
 from stconv.training.loop import fit
-from stconv.training.step import (
-    create_optimizer,
-    make_predict,
-    make_train_step,
-    paper_optimizer,
-)
+from stconv.training.step import make_predict, make_train_step
 from stconv.training.tensorboard import EpochWriter
-
-
-def config_files(config: Config) -> list[str]:
-    """The files ``config``'s dataset is read from (`stconv.data.registry.data_files`)."""
-    return data_files(config.dataset, config.data_path, config.mask_file)
 
 
 def new_record(
@@ -57,30 +44,10 @@ def new_record(
     )
 
 
-def load_config_dataset(config: Config) -> Dataset:
-    return load_dataset(
-        config.dataset,
-        path=config.data_path,
-        input_length=config.input_length,
-        horizon=config.horizon,
-        normalization=config.normalization,
-        mask_file=config.mask_file,
-        chunks=None if config.time_chunk is None else {"time": config.time_chunk},
-    )
-
-
-def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer]:
-    """The model and its optimizer, initialised from ``config.seed``."""
-    model = models.create(
-        config.model,
-        input_shape=input_shape,
-        horizon=config.horizon,
-        rngs=nnx.Rngs(config.seed),
-        **config.model_kwargs(),
-    )
-    if config.residual:
-        model = Residual(model, config.residual_base)
-    return model, create_optimizer(model, paper_optimizer(config.learning_rate))
+def check_area_weights(config: Config, dataset: Dataset) -> None:
+    """Raises DataError, before any file is written, if the test scores would
+    weight latitudes that cannot be weighted (`grid_weights`)."""
+    grid_weights(dataset.grid, config.area_weights, f"dataset {config.dataset!r}")
 
 
 def prepare_workdir(
@@ -142,24 +109,10 @@ def check_resumed_inputs(config: Config, run: RunDirectory, allow_changed_data: 
     return software + inputs
 
 
-SUMMARY_METRICS = ("rmse", "mae", "weighted_rmse", "bias", "acc", "skill_vs_persistence")
-SUMMARY_METRICS += tuple(f"{metric}_per_lead" for metric in ("rmse", "weighted_rmse", "acc"))
-
-
-def summarize(runs: list[dict]) -> dict:
-    """``{forecast: {metric: {"mean", "std"}}}`` over the runs of several seeds
-    (per-lead metrics elementwise)."""
-    return {
-        name: {
-            metric: {
-                "mean": np.mean([run[name][metric] for run in runs], axis=0).tolist(),
-                "std": np.std([run[name][metric] for run in runs], axis=0).tolist(),
-            }
-            for metric in SUMMARY_METRICS
-            if metric in runs[0][name]
-        }
-        for name in runs[0]
-    }
+def session_kind(resume: bool, existing: dict | None) -> str:
+    """The session of a ``train`` command: ``resume`` where it continues a run
+    with a record (``existing``), else ``train``."""
+    return "resume" if resume and existing is not None else "train"
 
 
 def train_and_evaluate(
@@ -178,47 +131,29 @@ def train_and_evaluate(
         return fit_and_evaluate(config, workdir, resume, allow_changed_data)
     if config.iterations == 1:
         return train_once(config, workdir, resume, allow_changed_data=allow_changed_data)
-    clock, session = provenance.PhaseClock(), provenance.start_session("train")
-    with clock.phase("data_loading"):
-        dataset = load_config_dataset(config)  # checked once, before any file is written
-    top = RunDirectory(workdir)  # the runs of every seed and their summary
-    top.check_writable()
-    seeds = [config.seed + 10 * i for i in range(config.iterations)]
-    existing = top.provenance()
-    origin = existing or new_record(config, dataset, seeds)
-    session["kind"] = session_kind(resume, existing)
-    if distributed.is_primary():
-        top.mark()
-        top.save_session(origin, session)
-    runs = []
-    for i, seed in enumerate(seeds):
-        print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
-        run_config = config.replace(seed=seed, iterations=1)
-        path = RunDirectory(workdir).iteration(seed).path
-        with clock.phase(f"seed {seed}"):
-            runs.append(
-                train_once(run_config, path, resume, dataset, origin["inputs"], allow_changed_data)
-            )
-    summary = summarize(runs)
-    print(format_summary(summary, dataset.grid["units"], config.iterations))
-    if distributed.is_primary():
-        top.write_json(RunDirectory.SUMMARY, {"runs": runs, "summary": summary})
-        means = {
-            name: {
-                **{metric: values["mean"] for metric, values in metrics.items()},
-                "area_weighted": runs[0][name]["area_weighted"],
-            }
-            for name, metrics in summary.items()
-        }
-        plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD), dataset.grid["units"])
-        top.save_session(origin, provenance.finish_session(session, clock))
-    return {"runs": runs, "summary": summary}
-
-
-def session_kind(resume: bool, existing: dict | None) -> str:
-    """The session of a ``train`` command: ``resume`` where it continues a run
-    with a record (``existing``), else ``train``."""
-    return "resume" if resume and existing is not None else "train"
+    with provenance.Session("train") as session:
+        with session.clock.phase("data_loading"):
+            dataset = load_config_dataset(config)  # checked once, before any file is written
+        top = RunDirectory(workdir)  # the runs of every seed and their summary
+        top.check_writable()
+        seeds = [config.seed + 10 * i for i in range(config.iterations)]
+        existing = top.provenance()
+        origin = existing or new_record(config, dataset, seeds)
+        if distributed.is_primary():
+            top.mark()
+            session.attach(top, origin, kind=session_kind(resume, existing))
+        runs = []
+        for i, seed in enumerate(seeds):
+            print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
+            run_config = config.replace(seed=seed, iterations=1)
+            path = top.iteration(seed).path
+            with session.clock.phase(f"seed {seed}"):
+                runs.append(
+                    train_once(
+                        run_config, path, resume, dataset, origin["inputs"], allow_changed_data
+                    )
+                )
+        return report_seeds(runs, top, dataset.grid["units"])
 
 
 def train_once(
@@ -235,85 +170,83 @@ def train_once(
     records (`stconv.provenance.describe_inputs`), if already hashed. Every
     process runs it; process 0 writes the files.
     """
-    clock, session = provenance.PhaseClock(), provenance.start_session("train")
-    mesh = distributed.data_mesh(config.num_devices)
-    distributed.check_batch_size(config.batch_size, mesh)
-    print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
-    primary = distributed.is_primary()
-    if dataset is None:
-        with clock.phase("data_loading"):
-            dataset = load_config_dataset(config)
-    test_weights(config, dataset)  # latitudes that cannot be weighted: before any file
-    model, optimizer = build(config, dataset.input_shape)
-    run = RunDirectory(workdir)
-    session["changes"] = prepare_workdir(config, run, resume, allow_changed_data)
-    existing = run.provenance()
-    origin = existing or new_record(config, dataset, [config.seed], inputs)
-    session["kind"] = session_kind(resume, existing)
-    if primary:
-        run.save_data(dataset)
-    train_step, state = make_train_step(
-        model, optimizer, compute_dtype=config.compute_dtype, mesh=mesh, fsdp=config.fsdp
-    )
-    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
-    checkpoints = run.checkpoints()
-    units = dataset.grid["units"]
-    record = resume_record(checkpoints, state) if resume else None
-    history = run.read_history(record["epoch"] if record else 0) if primary else []
-    if primary:  # the run's inputs and software, from its start (or resumption)
-        run.save_session(origin, session)
-
-    def validate(state: nnx.State) -> dict:
-        forecaster = {"model": lambda x: predict(state[0], x)}
-        validation = dataset.splits["validation"]
-        std = dataset.normalizer.std
-        what = f"the validation split of {config.dataset!r}"
-        return evaluate(forecaster, validation, std, config.eval_batch_size, what=what)["model"]
-
-    events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
-
-    def on_epoch(row: dict, improved: bool) -> None:
-        history.append(row)
+    with provenance.Session("train") as session:
+        clock = session.clock
+        mesh = distributed.data_mesh(config.num_devices)
+        distributed.check_batch_size(config.batch_size, mesh)
+        print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
+        primary = distributed.is_primary()
+        if dataset is None:
+            with clock.phase("data_loading"):
+                dataset = load_config_dataset(config)
+        check_area_weights(config, dataset)
+        model, optimizer = build(config, dataset.input_shape)
+        run = RunDirectory(workdir)
+        changes = prepare_workdir(config, run, resume, allow_changed_data)
+        existing = run.provenance()
+        origin = existing or new_record(config, dataset, [config.seed], inputs)
         if primary:
-            run.append_history(row)
-            events.write(row)
-        print(
-            f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
-            f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
-            f"{row['seconds']:.1f} s"
+            run.save_data(dataset)
+        train_step, state = make_train_step(
+            model, optimizer, compute_dtype=config.compute_dtype, mesh=mesh, fsdp=config.fsdp
         )
+        predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
+        checkpoints = run.checkpoints()
+        units = dataset.grid["units"]
+        record = resume_record(checkpoints, state) if resume else None
+        history = run.read_history(record["epoch"] if record else 0) if primary else []
+        if primary:  # the run's inputs and software, from its start (or resumption)
+            session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
 
-    with clock.phase("training"):  # validation included; the first step's compile apart
-        state, record = fit(
-            clock.first_call(train_step), state, dataset.splits["train"], checkpoints,
-            on_epoch, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-            validate=validate, patience=config.patience, record=record,
-            saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
-        )  # fmt: skip
-    if events is not None:
-        events.close()
+        def validate(state: nnx.State) -> dict:
+            forecaster = {"model": lambda x: predict(state[0], x)}
+            validation = dataset.splits["validation"]
+            std = dataset.normalizer.std
+            what = f"the validation split of {config.dataset!r}"
+            return evaluate(forecaster, validation, std, config.eval_batch_size, what=what)["model"]
 
-    try:
-        if primary:
-            with clock.phase("writing"):
-                plots.learning_curve(
-                    history, record["best_epoch"], run.file(run.LEARNING_CURVE), units
-                )
-        best = checkpoints.restore("best", state)
-        nnx.update((model, optimizer), state)
-        print(f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})")
-        results = evaluate_test_split(
-            config, dataset, lambda x: predict(state[0], x), workdir, clock
-        )
-    except Exception as error:  # the training itself is done and kept: say so
-        error.add_note(
-            f"the training is finished and kept in {workdir}: rerun the test with "
-            f"`stconv evaluate --workdir {workdir}`"
-        )
-        raise
-    if primary:
-        run.save_session(origin, provenance.finish_session(session, clock))
-    return results
+        events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
+
+        def on_epoch(row: dict, improved: bool) -> None:
+            history.append(row)
+            if primary:
+                run.append_history(row)
+                events.write(row)
+            print(
+                f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
+                f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
+                f"{row['seconds']:.1f} s"
+            )
+
+        with clock.phase("training"):  # validation included; the first step's compile apart
+            state, record = fit(
+                clock.first_call(train_step), state, dataset.splits["train"], checkpoints,
+                on_epoch, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
+                validate=validate, patience=config.patience, record=record,
+                saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
+            )  # fmt: skip
+        if events is not None:
+            events.close()
+
+        try:
+            if primary:
+                with clock.phase("writing"):
+                    plots.learning_curve(
+                        history, record["best_epoch"], run.file(run.LEARNING_CURVE), units
+                    )
+            best = checkpoints.restore("best", state)
+            nnx.update((model, optimizer), state)
+            print(
+                f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})"
+            )
+            forecaster = Forecaster.from_dataset(config, dataset, lambda x: predict(state[0], x))
+            return test_run(forecaster, dataset, run, clock)
+        except Exception as error:  # the training itself is done and kept: say so
+            error.add_note(
+                f"the training is finished and kept in {workdir}: rerun the test with "
+                f"`stconv evaluate --workdir {workdir}`"
+            )
+            raise
 
 
 def resume_record(checkpoints, state: nnx.State) -> dict | None:
@@ -345,23 +278,21 @@ def fit_and_evaluate(
     """A model fitted in closed form (`stconv.models.FITTED`, e.g. ``arima``):
     fitted on the training split and saved into the run by its module, then
     tested like a network; ``resume`` reuses a saved fit."""
-    clock, session = provenance.PhaseClock(), provenance.start_session("train")
-    module = models.fitted(config.model)  # before any file: it may need an extra
-    with clock.phase("data_loading"):
-        dataset = load_config_dataset(config)
-    test_weights(config, dataset)
-    run = RunDirectory(workdir)
-    session["changes"] = prepare_workdir(config, run, resume, allow_changed_data)
-    existing = run.provenance()
-    origin = existing or new_record(config, dataset, [])
-    session["kind"] = session_kind(resume, existing)
-    run.save_data(dataset)
-    run.save_session(origin, session)
-    with clock.phase("training"):
-        predict = module.fit_run(config, dataset, run, resume)
-    results = evaluate_test_split(config, dataset, predict, workdir, clock)
-    run.save_session(origin, provenance.finish_session(session, clock))
-    return results
+    with provenance.Session("train") as session:
+        module = models.fitted(config.model)  # before any file: it may need an extra
+        with session.clock.phase("data_loading"):
+            dataset = load_config_dataset(config)
+        check_area_weights(config, dataset)
+        run = RunDirectory(workdir)
+        changes = prepare_workdir(config, run, resume, allow_changed_data)
+        existing = run.provenance()
+        origin = existing or new_record(config, dataset, [])
+        run.save_data(dataset)
+        session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
+        with session.clock.phase("training"):
+            predict = module.fit_run(config, dataset, run, resume)
+        forecaster = Forecaster.from_dataset(config, dataset, predict)
+        return test_run(forecaster, dataset, run, session.clock)
 
 
 def evaluate_run(workdir: str) -> dict:
@@ -369,111 +300,17 @@ def evaluate_run(workdir: str) -> dict:
     epoch on its dataset, checked against ``data.json``, with a warning per
     library version and input file that differs from the run's record; adds an
     ``evaluate`` session to the record."""
-    from stconv.forecaster import Forecaster
-
-    clock, session = provenance.PhaseClock(), provenance.start_session("evaluate")
-    forecaster = Forecaster.load(workdir)
-    config, run = forecaster.config, RunDirectory(workdir)
-    with clock.phase("data_loading"):
-        dataset = load_config_dataset(config)
-    run.check_data(dataset, f"dataset {config.dataset!r}")
-    origin = forecaster.origin
-    if origin is not None:
-        inputs = provenance.input_changes(origin["inputs"], config_files(config))
-        provenance.warn(workdir, inputs)  # the software's were warned of by `Forecaster.load`
-        session["changes"] = provenance.software_changes(origin) + inputs
-    results = evaluate_test_split(config, dataset, forecaster.predict, workdir, clock)
-    if origin is not None and distributed.is_primary():
-        run.save_session(origin, provenance.finish_session(session, clock))
-    return results
-
-
-def test_weights(config: Config, dataset: Dataset) -> np.ndarray | None:
-    """The area weights of the test scores: None when ``config.area_weights`` is
-    off or the data have no latitudes (or a single row of them).
-
-    Raises:
-      DataError: for latitudes that cannot be weighted (`area_weights`).
-    """
-    if not config.area_weights or not dataset.grid.get("geographic", True):
-        return None
-    return area_weights(dataset.grid["lat"], f"dataset {config.dataset!r}")
-
-
-def evaluate_test_split(
-    config: Config,
-    dataset: Dataset,
-    predict,
-    workdir: str,
-    clock: provenance.PhaseClock | None = None,
-) -> dict:
-    """Test scores of the model and the baselines; forecasts, maps and skill plot.
-
-    Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
-    ``config.forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
-    With several processes, the others compute with process 0 and write nothing.
-    ``clock`` gets the seconds of the ``evaluation`` and of ``writing`` the files.
-    """
-    clock = clock or provenance.PhaseClock()
-    source, normalizer = dataset.splits["test"], dataset.normalizer
-    forecasters = {"model": predict, **baselines(dataset.climatology, config.horizon)}
-    scoring = dict(
-        what=f"the test split of {config.dataset!r}",
-        climatology=dataset.climatology,
-        weights=test_weights(config, dataset),
-    )
-    if not distributed.is_primary():
-        with clock.phase("evaluation"):
-            results = evaluate(
-                forecasters, source, normalizer.std, config.eval_batch_size, **scoring
-            )
-        return name_and_score(results, config.model)
-    init_times = source.init_times()
-    picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
-    drawn = {}  # window index -> last input frame, truth and prediction at lead 1
-    run = RunDirectory(workdir)
-    with (
-        clock.phase("evaluation"),
-        ForecastWriter(
-            run.file(run.TEST_FORECASTS), dataset.grid, dataset.mask, config.horizon
-        ) as writer,
-    ):
-
-        def write(batch: dict, predictions: dict) -> None:
-            with clock.phase("writing"):
-                start = writer.count
-                prediction = normalizer.denormalize(np.asarray(predictions["model"]))
-                writer.write(prediction, init_times[start : start + len(prediction)])
-                for index in picks[(picks >= start) & (picks < start + len(prediction))]:
-                    i = index - start
-                    truth = normalizer.denormalize(batch["targets"][i, 0])
-                    drawn[index] = (
-                        normalizer.denormalize(batch["inputs"][i, -1]),
-                        np.where(batch["mask"][i, 0], truth, np.nan),
-                        prediction[i, 0],
-                    )
-
-        results = evaluate(
-            forecasters, source, normalizer.std, config.eval_batch_size, write, **scoring
-        )
-    results = name_and_score(results, config.model)
-    with clock.phase("writing"):
-        run.write_json(run.RESULTS, results)
-        print(format_table(results, dataset.grid["units"]))
-        plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD), dataset.grid["units"])
-        if config.forecast_samples:
-            draw_forecast_maps(dataset, [drawn[index] for index in picks], init_times[picks], run)
-    return results
-
-
-def draw_forecast_maps(dataset: Dataset, rows: list, init_times: np.ndarray, run) -> None:
-    """``forecast_maps.png`` of the drawn windows' (last input, truth, prediction) rows."""
-    last_inputs, truths, predictions = (np.stack(c) for c in zip(*rows, strict=True))
-    plots.forecast_maps(
-        last_inputs[..., 0],
-        truths[..., 0],
-        np.where(dataset.mask[..., 0], predictions[..., 0], np.nan),
-        [f"init {str(t)[:10]}, lead 1" for t in init_times],
-        run.file(run.FORECAST_MAPS),
-        dataset.grid["units"],
-    )
+    with provenance.Session("evaluate") as session:
+        forecaster = Forecaster.load(workdir)
+        config, run = forecaster.config, RunDirectory(workdir)
+        with session.clock.phase("data_loading"):
+            dataset = load_config_dataset(config)
+        run.check_data(dataset, f"dataset {config.dataset!r}")
+        origin = forecaster.origin
+        if origin is not None:
+            inputs = provenance.input_changes(origin["inputs"], config_files(config))
+            provenance.warn(workdir, inputs)  # the software's were warned of by `Forecaster.load`
+            if distributed.is_primary():
+                changes = provenance.software_changes(origin) + inputs
+                session.attach(run, origin, changes=changes, save=False)
+        return test_run(forecaster, dataset, run, session.clock)

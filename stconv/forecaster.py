@@ -1,16 +1,19 @@
-"""`Forecaster`: a trained run, loaded from its directory, forecasting new data.
+"""`Forecaster`: a trained run, forecasting, writing and scoring data.
 
     forecaster = Forecaster.load("runs/hadcm3-a1b")
     forecast = forecaster.forecast("new.nc")  # or an xarray Dataset or DataArray
     forecast.sel(lead_time=1).isel(init_time=0).plot()
+    forecaster.write("new.nc", "forecast.nc")  # what `stconv predict` does
     results = forecaster.evaluate("new.nc")  # the model, persistence, climatology
 
-Every forecast goes one way from raw data to the model and back: the run's
-variables are read as a ``(time, lat, lon, channel)`` field, each window of
-``input_length`` frames is normalized with the run's statistics
-(`stconv.data.sources.model_inputs`, as in training), forecast in batches of
-``eval_batch_size`` windows, and turned back into physical units, NaN outside
-the run's mask. `stconv predict` and `stconv evaluate` use it.
+Every forecast of a run goes one way from raw data to the model and back
+(`stconv.evaluation.inference`): the run's variables are read as a
+``(time, lat, lon, channel)`` field, each window of ``input_length`` frames
+is normalized with the run's statistics (as in training), forecast in batches
+of ``eval_batch_size`` windows, and turned back into physical units, NaN
+outside the run's mask. Every score of a run goes one way too: `score`, with
+one rule for area weights. The test at the end of training, ``stconv
+evaluate``, ``stconv predict`` and this class's methods all use them.
 """
 
 import os
@@ -22,47 +25,30 @@ import numpy as np
 import xarray as xr
 
 from stconv import models, provenance
+from stconv.assembly import restore_predict
+from stconv.checks import check_positive
 from stconv.config import Config
+from stconv.data.checks import check_values
 from stconv.data.errors import DataError
 from stconv.data.files import dataset_field, open_field
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
+from stconv.data.registry import Dataset, grid_of
 from stconv.data.sources import FieldWindows
-from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec
-from stconv.evaluation.metrics import area_weights
-from stconv.evaluation.netcdf import field_windows, forecast_field, predict_windows
+from stconv.evaluation.inference import (
+    field_batches,
+    predicted_batches,
+    to_physical,
+    unpadded,
+)
+from stconv.evaluation.metrics import grid_weights
+from stconv.evaluation.netcdf import ForecastWriter
 from stconv.evaluation.scoring import baselines, evaluate, name_and_score
-from stconv.run import RunDirectory
-from stconv.training.checkpoints import CheckpointError
+from stconv.run import RunDirectory, check_new_file, describe_data
+from stconv.training.distributed import is_primary
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
-
-
-def restore_predict(run: RunDirectory, config: Config, input_shape: tuple) -> Callable:
-    """The eval-mode forecast of the run's best epoch on every device present
-    (or its fitted ARIMA models): normalized inputs to normalized forecasts."""
-    if models.is_fitted(config.model):
-        return models.fitted(config.model).load_run(run)
-    from stconv.experiment import build
-    from stconv.training import distributed
-    from stconv.training.step import make_predict, make_train_step
-
-    distributed.maybe_initialize()
-    mesh = distributed.data_mesh()
-    model, optimizer = build(config, input_shape)
-    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
-    checkpoints = run.checkpoints()
-    if not checkpoints.exists("best"):
-        raise ValueError(f"workdir {run.path!r} has no best checkpoint: train the run first")
-    try:
-        checkpoints.restore("best", state)
-    except CheckpointError as error:
-        if error.corrupt:
-            error.add_note("the run's best epoch is lost: train it again into a new workdir")
-        raise
-    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
-    return lambda inputs: predict(state[0], inputs)
 
 
 class Forecaster:
@@ -70,40 +56,40 @@ class Forecaster:
 
     Args:
       config: the run's configuration.
-      variables: the variables it forecasts, in channel order.
-      units: their units.
+      description: what the run was trained on, as its ``data.json``
+        (`stconv.run.describe_data`): ``variables`` in channel order, their
+        ``units``, ``input_shape``, and, for runs that recorded them, the
+        ``lat`` and ``lon`` coordinates (else only the grid's shape is
+        checked) and whether they are latitudes (``geographic``).
       normalizer: the training statistics.
       mask: ``(lat, lon, channel)`` cells it forecasts.
       climatology: the normalized training climatology, or None (not recorded).
       predict: normalized ``(n, input_length, lat, lon, channel)`` windows to
         normalized ``(n, horizon, lat, lon, channel)`` forecasts.
-      grid: the ``lat`` and ``lon`` coordinates it was trained on; None for
-        runs that did not record them (then only the grid's shape is checked).
       origin: the run's provenance record (`stconv.provenance`); None for runs
-        made before records were kept.
+        made before records were kept, and for runs not loaded from a folder.
+      path: the run's folder, if it was loaded from one.
     """
 
     def __init__(
         self,
         config: Config,
-        variables: list[str],
-        units: str,
+        description: dict,
         normalizer: Normalizer,
         mask: np.ndarray,
         climatology: np.ndarray | None,
         predict: Callable[[np.ndarray], np.ndarray],
-        grid: dict | None = None,
         origin: dict | None = None,
+        path: str | None = None,
     ):
         self.config = config
-        self.variables = list(variables)
-        self.units = units
+        self.description = description
         self.normalizer = normalizer
         self.mask = mask
         self.climatology = climatology
         self.predict = predict
-        self.grid = grid
         self.origin = origin
+        self.path = path
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
@@ -122,17 +108,38 @@ class Forecaster:
         origin = run.provenance()
         if origin is not None:
             provenance.warn(run.path, provenance.software_changes(origin))
+        normalizer, mask, climatology = run.normalizer(), run.mask(), run.climatology()
+        return cls(config, description, normalizer, mask, climatology, predict, origin, run.path)
+
+    @classmethod
+    def from_dataset(
+        cls, config: Config, dataset: Dataset, predict: Callable[[np.ndarray], np.ndarray]
+    ) -> "Forecaster":
+        """The run of ``config`` trained on ``dataset``, forecasting with ``predict``,
+        as `load` would give it once its files are written."""
         return cls(
             config,
-            description["variables"],
-            description["units"],
-            run.normalizer(),
-            run.mask(),
-            run.climatology(),
+            describe_data(dataset),
+            dataset.normalizer,
+            dataset.mask,
+            dataset.climatology,
             predict,
-            {k: description[k] for k in ("lat", "lon")} if "lat" in description else None,
-            origin,
         )
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.description["variables"])
+
+    @property
+    def units(self) -> str:
+        return self.description["units"]
+
+    @property
+    def grid(self) -> dict | None:
+        """The ``lat`` and ``lon`` the run was trained on; None if not recorded."""
+        if "lat" not in self.description:
+            return None
+        return {dim: self.description[dim] for dim in ("lat", "lon")}
 
     @property
     def input_length(self) -> int:
@@ -141,6 +148,8 @@ class Forecaster:
     @property
     def horizon(self) -> int:
         return self.config.horizon
+
+    # Data in.
 
     def field(self, data: Data, chunks: dict | None = None, other_grid: bool = False):
         """The run's variables in ``data`` as a ``(time, lat, lon, channel)`` field,
@@ -179,7 +188,7 @@ class Forecaster:
         """Raises DataError unless the run can forecast ``field``: the run's units,
         at least ``input_length`` steps, the run's grid (or ``other_grid``, for a
         network: its mask is then the cells of ``field`` that are not all
-        missing), and values `stconv.data.validation.check_values` accepts.
+        missing), and values `stconv.data.checks.check_values` accepts.
         """
         units = field.attrs.get("units", "")
         if units and self.units and units != self.units:
@@ -210,8 +219,9 @@ class Forecaster:
         shape, trained = field.shape[1:3], self.mask.shape[:2]
         if shape != trained:
             return f"lat x lon {shape[0]} x {shape[1]}, the run's {trained[0]} x {trained[1]}"
+        grid = grid_of(field)
         for dim in ("lat", "lon") if self.grid is not None else ():
-            values, run_values = field[dim].values, np.asarray(self.grid[dim])
+            values, run_values = grid[dim], np.asarray(self.grid[dim])
             if not np.allclose(values, run_values):
                 return (
                     f"{dim} {values[0]:g}..{values[-1]:g}, the run's "
@@ -224,12 +234,29 @@ class Forecaster:
         its grid differs from the run's."""
         return nan_mask(field) if self.grid_difference(field) else self.mask
 
-    def batches(self, field: xr.DataArray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Physical-unit forecasts of every window of ``field``, one batch at a
-        time: ``(predictions, init_times)`` (see `stconv.evaluation.netcdf.forecast_field`)."""
-        return forecast_field(
-            self.predict, field, self.input_length, self.normalizer, self.config.eval_batch_size
-        )
+    # Forecasts out.
+
+    def forecast_batches(
+        self,
+        field: xr.DataArray,
+        mask: np.ndarray,
+        start: int = 0,
+        stop: int | None = None,
+        batch_size: int | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Physical-unit forecasts ``(n, lead, lat, lon, channel)`` of the windows
+        ``start .. stop - 1`` of ``field`` (default all), NaN outside ``mask``
+        (`field_mask`), one batch of ``batch_size`` (default ``eval_batch_size``)
+        at a time."""
+        count = field.sizes["time"] - self.input_length + 1
+        stop = count if stop is None else stop
+        batch_size = min(batch_size or self.config.eval_batch_size, count)
+        batches = field_batches(field, self.input_length, self.normalizer, batch_size, start, stop)
+        for batch, _, predictions in predicted_batches(
+            {"model": self.predict}, batches, batch_size
+        ):
+            model = unpadded(predictions["model"], len(batch["inputs"]))
+            yield to_physical(model, self.normalizer, mask)
 
     def forecast(self, data: Data, other_grid: bool = False) -> xr.DataArray:
         """Forecasts from every window of ``input_length`` steps of ``data``.
@@ -249,18 +276,15 @@ class Forecaster:
         field = self.field(data, other_grid=other_grid)
         count = field.sizes["time"] - self.input_length + 1
         batch_size = min(self.config.eval_batch_size, count)
-        mask = self.field_mask(field)
         shape = (self.horizon, *field.shape[1:])
+        mask = self.field_mask(field)
 
-        def forecast_batch(start: int, stop: int) -> np.ndarray:
-            windows = field_windows(field, self.input_length, start, stop)
-            predictions = predict_windows(self.predict, windows, self.normalizer, batch_size)
-            predictions = self.normalizer.denormalize(np.asarray(predictions))
-            return np.where(mask, predictions, np.nan).astype(np.float32)
+        def block(start: int, stop: int) -> np.ndarray:
+            return next(self.forecast_batches(field, mask, start, stop))
 
         blocks = [
             dask.array.from_delayed(
-                dask.delayed(forecast_batch)(start, min(start + batch_size, count)),
+                dask.delayed(block)(start, min(start + batch_size, count)),
                 (min(start + batch_size, count) - start, *shape),
                 np.float32,
             )
@@ -293,14 +317,96 @@ class Forecaster:
         starts = np.arange(len(times) - self.input_length + 1) + self.input_length
         return extended[starts[:, None] + np.arange(self.horizon)]
 
+    def write(
+        self,
+        data: str | os.PathLike,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        batch_size: int | None = None,
+        other_grid: bool = False,
+    ) -> int | None:
+        """Forecasts every window of the netCDF file ``data`` into the netCDF file
+        ``path`` (``stconv predict``), streamed batch by batch
+        (`stconv.evaluation.netcdf.ForecastWriter`): the input is read lazily and
+        no more than one batch of forecasts is held in memory.
+
+        Args:
+          data: the input file (or glob).
+          path: the forecast file: a new file outside any run, or, with
+            ``overwrite``, an existing one that is not the input.
+          overwrite: replace ``path`` if it exists.
+          batch_size: windows per batch; default the run's ``eval_batch_size``.
+          other_grid: accept a grid other than the run's (see `check_field`).
+
+        Returns:
+          The number of forecasts written. With several processes, all compute
+          and process 0 writes: the others return None.
+        """
+        runs = (self.path,) if self.path is not None else ()
+        check_new_file(path, flag="--output", overwrite=overwrite, inputs=(data,), runs=runs)
+        if batch_size is not None:
+            check_positive("--batch-size", batch_size)
+        batch_size = batch_size or self.config.eval_batch_size
+        # Lazy: each batch reads only its frames.
+        chunks = {"time": batch_size + self.input_length - 1}
+        field = self.field(data, chunks, other_grid)
+        mask = self.field_mask(field)
+        batches = self.forecast_batches(field, mask, batch_size=batch_size)
+        if not is_primary():  # the others compute with process 0, which writes
+            for _ in batches:
+                pass
+            return None
+        grid = dict(grid_of(field), units=self.units)  # the units the run was trained in
+        init_times = field["time"].values[self.input_length - 1 :]
+        with ForecastWriter(path, grid, mask, self.horizon) as writer:
+            for predictions in batches:
+                start = writer.count
+                writer.write(predictions, init_times[start : start + len(predictions)])
+        return writer.count
+
+    # Scores.
+
+    def score(
+        self,
+        source,
+        lat: np.ndarray,
+        what: str,
+        on_batch: Callable[[dict, dict], None] | None = None,
+        on_run_grid: bool = True,
+    ) -> dict[str, dict]:
+        """The scores of the forecasts of every window of ``source`` beside the
+        baselines (persistence, the input mean and, ``on_run_grid``, the
+        training climatology, which is also the ACC's reference): the scores
+        of `stconv.evaluation.metrics` over the whole set and per lead time,
+        in physical units, masked, with their skill
+        (`stconv.evaluation.scoring.add_skill`). Area-weighted at the rows'
+        latitudes ``lat`` by the one rule of
+        `stconv.evaluation.metrics.grid_weights`.
+
+        Args:
+          source: windows as `stconv.data.sources` gives them (normalized).
+          lat: the latitude of each row of the windows' grid.
+          what: the windows, for errors (``"the test split of 'x.nc'"``).
+          on_batch: sees every batch and the forecasts of it
+            (`stconv.evaluation.scoring.evaluate`).
+          on_run_grid: the windows are on the run's grid.
+        """
+        climatology = self.climatology if on_run_grid else None
+        forecasters = {"model": self.predict, **baselines(climatology, self.horizon)}
+        grid = {"lat": lat, "geographic": self.description.get("geographic", True)}
+        weights = grid_weights(grid, self.config.area_weights, what)
+        std, batch_size = self.normalizer.std, self.config.eval_batch_size
+        results = evaluate(
+            forecasters, source, std, batch_size, on_batch, what=what, climatology=climatology,
+            weights=weights,
+        )  # fmt: skip
+        return name_and_score(results, self.config.model)
+
     def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
-        """Scores of the forecasts of every complete window of ``data``
-        (``input_length`` inputs and ``horizon`` targets) against the truth in
-        it, beside the baselines (persistence, the input mean and, on the run's
-        grid, the training climatology): the scores of `stconv.evaluation.metrics`
-        over the whole set and per lead time, in physical units, masked, with
-        their skill (`stconv.evaluation.scoring.add_skill`), as `stconv evaluate`
-        prints them (`stconv.evaluation.scoring.format_table`).
+        """`score` of every complete window of ``data`` (``input_length`` inputs
+        and ``horizon`` targets) against the truth in it, as ``stconv
+        evaluate`` prints them (`stconv.reporting.format_table`).
         """
         field = self.field(data, other_grid=other_grid)
         spec = WindowSpec(self.input_length, self.horizon)
@@ -311,14 +417,6 @@ class Forecaster:
                 f"input_length + horizon = {spec.length}"
             )
         source = FieldWindows(field, range(count), spec, self.normalizer, self.field_mask(field))
-        # The training climatology (the climatology forecast and the ACC's reference)
-        # exists on the run's grid only.
-        climatology = None if self.grid_difference(field) else self.climatology
-        forecasters = {"model": self.predict, **baselines(climatology, self.horizon)}
-        weights = area_weights(field["lat"].values) if self.config.area_weights else None
-        std, batch_size = self.normalizer.std, self.config.eval_batch_size
-        results = evaluate(
-            forecasters, source, std, batch_size, what="the data to evaluate",
-            climatology=climatology, weights=weights,
-        )  # fmt: skip
-        return name_and_score(results, self.config.model)
+        on_run_grid = not self.grid_difference(field)
+        lat = grid_of(field)["lat"]
+        return self.score(source, lat, "the data to evaluate", on_run_grid=on_run_grid)

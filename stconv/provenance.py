@@ -1,12 +1,12 @@
 """What made a run: data, code, software, machine and time, in ``provenance.json``.
 
-    clock = PhaseClock()
-    with clock.phase("data_loading"):
-        dataset = load_dataset(...)
-    record = new_record(config, seeds, describe_inputs(files), describe_data(dataset))
-    session = start_session("train")  # command line, versions, devices
-    ...
-    run.save_session(record, finish_session(session, clock))  # phases, peak memory
+    with Session("train") as session:  # command line, versions, devices
+        with session.clock.phase("data_loading"):
+            dataset = load_dataset(...)
+        record = new_record(config, seeds, describe_inputs(files), describe_data(dataset))
+        session.attach(run, record)  # written now, unfinished
+        ...
+    # written again, finished, with the phases and the peak memory
 
 A run's record (`stconv.run.RunDirectory.provenance`) holds the resolved
 configuration, its seeds, every input file (resolved path, size, modification
@@ -14,9 +14,10 @@ time, SHA-256) with the variables, units, grid and time range read, and one
 *session* per command that wrote the run (``train``, ``resume``, ``evaluate``,
 ``classify``): its command line, stconv's version and git commit, the
 versions of the libraries that compute, the devices and XLA flags, the
-wall-clock seconds per phase and the process's peak memory. `check_reuse`
-compares a record with the present software and files before a run is
-reused; `format_record` is what ``stconv info RUN`` prints.
+wall-clock seconds per phase and the process's peak memory.
+`software_changes` and `input_changes` compare a record with the present
+software and files before a run is reused; `format_record` is what
+``stconv info RUN`` prints.
 """
 
 import contextlib
@@ -260,6 +261,50 @@ def finish_session(session: dict, clock: PhaseClock) -> dict:
         "phases_s": {name: round(s, 3) for name, s in clock.seconds.items()},
         "peak_memory_bytes": peak_memory_bytes(),
     }
+
+
+class Session:
+    """One command's session of a run's record, as a context manager.
+
+    ``clock`` times the command's phases. `attach` puts the session into a
+    run's record (and writes it, unless ``save=False``); leaving the ``with``
+    block without an exception writes it again, finished, with the phases
+    and the peak memory. A command that fails or is killed leaves its session
+    in the record unfinished (or, if ``save=False``, out of it).
+    """
+
+    def __init__(self, kind: str):
+        self.clock = PhaseClock()
+        self.entry = start_session(kind)
+        self.run = None
+        self.record = None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None and self.run is not None:
+            self.run.save_session(self.record, finish_session(self.entry, self.clock))
+
+    def attach(
+        self,
+        run,
+        record: dict,
+        *,
+        kind: str | None = None,
+        changes: Sequence[str] = (),
+        save: bool = True,
+    ) -> None:
+        """Makes this the session of ``record``, a `stconv.run.RunDirectory`'s:
+        of ``kind`` if given, going on despite ``changes`` (`software_changes`,
+        `input_changes`); written now if ``save``. Call it in the process that
+        writes the run's files only."""
+        if kind is not None:
+            self.entry["kind"] = kind
+        self.entry["changes"] = list(changes)
+        self.run, self.record = run, record
+        if save:
+            run.save_session(record, self.entry)
 
 
 def new_record(config: dict, seeds: list[int], inputs: list[dict], data: dict | None) -> dict:

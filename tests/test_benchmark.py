@@ -15,7 +15,7 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.models.convolution import conv
+from stconv.models.conv_algorithms import conv
 from stconv.models.layers import Conv
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

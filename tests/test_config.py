@@ -4,7 +4,8 @@ import argparse
 
 import pytest
 
-from stconv.config import Config, add_config_flags, config_from_args
+from stconv.cli import add_config_flags, config_from_args
+from stconv.config import Config
 from stconv.configs import PRESETS, cell_settings, get_config
 
 

@@ -10,6 +10,7 @@ import xarray as xr
 from conftest import assert_same_checkpoints
 
 from stconv import cli, experiment
+from stconv.assembly import load_config_dataset
 from stconv.config import Config
 from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.evaluation.netcdf import ForecastWriter
@@ -203,7 +204,7 @@ def test_a_failed_test_step_keeps_the_training_and_says_how_to_rerun_it(
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "run" / "results.json"))
 
-    monkeypatch.setattr(experiment, "evaluate_test_split", full_disk)
+    monkeypatch.setattr(experiment, "test_run", full_disk)
     assert train(tmp_path / "run", "--epochs", "1") == 1
     error = capsys.readouterr().err
     assert "results.json: No space left on device" in error and error.count("\n") == 1
@@ -258,8 +259,8 @@ def test_iterations_report_mean_and_std(tmp_path, capsys):
 
 
 def test_time_chunk_streams_the_same_windows_lazily():
-    eager = experiment.load_config_dataset(Config())
-    lazy = experiment.load_config_dataset(Config(time_chunk=16))
+    eager = load_config_dataset(Config())
+    lazy = load_config_dataset(Config(time_chunk=16))
     for split in ("train", "test"):
         for index in (0, len(eager.splits[split]) - 1):
             got, want = lazy.splits[split][index], eager.splits[split][index]

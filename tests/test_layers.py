@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from stconv.models.convolution import conv
+from stconv.models.conv_algorithms import conv
 from stconv.models.layers import BatchNorm, ConvBlock
 
 

@@ -12,8 +12,9 @@ from flax import nnx
 from stconv import models
 from stconv.config import Config
 from stconv.data.normalization import Normalizer
-from stconv.evaluation.netcdf import ForecastWriter, forecast_field
+from stconv.evaluation.netcdf import ForecastWriter
 from stconv.evaluation.scoring import evaluate
+from stconv.forecaster import Forecaster
 from stconv.training.step import make_predict
 
 GRID = {
@@ -140,14 +141,15 @@ def test_padded_batches_equal_batch_size_one_and_compile_once():
     assert runs[3][1]["rmse"] == pytest.approx(runs[1][1]["rmse"], rel=1e-6)
 
 
-def test_forecast_field_reads_and_predicts_one_batch_at_a_time():
+def test_forecasts_read_and_predict_one_batch_at_a_time():
     values = np.random.default_rng(2).standard_normal((12, 3, 4, 2)).astype(np.float32)
     values[4, 1, 1, 0] = np.nan
-    field = xr.DataArray(
-        values,
-        dims=("time", "lat", "lon", "channel"),
-        coords={"time": pd.date_range("2001-01-01", periods=12, freq="D")},
-    ).chunk({"time": 5})
+    times = pd.date_range("2001-01-01", periods=12, freq="D")
+    dims = ("time", "lat", "lon")
+    data = xr.Dataset(
+        {name: (dims, values[..., c], {"units": "K"}) for c, name in enumerate("ab")},
+        coords={"time": times},
+    )
     normalizer = Normalizer(np.array([1.0, -1.0], np.float32), np.array([2.0, 0.5], np.float32))
     shapes = []
 
@@ -155,16 +157,22 @@ def test_forecast_field_reads_and_predicts_one_batch_at_a_time():
         shapes.append(inputs.shape)
         return np.repeat(inputs.mean(axis=1, keepdims=True), 2, axis=1)
 
-    batches = list(forecast_field(predict, field, 3, normalizer, batch_size=4))
+    config = Config(input_length=3, horizon=2, eval_batch_size=4)
+    description = {"variables": ["a", "b"], "units": "K", "input_shape": [3, 3, 4, 2]}
+    mask = np.ones((3, 4, 2), bool)
+    forecaster = Forecaster(config, description, normalizer, mask, None, predict)
+    field = forecaster.field(data.chunk({"time": 5}))
+    batches = list(forecaster.forecast_batches(field, mask))
     # 10 windows: batches of 4, 4 and 2, every one padded to 4 windows.
     assert shapes == [(4, 3, 3, 4, 2)] * 3
-    assert [len(p) for p, _ in batches] == [4, 4, 2]
+    assert [len(p) for p in batches] == [4, 4, 2]
     windows = np.stack([values[s : s + 3] for s in range(10)])
     inputs = np.nan_to_num(normalizer.normalize(windows), nan=0.0)
     expected = normalizer.denormalize(np.repeat(inputs.mean(axis=1, keepdims=True), 2, axis=1))
-    np.testing.assert_allclose(np.concatenate([p for p, _ in batches]), expected, rtol=1e-6)
-    times = np.concatenate([t for _, t in batches])
-    np.testing.assert_array_equal(times, field["time"].values[2:])
+    np.testing.assert_allclose(np.concatenate(batches), expected, rtol=1e-6)
+    forecast = forecaster.forecast(data)
+    np.testing.assert_array_equal(forecast["init_time"].values, times[2:])
+    np.testing.assert_allclose(forecast.values, expected, rtol=1e-6)
 
 
 def test_eval_batch_size_is_validated_and_old_configs_load(tmp_path):

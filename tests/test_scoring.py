@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from stconv.evaluation.scoring import add_skill, baselines, evaluate, format_table
+from stconv.evaluation.scoring import add_skill, baselines, evaluate
+from stconv.reporting import format_table
 
 
 def windows():

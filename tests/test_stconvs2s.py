@@ -227,7 +227,7 @@ def test_bad_input_raises_before_tracing(shape, message):
 def test_registry_lists_both_variants():
     assert {"stconvs2s-r", "stconvs2s-c"} <= set(models.available())
     with pytest.raises(ValueError, match="already registered"):
-        models.register("stconvs2s-r", models.STConvS2S)
+        models.register("stconvs2s-r", models.STCONVS2S)
 
 
 @pytest.mark.parametrize("base", ["last", "mean"])

@@ -20,13 +20,7 @@ from stconv.classification.data import image_file, image_splits
 from stconv.classification.models import CLASSIFIERS
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation import plots
-from stconv.provenance import (
-    PhaseClock,
-    describe_inputs,
-    finish_session,
-    new_record,
-    start_session,
-)
+from stconv.provenance import PhaseClock, Session, describe_inputs, new_record
 from stconv.run import RunDirectory
 from stconv.training.loop import fit
 from stconv.training.step import count_parameters, create_optimizer, make_apply, make_train_step
@@ -105,39 +99,32 @@ def classify(
     if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
     run.check_writable()
-    clock, session = PhaseClock(), start_session("classify")
-    with clock.phase("data_loading"):
-        splits = image_splits(dataset, seed=seed)
-    settings = dict(
-        dataset=dataset, models=list(models), epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed,
-    )  # fmt: skip
-    origin = new_record(settings, [seed], describe_inputs([image_file(dataset)]), None)
-    print(
-        f"{dataset}: {len(splits['train'])} train and {len(splits['test'])} test images "
-        f"of {splits['train'].images.shape[1:]}"
-    )
-    run.mark()
-    run.save_session(origin, session)
-    results = {}
-    for name in models:
-        model_dir = RunDirectory(workdir).model(name)
-        os.makedirs(model_dir, exist_ok=True)
-        results[name] = train_classifier(
-            name,
-            splits,
-            model_dir,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            clock=clock,
-        )
-        r = results[name]
+    with Session("classify") as session:
+        with session.clock.phase("data_loading"):
+            splits = image_splits(dataset, seed=seed)
+        settings = dict(
+            dataset=dataset, models=list(models), epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, seed=seed,
+        )  # fmt: skip
+        origin = new_record(settings, [seed], describe_inputs([image_file(dataset)]), None)
         print(
-            f"{name}: test accuracy {r['accuracy']:.2%}, {r['parameters']:,} parameters, "
-            f"trained in {r['train_seconds']:.0f} s"
+            f"{dataset}: {len(splits['train'])} train and {len(splits['test'])} test images "
+            f"of {splits['train'].images.shape[1:]}"
         )
-    run.write_json(run.RESULTS, {"dataset": dataset, **results})
-    run.save_session(origin, finish_session(session, clock))
+        run.mark()
+        session.attach(run, origin)
+        results = {}
+        for name in models:
+            model_dir = run.model(name)
+            os.makedirs(model_dir, exist_ok=True)
+            results[name] = train_classifier(
+                name, splits, model_dir, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, seed=seed, clock=session.clock,
+            )  # fmt: skip
+            r = results[name]
+            print(
+                f"{name}: test accuracy {r['accuracy']:.2%}, {r['parameters']:,} parameters, "
+                f"trained in {r['train_seconds']:.0f} s"
+            )
+        run.write_json(run.RESULTS, {"dataset": dataset, **results})
     return results

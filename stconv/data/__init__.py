@@ -6,7 +6,8 @@
 - `sources`: random-access sources of windows (fields, the paper's files);
 - `normalization`, `masks`: training statistics and valid cells;
 - `synthetic`: seeded synthetic fields for tests and benchmarks;
-- `registry`: datasets by name or path (`load_dataset`);
+- `registry`: the table of datasets by name, or a path (`load_dataset`);
 - `pipeline`: grain batches in a fixed order per seed and epoch;
+- `checks`: checks of data against what the computation needs;
 - `errors`: `DataError`, raised on bad input data.
 """

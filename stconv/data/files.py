@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from stconv.data.checks import check_numeric, check_times, check_units
 from stconv.data.errors import DataError
-from stconv.data.validation import check_numeric, check_times, check_units
 
 DIMS = ("time", "lat", "lon")
 GRID_DIMS = ("lat", "lon", "channel")

@@ -3,31 +3,34 @@
     dataset = load_dataset("hadcm3-a1b", input_length=5, horizon=5)
     dataset.splits["train"][0]  # {"inputs", "targets", "mask"}
 
-Names: ``hadcm3-a1b`` (the embedded default), ``cfsr`` and ``chirps`` (the
-paper's files, ``path=`` required), ``synthetic`` (seeded, any size), or a
-path to any netCDF file, glob or zarr store.
+The names are one table, `DATASETS`: ``hadcm3-a1b`` (the embedded default),
+``cfsr`` and ``chirps`` (the paper's files, ``path=`` required) and
+``synthetic`` (seeded, any size). Anything else is read as a path to a netCDF
+file, glob or zarr store. A new dataset is one `Entry`: a description, how to
+open it and which files it reads.
 """
 
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import iris_sample_data
 import numpy as np
 import xarray as xr
 
+from stconv.checks import check_choice
+from stconv.config import NORMALIZATIONS
+from stconv.data.checks import check_values
 from stconv.data.errors import DataError
 from stconv.data.files import GRID_DIMS, open_dataset, open_field, other_dims, resolve_paths
 from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
 from stconv.data.synthetic import synthetic_field
-from stconv.data.validation import check_values
 from stconv.data.windows import WindowSpec, paper_split, split_starts, time_segments
 
 EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
-NAMES = ("hadcm3-a1b", "cfsr", "chirps", "synthetic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,19 +62,23 @@ class Dataset:
         return (self.spec.input_length, *self.mask.shape)
 
 
-def grid_of(array: xr.DataArray, geographic: bool = True) -> dict:
-    """The grid of a field: ``lat``, ``lon``, ``channel`` names, ``units``, and
-    whether ``lat`` holds latitudes (``geographic``; the paper's files have none)."""
+def grid_of(array: xr.DataArray) -> dict:
+    """The grid of a field: ``lat`` and ``lon`` (their coordinates, or the row
+    and column indices where the file has none, as the paper's), ``channel``
+    names, ``units``, and whether ``lat`` holds latitudes (``geographic``)."""
+
+    def values(dim: str) -> np.ndarray:
+        if dim in array.coords:
+            return array[dim].values
+        return np.arange(array.sizes[dim], dtype=np.float32)
+
     return {
-        "lat": array["lat"].values,
-        "lon": array["lon"].values,
+        "lat": values("lat"),
+        "lon": values("lon"),
         "channel": [str(c) for c in array["channel"].values],
         "units": array.attrs.get("units", ""),
-        "geographic": geographic,
+        "geographic": "lat" in array.coords,
     }
-
-
-NORMALIZATIONS = ("channel", "cell", "none")
 
 
 def training_statistics(
@@ -81,7 +88,7 @@ def training_statistics(
     climatology, all from the training split.
 
     numpy's warnings are silenced: masked cells (all NaN) are expected, and an
-    infinite value is refused by `stconv.data.validation.check_values` just after.
+    infinite value is refused by `stconv.data.checks.check_values` just after.
     """
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -162,25 +169,123 @@ def paper_dataset(
     check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
     check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
-    geographic = "lat" in x.coords
-    for coord in ("lat", "lon"):
-        if coord not in x.coords:
-            x = x.assign_coords({coord: np.arange(x.sizes[coord], dtype=np.float32)})
     x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x, geographic))
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What `load_dataset` was asked for, as a dataset's opener reads it."""
+
+    name: str
+    spec: WindowSpec
+    normalization: str
+    path: str | None = None
+    variables: str | Sequence[str] | None = None
+    mask_file: str | None = None
+    chunks: Mapping | None = None
+    synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1)
+    seed: int = 0
+    open_options: dict = dataclasses.field(default_factory=dict)
+
+
+Opened = xr.DataArray | Dataset  # a (time, lat, lon, channel) field, or a dataset already split
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A dataset of the table.
+
+    Attributes:
+      description: one line, for people.
+      open: the `Request` to a ``(time, lat, lon, channel)`` field, which
+        `load_dataset` splits on time, normalizes and masks; or to a `Dataset`
+        already split (the paper's pre-windowed files).
+      files: the files it reads, given ``path=`` (recorded with every run).
+    """
+
+    description: str
+    open: Callable[[Request], Opened]
+    files: Callable[[str | None], list[str]] = lambda path: []
+
+
+def open_embedded(request: Request) -> xr.DataArray:
+    return open_field(
+        EMBEDDED_FILE, "air_temperature", chunks=request.chunks, **request.open_options
+    )
+
+
+def open_paper_file(request: Request) -> Dataset:
+    if request.path is None:
+        raise DataError(
+            f"dataset {request.name!r} needs path= the paper's netCDF file (see data/README.md)"
+        )
+    dataset = open_dataset(request.path, request.chunks)
+    return paper_dataset(request.name, dataset, request.path, request.spec,
+                         request.normalization, request.mask_file)  # fmt: skip
+
+
+def open_synthetic(request: Request) -> xr.DataArray:
+    return synthetic_field(*request.synthetic_shape, seed=request.seed)
+
+
+def paper_files(path: str | None) -> list[str]:
+    return resolve_paths(path) if path is not None else []
+
+
+DATASETS: dict[str, Entry] = {
+    "hadcm3-a1b": Entry(
+        "HadCM3 A1B annual surface air temperature over North America, 1860-2099, 37x49 "
+        "(iris-sample-data, installed with stconv)",
+        open_embedded,
+        lambda path: [EMBEDDED_FILE],
+    ),
+    "cfsr": Entry(
+        "the paper's CFSR air temperature, pre-windowed (path= its Zenodo file)",
+        open_paper_file,
+        paper_files,
+    ),
+    "chirps": Entry(
+        "the paper's CHIRPS rainfall, pre-windowed (path= its Zenodo file)",
+        open_paper_file,
+        paper_files,
+    ),
+    "synthetic": Entry(
+        "seeded advecting, diffusing fields of any size (for tests and benchmarks)",
+        open_synthetic,
+    ),
+}
+
+
+def is_path(name: str) -> bool:
+    """Whether a dataset name not in `DATASETS` is meant as a file, glob or store."""
+    return os.path.exists(name) or any(c in name for c in "*?[") or name.endswith((".nc", ".zarr"))
+
+
+def open_path(request: Request) -> Opened:
+    """A netCDF file, glob or zarr store: the paper's format, or a field."""
+    dataset = open_dataset(request.name, request.chunks)
+    if is_paper_format(dataset):
+        return paper_dataset(request.name, dataset, request.name, request.spec,
+                             request.normalization, request.mask_file)  # fmt: skip
+    return open_field(request.name, request.variables, chunks=request.chunks,
+                      **request.open_options)  # fmt: skip
+
+
+def opener(name: str) -> Callable[[Request], Opened]:
+    """How `load_dataset` opens ``name``; DataError naming the choices if it is
+    neither a dataset of the table nor a path."""
+    if name in DATASETS:
+        return DATASETS[name].open
+    if is_path(name):
+        return open_path
+    raise DataError(f"dataset {name!r} is unknown: choose from {list(DATASETS)} or a netCDF path")
 
 
 def data_files(name: str, path: str | None = None, mask_file: str | None = None) -> list[str]:
     """The files that `load_dataset` reads for ``name`` (``path`` for the
-    paper's datasets), then the mask file; none for the synthetic field."""
-    if name == "hadcm3-a1b":
-        files = [EMBEDDED_FILE]
-    elif name in ("cfsr", "chirps"):
-        files = resolve_paths(path) if path is not None else []
-    elif name == "synthetic":
-        files = []
-    else:
-        files = resolve_paths(name)
+    paper's datasets), then the mask file; none for generated data."""
+    files = DATASETS[name].files(path) if name in DATASETS else resolve_paths(name)
     return files + ([mask_file] if mask_file is not None else [])
 
 
@@ -203,7 +308,7 @@ def load_dataset(
     """Loads a dataset by name or path, split, normalized and masked.
 
     Args:
-      name: ``hadcm3-a1b``, ``cfsr``, ``chirps``, ``synthetic`` or a file path / glob.
+      name: a name of `DATASETS` or a file path / glob.
       input_length: input frames per window.
       horizon: target frames per window.
       stride: steps between window starts (time-series data only).
@@ -222,25 +327,12 @@ def load_dataset(
       **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.data.files.open_field`.
     """
     spec = WindowSpec(input_length, horizon, stride)
-    if normalization not in NORMALIZATIONS:
-        raise DataError(
-            f"normalization={normalization!r} is invalid: choose from {list(NORMALIZATIONS)}"
-        )
-    if name in ("cfsr", "chirps"):
-        if path is None:
-            raise DataError(
-                f"dataset {name!r} needs path= the paper's netCDF file (see data/README.md)"
-            )
-        return paper_dataset(name, open_dataset(path, chunks), path, spec, normalization, mask_file)
-    if name == "hadcm3-a1b":
-        field = open_field(EMBEDDED_FILE, "air_temperature", chunks=chunks, **open_options)
-    elif name == "synthetic":
-        field = synthetic_field(*synthetic_shape, seed=seed)
-    elif os.path.exists(name) or any(c in name for c in "*?[") or name.endswith((".nc", ".zarr")):
-        dataset = open_dataset(name, chunks)
-        if is_paper_format(dataset):
-            return paper_dataset(name, dataset, name, spec, normalization, mask_file)
-        field = open_field(name, variables, chunks=chunks, **open_options)
-    else:
-        raise DataError(f"dataset {name!r} is unknown: choose from {list(NAMES)} or a netCDF path")
-    return field_dataset(name, field, spec, fractions, normalization, mask_file)
+    check_choice("normalization", normalization, NORMALIZATIONS, DataError)
+    request = Request(
+        name, spec, normalization, path, variables, mask_file, chunks, synthetic_shape, seed,
+        open_options,
+    )  # fmt: skip
+    opened = opener(name)(request)
+    if isinstance(opened, Dataset):
+        return opened
+    return field_dataset(name, opened, spec, fractions, normalization, mask_file)

@@ -1,7 +1,8 @@
-"""Evaluation: metrics, baselines, forecast files and plots.
+"""Evaluation: windowed inference, metrics, baselines, forecast files and plots.
 
-- `metrics`: masked RMSE and MAE sums in physical units;
-- `scoring`: a model and the simple baselines scored on the same windows;
+- `inference`: batches of windows padded, forecast and turned back into physical units;
+- `metrics`: the table of scores (`METRICS`), accumulated over batches, in physical units;
+- `scoring`: forecasters and the simple baselines scored on the same windows;
 - `netcdf`: forecasts streamed to netCDF batch by batch;
-- `plots`: learning curves, forecast maps, confusion matrices.
+- `plots`: learning curves, forecast maps, skill per lead time, confusion matrices.
 """

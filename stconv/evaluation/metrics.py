@@ -1,5 +1,11 @@
 """Forecast scores over a whole dataset, per lead time, in physical units, masked.
 
+Every score is one `Metric` of the table `METRICS`: the sums it needs from
+each batch, and its value from those sums. `ErrorAccumulator` adds the sums up
+over all batches; ``results.json``, the printed tables, the multi-seed
+summary and the skill plot (`stconv.reporting`, `stconv.evaluation.plots`)
+iterate over the table, so a new score is one entry.
+
 For every lead time, over all windows and valid cells (``e`` the error
 forecast - truth in physical units, ``w`` the area weight of the cell's
 latitude, `area_weights`):
@@ -18,6 +24,11 @@ Errors are accumulated as sums per lead time over all batches, so the RMSE is
 that of the whole set, not a mean of per-batch RMSEs (which the reference
 reports).
 """
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -51,51 +62,180 @@ def area_weights(lat: np.ndarray, source: str = "the data") -> np.ndarray | None
     return (weights / weights.mean()).astype(np.float32)
 
 
-@jax.jit
-def error_sums(
+def grid_weights(grid: dict, enabled: bool = True, source: str = "the data") -> np.ndarray | None:
+    """The one rule for area weights: `area_weights` of the grid's ``lat``
+    where its rows are latitudes (``geographic``, true unless recorded false),
+    None when not ``enabled`` (``--no-area-weights``) or they are not.
+
+    Raises:
+      DataError: naming ``source``, for latitudes that cannot be weighted.
+    """
+    if not enabled or not grid.get("geographic", True):
+        return None
+    return area_weights(grid["lat"], source)
+
+
+class Terms(NamedTuple):
+    """What a metric sums over one batch ``(batch, lead, lat, lon, channels)``, in
+    physical units, each 0 outside the valid cells."""
+
+    error: jax.Array  # forecast - truth
+    weight: jax.Array  # the cell's area weight
+    mask: jax.Array  # valid cells
+    forecast_anomaly: jax.Array  # forecast - climatology
+    truth_anomaly: jax.Array  # truth - climatology
+
+
+def over_cells(x: jax.Array) -> jax.Array:
+    """Per lead time: the sum over windows and cells."""
+    return jnp.sum(x, axis=(0, 2, 3, 4))
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A score: per-lead sums over each batch, and the score from summed sums.
+
+    Attributes:
+      label: its column in the printed tables (``RMSE``).
+      width: that column's width, in characters (values show 3 decimals).
+      sums: `Terms` of one batch -> ``{name: (lead,) sums}`` (traced by JAX;
+        metrics that need the same sum give it the same name).
+      value: the summed sums -> the score: called per lead time (arrays
+        ``(lead,)``) and over the whole set (the sums over leads).
+      title: what the skill plot calls it; default ``label``.
+      in_units: in the data's units (an error), or a pure number (ACC).
+      needs_climatology: scored only where a training climatology is known.
+      weighted: area-weighted: drawn only where the scores are.
+      in_table: a column of the run's printed table.
+      in_summary_table: a block (mean +- std per lead time) of the multi-seed table.
+      plot: the panel of ``skill_by_lead.png`` it is drawn in per lead time;
+        None draws it nowhere.
+    """
+
+    label: str
+    sums: Callable[[Terms], dict[str, jax.Array]]
+    value: Callable[[dict[str, np.ndarray]], np.ndarray]
+    width: int = 7
+    title: str = ""
+    in_units: bool = True
+    needs_climatology: bool = False
+    weighted: bool = False
+    in_table: bool = True
+    in_summary_table: bool = False
+    plot: str | None = None
+
+
+def squared_sums(t: Terms) -> dict[str, jax.Array]:
+    return {"squared": over_cells(jnp.square(t.error)), "count": over_cells(t.mask)}
+
+
+def absolute_sums(t: Terms) -> dict[str, jax.Array]:
+    return {"absolute": over_cells(jnp.abs(t.error)), "count": over_cells(t.mask)}
+
+
+def signed_sums(t: Terms) -> dict[str, jax.Array]:
+    return {"signed": over_cells(t.error), "count": over_cells(t.mask)}
+
+
+def weighted_squared_sums(t: Terms) -> dict[str, jax.Array]:
+    squared = over_cells(t.weight * jnp.square(t.error))
+    return {"weighted_squared": squared, "weight": over_cells(t.weight)}
+
+
+def weighted_absolute_sums(t: Terms) -> dict[str, jax.Array]:
+    absolute = over_cells(t.weight * jnp.abs(t.error))
+    return {"weighted_absolute": absolute, "weight": over_cells(t.weight)}
+
+
+def anomaly_correlation_sums(t: Terms) -> dict[str, jax.Array]:
+    """Each window's ACC, summed over the windows that have a valid anomaly."""
+    space = (2, 3, 4)
+    covariance = jnp.sum(t.weight * t.forecast_anomaly * t.truth_anomaly, axis=space)
+    forecast_power = jnp.sum(t.weight * jnp.square(t.forecast_anomaly), axis=space)
+    truth_power = jnp.sum(t.weight * jnp.square(t.truth_anomaly), axis=space)
+    scored = truth_power > 0  # windows (and padding) with no valid anomaly are not scored
+    acc = covariance / jnp.sqrt(jnp.where(scored, forecast_power * truth_power, 1.0) + 1e-30)
+    acc = jnp.sum(jnp.where(scored, acc, 0.0), axis=0)
+    return {"acc": acc, "acc_windows": jnp.sum(scored, axis=0)}
+
+
+def per_cell(name: str) -> Callable[[dict], np.ndarray]:
+    """The mean of sum ``name`` over the valid cells."""
+    return lambda sums: sums[name] / np.maximum(sums["count"], 1)
+
+
+def per_weight(name: str) -> Callable[[dict], np.ndarray]:
+    """The area-weighted mean of sum ``name``."""
+    return lambda sums: sums[name] / np.maximum(sums["weight"], 1e-30)
+
+
+METRICS: dict[str, Metric] = {
+    "rmse": Metric(
+        "RMSE", squared_sums, lambda s: np.sqrt(per_cell("squared")(s)),
+        in_summary_table=True, plot="RMSE",
+    ),
+    "weighted_rmse": Metric(
+        "wRMSE", weighted_squared_sums, lambda s: np.sqrt(per_weight("weighted_squared")(s)),
+        title="area-weighted", weighted=True, in_summary_table=True, plot="RMSE",
+    ),
+    "mae": Metric("MAE", absolute_sums, per_cell("absolute")),
+    "weighted_mae": Metric(
+        "wMAE", weighted_absolute_sums, per_weight("weighted_absolute"), weighted=True,
+        in_table=False,
+    ),
+    "bias": Metric("bias", signed_sums, per_cell("signed")),
+    "acc": Metric(
+        "ACC", anomaly_correlation_sums,
+        lambda s: s["acc"] / np.maximum(s["acc_windows"], 1), width=6,
+        title="anomaly correlation", in_units=False, needs_climatology=True, plot="ACC",
+    ),
+}  # fmt: skip
+
+
+def applicable(with_climatology: bool) -> tuple[tuple[str, Metric], ...]:
+    """The metrics of `METRICS` that can be scored, as JAX's static argument."""
+    return tuple(
+        (name, metric)
+        for name, metric in METRICS.items()
+        if with_climatology or not metric.needs_climatology
+    )
+
+
+@functools.partial(jax.jit, static_argnames="metrics")
+def batch_sums(
     predictions: jax.Array,
     targets: jax.Array,
     mask: jax.Array,
     std: jax.Array,
     climatology: jax.Array,
     weights: jax.Array,
+    metrics: tuple[tuple[str, Metric], ...],
 ) -> dict[str, jax.Array]:
-    """Per-lead-time sums over one batch ``(batch, lead, lat, lon, channels)``.
+    """Every sum of ``metrics`` over one batch ``(batch, lead, lat, lon, channels)``.
 
     ``std`` (per channel) turns normalized values into physical units;
     ``climatology`` ``(lat, lon, channels)`` (normalized) is the ACC's reference;
     ``weights`` ``(lat,)`` the area weights.
     """
-    error = jnp.where(mask, (predictions - targets) * std, 0.0)
-    weight = jnp.where(mask, weights[:, None, None], 0.0)
-    forecast_anomaly = jnp.where(mask, (predictions - climatology) * std, 0.0)
-    truth_anomaly = jnp.where(mask, (targets - climatology) * std, 0.0)
-    space = (2, 3, 4)
-    covariance = jnp.sum(weight * forecast_anomaly * truth_anomaly, axis=space)
-    forecast_power = jnp.sum(weight * jnp.square(forecast_anomaly), axis=space)
-    truth_power = jnp.sum(weight * jnp.square(truth_anomaly), axis=space)
-    scored = truth_power > 0  # windows (and padding) with no valid anomaly are not scored
-    acc = covariance / jnp.sqrt(jnp.where(scored, forecast_power * truth_power, 1.0) + 1e-30)
-    axes = (0, 2, 3, 4)
-    return {
-        "squared": jnp.sum(jnp.square(error), axis=axes),
-        "absolute": jnp.sum(jnp.abs(error), axis=axes),
-        "signed": jnp.sum(error, axis=axes),
-        "count": jnp.sum(mask, axis=axes),
-        "weighted_squared": jnp.sum(weight * jnp.square(error), axis=axes),
-        "weighted_absolute": jnp.sum(weight * jnp.abs(error), axis=axes),
-        "weight": jnp.sum(weight, axis=axes),
-        "acc": jnp.sum(jnp.where(scored, acc, 0.0), axis=0),
-        "acc_windows": jnp.sum(scored, axis=0),
-    }
+    terms = Terms(
+        error=jnp.where(mask, (predictions - targets) * std, 0.0),
+        weight=jnp.where(mask, weights[:, None, None], 0.0),
+        mask=mask,
+        forecast_anomaly=jnp.where(mask, (predictions - climatology) * std, 0.0),
+        truth_anomaly=jnp.where(mask, (targets - climatology) * std, 0.0),
+    )
+    sums = {}
+    for _, metric in metrics:
+        sums.update(metric.sums(terms))
+    return sums
 
 
 class ErrorAccumulator:
-    """Adds up `error_sums` batch by batch (in float64 on the host).
+    """Adds up the sums of `METRICS` batch by batch (in float64 on the host).
 
     Args:
       climatology: ``(lat, lon, channels)`` normalized reference of the ACC;
-        None leaves the ACC out.
+        None leaves the metrics that need it out.
       weights: ``(lat,)`` area weights (`area_weights`); None weighs every
         cell alike (then the weighted scores equal the unweighted ones).
     """
@@ -103,47 +243,31 @@ class ErrorAccumulator:
     def __init__(self, climatology: np.ndarray | None = None, weights: np.ndarray | None = None):
         self.climatology = climatology
         self.weights = weights
+        self.metrics = applicable(climatology is not None)
         self.sums = None
 
     def add(self, predictions, targets, mask, std) -> None:
         lat = targets.shape[2]
         climatology = 0.0 if self.climatology is None else self.climatology
         weights = np.ones(lat, np.float32) if self.weights is None else self.weights
-        batch = {
-            k: np.asarray(v, np.float64)
-            for k, v in error_sums(predictions, targets, mask, std, climatology, weights).items()
-        }
+        sums = batch_sums(predictions, targets, mask, std, climatology, weights, self.metrics)
+        batch = {k: np.asarray(v, np.float64) for k, v in sums.items()}
         self.sums = batch if self.sums is None else {k: self.sums[k] + batch[k] for k in batch}
 
     def result(self) -> dict:
-        """The scores of the module docstring, over everything and ``..._per_lead``,
-        the number of ``cells`` scored and whether they were ``area_weighted``."""
-        sums = self.sums
-        count = sums["count"]
+        """Every metric over everything and ``..._per_lead``, the number of
+        ``cells`` scored and whether they were ``area_weighted``."""
+        count = self.sums["count"]
         if count.sum() == 0:
             raise ValueError(
                 "no valid target to score: every target cell is missing (NaN) or masked"
             )
-        per_lead, total = np.maximum(count, 1), max(count.sum(), 1)
-        weight, weight_total = np.maximum(sums["weight"], 1e-30), max(sums["weight"].sum(), 1e-30)
-        result = {
-            "rmse": float(np.sqrt(sums["squared"].sum() / total)),
-            "mae": float(sums["absolute"].sum() / total),
-            "rmse_per_lead": np.sqrt(sums["squared"] / per_lead).tolist(),
-            "mae_per_lead": (sums["absolute"] / per_lead).tolist(),
-            "weighted_rmse": float(np.sqrt(sums["weighted_squared"].sum() / weight_total)),
-            "weighted_mae": float(sums["weighted_absolute"].sum() / weight_total),
-            "weighted_rmse_per_lead": np.sqrt(sums["weighted_squared"] / weight).tolist(),
-            "weighted_mae_per_lead": (sums["weighted_absolute"] / weight).tolist(),
-            "bias": float(sums["signed"].sum() / total),
-            "bias_per_lead": (sums["signed"] / per_lead).tolist(),
-            "cells": int(count.sum()),
-            "area_weighted": self.weights is not None,
-        }
-        if self.climatology is not None:
-            windows = np.maximum(sums["acc_windows"], 1)
-            result["acc"] = float(sums["acc"].sum() / max(sums["acc_windows"].sum(), 1))
-            result["acc_per_lead"] = (sums["acc"] / windows).tolist()
+        totals = {name: np.sum(sums) for name, sums in self.sums.items()}
+        result = {}
+        for name, metric in self.metrics:
+            result[name] = float(metric.value(totals))
+            result[f"{name}_per_lead"] = np.asarray(metric.value(self.sums)).tolist()
+        result.update(cells=int(count.sum()), area_weighted=self.weights is not None)
         return result
 
 

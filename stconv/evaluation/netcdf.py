@@ -1,25 +1,19 @@
 """Forecasts as netCDF: ``(init_time, lead_time, lat, lon)`` per variable, physical units.
 
 `ForecastWriter` streams batches of forecasts to one file, so a long series of
-forecasts over a large grid is written without holding them all in memory;
-`forecast_field` forecasts every window of a (lazily read) field batch by batch.
+forecasts over a large grid is written without holding them all in memory.
 """
 
 import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import netCDF4
 import numpy as np
 import xarray as xr
-from numpy.lib.stride_tricks import sliding_window_view
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
-
-from stconv.data.normalization import Normalizer
-from stconv.data.pipeline import one_ahead, pad_batch
-from stconv.data.sources import model_inputs
 
 
 class ForecastWriter:
@@ -161,58 +155,3 @@ class ForecastWriter:
             variable = self.file.createVariable("init_time", encoded.dtype, ("init_time",))
             variable.setncatts(encoded.attrs)
             variable[:] = encoded.values
-
-
-def forecast_field(
-    predict: Callable[[np.ndarray], np.ndarray],
-    field: xr.DataArray,
-    input_length: int,
-    normalizer: Normalizer,
-    batch_size: int,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Physical-unit forecasts from every window of a raw ``(time, lat, lon, channel)``
-    field, one batch at a time.
-
-    Each batch reads only its ``batch_size + input_length - 1`` frames, so a
-    dask-backed field larger than memory streams. Every batch is padded to
-    ``batch_size`` windows (the padding is dropped), so a jitted ``predict``
-    compiles once, and the next batch is sent to ``predict`` before the previous
-    forecasts are copied back.
-
-    Yields:
-      ``(predictions, init_times)``: ``(n, lead, lat, lon, channel)`` forecasts
-      and the time of each window's last input frame.
-    """
-    count = field.sizes["time"] - input_length + 1
-    batch_size = min(batch_size, count)
-    times = field["time"].values[input_length - 1 :]
-
-    def dispatch(start: int) -> tuple:
-        stop = min(start + batch_size, count)
-        windows = field_windows(field, input_length, start, stop)
-        return predict_windows(predict, windows, normalizer, batch_size), start
-
-    for predictions, start in one_ahead(map(dispatch, range(0, count, batch_size))):
-        predictions = normalizer.denormalize(np.asarray(predictions))
-        yield predictions, times[start : start + len(predictions)]
-
-
-def field_windows(field: xr.DataArray, input_length: int, start: int, stop: int) -> np.ndarray:
-    """The raw input windows ``start .. stop - 1`` of a ``(time, lat, lon, channel)``
-    field, ``(stop - start, input_length, lat, lon, channel)``; reads only their frames."""
-    frames = field.isel(time=slice(start, stop + input_length - 1)).values
-    return np.moveaxis(sliding_window_view(frames, input_length, axis=0), -1, 1)
-
-
-def predict_windows(
-    predict: Callable[[np.ndarray], np.ndarray],
-    windows: np.ndarray,
-    normalizer: Normalizer,
-    batch_size: int,
-):
-    """``predict`` (normalized values) of raw windows, padded to ``batch_size`` so a
-    jitted ``predict`` compiles once; returned as ``predict`` returns them,
-    without the padding, before any copy back (JAX computes asynchronously)."""
-    padded = pad_batch({"inputs": model_inputs(windows, normalizer)}, batch_size)["inputs"]
-    predictions = predict(padded)
-    return predictions[: len(windows)] if len(windows) < batch_size else predictions

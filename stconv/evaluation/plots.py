@@ -6,6 +6,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
+from stconv.evaluation.metrics import METRICS
+
 
 def learning_curve(
     history: list[dict], best_epoch: int, path: str | os.PathLike, units: str
@@ -27,49 +29,67 @@ def learning_curve(
 
 
 def skill_by_lead(results: dict[str, dict], path: str | os.PathLike, units: str) -> None:
-    """RMSE (unweighted, and area-weighted when weighted) and ACC per lead time
-    of every forecast of a `stconv.evaluation.scoring` result.
+    """`skill_figure` as a PNG."""
+    skill_figure(results, units).savefig(path, dpi=100)
 
-    RMSEs that differ by more than a factor 3 are drawn on a log scale; a
-    forecast with no anomaly (climatology: ACC 0 by construction) is named
-    instead of drawn, so that the others' ACCs keep their resolution.
+
+def skill_figure(results: dict[str, dict], units: str) -> Figure:
+    """Per lead time, every metric of `stconv.evaluation.metrics.METRICS` that
+    names a ``plot`` panel, for every forecast of a `stconv.evaluation.scoring`
+    result: one panel per name, the first metric of a panel solid, the others
+    dashed (area-weighted ones only where the scores are weighted).
+
+    Errors that differ by more than a factor 3 are drawn on a log scale; a
+    forecast whose pure-number score is 0 at every lead (climatology's ACC: no
+    anomaly by construction) is named instead of drawn, so that the others
+    keep their resolution.
     """
-    figure = Figure(figsize=(11, 3.8))
-    rmse_axis, acc_axis = figure.subplots(1, 2)
-    flat = []
-    for name, result in results.items():
-        leads = range(1, len(result["rmse_per_lead"]) + 1)
-        (line,) = rmse_axis.plot(leads, result["rmse_per_lead"], marker="o", label=name)
-        if result.get("area_weighted"):
-            rmse_axis.plot(
-                leads, result["weighted_rmse_per_lead"], marker=".", linestyle="--",
-                color=line.get_color(),
-            )  # fmt: skip
-        if "acc_per_lead" in result and any(result["acc_per_lead"]):
-            acc_axis.plot(
-                leads, result["acc_per_lead"], marker="o", label=name, color=line.get_color()
-            )
-        elif "acc_per_lead" in result:
-            flat.append(name)
-    rmses = [value for result in results.values() for value in result["rmse_per_lead"]]
-    if max(rmses) > 3 * min(rmses):
-        rmse_axis.set_yscale("log")
-        rmse_axis.yaxis.set_major_formatter(ScalarFormatter())
-        rmse_axis.yaxis.set_minor_formatter(ScalarFormatter())
-    weighted = any(result.get("area_weighted") for result in results.values())
-    rmse_axis.set(
-        xlabel="lead time (steps)",
-        ylabel=f"RMSE ({units})",
-        title="RMSE (dashed: area-weighted)" if weighted else "RMSE",
-    )
-    note = f" ({', '.join(flat)}: 0, no anomaly)" if flat else ""
-    acc_axis.set(xlabel="lead time (steps)", ylabel="ACC", title=f"anomaly correlation{note}")
-    for axis in (rmse_axis, acc_axis):
-        axis.xaxis.get_major_locator().set_params(integer=True)
-        axis.grid(alpha=0.3, which="both")
-    rmse_axis.legend(fontsize=8)
+    panels: dict[str, list] = {}
+    for name, metric in METRICS.items():
+        if metric.plot is not None:
+            panels.setdefault(metric.plot, []).append((name, metric))
+    figure = Figure(figsize=(5.5 * len(panels), 3.8))
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
+    colors = {forecast: f"C{i}" for i, forecast in enumerate(results)}
+    for axis, metrics in zip(axes, panels.values(), strict=True):
+        draw_panel(axis, metrics, results, units, colors)
+    axes[0].legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    return figure
+
+
+def draw_panel(axis, metrics: list, results: dict, units: str, colors: dict) -> None:
+    """One panel of `skill_figure`: ``metrics`` (``(name, Metric)``) of every forecast."""
+    flat, dashed, values = [], set(), []
+    for position, (name, metric) in enumerate(metrics):
+        for forecast, result in results.items():
+            scores = result.get(f"{name}_per_lead")
+            if scores is None or (metric.weighted and not result.get("area_weighted")):
+                continue
+            if not metric.in_units and not any(scores):
+                flat.append(forecast)
+                continue
+            style = dict(marker="o", label=forecast)
+            if position:
+                style = dict(marker=".", linestyle="--")
+                dashed.add(metric.title or metric.label)
+            axis.plot(range(1, len(scores) + 1), scores, color=colors[forecast], **style)
+            values += scores
+    first = metrics[0][1]
+    in_units = all(metric.in_units for _, metric in metrics)
+    if in_units and values and min(values) > 0 and max(values) > 3 * min(values):
+        axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(ScalarFormatter())
+        axis.yaxis.set_minor_formatter(ScalarFormatter())
+    title = first.title or first.label
+    if dashed:
+        title += f" (dashed: {', '.join(sorted(dashed))})"
+    if flat:
+        title += f" ({', '.join(flat)}: 0, no anomaly)"
+    ylabel = f"{first.label} ({units})" if first.in_units else first.label
+    axis.set(xlabel="lead time (steps)", ylabel=ylabel, title=title)
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.grid(alpha=0.3, which="both")
 
 
 def forecast_maps(

@@ -1,21 +1,20 @@
 """Evaluation of a model and of the simple baselines on the same windows.
 
-The baselines (`baselines`): persistence (the last input frame), climatology
-(the training split's mean of every cell) and the input mean (each cell's
-mean over the input window). `add_skill` scores every forecast against
-persistence and against the best baseline.
+`evaluate` scores forecasters on every window of a split. The baselines
+(`baselines`): persistence (the last input frame), climatology (the training
+split's mean of every cell) and the input mean (each cell's mean over the
+input window). `add_skill` scores every forecast against persistence and
+against the best baseline.
 """
 
 from collections.abc import Callable, Iterator
 
-import jax
 import numpy as np
 
 from stconv.data.errors import DataError
-from stconv.data.pipeline import epoch_batches, one_ahead, pad_batch
+from stconv.data.pipeline import epoch_batches
+from stconv.evaluation.inference import Predictor, predicted_batches, unpadded
 from stconv.evaluation.metrics import ErrorAccumulator, skill
-
-Predictor = Callable[[np.ndarray], jax.Array]
 
 
 def persistence(inputs: np.ndarray, horizon: int) -> np.ndarray:
@@ -63,21 +62,13 @@ def evaluate(
     """
     batch_size = min(batch_size, len(source))
     accumulators = {name: ErrorAccumulator(climatology, weights) for name in forecasters}
-
-    def dispatch(batch: dict) -> tuple[dict, dict, dict]:
-        padded = pad_batch(batch, batch_size)
-        return batch, padded, {name: f(padded["inputs"]) for name, f in forecasters.items()}
-
-    for batch, padded, predictions in one_ahead(
-        map(dispatch, batches_in_order(source, batch_size))
-    ):
+    batches = batches_in_order(source, batch_size)
+    for batch, padded, predictions in predicted_batches(forecasters, batches, batch_size):
         for name, prediction in predictions.items():
             accumulators[name].add(prediction, padded["targets"], padded["mask"], std)
         if on_batch is not None:
             size = len(batch["inputs"])
-            if size < batch_size:
-                predictions = {name: p[:size] for name, p in predictions.items()}
-            on_batch(batch, predictions)
+            on_batch(batch, {name: unpadded(p, size) for name, p in predictions.items()})
     try:
         return {name: accumulator.result() for name, accumulator in accumulators.items()}
     except ValueError as error:
@@ -127,51 +118,3 @@ def name_and_score(results: dict[str, dict], model: str) -> dict[str, dict]:
     """The results of `evaluate` with the forecaster ``"model"`` named ``model``
     and every forecast's skill (`add_skill`)."""
     return add_skill({model if name == "model" else name: r for name, r in results.items()})
-
-
-def format_table(results: dict[str, dict], units: str, split: str = "test") -> str:
-    """A text table: one row per forecast, its scores over the whole ``split``
-    and its RMSE per lead time."""
-    first = next(iter(results.values()))
-    leads = len(first["rmse_per_lead"])
-    weighted = first.get("area_weighted", False)
-    header = (
-        f"{'forecast':14s} {'RMSE':>7s} {'wRMSE':>7s} {'MAE':>7s} {'bias':>7s} {'ACC':>6s} "
-        f"{'skill':>7s}  " + " ".join(f"{'lead ' + str(i + 1):>7s}" for i in range(leads))
-    )
-    lines = [
-        f"{split} scores over the whole {split} split, in {units or 'no units'}; wRMSE "
-        + ("area-weighted (cos latitude)" if weighted else "= RMSE (not area-weighted)")
-        + "; ACC against the training climatology; skill 1 - wMSE/wMSE of persistence; "
-        "per lead time: RMSE",
-        header,
-    ]
-    for name, result in results.items():
-        per_lead = " ".join(f"{value:7.3f}" for value in result["rmse_per_lead"])
-        acc = f"{result['acc']:6.3f}" if "acc" in result else f"{'-':>6s}"
-        skill_ = result.get("skill_vs_persistence")
-        skill_ = f"{skill_:7.3f}" if skill_ is not None else f"{'-':>7s}"
-        lines.append(
-            f"{name:14s} {result['rmse']:7.3f} {result['weighted_rmse']:7.3f} "
-            f"{result['mae']:7.3f} {result['bias']:7.3f} {acc} {skill_}  {per_lead}"
-        )
-    return "\n".join(lines)
-
-
-def format_summary(summary: dict[str, dict], units: str, runs: int) -> str:
-    """A text table of `stconv.experiment.summarize`: mean +- std over the runs of
-    RMSE and area-weighted RMSE, overall and per lead time."""
-    lines = [f"mean +- std over {runs} runs, in {units or 'no units'}:"]
-    for metric, label in (("rmse", "RMSE"), ("weighted_rmse", "wRMSE")):
-        first = next(iter(summary.values()))[f"{metric}_per_lead"]["mean"]
-        header = f"{label:14s} {'all':>15s}  " + " ".join(
-            f"{'lead ' + str(i + 1):>15s}" for i in range(len(first))
-        )
-        lines.append(header)
-        for name, metrics in summary.items():
-            overall, per_lead = metrics[metric], metrics[f"{metric}_per_lead"]
-            cells = [(overall["mean"], overall["std"])]
-            cells += list(zip(per_lead["mean"], per_lead["std"], strict=True))
-            values = [f"{mean:7.3f} +- {std:5.3f}" for mean, std in cells]
-            lines.append(f"{name:14s} {values[0]:>15s}  " + " ".join(values[1:]))
-    return "\n".join(lines)

@@ -1,46 +1,98 @@
 """Models by name: ``create("stconvs2s-r", input_shape=..., horizon=...)``.
 
-Every network takes ``input_shape=(input_length, lat, lon, channels)`` and
-``horizon``, its own hyperparameters as keywords, and ``rngs`` (default
-``nnx.Rngs(0)``). Models fitted in closed form instead (``arima``) are listed
-in `FITTED`, by the module that fits, saves and loads them.
+The registry is one table, `MODELS`: each name is a constructor, written
+``"module:Name"`` so that listing the names (``stconv --help``, checking a
+config) loads neither JAX nor Flax, and the keyword options that the name
+fixes (the paper's ablations are options of `STConvS2S`). A new model is one
+entry, or one `register` call.
 
-The package: `convolution` (the convolution algorithms), `layers` (Conv,
-BatchNorm, ConvBlock), `blocks` (STConvS2S's blocks), `stconvs2s`,
-`convolutional` and `recurrent` (the models), `residual`, `arima`,
-`reference_weights` (the reference's weights in stconv's layout) and
-`validation` (hyperparameter and input checks).
+Every network takes ``input_shape=(input_length, lat, lon, channels)``,
+``horizon``, the hyperparameters of `COMMON` and ``rngs`` (default
+``nnx.Rngs(0)``). Its other keyword parameters are its own options
+(`options`): ``stconv train --model-option channel_increase=false`` sets one
+without a new `stconv.config.Config` field. Models fitted in closed form
+instead (``arima``) are listed in `FITTED`, by the module that fits, saves and
+loads them.
+
+The package: `conv_algorithms` (how each convolution is computed), `layers`
+(Conv, BatchNorm, ConvBlock), `blocks` (STConvS2S's blocks), `stconvs2s`,
+`conv_baselines` and `recurrent` (the models), `residual`, `arima`,
+`reference_weights` (the reference's weights in stconv's layout) and `checks`
+(hyperparameter and input checks).
 """
 
+import dataclasses
 import functools
 import importlib
+import inspect
+import types
+import typing
 from collections.abc import Callable
+from typing import Any
 
-from flax import nnx
-
-from stconv.models.convolutional import Conv2Plus1D, EncoderDecoder3D
-from stconv.models.recurrent import MIM, ConvLSTM, PredRNN
-from stconv.models.stconvs2s import STConvS2S
-
-_REGISTRY: dict[str, Callable[..., nnx.Module]] = {}
+# The hyperparameters every network takes (`stconv.config.Config` fields).
+COMMON = ("input_shape", "horizon", "num_layers", "hidden_dim", "kernel_size", "dropout", "rngs")
 
 
-def register(name: str, constructor: Callable[..., nnx.Module]) -> None:
-    """Makes ``constructor`` available to `create` as ``name``."""
-    if name in _REGISTRY:
-        raise ValueError(f"model name {name!r} is already registered")
-    _REGISTRY[name] = constructor
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One model of the registry.
+
+    Attributes:
+      constructor: the class or function, or ``"module:Name"`` to import it on use.
+      fixed: keyword options the name sets (they are not the name's options).
+    """
+
+    constructor: str | Callable[..., Any]
+    fixed: dict = dataclasses.field(default_factory=dict)
 
 
-def available() -> list[str]:
-    """The registered network names (what `create` builds)."""
-    return sorted(_REGISTRY)
+STCONVS2S = "stconv.models.stconvs2s:STConvS2S"
 
+# The paper's ablations of STConvS2S (the reference's model/ablation), by its names.
+ABLATIONS = {
+    "ablation-stconvs2s-nocausalconstraint": dict(temporal_block="symmetric"),
+    "ablation-stconvs2s-notemporal": dict(temporal_block=None),
+    "ablation-stconvs2s-r-nochannelincrease": dict(
+        temporal_block="reversed", channel_increase=False
+    ),
+    "ablation-stconvs2s-c-nochannelincrease": dict(temporal_block="causal", channel_increase=False),
+    "ablation-stconvs2s-r-inverted": dict(temporal_block="reversed", spatial_first=True),
+    "ablation-stconvs2s-c-inverted": dict(temporal_block="causal", spatial_first=True),
+    "ablation-stconvs2s-r-notfactorized": dict(temporal_block="reversed", factorized=False),
+    "ablation-stconvs2s-c-notfactorized": dict(temporal_block="causal", factorized=False),
+}
+
+MODELS: dict[str, Entry] = {
+    "stconvs2s-r": Entry(STCONVS2S, dict(temporal_block="reversed")),
+    "stconvs2s-c": Entry(STCONVS2S, dict(temporal_block="causal")),
+    # The reference's baselines (model/baselines).
+    "conv3d": Entry(STCONVS2S, dict(temporal_block="symmetric", factorized=False)),
+    "conv2plus1d": Entry("stconv.models.conv_baselines:Conv2Plus1D"),
+    "enc-dec3d": Entry("stconv.models.conv_baselines:EncoderDecoder3D"),
+    "convlstm": Entry("stconv.models.recurrent.convlstm:ConvLSTM"),
+    "predrnn": Entry("stconv.models.recurrent.predrnn:PredRNN"),
+    "mim": Entry("stconv.models.recurrent.mim:MIM"),
+    **{name: Entry(STCONVS2S, fixed) for name, fixed in ABLATIONS.items()},
+}
 
 # Models fitted in closed form instead of trained by gradient descent, by name:
 # the module that implements ``fit_run(config, dataset, run, resume)`` and
 # ``load_run(run)``, each returning the forecast function of normalized windows.
 FITTED = {"arima": "stconv.models.arima"}
+
+
+def register(name: str, constructor: str | Callable[..., Any], **fixed) -> None:
+    """Makes ``constructor`` (with the keyword options ``fixed``) available to
+    `create` as ``name``."""
+    if name in MODELS or name in FITTED:
+        raise ValueError(f"model name {name!r} is already registered")
+    MODELS[name] = Entry(constructor, fixed)
+
+
+def available() -> list[str]:
+    """The registered network names (what `create` builds)."""
+    return sorted(MODELS)
 
 
 def is_fitted(name: str) -> bool:
@@ -54,46 +106,120 @@ def fitted(name: str):
     return importlib.import_module(FITTED[name])
 
 
-def create(name: str, *, rngs: nnx.Rngs | None = None, **kwargs) -> nnx.Module:
+def check_name(name: str) -> None:
+    """Raises ValueError naming the valid names unless ``name`` is a network or fitted model."""
+    if name not in MODELS and name not in FITTED:
+        raise ValueError(
+            f"model {name!r} is unknown: choose from {available()} "
+            f"or {', '.join(map(repr, FITTED))}"
+        )
+
+
+def constructor(name: str) -> Callable[..., Any]:
+    """The constructor registered as ``name``, with the options it fixes."""
+    if name not in MODELS:
+        raise ValueError(f"model name {name!r} is unknown: choose from {available()}")
+    entry = MODELS[name]
+    build = entry.constructor
+    if isinstance(build, str):
+        module, _, attribute = build.partition(":")
+        build = getattr(importlib.import_module(module), attribute)
+    return functools.partial(build, **entry.fixed) if entry.fixed else build
+
+
+def options(name: str) -> dict[str, Any]:
+    """The own keyword options of model ``name`` and their annotated types:
+    its constructor's keyword parameters but `COMMON` and those the name fixes."""
+    if is_fitted(name):
+        return {}
+    parameters = inspect.signature(constructor(name)).parameters
+    fixed = MODELS[name].fixed
+    return {
+        key: parameter.annotation
+        for key, parameter in parameters.items()
+        if key not in COMMON and key not in fixed and parameter.kind == parameter.KEYWORD_ONLY
+    }
+
+
+def parse_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` options of model ``name`` as the values its constructor takes:
+    strings from the command line (``"false"``, ``"3"``) are converted by the
+    parameter's type; values already typed are checked.
+
+    Raises:
+      ValueError: one line naming the option and what is allowed, for an
+        option the model does not have or a value of the wrong type.
+    """
+    if not given:
+        return {}
+    own = options(name)
+    parsed = {}
+    for key, value in given.items():
+        if key not in own:
+            allowed = f"its options are {sorted(own)}" if own else "it has no options"
+            raise ValueError(
+                f"model {name!r} has no option {key!r} (--model-option {key}=...): {allowed}"
+            )
+        parsed[key] = option_value(key, value, own[key])
+    return parsed
+
+
+def option_value(key: str, value: Any, annotation: Any) -> Any:
+    """``value`` as one of the types of ``annotation`` (``bool``, ``int``,
+    ``float``, ``str``, a union of them, or ``None``)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        kinds = typing.get_args(annotation)
+    else:
+        kinds = (annotation,)
+    for kind in kinds:
+        converted = convert(value, kind)
+        if converted is not NOT_CONVERTED:
+            return converted
+    names = [getattr(kind, "__name__", str(kind)).replace("NoneType", "none") for kind in kinds]
+    raise ValueError(f"model option {key}={value!r} is invalid: must be {' or '.join(names)}")
+
+
+NOT_CONVERTED = object()
+
+
+def convert(value: Any, kind: Any) -> Any:
+    """``value`` as ``kind``, from a command-line string or checked as given;
+    `NOT_CONVERTED` if it is not one."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if kind is type(None):
+        return None if value is None or text == "none" else NOT_CONVERTED
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        return {"true": True, "false": False}.get(text, NOT_CONVERTED)
+    if kind in (int, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value if kind is float or isinstance(value, int) else NOT_CONVERTED
+        try:
+            return kind(text) if text is not None else NOT_CONVERTED
+        except ValueError:
+            return NOT_CONVERTED
+    if kind is str:
+        return value if isinstance(value, str) else NOT_CONVERTED
+    return NOT_CONVERTED
+
+
+def create(name: str, *, rngs=None, **kwargs):
     """Builds the model registered as ``name``.
 
     Args:
       name: a name from `available()`, e.g. ``"stconvs2s-r"``.
       rngs: random streams for initialisation and dropout; ``nnx.Rngs(0)`` if None.
-      **kwargs: the model's keyword arguments, e.g. ``input_shape``, ``horizon``,
-        ``num_layers``, ``hidden_dim``, ``kernel_size``, ``dropout``.
+      **kwargs: the model's keyword arguments: ``input_shape``, ``horizon``,
+        ``num_layers``, ``hidden_dim``, ``kernel_size``, ``dropout`` and its
+        own `options`.
 
     Returns:
       The model, in training mode.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"model name {name!r} is unknown: choose from {available()}")
-    return _REGISTRY[name](rngs=rngs if rngs is not None else nnx.Rngs(0), **kwargs)
+    build = constructor(name)
+    if rngs is None:
+        from flax import nnx
 
-
-register("stconvs2s-r", functools.partial(STConvS2S, temporal_block="reversed"))
-register("stconvs2s-c", functools.partial(STConvS2S, temporal_block="causal"))
-
-# The reference's baselines (model/baselines).
-register("conv3d", functools.partial(STConvS2S, temporal_block="symmetric", factorized=False))
-register("conv2plus1d", Conv2Plus1D)
-register("enc-dec3d", EncoderDecoder3D)
-register("convlstm", ConvLSTM)
-register("predrnn", PredRNN)
-register("mim", MIM)
-
-# The paper's ablations of STConvS2S (model/ablation), by the reference's names.
-ABLATIONS = {
-    "ablation-stconvs2s-nocausalconstraint": dict(temporal_block="symmetric"),
-    "ablation-stconvs2s-notemporal": dict(temporal_block=None),
-    "ablation-stconvs2s-r-nochannelincrease": dict(
-        temporal_block="reversed", channel_increase=False
-    ),
-    "ablation-stconvs2s-c-nochannelincrease": dict(temporal_block="causal", channel_increase=False),
-    "ablation-stconvs2s-r-inverted": dict(temporal_block="reversed", spatial_first=True),
-    "ablation-stconvs2s-c-inverted": dict(temporal_block="causal", spatial_first=True),
-    "ablation-stconvs2s-r-notfactorized": dict(temporal_block="reversed", factorized=False),
-    "ablation-stconvs2s-c-notfactorized": dict(temporal_block="causal", factorized=False),
-}
-for _name, _options in ABLATIONS.items():
-    register(_name, functools.partial(STConvS2S, **_options))
+        rngs = nnx.Rngs(0)
+    return build(rngs=rngs, **kwargs)

@@ -50,6 +50,9 @@ import warnings
 import numpy as np
 from tqdm import tqdm
 
+from stconv.checks import check_choice
+from stconv.config import ARIMA_CENTERS
+
 try:
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
     from statsmodels.tsa.statespace.sarimax import SARIMAX
@@ -60,7 +63,6 @@ except ImportError:
     ) from None
 
 ORDER = (5, 0, 1)
-CENTERS = ("train", "window")
 
 
 def single_threaded_blas() -> None:
@@ -200,8 +202,7 @@ def fit(
     Returns:
       The fitted forecaster.
     """
-    if center not in CENTERS:
-        raise ValueError(f"center={center!r} is invalid: choose from {list(CENTERS)}")
+    check_choice("center", center, ARIMA_CENTERS)
     series = np.asarray(series, np.float64)
     if max_train_length is not None:
         series = series[-max_train_length:]

@@ -1,7 +1,7 @@
 """The nnx layers shared by every model: `Conv`, `BatchNorm` and `ConvBlock`.
 
 Tensors are channels-last: ``(batch, *spatial, channels)``. `Conv` computes
-with `stconv.models.convolution.conv`, which writes each convolution the way
+with `stconv.models.conv_algorithms.conv`, which writes each convolution the way
 the backend runs it fastest; initialisation and BatchNorm follow PyTorch, as
 the reference implementation does.
 """
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.models.convolution import Padding, conv
+from stconv.models.conv_algorithms import Padding, conv
 
 LEAKY_RELU_SLOPE = 0.01
 # PyTorch's BatchNorm momentum 0.1 is Flax's 0.9 (the weight of the old value).

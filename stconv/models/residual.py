@@ -8,8 +8,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from stconv.checks import check_choice
-
-RESIDUAL_BASES = ("last", "mean")
+from stconv.config import RESIDUAL_BASES
 
 
 class Residual(nnx.Module):

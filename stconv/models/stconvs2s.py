@@ -26,7 +26,7 @@ from stconv.models.blocks import (
     TemporalBlock,
     TemporalReversedBlock,
 )
-from stconv.models.validation import (
+from stconv.models.checks import (
     check_input,
     validate_generator_horizon,
     validate_hyperparameters,

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-COMPUTE_DTYPES = ("float32", "bfloat16")
+from stconv.config import COMPUTE_DTYPES
 
 
 def policy_dtype(compute_dtype: Any) -> jnp.dtype | None:

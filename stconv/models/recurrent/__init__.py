@@ -13,9 +13,9 @@ reference's ConvLSTM does (its PredRNN and MIM fail there).
 
 The time loop is one `jax.lax.scan`, so compile time does not grow with the
 horizon; the convolutions inside it are `stconv.models.layers.Conv`s, which stay fast
-inside a loop body on XLA's CPU backend (`stconv.models.convolution.spatial_conv`, whose
+inside a loop body on XLA's CPU backend (`stconv.models.conv_algorithms.spatial_conv`, whose
 gradients of 5x5 kernels are FFTs, and, between 32+ channels,
-`stconv.models.convolution.fourier_conv`).
+`stconv.models.conv_algorithms.fourier_conv`).
 Dropout is PyTorch's Dropout2d, which drops whole channels, with a new mask at every step.
 
 Differences from the reference:

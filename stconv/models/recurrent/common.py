@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from stconv.models.checks import check_input, validate_hyperparameters
 from stconv.models.layers import Conv
-from stconv.models.validation import check_input, validate_hyperparameters
 
 FORGET_BIAS = 1.0
 LAYER_NORM_EPSILON = 1e-5

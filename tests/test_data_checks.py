@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from stconv.data.errors import DataError
-from stconv.data.validation import (
+from stconv.data.checks import (
     check_numeric,
     check_times,
     check_units,
     check_values,
     first_irregular_step,
 )
+from stconv.data.errors import DataError
 
 
 def times(values) -> xr.DataArray:

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from stconv import models
-from stconv.models.convolutional import centre_crop, factorized_channels
+from stconv.models.conv_baselines import centre_crop, factorized_channels
 from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 # Trainable parameters of the reference PyTorch models (MLRG-CEFET-RJ/stconvs2s,

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stconv.models import convolution
-from stconv.models.convolution import (
+from stconv.models import conv_algorithms
+from stconv.models.conv_algorithms import (
     conv,
     conv_general,
     fourier_applies,
@@ -93,13 +93,13 @@ def test_input_dilation_is_pytorch_transposed_conv():
 
 def stride_one_only(patch) -> None:
     """Makes XLA's convolution fail unless stride 1 and undilated: the fast paths ran."""
-    real = convolution.conv_general
+    real = conv_algorithms.conv_general
 
     def checked(x, kernel, strides, padding, input_dilation):
         assert set(strides) == set(input_dilation) == {1}, "XLA's convolution was used"
         return real(x, kernel, strides, padding, input_dilation)
 
-    patch.setattr(convolution, "conv_general", checked)
+    patch.setattr(conv_algorithms, "conv_general", checked)
 
 
 def test_block_transposed_conv_by_hand(monkeypatch):

@@ -15,12 +15,12 @@ import jax
 from flax import nnx
 
 from stconv.models.blocks import ForecastHead, same_padding
-from stconv.models.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
-from stconv.models.validation import (
+from stconv.models.checks import (
     check_input,
     validate_generator_horizon,
     validate_hyperparameters,
 )
+from stconv.models.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
 
 
 def factorized_channels(kernel_size: int, in_features: int, out_features: int) -> int:

@@ -1,0 +1,82 @@
+"""Windowed inference: batches of normalized windows, padded to one shape,
+forecast, and turned back into physical units.
+
+Every forecast of stconv goes this way: validation and the test of a run
+(`stconv.evaluation.scoring.evaluate`), and `stconv.forecaster.Forecaster`'s
+``forecast``, ``write`` (``stconv predict``) and ``evaluate``.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+
+import jax
+import numpy as np
+import xarray as xr
+from numpy.lib.stride_tricks import sliding_window_view
+
+from stconv.data.normalization import Normalizer
+from stconv.data.pipeline import one_ahead, pad_batch
+from stconv.data.sources import model_inputs
+
+Predictor = Callable[[np.ndarray], jax.Array]
+
+
+def predicted_batches(
+    forecasters: dict[str, Predictor], batches: Iterable[dict], batch_size: int
+) -> Iterator[tuple[dict, dict, dict]]:
+    """Every batch, padded with zeros (False for masks) to ``batch_size`` rows so
+    that a jitted forecaster compiles once, and each forecaster's predictions
+    of its padded inputs.
+
+    The next batch is sent to the forecasters before the previous one is
+    yielded: JAX computes asynchronously, so the device works on it while the
+    caller copies back and handles the previous predictions.
+
+    Yields:
+      ``(batch, padded, predictions)``: ``predictions`` ``{name: array}`` have
+      the padded rows (`unpadded` drops them).
+    """
+
+    def dispatch(batch: dict) -> tuple[dict, dict, dict]:
+        padded = pad_batch(batch, batch_size)
+        return batch, padded, {name: f(padded["inputs"]) for name, f in forecasters.items()}
+
+    return one_ahead(map(dispatch, batches))
+
+
+def unpadded(array, rows: int):
+    """``array`` without the rows `predicted_batches` padded it with."""
+    return array[:rows] if len(array) > rows else array
+
+
+def to_physical(predictions, normalizer: Normalizer, mask: np.ndarray) -> np.ndarray:
+    """Normalized predictions in physical units, float32, NaN outside ``mask``
+    (``(lat, lon, channel)``)."""
+    values = normalizer.denormalize(np.asarray(predictions))
+    return np.where(mask, values, np.nan).astype(np.float32)
+
+
+def field_windows(field: xr.DataArray, input_length: int, start: int, stop: int) -> np.ndarray:
+    """The raw input windows ``start .. stop - 1`` of a ``(time, lat, lon, channel)``
+    field, ``(stop - start, input_length, lat, lon, channel)``; reads only their frames."""
+    frames = field.isel(time=slice(start, stop + input_length - 1)).values
+    return np.moveaxis(sliding_window_view(frames, input_length, axis=0), -1, 1)
+
+
+def field_batches(
+    field: xr.DataArray,
+    input_length: int,
+    normalizer: Normalizer,
+    batch_size: int,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[dict]:
+    """``{"inputs"}`` batches of the normalized input windows ``start .. stop - 1``
+    of a raw field (default every window), as the model sees them in training.
+
+    Each batch reads only its ``batch_size + input_length - 1`` frames, so a
+    dask-backed field larger than memory streams.
+    """
+    stop = field.sizes["time"] - input_length + 1 if stop is None else stop
+    for first in range(start, stop, batch_size):
+        windows = field_windows(field, input_length, first, min(first + batch_size, stop))
+        yield {"inputs": model_inputs(windows, normalizer)}
