@@ -41,19 +41,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def info_command(args: argparse.Namespace) -> None:
-    from stconv.provenance import format_record
-    from stconv.run import RunDirectory
+    from stconv.provenance import run_info
 
-    run = RunDirectory(args.workdir)
-    if not run.is_run():
-        raise ValueError(f"workdir {args.workdir!r} holds no stconv run")
-    origin = run.provenance()
-    if origin is None:
-        raise ValueError(
-            f"run {args.workdir!r} has no {run.PROVENANCE}: it was made before stconv kept "
-            "records (its config.json and data.json say what they can)"
-        )
-    print(format_record(origin))
+    print(run_info(args.workdir))
 
 
 def predict_command(args: argparse.Namespace) -> None:

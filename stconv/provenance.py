@@ -359,6 +359,25 @@ def warn(workdir: str | os.PathLike, changes: list[str]) -> None:
 # Reading.
 
 
+def run_info(workdir: str | os.PathLike) -> str:
+    """What ``stconv info`` prints: the record of the run in ``workdir`` (`format_record`).
+
+    Raises:
+      ValueError: naming ``workdir``, if it holds no run, or a run made before
+        records were kept.
+    """
+    folder = run.RunDirectory(workdir)
+    if not folder.is_run():
+        raise ValueError(f"workdir {os.fspath(workdir)!r} holds no stconv run")
+    record = folder.provenance()
+    if record is None:
+        raise ValueError(
+            f"run {os.fspath(workdir)!r} has no {folder.PROVENANCE}: it was made before stconv "
+            "kept records (its config.json and data.json say what they can)"
+        )
+    return format_record(record)
+
+
 def format_record(record: dict) -> str:
     """The record as ``stconv info`` prints it: data, code, software, machine, time."""
     settings = record.get("config") or {}

@@ -1,12 +1,25 @@
 """Small netCDF fixtures written by the tests themselves (synthetic values), and
 comparisons of runs."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+
+# One JAX compilation cache for the session, new each time and in this process
+# only (subprocesses count their own compilations): the tiny runs that many
+# tests train compile the same programs, which are then compiled once.
+COMPILATION_CACHE = tempfile.mkdtemp(prefix="stconv-tests-jax-cache-")
+atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def time_series_dataset(num_steps=30, lat=4, lon=5, variables=("tas",), start="2001-01-01"):
@@ -45,7 +58,6 @@ def paper_format_dataset(num_samples=20, input_steps=15, target_steps=15, lat=4,
 
 def checkpoint_arrays(workdir, kind: str) -> list:
     """The ``(path, array)`` leaves of a run's ``latest`` or ``best`` checkpoint."""
-    import jax
     import orbax.checkpoint as ocp
 
     from stconv.training.checkpoints import Checkpoints
@@ -65,8 +77,6 @@ def assert_same_checkpoints(left_workdir, right_workdir, kinds=("latest", "best"
 
 def raw(array):
     """The array's values; a PRNG key's bits."""
-    import jax
-
     if jax.dtypes.issubdtype(array.dtype, jax.dtypes.prng_key):
         return jax.random.key_data(array)
     return array

@@ -2,6 +2,8 @@
 (its refusals are in the fault catalog, `test_faults.py`)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +48,21 @@ def test_train_uses_an_empty_folder_and_marks_its_run(tmp_path):
     assert train(tmp_path / "empty", "--epochs", "1") == 0
     assert (tmp_path / "empty" / "stconv-run.json").exists()
     assert train(tmp_path / "empty", "--epochs", "1", "--resume") == 0  # its own run
+
+
+def test_the_flags_and_the_config_load_neither_jax_nor_flax():
+    """``stconv --help`` and ``stconv train --help`` answer at once: parsing the flags
+    and checking a config imports no JAX, Flax or xarray (checked in a fresh process)."""
+    code = """if True:
+        import contextlib, io, sys
+        from stconv import cli, config, configs
+        for argv in (["--help"], ["train", "--help"]):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+                cli.main(argv)
+        args = cli.parser().parse_args(["train", "--workdir", "w", "--preset", "main"])
+        assert cli.config_from_args(args).residual
+        print(sorted(m for m in ("jax", "jaxlib", "flax", "xarray") if m in sys.modules))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -142,6 +142,10 @@ TRAIN_FLAGS = [
     ("mask-file-missing", ["--mask-file", "{d}/none.npy"], "none.npy' does not exist"),
     ("epochs-not-a-number", ["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
     ("preset-unknown", ["--preset", "nope"], "argument --preset: invalid choice: 'nope'"),
+    ("model-option-unknown", ["--model-option", "nope=1"], "model 'stconvs2s-r' has no option 'nope' (--model-option nope=...): its options are ['channel_increase'"),
+    ("model-option-bad-value", ["--model-option", "channel_increase=maybe"], "model option channel_increase='maybe' is invalid: must be bool"),
+    ("model-option-not-key-value", ["--model-option", "channel_increase"], "--model-option 'channel_increase' is invalid: write KEY=VALUE"),
+    ("model-option-of-arima", ["--model", "arima", "--model-option", "order=3"], "model 'arima' has no option 'order'"),
 ]
 
 BAD_SERIES = [

@@ -5,10 +5,11 @@ import dask.array
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import time_series_dataset
 
 from stconv import cli
 from stconv.data.errors import DataError
-from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
 from stconv.forecaster import Forecaster
 from stconv.run import RunDirectory
 
@@ -97,13 +98,35 @@ def test_evaluate_new_data_beside_the_baselines(trained):
     assert "acc" not in results["input_mean"]
 
 
-def test_evaluate_on_the_test_split_equals_the_run_results(trained):
-    workdir, _, _ = trained
-    forecaster = Forecaster.load(workdir)
-    results = RunDirectory(workdir).results()
+def assert_one_scoring(workdir, test_data, weighted: bool) -> None:
+    """The run's own test (at the end of training), `stconv evaluate` and
+    `Forecaster.evaluate` of the test split's frames give identical numbers."""
+    trained_results = RunDirectory(workdir).results()
     assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
-    assert RunDirectory(workdir).results() == results
+    assert RunDirectory(workdir).results() == trained_results
+    assert Forecaster.load(workdir).evaluate(test_data) == trained_results
+    assert {r["area_weighted"] for r in trained_results.values()} == {weighted}
+
+
+def test_the_test_split_is_scored_one_way_on_a_geographic_grid(trained):
+    workdir, _, _ = trained
+    field = synthetic_field(400, 16, 16)  # the run's dataset: test split from step 320
+    test_data = field.isel(channel=0, time=slice(320, None)).to_dataset(name="synthetic_0")
+    assert_one_scoring(workdir, test_data, weighted=True)
+    forecaster = Forecaster.load(workdir)
     assert forecaster.config.model == "stconvs2s-r" and forecaster.variables == ["synthetic_0"]
+
+
+def test_the_test_split_is_scored_one_way_on_a_grid_without_latitudes(tmp_path):
+    """A file with lat and lon dimensions but no coordinates for them: its rows
+    are not latitudes, so no score is area-weighted, in any of the three."""
+    data = time_series_dataset(num_steps=40, lat=6, lon=5).drop_vars(["lat", "lon"])
+    data["tas"].values += np.random.default_rng(0).standard_normal(data["tas"].shape)
+    data.to_netcdf(tmp_path / "rows.nc")
+    flags = [*TINY, "--dataset", str(tmp_path / "rows.nc"), "--input-length", "3"]
+    flags += ["--horizon", "2", "--batch-size", "4"]
+    assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 0
+    assert_one_scoring(tmp_path / "run", data.isel(time=slice(32, None)), weighted=False)
 
 
 def test_bad_runs_and_data_raise_one_clear_error(trained, tmp_path):

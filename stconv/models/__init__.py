@@ -115,24 +115,32 @@ def check_name(name: str) -> None:
         )
 
 
-def constructor(name: str) -> Callable[..., Any]:
-    """The constructor registered as ``name``, with the options it fixes."""
+def imported(name: str) -> Callable[..., Any]:
+    """The class or function registered as ``name`` (imported now), without the
+    options the name fixes."""
     if name not in MODELS:
         raise ValueError(f"model name {name!r} is unknown: choose from {available()}")
-    entry = MODELS[name]
-    build = entry.constructor
+    build = MODELS[name].constructor
     if isinstance(build, str):
         module, _, attribute = build.partition(":")
         build = getattr(importlib.import_module(module), attribute)
-    return functools.partial(build, **entry.fixed) if entry.fixed else build
+    return build
+
+
+def constructor(name: str) -> Callable[..., Any]:
+    """The constructor registered as ``name``, with the options it fixes."""
+    build, fixed = imported(name), MODELS[name].fixed
+    return functools.partial(build, **fixed) if fixed else build
 
 
 def options(name: str) -> dict[str, Any]:
     """The own keyword options of model ``name`` and their annotated types:
-    its constructor's keyword parameters but `COMMON` and those the name fixes."""
+    its constructor's keyword-only parameters but `COMMON` and those the name fixes."""
     if is_fitted(name):
         return {}
-    parameters = inspect.signature(constructor(name)).parameters
+    build = imported(name)
+    # A Flax module's class signature is its metaclass's (*args, **kwargs).
+    parameters = inspect.signature(build.__init__ if isinstance(build, type) else build).parameters
     fixed = MODELS[name].fixed
     return {
         key: parameter.annotation

@@ -1,0 +1,122 @@
+"""The extension points, one edit each (docs/extending.md): a dataset is one
+entry of `DATASETS`, a metric one entry of `METRICS`, a model's own option one
+``--model-option``. One tiny run is trained with all three added, and each
+test sees its own flow through to the run's files, tables and plots."""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from stconv import cli, models
+from stconv.assembly import build
+from stconv.config import Config
+from stconv.data import registry
+from stconv.data.errors import DataError
+from stconv.data.files import open_field, resolve_paths
+from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.evaluation import metrics
+from stconv.evaluation.plots import skill_figure
+from stconv.reporting import format_summary, format_table, summarize
+from stconv.run import RunDirectory
+from stconv.training.step import count_parameters
+
+FLAGS = [
+    "--dataset", "ramp", "--input-length", "3", "--horizon", "2", "--num-layers", "2",
+    "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "8", "--epochs", "1",
+    "--forecast-samples", "0", "--model-option", "channel_increase=false",
+]  # fmt: skip
+
+# The new metric: the mean squared error, from the sums RMSE already takes.
+MSE = metrics.Metric(
+    "MSE",
+    metrics.squared_sums,
+    metrics.per_cell("squared"),
+    title="mean squared error",
+    in_summary_table=True,
+    plot="MSE",
+)
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory):
+    """A run of a dataset added to the table, scored with a metric added to the
+    table, of a model given one of its own options; and what it printed."""
+    root = tmp_path_factory.mktemp("extending")
+    path = root / "ramp.nc"
+    write_synthetic_netcdf(path, 48, 8, 10, seed=7, variable="ramp")
+    entry = registry.Entry(
+        "a field of this test's own file",
+        open=lambda request: open_field(str(path), "ramp", chunks=request.chunks),
+        files=lambda _: resolve_paths(str(path)),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry.DATASETS, "ramp", entry)
+        patch.setitem(metrics.METRICS, "mse", MSE)
+        workdir, printed = root / "run", root / "printed.txt"
+        with open(printed, "w") as out, contextlib.redirect_stdout(out):
+            assert cli.main(["train", "--workdir", str(workdir), *FLAGS]) == 0
+        yield RunDirectory(workdir), path, printed.read_text()
+
+
+def test_a_dataset_is_one_entry_of_the_table(extended):
+    run, path, _ = extended
+    assert run.data_description()["variables"] == ["ramp"]
+    inputs = run.provenance()["inputs"]
+    assert [item["path"] for item in inputs] == [str(path)]  # its files are recorded
+    assert registry.data_files("ramp") == [str(path)]
+    with pytest.raises(DataError, match=r"choose from \[.*'ramp'\] or a netCDF path"):
+        registry.load_dataset("nope")
+
+
+def test_a_metric_is_one_entry_of_the_table(extended):
+    run, _, printed = extended
+    results = run.results()
+    for result in results.values():  # results.json: overall and per lead time
+        assert result["mse"] == pytest.approx(result["rmse"] ** 2, rel=1e-6)
+        assert result["mse_per_lead"] == pytest.approx(np.square(result["rmse_per_lead"]))
+    header = next(line for line in printed.splitlines() if line.startswith("forecast"))
+    assert "MSE" in header.split()  # the printed table of the run
+    assert "MSE" in format_table(results, "K").splitlines()[1].split()
+    summary = summarize([results, results])  # the multi-seed summary
+    assert summary["stconvs2s-r"]["mse"]["mean"] == pytest.approx(results["stconvs2s-r"]["mse"])
+    assert summary["stconvs2s-r"]["mse_per_lead"]["std"] == [0.0, 0.0]
+    assert "\nMSE " in format_summary(summary, "K", 2)
+    titles = [axis.get_title() for axis in skill_figure(results, "K").axes]
+    assert len(titles) == 3 and titles[2] == "mean squared error"  # its own panel
+
+
+def test_a_model_option_reaches_the_model_from_the_command_line(extended):
+    run, _, _ = extended
+    config = run.config()
+    assert config.model_options == {"channel_increase": False}
+    saved = run.read_json(run.CONFIG, "")
+    assert saved["model_options"] == {"channel_increase": False}  # typed, not "false"
+    input_shape = tuple(run.data_description()["input_shape"])
+    model, _ = build(config, input_shape)
+    ablation = models.create(
+        "ablation-stconvs2s-r-nochannelincrease", input_shape=input_shape, horizon=2,
+        num_layers=2, hidden_dim=2, kernel_size=3,
+    )  # fmt: skip
+    default, _ = build(config.replace(model_options={}), input_shape)
+    assert count_parameters(model) == count_parameters(ablation) != count_parameters(default)
+
+
+def test_model_options_are_typed_from_strings_and_refused_when_unknown():
+    assert models.options("stconvs2s-r") == {
+        "channel_increase": bool, "spatial_first": bool, "factorized": bool
+    }  # fmt: skip
+    assert "channel_increase" not in models.options("ablation-stconvs2s-r-nochannelincrease")
+    config = Config(model_options={"spatial_first": "True"})
+    assert config.model_options == {"spatial_first": True}
+    assert config.model_kwargs()["spatial_first"] is True
+    with pytest.raises(
+        ValueError,
+        match=r"^model 'stconvs2s-r' has no option 'nope'.*"
+        r"its options are \['channel_increase', 'factorized', 'spatial_first'\]$",
+    ):
+        Config(model_options={"nope": "1"})  # fmt: skip
+    with pytest.raises(ValueError, match=r"model option factorized='maybe' is invalid: must be"):
+        Config(model_options={"factorized": "maybe"})
+    with pytest.raises(ValueError, match=r"model 'arima' has no option 'x'.*it has no options"):
+        Config(model="arima", model_options={"x": "1"})
