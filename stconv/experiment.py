@@ -23,7 +23,7 @@ from stconv.evaluation import plots
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import evaluate
 from stconv.forecaster import Forecaster
-from stconv.reporting import report_seeds, test_run
+from stconv.reporting import report_seeds, report_test_split
 from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
@@ -240,7 +240,7 @@ def train_once(
                 f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})"
             )
             forecaster = Forecaster.from_dataset(config, dataset, lambda x: predict(state[0], x))
-            return test_run(forecaster, dataset, run, clock)
+            return report_test_split(forecaster, dataset, run, clock)
         except Exception as error:  # the training itself is done and kept: say so
             error.add_note(
                 f"the training is finished and kept in {workdir}: rerun the test with "
@@ -292,7 +292,7 @@ def fit_and_evaluate(
         with session.clock.phase("training"):
             predict = module.fit_run(config, dataset, run, resume)
         forecaster = Forecaster.from_dataset(config, dataset, predict)
-        return test_run(forecaster, dataset, run, session.clock)
+        return report_test_split(forecaster, dataset, run, session.clock)
 
 
 def evaluate_run(workdir: str) -> dict:
@@ -313,4 +313,4 @@ def evaluate_run(workdir: str) -> dict:
             if distributed.is_primary():
                 changes = provenance.software_changes(origin) + inputs
                 session.attach(run, origin, changes=changes, save=False)
-        return test_run(forecaster, dataset, run, session.clock)
+        return report_test_split(forecaster, dataset, run, session.clock)

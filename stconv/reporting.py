@@ -1,7 +1,7 @@
 """What a run reports: its test scores, forecasts and figures, and the
 summary of several seeds.
 
-- `test_run`: a trained run's test split scored beside the baselines, written
+- `report_test_split`: a trained run's test split scored beside the baselines, written
   as ``results.json``, ``test_forecasts.nc``, ``forecast_maps.png`` and
   ``skill_by_lead.png``, and printed (`format_table`); the end of training
   and ``stconv evaluate`` both report this way;
@@ -26,7 +26,7 @@ from stconv.training.distributed import is_primary
 SKILL = "skill_vs_persistence"  # the skill column of the tables
 
 
-def test_run(
+def report_test_split(
     forecaster: Forecaster, dataset: Dataset, run: RunDirectory, clock: PhaseClock
 ) -> dict:
     """Test scores of the model and the baselines on ``dataset``'s test split

@@ -6,11 +6,18 @@ import os
 import shutil
 import tempfile
 
-import jax
-import numpy as np
-import pandas as pd
-import pytest
-import xarray as xr
+# The tests compile hundreds of small programs and run each a few times: XLA's
+# CPU backend compiles them about twice as fast without LLVM's optimisations
+# (as the golden replays and the distributed tests do too). Set before JAX
+# starts its backend; subprocesses and notebook kernels inherit it.
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
 
 # One JAX compilation cache for the session, new each time and in this process
 # only (subprocesses count their own compilations): the tiny runs that many

@@ -204,7 +204,7 @@ def test_a_failed_test_step_keeps_the_training_and_says_how_to_rerun_it(
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device", str(tmp_path / "run" / "results.json"))
 
-    monkeypatch.setattr(experiment, "test_run", full_disk)
+    monkeypatch.setattr(experiment, "report_test_split", full_disk)
     assert train(tmp_path / "run", "--epochs", "1") == 1
     error = capsys.readouterr().err
     assert "results.json: No space left on device" in error and error.count("\n") == 1

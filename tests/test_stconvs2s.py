@@ -120,7 +120,7 @@ def test_matches_reference_parameters_and_output_shape(row):
 def test_forward_shapes(variant, horizon, grid, channels):
     model = build(variant, 5, horizon, grid, channels, 2, 4, 3)
     x = jax.random.normal(jax.random.key(0), (2, 5, *grid, channels))
-    y = model(x)
+    y = nnx.jit(lambda model, x: model(x))(model, x)
     assert y.shape == (2, horizon, *grid, channels)
     assert bool(jnp.all(jnp.isfinite(y)))
 
