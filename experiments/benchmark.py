@@ -212,7 +212,7 @@ def jaxpr_flops(jaxpr) -> float:
 
 
 def plain_conv(x, kernel, strides=None, padding=None, input_dilation=None):
-    """`stconv.models.conv_algorithms.conv` as one XLA convolution: the straightforward formulation."""
+    """`stconv.models.conv_algorithms.conv` as one XLA convolution: the plain formulation."""
     rank = kernel.ndim - 2
     return conv_general(
         x,

@@ -146,7 +146,7 @@ TRAIN_FLAGS = [
     ("model-option-bad-value", ["--model-option", "channel_increase=maybe"], "model option channel_increase='maybe' is invalid: must be bool"),
     ("model-option-not-key-value", ["--model-option", "channel_increase"], "--model-option 'channel_increase' is invalid: write KEY=VALUE"),
     ("model-option-of-arima", ["--model", "arima", "--model-option", "order=3"], "model 'arima' has no option 'order'"),
-]
+]  # fmt: skip
 
 BAD_SERIES = [
     ("inf-in-training", lambda ds: assign(ds, "tas", (3, 1, 1), np.inf), "'tas' is infinite at time 2001-01-04 00:00:00 (index 3)"),
