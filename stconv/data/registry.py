@@ -221,8 +221,10 @@ def open_paper_file(request: Request) -> Dataset:
             f"dataset {request.name!r} needs path= the paper's netCDF file (see data/README.md)"
         )
     dataset = open_dataset(request.path, request.chunks)
-    return paper_dataset(request.name, dataset, request.path, request.spec,
-                         request.normalization, request.mask_file)  # fmt: skip
+    return paper_dataset(
+        request.name, dataset, request.path, request.spec, request.normalization,
+        request.mask_file,
+    )  # fmt: skip
 
 
 def open_synthetic(request: Request) -> xr.DataArray:
@@ -266,10 +268,13 @@ def open_path(request: Request) -> Opened:
     """A netCDF file, glob or zarr store: the paper's format, or a field."""
     dataset = open_dataset(request.name, request.chunks)
     if is_paper_format(dataset):
-        return paper_dataset(request.name, dataset, request.name, request.spec,
-                             request.normalization, request.mask_file)  # fmt: skip
-    return open_field(request.name, request.variables, chunks=request.chunks,
-                      **request.open_options)  # fmt: skip
+        return paper_dataset(
+            request.name, dataset, request.name, request.spec, request.normalization,
+            request.mask_file,
+        )  # fmt: skip
+    return open_field(
+        request.name, request.variables, chunks=request.chunks, **request.open_options
+    )
 
 
 def opener(name: str) -> Callable[[Request], Opened]:
