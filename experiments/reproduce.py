@@ -147,13 +147,15 @@ def is_finished(workdir: str) -> bool:
 
 
 def run_cell(config: Config, workdir: str) -> dict:
-    """Trains and tests one cell (resuming an interrupted one); its row of the table."""
+    """Trains and tests one cell (resuming an interrupted one); its row of the
+    table: the scores of its (first) target variable."""
     results = train_and_evaluate(config, workdir, resume=os.path.exists(workdir))
     if "summary" in results:
-        runs, metrics = results["runs"], results["summary"][config.model]
+        runs = [first_variable(run) for run in results["runs"]]
+        metrics = first_variable(results["summary"])[config.model]
     else:
-        runs = [results]
-        metrics = {k: {"mean": v, "std": 0.0} for k, v in results[config.model].items()}
+        runs = [first_variable(results)]
+        metrics = {k: {"mean": v, "std": 0.0} for k, v in runs[0][config.model].items()}
     paths = glob.glob(os.path.join(workdir, "**", RunDirectory.METRICS), recursive=True)
     histories = [read_jsonl(path) for path in sorted(paths)]
     row = {
@@ -176,6 +178,11 @@ def run_cell(config: Config, workdir: str) -> dict:
     with open(os.path.join(workdir, "cell.json"), "w") as f:
         json.dump(row, f, indent=2)
     return row
+
+
+def first_variable(results: dict) -> dict:
+    """``{forecast: scores}`` of the first target variable of a run's results."""
+    return next(iter(results.values()))
 
 
 def made_by(origin: dict | None) -> dict:

@@ -32,39 +32,57 @@ def load_config_dataset(config: Config) -> Dataset:
         input_length=config.input_length,
         horizon=config.horizon,
         normalization=config.normalization,
+        variables=config.variables,
+        targets=config.targets,
         mask_file=config.mask_file,
         chunks=None if config.time_chunk is None else {"time": config.time_chunk},
+        **({} if config.bbox is None else {"bbox": config.bbox}),
     )
 
 
-def build(config: Config, input_shape: tuple) -> tuple[nnx.Module, nnx.Optimizer]:
+def build(
+    config: Config, input_shape: tuple, output_channels: int | None = None
+) -> tuple[nnx.Module, nnx.Optimizer]:
     """The model (with its own options, and the residual wrapper if asked) and
-    its optimizer, initialised from ``config.seed``."""
+    its optimizer, initialised from ``config.seed``: it forecasts the first
+    ``output_channels`` channels of its inputs (the targets; default all)."""
     model = models.create(
         config.model,
         input_shape=input_shape,
         horizon=config.horizon,
+        output_channels=output_channels,
         rngs=nnx.Rngs(config.seed),
         **config.model_kwargs(),
     )
     if config.residual:
-        model = Residual(model, config.residual_base)
+        model = Residual(model, config.residual_base, output_channels)
     return model, create_optimizer(model, paper_optimizer(config.learning_rate))
 
 
-def restore_predict(run: RunDirectory, config: Config, input_shape: tuple) -> Callable:
+def targets_of(predict: Callable, output_channels: int | None) -> Callable:
+    """``predict`` of a model that forecasts every channel (a fitted one),
+    returning the first ``output_channels`` (the targets; None: all)."""
+    if output_channels is None:
+        return predict
+    return lambda inputs: predict(inputs)[..., :output_channels]
+
+
+def restore_predict(
+    run: RunDirectory, config: Config, input_shape: tuple, output_channels: int | None = None
+) -> Callable:
     """The eval-mode forecast of the run's best epoch on every device present
-    (or its fitted ARIMA models): normalized inputs to normalized forecasts.
+    (or its fitted ARIMA models): normalized inputs to normalized forecasts of
+    the first ``output_channels`` channels (the targets; default all).
 
     Raises:
       ValueError: naming the run, if it has no best checkpoint or it cannot
         be read (`stconv.training.checkpoints.CheckpointError`).
     """
     if models.is_fitted(config.model):
-        return models.fitted(config.model).load_run(run)
+        return targets_of(models.fitted(config.model).load_run(run), output_channels)
     distributed.maybe_initialize()
     mesh = distributed.data_mesh()
-    model, optimizer = build(config, input_shape)
+    model, optimizer = build(config, input_shape, output_channels)
     _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
     checkpoints = run.checkpoints()
     if not checkpoints.exists("best"):

@@ -81,6 +81,12 @@ def _field_type(field: dataclasses.Field) -> type:
 
 
 HELP = {
+    "variables": "the input variables, comma-separated: names, or NAME:LEVEL for one level of "
+    "a variable with a vertical dimension (z:500); default every gridded variable",
+    "targets": "the variables to forecast, comma-separated, among the inputs; default all",
+    "target_weights": "one weight per target in the loss, comma-separated; default equal",
+    "bbox": "lat_min,lat_max,lon_min,lon_max: a region, in either longitude convention, "
+    "across longitude 0 or 180 too (write --bbox=-10,... when it starts with a minus)",
     "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
     "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
     "iterations options",
@@ -111,6 +117,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(field)
+        if typing.get_origin(kind) is tuple:  # several values: comma-separated
+            kind = comma_list(typing.get_args(kind)[0])
         if kind is dict:  # model_options
             parser.add_argument(
                 "--model-option", dest=field.name, action="append", metavar="KEY=VALUE",
@@ -129,6 +137,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )  # fmt: skip
         else:
             parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_)
+
+
+def comma_list(kind: type):
+    """The flag type of a list of ``kind`` written ``a,b,c``."""
+
+    def parse(text: str) -> tuple:
+        return tuple(kind(part.strip()) for part in text.split(","))
+
+    parse.__name__ = f"comma-separated {kind.__name__}"  # argparse's error names it
+    return parse
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

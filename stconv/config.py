@@ -13,6 +13,8 @@ from stconv.checks import check_above_zero, check_choice, check_non_negative, ch
 
 # Fields that change how a run computes, not its result: a resumed run may change them.
 EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
+# Fields of several values: tuples (``--variables t2m,u10`` on the command line).
+LIST_FIELDS = ("variables", "targets", "target_weights", "bbox")
 # The choices of fields, checked here and by the modules that implement them.
 NORMALIZATIONS = ("channel", "cell", "none")  # `stconv.data.normalization`
 RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
@@ -34,8 +36,17 @@ class Config:
         classical baseline, per-cell SARIMAX(5, 0, 1) fitted on the training
         split (`stconv.models.arima`); it ignores the network, optimizer, epoch, seed
         and iterations options.
-      dataset: a name from `stconv.data.registry.DATASETS` or a netCDF path.
+      dataset: a name from `stconv.data.registry.DATASETS` or a netCDF path
+        (or a glob of files: one variable per file combines).
       data_path: the file of the ``cfsr`` and ``chirps`` datasets.
+      variables: the input variables: names, or ``NAME:LEVEL`` for one level
+        of a variable with a vertical dimension (``z:500``); None: every
+        gridded variable.
+      targets: the variables to forecast, among the inputs; None: all inputs.
+        Each is scored in its own units.
+      target_weights: one weight per target in the loss; None: equal.
+      bbox: ``(lat_min, lat_max, lon_min, lon_max)``: a region of the grid,
+        in either longitude convention, across longitude 0 or 180 too.
       mask_file: a land mask instead of masking NaN cells.
       input_length: input frames per window.
       horizon: frames to forecast.
@@ -86,6 +97,10 @@ class Config:
     model: str = "stconvs2s-r"
     dataset: str = "hadcm3-a1b"
     data_path: str | None = None
+    variables: tuple[str, ...] | None = None
+    targets: tuple[str, ...] | None = None
+    target_weights: tuple[float, ...] | None = None
+    bbox: tuple[float, ...] | None = None
     mask_file: str | None = None
     input_length: int = 5
     horizon: int = 5
@@ -114,6 +129,11 @@ class Config:
     time_chunk: int | None = None
 
     def __post_init__(self):
+        for name in LIST_FIELDS:  # JSON gives lists, Python users any sequence
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        self.check_variables()
         models.check_name(self.model)
         # Typed once, here: the flags' strings become the values the model takes.
         options = models.parse_options(self.model, dict(self.model_options))
@@ -135,6 +155,42 @@ class Config:
         check_choice("normalization", self.normalization, NORMALIZATIONS)
         check_choice("residual_base", self.residual_base, RESIDUAL_BASES)
         check_choice("arima_center", self.arima_center, ARIMA_CENTERS)
+
+    def check_variables(self) -> None:
+        """Raises ValueError for targets that are not among the given inputs,
+        weights that do not fit the targets, and a bbox that is not four
+        numbers with ``lat_min <= lat_max``."""
+        for name in ("variables", "targets"):
+            values = getattr(self, name)
+            if values is not None and (
+                not values or not all(isinstance(v, str) and v for v in values)
+            ):
+                raise ValueError(f"{name}={values!r} is invalid: give one or more variable names")
+        if self.variables is not None and self.targets is not None:
+            missing = [t for t in self.targets if t not in self.variables]
+            if missing:
+                raise ValueError(
+                    f"targets={self.targets!r} is invalid: {missing} are not among the input "
+                    f"variables {list(self.variables)}: every target must be an input"
+                )
+        weights = self.target_weights
+        if weights is not None:
+            if not all(isinstance(w, int | float) and w > 0 for w in weights):
+                raise ValueError(f"target_weights={weights!r} is invalid: must be numbers > 0")
+            if self.targets is not None and len(weights) != len(self.targets):
+                raise ValueError(
+                    f"target_weights={weights!r} is invalid: give one weight per target "
+                    f"({len(self.targets)}: {list(self.targets)})"
+                )
+        if self.bbox is not None and (
+            len(self.bbox) != 4 or self.bbox[0] > self.bbox[1] or not all(
+                isinstance(v, int | float) for v in self.bbox
+            )
+        ):  # fmt: skip
+            raise ValueError(
+                f"bbox={self.bbox!r} is invalid: give lat_min,lat_max,lon_min,lon_max with "
+                "lat_min <= lat_max"
+            )
 
     def model_kwargs(self) -> dict:
         """The model's hyperparameters and own options (without the data shapes)."""

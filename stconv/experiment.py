@@ -12,12 +12,15 @@ process 0 writes the files (the checkpoints are written by all together).
 """
 
 import dataclasses
+import functools
 
+import numpy as np
 from flax import nnx
 
 from stconv import models, provenance
-from stconv.assembly import build, config_files, load_config_dataset
+from stconv.assembly import build, config_files, load_config_dataset, targets_of
 from stconv.config import EXECUTION_FIELDS, Config
+from stconv.data.errors import DataError
 from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.metrics import grid_weights
@@ -28,7 +31,7 @@ from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
 from stconv.training.loop import fit
-from stconv.training.step import make_predict, make_train_step
+from stconv.training.step import forecast_loss, make_predict, make_train_step
 from stconv.training.tensorboard import EpochWriter
 
 
@@ -48,6 +51,57 @@ def check_area_weights(config: Config, dataset: Dataset) -> None:
     """Raises DataError, before any file is written, if the test scores would
     weight latitudes that cannot be weighted (`grid_weights`)."""
     grid_weights(dataset.grid, config.area_weights, f"dataset {config.dataset!r}")
+
+
+def target_loss(config: Config, dataset: Dataset):
+    """The training loss: the paper's RMSE of the targets' normalized errors,
+    weighted per target by ``config.target_weights`` (`stconv.training.losses`).
+
+    Raises:
+      DataError: if the weights do not give one weight per target.
+    """
+    weights = config.target_weights
+    if weights is None:
+        return forecast_loss
+    if len(weights) != len(dataset.targets):
+        raise DataError(
+            f"dataset {config.dataset!r}: target_weights={weights!r} is invalid: give one "
+            f"weight per target ({len(dataset.targets)}: {dataset.targets})"
+        )
+    return functools.partial(forecast_loss, weights=weights)
+
+
+def validation_scores(
+    scores: list[dict], std: np.ndarray, weights: tuple | None, dataset: Dataset
+) -> dict:
+    """What early stopping compares, from the model's validation scores per
+    target (`stconv.evaluation.scoring.evaluate`): the RMSE and MAE of a
+    single target, in its units; with several targets, which have different
+    units, the mean of their RMSEs (and MAEs) divided by their training
+    standard deviations, weighted as the loss is, and each target's RMSE."""
+    if len(scores) == 1:
+        return {"rmse": scores[0]["rmse"], "mae": scores[0]["mae"]}
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, float)
+
+    def mean(metric: str) -> float:
+        values = np.array([s[metric] for s in scores]) / np.asarray(std, float)
+        return float(np.sum(weights * values) / np.sum(weights))
+
+    per_variable = {name: s["rmse"] for name, s in zip(dataset.targets, scores, strict=True)}
+    return {"rmse": mean("rmse"), "mae": mean("mae"), "per_variable": per_variable}
+
+
+def validation_text(row: dict, units: str, several: bool) -> str:
+    """``validation RMSE 0.8509 K`` of one target (in its ``units``); with
+    ``several``, the normalized score that early stopping compares and, where
+    the row has them, each target's RMSE in its units."""
+    if not several:
+        return f"validation RMSE {row['validation_rmse']:.4f} {units}"
+    text = f"validation score {row['validation_rmse']:.4f}"
+    if "validation_rmse_per_variable" in row:
+        each = row["validation_rmse_per_variable"].items()
+        text += f" (RMSE {', '.join(f'{name} {value:.4g}' for name, value in each)})"
+    return text
 
 
 def prepare_workdir(
@@ -153,7 +207,7 @@ def train_and_evaluate(
                         run_config, path, resume, dataset, origin["inputs"], allow_changed_data
                     )
                 )
-        return report_seeds(runs, top, dataset.grid["units"])
+        return report_seeds(runs, top)
 
 
 def train_once(
@@ -180,7 +234,8 @@ def train_once(
             with clock.phase("data_loading"):
                 dataset = load_config_dataset(config)
         check_area_weights(config, dataset)
-        model, optimizer = build(config, dataset.input_shape)
+        loss_fn = target_loss(config, dataset)
+        model, optimizer = build(config, dataset.input_shape, len(dataset.targets))
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
         existing = run.provenance()
@@ -188,11 +243,12 @@ def train_once(
         if primary:
             run.save_data(dataset)
         train_step, state = make_train_step(
-            model, optimizer, compute_dtype=config.compute_dtype, mesh=mesh, fsdp=config.fsdp
-        )
+            model, optimizer, loss_fn, compute_dtype=config.compute_dtype, mesh=mesh,
+            fsdp=config.fsdp,
+        )  # fmt: skip
         predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
         checkpoints = run.checkpoints()
-        units = dataset.grid["units"]
+        units, several = dataset.grid["units"][0], len(dataset.targets) > 1
         record = resume_record(checkpoints, state) if resume else None
         history = run.read_history(record["epoch"] if record else 0) if primary else []
         if primary:  # the run's inputs and software, from its start (or resumption)
@@ -201,9 +257,10 @@ def train_once(
         def validate(state: nnx.State) -> dict:
             forecaster = {"model": lambda x: predict(state[0], x)}
             validation = dataset.splits["validation"]
-            std = dataset.normalizer.std
+            std = dataset.normalizer.std[: len(dataset.targets)]
             what = f"the validation split of {config.dataset!r}"
-            return evaluate(forecaster, validation, std, config.eval_batch_size, what=what)["model"]
+            scores = evaluate(forecaster, validation, std, config.eval_batch_size, what=what)
+            return validation_scores(scores["model"], std, config.target_weights, dataset)
 
         events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
 
@@ -213,8 +270,8 @@ def train_once(
                 run.append_history(row)
                 events.write(row)
             print(
-                f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, validation RMSE "
-                f"{row['validation_rmse']:.4f} {units}{' (best)' if improved else ''}, "
+                f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, "
+                f"{validation_text(row, units, several)}{' (best)' if improved else ''}, "
                 f"{row['seconds']:.1f} s"
             )
 
@@ -232,13 +289,13 @@ def train_once(
             if primary:
                 with clock.phase("writing"):
                     plots.learning_curve(
-                        history, record["best_epoch"], run.file(run.LEARNING_CURVE), units
-                    )
+                        history, record["best_epoch"], run.file(run.LEARNING_CURVE),
+                        None if several else units,
+                    )  # fmt: skip
             best = checkpoints.restore("best", state)
             nnx.update((model, optimizer), state)
-            print(
-                f"best epoch {best['best_epoch']} (validation RMSE {best['best_rmse']:.4f} {units})"
-            )
+            score = validation_text({"validation_rmse": best["best_rmse"]}, units, several)
+            print(f"best epoch {best['best_epoch']} ({score})")
             forecaster = Forecaster.from_dataset(config, dataset, lambda x: predict(state[0], x))
             return report_test_split(forecaster, dataset, run, clock)
         except Exception as error:  # the training itself is done and kept: say so
@@ -291,6 +348,7 @@ def fit_and_evaluate(
         session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
         with session.clock.phase("training"):
             predict = module.fit_run(config, dataset, run, resume)
+        predict = targets_of(predict, len(dataset.targets))
         forecaster = Forecaster.from_dataset(config, dataset, predict)
         return report_test_split(forecaster, dataset, run, session.clock)
 

@@ -30,10 +30,10 @@ from stconv.checks import check_positive
 from stconv.config import Config
 from stconv.data.checks import check_values
 from stconv.data.errors import DataError
-from stconv.data.files import dataset_field, open_field
+from stconv.data.files import CHANNEL_ATTRIBUTES, dataset_field, open_field
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
-from stconv.data.registry import Dataset, grid_of
+from stconv.data.registry import Dataset, grid_of, targets_first
 from stconv.data.sources import FieldWindows
 from stconv.data.windows import WindowSpec
 from stconv.evaluation.inference import (
@@ -43,9 +43,9 @@ from stconv.evaluation.inference import (
     unpadded,
 )
 from stconv.evaluation.metrics import grid_weights
-from stconv.evaluation.netcdf import ForecastWriter
+from stconv.evaluation.netcdf import forecast_dims, forecast_writer, lead_times, variable_attrs
 from stconv.evaluation.scoring import baselines, evaluate, name_and_score
-from stconv.run import RunDirectory, check_new_file, describe_data
+from stconv.run import RunDirectory, check_new_file, complete_description, describe_data
 from stconv.training.distributed import is_primary
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
@@ -83,7 +83,7 @@ class Forecaster:
         path: str | None = None,
     ):
         self.config = config
-        self.description = description
+        self.description = complete_description(description)
         self.normalizer = normalizer
         self.mask = mask
         self.climatology = climatology
@@ -104,7 +104,8 @@ class Forecaster:
         run = RunDirectory(workdir)
         config = run.config()
         description = run.data_description()
-        predict = restore_predict(run, config, tuple(description["input_shape"]))
+        outputs = len(description["targets"])
+        predict = restore_predict(run, config, tuple(description["input_shape"]), outputs)
         origin = run.provenance()
         if origin is not None:
             provenance.warn(run.path, provenance.software_changes(origin))
@@ -128,11 +129,30 @@ class Forecaster:
 
     @property
     def variables(self) -> list[str]:
+        """The input variables, as channels: the targets first."""
         return list(self.description["variables"])
 
     @property
-    def units(self) -> str:
-        return self.description["units"]
+    def targets(self) -> list[str]:
+        """The variables forecast: the first `outputs` channels."""
+        return list(self.description["targets"])
+
+    @property
+    def outputs(self) -> int:
+        return len(self.targets)
+
+    @property
+    def units(self) -> list[str]:
+        """The units of every input variable (``""``: none given)."""
+        return list(self.description["units"])
+
+    def target_grid(self, field: xr.DataArray) -> dict:
+        """`grid_of` ``field`` for the targets only: what a forecast file holds."""
+        grid = grid_of(field)
+        for key in ("channel", *CHANNEL_ATTRIBUTES):
+            grid[key] = grid[key][: self.outputs]
+        grid["units"] = self.units[: self.outputs]  # the units the run was trained in
+        return grid
 
     @property
     def grid(self) -> dict | None:
@@ -156,9 +176,9 @@ class Forecaster:
         checked against the run (`check_field`).
 
         Args:
-          data: a netCDF path (read lazily, ``chunks`` or one batch of frames
-            per chunk), an ``xarray.Dataset`` holding the run's variables, or a
-            DataArray of the run's (single) variable.
+          data: a netCDF path or glob (read lazily, ``chunks`` or one batch of
+            frames per chunk), an ``xarray.Dataset`` holding the run's
+            variables, or a DataArray of the run's (single) variable.
           chunks: dask chunks for a path.
           other_grid: accept a grid other than the run's (see `check_field`).
 
@@ -173,14 +193,17 @@ class Forecaster:
                     f"the variables {self.variables}"
                 )
             data = data.to_dataset(name=name)
+        # The variables as the run asked for them (``z:500``), then the targets first.
+        specs = self.config.variables or self.variables
         if isinstance(data, xr.Dataset):
-            field = dataset_field(data, self.variables, source="the Dataset")
             source = "the Dataset"
+            field = dataset_field(data, specs, source=source, bbox=self.config.bbox)
         else:
             source = os.fspath(data)
             batch_frames = self.config.eval_batch_size + self.input_length - 1
             chunks = chunks if chunks is not None else {"time": batch_frames}
-            field = open_field(source, self.variables, chunks=chunks)
+            field = open_field(source, specs, chunks=chunks, bbox=self.config.bbox)
+        field, _ = targets_first(field, self.targets, repr(source))
         self.check_field(field, source, other_grid)
         return field
 
@@ -190,12 +213,18 @@ class Forecaster:
         network: its mask is then the cells of ``field`` that are not all
         missing), and values `stconv.data.checks.check_values` accepts.
         """
-        units = field.attrs.get("units", "")
-        if units and self.units and units != self.units:
+        names, given = grid_of(field)["channel"], grid_of(field)["units"]
+        if names != self.variables:
             raise DataError(
-                f"{source!r}: variables {self.variables} are in {units}, the run was trained "
-                f"in {self.units}: convert them first"
+                f"{source!r} holds the variables {names}, the run {self.variables}: "
+                "give the run's variables"
             )
+        for name, units, trained in zip(names, given, self.units, strict=True):
+            if units and trained and units != trained:
+                raise DataError(
+                    f"{source!r}: variable {name!r} is in {units}, the run was trained in "
+                    f"{trained}: convert it first"
+                )
         if field.sizes["time"] < self.input_length:
             raise DataError(
                 f"{source!r} has {field.sizes['time']} time steps: at least "
@@ -244,7 +273,7 @@ class Forecaster:
         stop: int | None = None,
         batch_size: int | None = None,
     ) -> Iterator[np.ndarray]:
-        """Physical-unit forecasts ``(n, lead, lat, lon, channel)`` of the windows
+        """Physical-unit forecasts ``(n, lead, lat, lon, target)`` of the windows
         ``start .. stop - 1`` of ``field`` (default all), NaN outside ``mask``
         (`field_mask`), one batch of ``batch_size`` (default ``eval_batch_size``)
         at a time."""
@@ -252,32 +281,35 @@ class Forecaster:
         stop = count if stop is None else stop
         batch_size = min(batch_size or self.config.eval_batch_size, count)
         batches = field_batches(field, self.input_length, self.normalizer, batch_size, start, stop)
+        normalizer, mask = self.normalizer.first(self.outputs), mask[..., : self.outputs]
         for batch, _, predictions in predicted_batches(
             {"model": self.predict}, batches, batch_size
         ):
             model = unpadded(predictions["model"], len(batch["inputs"]))
-            yield to_physical(model, self.normalizer, mask)
+            yield to_physical(model, normalizer, mask)
 
-    def forecast(self, data: Data, other_grid: bool = False) -> xr.DataArray:
-        """Forecasts from every window of ``input_length`` steps of ``data``.
+    def forecast(self, data: Data, other_grid: bool = False) -> xr.Dataset:
+        """Forecasts of the targets from every window of ``input_length`` steps of ``data``.
 
         Args:
           data: a path, Dataset or DataArray (see `field`).
           other_grid: accept a grid other than the run's (see `check_field`).
 
         Returns:
-          A dask-backed DataArray ``(init_time, lead_time, lat, lon)``, with a
-          ``channel`` dimension last when the run has several variables:
-          physical units, NaN outside the mask, computed batch by batch when
-          read. ``init_time`` is the time of each window's last input step,
-          ``lead_time`` counts steps after it, ``valid_time`` is the time
-          forecast (extrapolated with the last time step beyond the data).
+          A dask-backed Dataset: one variable ``(init_time, lead_time, lat,
+          lon)`` per target, with its units, in physical units, NaN outside
+          the mask, computed batch by batch when read; the coordinates as in
+          a forecast file (`stconv.evaluation.netcdf`): ``init_time`` (the time
+          of each window's last input step), ``lead_time``, ``valid_time``
+          (extrapolated with the last time step beyond the data), and the
+          input's own latitude and longitude.
         """
         field = self.field(data, other_grid=other_grid)
         count = field.sizes["time"] - self.input_length + 1
         batch_size = min(self.config.eval_batch_size, count)
-        shape = (self.horizon, *field.shape[1:])
         mask = self.field_mask(field)
+        grid = self.target_grid(field)
+        shape = (self.horizon, *field.shape[1:3], self.outputs)
 
         def block(start: int, stop: int) -> np.ndarray:
             return next(self.forecast_batches(field, mask, start, stop))
@@ -290,31 +322,32 @@ class Forecaster:
             )
             for start in range(0, count, batch_size)
         ]
+        forecasts = dask.array.concatenate(blocks)
         times = field["time"].values
+        _, _, lat_name, lon_name = dims = forecast_dims(grid)
         coords = {
             "init_time": times[self.input_length - 1 :],
-            "lead_time": ("lead_time", np.arange(1, self.horizon + 1), {"units": "steps"}),
-            "lat": field["lat"].values,
-            "lon": field["lon"].values,
+            "lead_time": lead_times(times, self.horizon),
+            lat_name: (lat_name, field["lat"].values, {"units": "degrees_north"}),
+            lon_name: (lon_name, field["lon"].values, {"units": "degrees_east"}),
             "valid_time": (("init_time", "lead_time"), self.valid_times(times)),
-            "channel": self.variables,
         }
-        forecast = xr.DataArray(
-            dask.array.concatenate(blocks),
-            dims=("init_time", "lead_time", "lat", "lon", "channel"),
-            coords=coords,
-            name=self.variables[0] if len(self.variables) == 1 else "forecast",
-            attrs={"units": self.units},
-        )
-        return forecast.squeeze("channel", drop=True) if len(self.variables) == 1 else forecast
+        data_vars = {
+            name: (dims, forecasts[..., c], variable_attrs(grid, c))
+            for c, name in enumerate(grid["channel"])
+        }
+        return xr.Dataset(data_vars, coords)
 
-    def valid_times(self, times: np.ndarray) -> np.ndarray:
-        """``(init_time, lead_time)``: the time each forecast is for."""
+    def valid_times(self, times: np.ndarray, start: int = 0, stop: int | None = None):
+        """``(init_time, lead_time)`` of the windows ``start .. stop - 1`` of a
+        time axis: the time each forecast is for (extrapolated with the last
+        time step beyond the data)."""
         step = times[-1] - times[-2] if len(times) > 1 else 1
         extended = np.concatenate(
             [times, [times[-1] + step * k for k in range(1, self.horizon + 1)]]
         )
-        starts = np.arange(len(times) - self.input_length + 1) + self.input_length
+        stop = len(times) - self.input_length + 1 if stop is None else stop
+        starts = np.arange(start, stop) + self.input_length
         return extended[starts[:, None] + np.arange(self.horizon)]
 
     def write(
@@ -326,10 +359,11 @@ class Forecaster:
         batch_size: int | None = None,
         other_grid: bool = False,
     ) -> int | None:
-        """Forecasts every window of the netCDF file ``data`` into the netCDF file
-        ``path`` (``stconv predict``), streamed batch by batch
-        (`stconv.evaluation.netcdf.ForecastWriter`): the input is read lazily and
-        no more than one batch of forecasts is held in memory.
+        """Forecasts every window of the netCDF file ``data`` into ``path``
+        (``stconv predict``): netCDF, or zarr for a path ending ``.zarr``, one
+        variable per target in the layout of `stconv.evaluation.netcdf`,
+        streamed batch by batch: the input is read lazily and no more than one
+        batch of forecasts is held in memory.
 
         Args:
           data: the input file (or glob).
@@ -357,12 +391,16 @@ class Forecaster:
             for _ in batches:
                 pass
             return None
-        grid = dict(grid_of(field), units=self.units)  # the units the run was trained in
-        init_times = field["time"].values[self.input_length - 1 :]
-        with ForecastWriter(path, grid, mask, self.horizon) as writer:
+        times = field["time"].values
+        init_times = times[self.input_length - 1 :]
+        lead_time = lead_times(times, self.horizon)
+        mask = mask[..., : self.outputs]
+        writer = forecast_writer(path, self.target_grid(field), mask, self.horizon, lead_time)
+        with writer:
             for predictions in batches:
-                start = writer.count
-                writer.write(predictions, init_times[start : start + len(predictions)])
+                start, stop = writer.count, writer.count + len(predictions)
+                valid = self.valid_times(times, start, stop)
+                writer.write(predictions, init_times[start:stop], valid)
         return writer.count
 
     # Scores.
@@ -378,9 +416,10 @@ class Forecaster:
         """The scores of the forecasts of every window of ``source`` beside the
         baselines (persistence, the input mean and, ``on_run_grid``, the
         training climatology, which is also the ACC's reference): the scores
-        of `stconv.evaluation.metrics` over the whole set and per lead time,
-        in physical units, masked, with their skill
-        (`stconv.evaluation.scoring.add_skill`). Area-weighted at the rows'
+        of `stconv.evaluation.metrics` of every target variable in its own
+        units, over the whole set and per lead time, masked, with their skill
+        (`stconv.evaluation.scoring.add_skill`), in the layout of
+        `stconv.evaluation.scoring.name_and_score`. Area-weighted at the rows'
         latitudes ``lat`` by the one rule of
         `stconv.evaluation.metrics.grid_weights`.
 
@@ -392,16 +431,19 @@ class Forecaster:
             (`stconv.evaluation.scoring.evaluate`).
           on_run_grid: the windows are on the run's grid.
         """
+        outputs = self.outputs
         climatology = self.climatology if on_run_grid else None
-        forecasters = {"model": self.predict, **baselines(climatology, self.horizon)}
+        if climatology is not None:  # runs of old versions did not keep one
+            climatology = climatology[..., :outputs]
+        forecasters = {"model": self.predict, **baselines(climatology, self.horizon, outputs)}
         grid = {"lat": lat, "geographic": self.description.get("geographic", True)}
         weights = grid_weights(grid, self.config.area_weights, what)
-        std, batch_size = self.normalizer.std, self.config.eval_batch_size
+        std, batch_size = self.normalizer.std[:outputs], self.config.eval_batch_size
         results = evaluate(
             forecasters, source, std, batch_size, on_batch, what=what, climatology=climatology,
             weights=weights,
         )  # fmt: skip
-        return name_and_score(results, self.config.model)
+        return name_and_score(results, self.config.model, self.targets, self.units[:outputs])
 
     def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
         """`score` of every complete window of ``data`` (``input_length`` inputs
@@ -416,7 +458,9 @@ class Forecaster:
                 f"the data has {field.sizes['time']} time steps: evaluating needs at least "
                 f"input_length + horizon = {spec.length}"
             )
-        source = FieldWindows(field, range(count), spec, self.normalizer, self.field_mask(field))
+        source = FieldWindows(
+            field, range(count), spec, self.normalizer, self.field_mask(field), self.outputs
+        )
         on_run_grid = not self.grid_difference(field)
         lat = grid_of(field)["lat"]
         return self.score(source, lat, "the data to evaluate", on_run_grid=on_run_grid)

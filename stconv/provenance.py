@@ -152,6 +152,7 @@ def describe_data(dataset) -> dict:
         "name": dataset.name,
         "variables": described["variables"],
         "units": described["units"],
+        "targets": described["targets"],
         "grid": {
             "shape": [len(lat), len(lon)],
             "lat": [float(lat.min()), float(lat.max())],
@@ -385,9 +386,16 @@ def format_record(record: dict) -> str:
     lines.append(f"seeds: {record.get('seeds')}")
     data = record.get("data")
     if data:
-        grid = data["grid"]
+        grid, units = data["grid"], data["units"]
+        if isinstance(units, str):  # one unit for all, in records of older versions
+            units = [units] * len(data["variables"])
+        listed = ", ".join(
+            f"{name} ({unit or 'no units'})"
+            for name, unit in zip(data["variables"], units, strict=True)
+        )
+        targets = f", forecasting {data['targets']}" if "targets" in data else ""
         lines.append(
-            f"data: {data['name']}, variables {data['variables']} in {data['units']}, grid "
+            f"data: {data['name']}, variables {listed}{targets}, grid "
             f"{grid['shape'][0]}x{grid['shape'][1]} (lat {grid['lat'][0]:g} to {grid['lat'][1]:g},"
             f" lon {grid['lon'][0]:g} to {grid['lon'][1]:g})"
         )

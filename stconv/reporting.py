@@ -1,14 +1,17 @@
 """What a run reports: its test scores, forecasts and figures, and the
-summary of several seeds.
+summary of several seeds, per target variable, each in its own units.
 
 - `report_test_split`: a trained run's test split scored beside the baselines, written
   as ``results.json``, ``test_forecasts.nc``, ``forecast_maps.png`` and
-  ``skill_by_lead.png``, and printed (`format_table`); the end of training
+  ``skill_by_lead.png``, and printed (`format_results`); the end of training
   and ``stconv evaluate`` both report this way;
 - `report_seeds`: the runs of several seeds as mean +- std
-  (``summary.json``, `format_summary`, ``skill_by_lead.png`` of the means).
+  (``summary.json``, `format_summaries`, ``skill_by_lead.png`` of the means).
 
-Tables and summaries iterate over `stconv.evaluation.metrics.METRICS`.
+Results are ``{variable: {forecast: scores}}``
+(`stconv.evaluation.scoring.name_and_score`); tables and summaries iterate
+over `stconv.evaluation.metrics.METRICS`. With one target variable the tables
+read as they did before there could be several.
 """
 
 import numpy as np
@@ -17,7 +20,7 @@ from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.inference import to_physical
 from stconv.evaluation.metrics import METRICS
-from stconv.evaluation.netcdf import ForecastWriter
+from stconv.evaluation.netcdf import ForecastWriter, lead_times
 from stconv.forecaster import Forecaster
 from stconv.provenance import PhaseClock
 from stconv.run import RunDirectory
@@ -30,104 +33,133 @@ def report_test_split(
     forecaster: Forecaster, dataset: Dataset, run: RunDirectory, clock: PhaseClock
 ) -> dict:
     """Test scores of the model and the baselines on ``dataset``'s test split
-    (`stconv.forecaster.Forecaster.score`); forecasts, maps, skill plot, the table.
+    (`stconv.forecaster.Forecaster.score`); forecasts, maps, skill plot, the tables.
 
     Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
     ``forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
     With several processes, the others compute with process 0 and write nothing.
     ``clock`` gets the seconds of the ``evaluation`` and of ``writing`` the files.
     """
-    config, normalizer = forecaster.config, forecaster.normalizer
+    config, outputs = forecaster.config, forecaster.outputs
+    normalizer, mask = forecaster.normalizer.first(outputs), dataset.mask[..., :outputs]
     source, lat = dataset.splits["test"], dataset.grid["lat"]
     what = f"the test split of {config.dataset!r}"
     if not is_primary():
         with clock.phase("evaluation"):
             return forecaster.score(source, lat, what)
-    init_times = source.init_times()
+    init_times, valid_times = source.init_times(), source.valid_times()
     picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
-    writer = ForecastWriter(
-        run.file(run.TEST_FORECASTS), dataset.grid, dataset.mask, config.horizon
-    )
+    grid = {**dataset.grid, **{k: dataset.grid[k][:outputs] for k in TARGET_KEYS}}
+    lead_time = lead_times(source.times(), config.horizon)
+    writer = ForecastWriter(run.file(run.TEST_FORECASTS), grid, mask, config.horizon, lead_time)
     with clock.phase("evaluation"), writer:
 
         def write(batch: dict, predictions: dict) -> None:
             with clock.phase("writing"):
                 start = writer.count
-                prediction = to_physical(predictions["model"], normalizer, dataset.mask)
-                writer.write(prediction, init_times[start : start + len(prediction)])
-                for index in picks[(picks >= start) & (picks < start + len(prediction))]:
+                stop = start + len(predictions["model"])
+                prediction = to_physical(predictions["model"], normalizer, mask)
+                valid = valid_times[start:stop] if valid_times is not None else None
+                writer.write(prediction, init_times[start:stop], valid)
+                for index in picks[(picks >= start) & (picks < stop)]:
                     i = index - start
                     truth = normalizer.denormalize(batch["targets"][i, 0])
+                    last_input = forecaster.normalizer.denormalize(batch["inputs"][i, -1])
                     drawn[index] = (
-                        normalizer.denormalize(batch["inputs"][i, -1]),
+                        last_input[..., :outputs],
                         np.where(batch["mask"][i, 0], truth, np.nan),
                         prediction[i, 0],
                     )
 
         results = forecaster.score(source, lat, what, on_batch=write)
-    units = dataset.grid["units"]
     with clock.phase("writing"):
         run.write_json(run.RESULTS, results)
-        print(format_table(results, units))
-        plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD), units)
+        print(format_results(results))
+        plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD))
         if config.forecast_samples:
             rows = [drawn[index] for index in picks]
-            last_inputs, truths, predictions = (np.stack(c) for c in zip(*rows, strict=True))
-            plots.forecast_maps(
-                last_inputs[..., 0],
-                truths[..., 0],
-                predictions[..., 0],
-                [f"init {str(t)[:10]}, lead 1" for t in init_times[picks]],
-                run.file(run.FORECAST_MAPS),
-                units,
-            )
+            titles = [f"init {str(t)[:10]}, lead 1" for t in init_times[picks]]
+            plots.forecast_maps(*stacked(rows), titles, grid, run.file(run.FORECAST_MAPS))
     return results
 
 
+# The entries of a grid that are per channel: a forecast file's are the targets'.
+TARGET_KEYS = ("channel", "units", "long_name", "standard_name")
+
+
+def stacked(rows: list[tuple]) -> tuple[np.ndarray, ...]:
+    """Drawn windows' (last input, truth, prediction) rows as three arrays."""
+    return tuple(np.stack(column) for column in zip(*rows, strict=True))
+
+
 def summarize(runs: list[dict]) -> dict:
-    """``{forecast: {score: {"mean", "std"}}}`` over the runs of several seeds:
-    every metric of `METRICS`, overall and per lead time (elementwise), and
-    the skill against persistence."""
+    """``{variable: {forecast: {score: {"mean", "std"}}}}`` over the runs of
+    several seeds: every metric of `METRICS`, overall and per lead time
+    (elementwise), and the skill against persistence."""
     scores = [SKILL]
     for name in METRICS:
         scores += [name, f"{name}_per_lead"]
     return {
-        forecast: {
-            score: {
-                "mean": np.mean([run[forecast][score] for run in runs], axis=0).tolist(),
-                "std": np.std([run[forecast][score] for run in runs], axis=0).tolist(),
+        variable: {
+            forecast: {
+                score: {
+                    "mean": np.mean([run[variable][forecast][score] for run in runs], 0).tolist(),
+                    "std": np.std([run[variable][forecast][score] for run in runs], 0).tolist(),
+                }
+                for score in scores
+                if score in runs[0][variable][forecast]
             }
-            for score in scores
-            if score in runs[0][forecast]
+            for forecast in runs[0][variable]
         }
-        for forecast in runs[0]
+        for variable in runs[0]
     }
 
 
-def report_seeds(runs: list[dict], top: RunDirectory, units: str) -> dict:
-    """The runs of several seeds `summarize`d: printed (`format_summary`) and,
+def report_seeds(runs: list[dict], top: RunDirectory) -> dict:
+    """The runs of several seeds `summarize`d: printed (`format_summaries`) and,
     by process 0, written to ``summary.json`` with the runs, and drawn
     (``skill_by_lead.png`` of the means). Returns ``{"runs", "summary"}``."""
     summary = summarize(runs)
-    print(format_summary(summary, units, len(runs)))
+    print(format_summaries(summary, runs[0], len(runs)))
     if is_primary():
         top.write_json(RunDirectory.SUMMARY, {"runs": runs, "summary": summary})
         means = {
-            forecast: {
-                **{score: values["mean"] for score, values in scores.items()},
-                "area_weighted": runs[0][forecast]["area_weighted"],
+            variable: {
+                forecast: {
+                    **{score: values["mean"] for score, values in scores.items()},
+                    "area_weighted": runs[0][variable][forecast]["area_weighted"],
+                    "units": units_of(runs[0][variable]),
+                }
+                for forecast, scores in forecasts.items()
             }
-            for forecast, scores in summary.items()
+            for variable, forecasts in summary.items()
         }
-        plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD), units)
+        plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD))
     return {"runs": runs, "summary": summary}
 
 
-def format_table(results: dict[str, dict], units: str, split: str = "test") -> str:
-    """A text table: one row per forecast, its scores (the metrics of `METRICS`
-    shown in tables, and the skill) over the whole ``split`` and its RMSE per
-    lead time."""
+def units_of(results: dict[str, dict]) -> str:
+    """The units of one variable's results (``""`` for results without them)."""
+    return next(iter(results.values())).get("units", "")
+
+
+def format_results(results: dict[str, dict], split: str = "test") -> str:
+    """`format_table` of every target variable, in its units; a variable is
+    named in its table's first line when there are several."""
+    several = len(results) > 1
+    return "\n\n".join(
+        format_table(scores, units_of(scores), split, variable if several else None)
+        for variable, scores in results.items()
+    )
+
+
+def format_table(
+    results: dict[str, dict], units: str, split: str = "test", variable: str | None = None
+) -> str:
+    """A text table of one variable: one row per forecast, its scores (the
+    metrics of `METRICS` shown in tables, and the skill) over the whole
+    ``split`` and its RMSE per lead time."""
     first = next(iter(results.values()))
     leads = len(first["rmse_per_lead"])
     weighted = first.get("area_weighted", False)
@@ -137,8 +169,9 @@ def format_table(results: dict[str, dict], units: str, split: str = "test") -> s
     header = f"{'forecast':14s} {header}  " + " ".join(
         f"{'lead ' + str(i + 1):>7s}" for i in range(leads)
     )
+    of = f" of {variable}" if variable else ""
     lines = [
-        f"{split} scores over the whole {split} split, in {units or 'no units'}; wRMSE "
+        f"{split} scores{of} over the whole {split} split, in {units or 'no units'}; wRMSE "
         + ("area-weighted (cos latitude)" if weighted else "= RMSE (not area-weighted)")
         + "; ACC against the training climatology; skill 1 - wMSE/wMSE of persistence; "
         "per lead time: RMSE",
@@ -154,10 +187,24 @@ def format_table(results: dict[str, dict], units: str, split: str = "test") -> s
     return "\n".join(lines)
 
 
-def format_summary(summary: dict[str, dict], units: str, runs: int) -> str:
-    """A text table of `summarize`: mean +- std over the runs of each metric of
-    `METRICS` shown in the summary table, overall and per lead time."""
-    lines = [f"mean +- std over {runs} runs, in {units or 'no units'}:"]
+def format_summaries(summary: dict[str, dict], results: dict[str, dict], runs: int) -> str:
+    """`format_summary` of every target variable, in its units (from one
+    run's ``results``); a variable is named when there are several."""
+    several = len(summary) > 1
+    return "\n\n".join(
+        format_summary(scores, units_of(results[variable]), runs, variable if several else None)
+        for variable, scores in summary.items()
+    )
+
+
+def format_summary(
+    summary: dict[str, dict], units: str, runs: int, variable: str | None = None
+) -> str:
+    """A text table of one variable of `summarize`: mean +- std over the runs
+    of each metric of `METRICS` shown in the summary table, overall and per
+    lead time."""
+    of = f"{variable} " if variable else ""
+    lines = [f"mean +- std over {runs} runs, {of}in {units or 'no units'}:"]
     for metric, label in [(n, m.label) for n, m in METRICS.items() if m.in_summary_table]:
         first = next(iter(summary.values()))[f"{metric}_per_lead"]["mean"]
         header = f"{label:14s} {'all':>15s}  " + " ".join(

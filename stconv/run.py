@@ -126,11 +126,11 @@ class RunDirectory:
     def check_data(self, dataset, source: str) -> None:
         """Raises ValueError naming ``source`` and every entry of ``data.json``
         (variables, units, input shape, grid) that ``dataset`` does not match."""
-        recorded = self.data_description()
-        present = describe_data(dataset)
-        differences = [
+        written = self.read_json(self.DATA, "train the run first")
+        recorded, present = complete_description(written), describe_data(dataset)
+        differences = [  # what the run's version of data.json records
             f"{key} {present[key]!r:.60} where the run has {recorded[key]!r:.60}"
-            for key in recorded
+            for key in written
             if key in present and not np.array_equal(present[key], recorded[key])
         ]
         if differences:
@@ -140,7 +140,8 @@ class RunDirectory:
             )
 
     def data_description(self) -> dict:
-        return self.read_json(self.DATA, "train the run first")
+        """``data.json`` (`describe_data`), completed for runs of older versions."""
+        return complete_description(self.read_json(self.DATA, "train the run first"))
 
     def normalizer(self) -> Normalizer:
         return Normalizer.load(self.require(self.NORMALIZATION, "train the run first"))
@@ -186,7 +187,14 @@ class RunDirectory:
             f.write(json.dumps(row) + "\n")
 
     def results(self) -> dict:
-        return self.read_json(self.RESULTS, "train or evaluate the run first")
+        """``results.json``: per target variable, ``{forecast: scores}``
+        (`stconv.evaluation.scoring.name_and_score`). A run of an older
+        version kept ``{forecast: scores}`` of its variables pooled: it is read
+        as the scores of one entry named after them."""
+        results = self.read_json(self.RESULTS, "train or evaluate the run first")
+        if "rmse" in next(iter(results.values()), {}):
+            return {",".join(self.data_description()["variables"]): results}
+        return results
 
     def write_json(self, name: str, values: Any) -> None:
         with open(self.file(name), "w") as f:
@@ -211,16 +219,37 @@ def check_can_write(path: str | os.PathLike, flag: str) -> None:
 
 
 def describe_data(dataset) -> dict:
-    """``data.json``: the variables, units, input shape and grid coordinates (and
-    whether they are latitudes and longitudes) of a `stconv.data.registry.Dataset`."""
+    """``data.json`` of a `stconv.data.registry.Dataset`: the input variables
+    (channels, the targets first) with their units, long and standard names,
+    the targets, the input shape, the grid coordinates, whether they are
+    latitudes and longitudes, and the input's own names of the dimensions."""
+    grid = dataset.grid
     return {
-        "variables": dataset.grid["channel"],
-        "units": dataset.grid["units"],
+        "variables": grid["channel"],
+        "units": grid["units"],
+        "long_name": grid["long_name"],
+        "standard_name": grid["standard_name"],
+        "targets": list(dataset.targets),
         "input_shape": list(dataset.input_shape),
-        "lat": np.asarray(dataset.grid["lat"]).tolist(),
-        "lon": np.asarray(dataset.grid["lon"]).tolist(),
-        "geographic": dataset.grid.get("geographic", True),
+        "lat": np.asarray(grid["lat"]).tolist(),
+        "lon": np.asarray(grid["lon"]).tolist(),
+        "geographic": grid.get("geographic", True),
+        "dims": grid["dims"],
     }
+
+
+def complete_description(description: dict) -> dict:
+    """A ``data.json`` of any version as `describe_data` writes it now: runs
+    made before several variables were scored each had one unit for all
+    variables and forecast every variable."""
+    description = dict(description)
+    variables = description["variables"]
+    if isinstance(description.get("units"), str):
+        description["units"] = [description["units"]] * len(variables)
+    description.setdefault("targets", list(variables))
+    for name in ("long_name", "standard_name"):
+        description.setdefault(name, [""] * len(variables))
+    return description
 
 
 def check_new_file(

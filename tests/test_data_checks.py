@@ -9,7 +9,6 @@ import xarray as xr
 from stconv.data.checks import (
     check_numeric,
     check_times,
-    check_units,
     check_values,
     first_irregular_step,
 )
@@ -51,15 +50,10 @@ def test_numeric_times_with_a_gap_and_duplicates_are_named():
         check_times(times(pd.DatetimeIndex(["2000-01-01", "2000-01-02", "2000-01-02"])), "f")
 
 
-def test_numeric_and_units_checks():
+def test_numeric_check():
     check_numeric(xr.DataArray(np.arange(3)), "n", "f.nc")
     with pytest.raises(DataError, match="variable 'b' holds bool values"):
         check_numeric(xr.DataArray(np.ones(3, bool)), "b", "f.nc")
-    k = xr.DataArray([1.0], attrs={"units": "K"})
-    assert check_units([k, k], ["a", "b"], "f.nc") == "K"
-    assert check_units([xr.DataArray([1.0])], ["a"], "f.nc") == ""
-    with pytest.raises(DataError, match="'a' in K, 'b' in no units have different units"):
-        check_units([k, xr.DataArray([1.0])], ["a", "b"], "f.nc")
 
 
 def field(values: np.ndarray) -> xr.DataArray:

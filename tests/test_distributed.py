@@ -295,7 +295,7 @@ def test_cli_on_eight_devices_equals_one_device(runs, run):
     assert runs["eight"]["cli"][0] == 0, runs["eight"]["cli"][1]
     results, rows = {}, {}
     for name in ("run-1", run):
-        results[name] = json.loads((runs["tmp"] / name / "results.json").read_text())
+        results[name] = json.loads((runs["tmp"] / name / "results.json").read_text())["t"]
         rows[name] = json.loads((runs["tmp"] / name / "metrics.jsonl").read_text())
         print(f"{name}: {rows[name]}, test RMSE {results[name]['stconvs2s-r']['rmse']}")
     for key in ("train_loss", "validation_rmse", "validation_mae"):

@@ -40,12 +40,12 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
         assert (workdir / name).exists()
     assert (workdir / "skill_by_lead.png").stat().st_size > 10_000
     assert [row["epoch"] for row in read_rows(workdir)] == [1, 2]
-    results = json.loads((workdir / "results.json").read_text())
+    results = json.loads((workdir / "results.json").read_text())["synthetic_0"]
     assert set(results) == {"stconvs2s-r", "persistence", "climatology", "input_mean"}
     for result in results.values():
         for key in ("rmse_per_lead", "weighted_rmse_per_lead", "acc_per_lead"):
             assert len(result[key]) == 5
-        assert result["rmse"] > 0 and result["area_weighted"] is True
+        assert result["rmse"] > 0 and result["area_weighted"] is True and result["units"] == "K"
         assert result["best_baseline"] in ("persistence", "climatology", "input_mean")
     assert results["persistence"]["skill_vs_persistence"] == 0.0
     assert "wRMSE" in out and "area-weighted (cos latitude)" in out
@@ -61,7 +61,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
         assert np.isfinite(forecasts["synthetic_0"].values).all()
 
     assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
-    assert json.loads((workdir / "results.json").read_text()) == results
+    assert json.loads((workdir / "results.json").read_text())["synthetic_0"] == results
 
     new_file = tmp_path / "new.nc"
     write_synthetic_netcdf(new_file, 30, 16, 16, seed=9, variable="synthetic_0")
@@ -75,7 +75,9 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     # Smaller batches stream to the file one at a time and give the same forecasts.
     sizes, write = [], ForecastWriter.write
     monkeypatch.setattr(
-        ForecastWriter, "write", lambda self, p, t: sizes.append(len(p)) or write(self, p, t)
+        ForecastWriter,
+        "write",
+        lambda self, p, *args: sizes.append(len(p)) or write(self, p, *args),
     )
     batched = tmp_path / "batched.nc"
     assert cli.main(["predict", "--workdir", str(workdir), "--input", str(new_file),
@@ -140,7 +142,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):
     def scripted(forecasters, *args, **kwargs):
         if len(forecasters) > 1:  # the test set: the real thing
             return real_evaluate(forecasters, *args, **kwargs)
-        return {"model": {"rmse": next(scores), "mae": 0.0}}
+        return {"model": [{"rmse": next(scores), "mae": 0.0}]}  # one target
 
     monkeypatch.setattr(experiment, "evaluate", scripted)
     assert train(tmp_path / "run", "--epochs", "5", "--patience", "2") == 0
@@ -151,8 +153,8 @@ def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     real_step = experiment.make_train_step
 
-    def failing(model, optimizer, **kwargs):
-        step, state = real_step(model, optimizer, **kwargs)
+    def failing(model, optimizer, *args, **kwargs):
+        step, state = real_step(model, optimizer, *args, **kwargs)
         calls = []
 
         def train_step(state, batch):
@@ -189,7 +191,7 @@ def test_a_diverged_validation_stops_training_and_keeps_the_last_good_epoch(
     def scripted(forecasters, *args, **kwargs):
         if "validation" not in kwargs.get("what", ""):
             return real_evaluate(forecasters, *args, **kwargs)
-        return {"model": {"rmse": next(scores), "mae": 0.0}}
+        return {"model": [{"rmse": next(scores), "mae": 0.0}]}  # one target
 
     monkeypatch.setattr(experiment, "evaluate", scripted)
     assert train(tmp_path / "run", "--epochs", "3") == 1
@@ -245,15 +247,17 @@ def test_iterations_report_mean_and_std(tmp_path, capsys):
     assert train(tmp_path / "runs", "--epochs", "1", "--iterations", "2") == 0
     assert "mean +- std over 2 runs" in capsys.readouterr().out
     summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
-    rmses = [run["stconvs2s-r"]["rmse"] for run in summary["runs"]]
+    runs = [run["synthetic_0"] for run in summary["runs"]]
+    means = summary["summary"]["synthetic_0"]
+    rmses = [run["stconvs2s-r"]["rmse"] for run in runs]
     assert rmses[0] != rmses[1]  # seeds 1000 and 1010
-    assert summary["summary"]["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
-    assert summary["summary"]["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
-    leads = np.array([run["stconvs2s-r"]["weighted_rmse_per_lead"] for run in summary["runs"]])
-    per_lead = summary["summary"]["stconvs2s-r"]["weighted_rmse_per_lead"]
+    assert means["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
+    assert means["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
+    leads = np.array([run["stconvs2s-r"]["weighted_rmse_per_lead"] for run in runs])
+    per_lead = means["stconvs2s-r"]["weighted_rmse_per_lead"]
     assert per_lead["mean"] == pytest.approx(leads.mean(axis=0).tolist())
     assert per_lead["std"] == pytest.approx(leads.std(axis=0).tolist())
-    assert summary["summary"]["input_mean"]["rmse"]["std"] == 0.0  # no seed in a baseline
+    assert means["input_mean"]["rmse"]["std"] == 0.0  # no seed in a baseline
     assert (tmp_path / "runs" / "seed-1010" / "results.json").exists()
     assert (tmp_path / "runs" / "skill_by_lead.png").exists()
 

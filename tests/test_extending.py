@@ -72,17 +72,18 @@ def test_a_dataset_is_one_entry_of_the_table(extended):
 def test_a_metric_is_one_entry_of_the_table(extended):
     run, _, printed = extended
     results = run.results()
-    for result in results.values():  # results.json: overall and per lead time
+    ramp = results["ramp"]
+    for result in ramp.values():  # results.json: overall and per lead time
         assert result["mse"] == pytest.approx(result["rmse"] ** 2, rel=1e-6)
         assert result["mse_per_lead"] == pytest.approx(np.square(result["rmse_per_lead"]))
     header = next(line for line in printed.splitlines() if line.startswith("forecast"))
     assert "MSE" in header.split()  # the printed table of the run
-    assert "MSE" in format_table(results, "K").splitlines()[1].split()
-    summary = summarize([results, results])  # the multi-seed summary
-    assert summary["stconvs2s-r"]["mse"]["mean"] == pytest.approx(results["stconvs2s-r"]["mse"])
+    assert "MSE" in format_table(ramp, "K").splitlines()[1].split()
+    summary = summarize([results, results])["ramp"]  # the multi-seed summary
+    assert summary["stconvs2s-r"]["mse"]["mean"] == pytest.approx(ramp["stconvs2s-r"]["mse"])
     assert summary["stconvs2s-r"]["mse_per_lead"]["std"] == [0.0, 0.0]
     assert "\nMSE " in format_summary(summary, "K", 2)
-    titles = [axis.get_title() for axis in skill_figure(results, "K").axes]
+    titles = [axis.get_title() for axis in skill_figure(results).axes]
     assert len(titles) == 3 and titles[2] == "mean squared error"  # its own panel
 
 

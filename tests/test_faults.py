@@ -23,7 +23,7 @@ import xarray as xr
 from conftest import paper_format_dataset, time_series_dataset
 
 from stconv import cli
-from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.data.synthetic import cmip6_like, era5_like, write_synthetic_netcdf
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
@@ -59,6 +59,19 @@ def series(d: Path, edit: Callable[[xr.Dataset], xr.Dataset | None], **kwargs) -
     dataset = time_series_dataset(num_steps=40, **kwargs)
     dataset = edit(dataset) or dataset
     dataset.to_netcdf(d / "bad.nc")
+
+
+def era5(d: Path, levels=None) -> None:
+    """``d/era5.nc``: an ERA5 file of t2m (K), u10 (m s**-1) and msl (Pa), or of
+    ``z`` and ``t`` on pressure ``levels``."""
+    era5_like(num_steps=40, levels=levels).to_netcdf(d / "era5.nc")
+
+
+def cmip6(d: Path, edit: Callable[[xr.Dataset], xr.Dataset]) -> None:
+    """``d/tas_day.nc`` and ``d/uas_day.nc``, one CMIP6 variable each, uas after ``edit``."""
+    datasets = cmip6_like(num_steps=40)
+    datasets["tas"].to_netcdf(d / "tas_day.nc")
+    edit(datasets["uas"]).to_netcdf(d / "uas_day.nc")
 
 
 def new_input(d: Path, edit: Callable[[xr.Dataset], xr.Dataset | None]) -> None:
@@ -159,17 +172,34 @@ BAD_SERIES = [
     ("time-decreasing", lambda ds: ds.isel(time=[0, 2, 1, *range(3, 40)]), "time is not increasing at index 2"),
     ("no-lat-dimension", lambda ds: ds.isel(lat=0), "has no lat dimension among"),
     ("too-short", lambda ds: ds.isel(time=slice(0, 8)), "too few for one window"),
-    ("units-differ", lambda ds: ds.assign(pr=ds["tas"].assign_attrs(units="mm/day")), "variables 'tas' in K, 'pr' in mm/day have different units"),
     ("latitudes-outside", lambda ds: ds.assign_coords(lat=ds["lat"] * 20), "latitudes -200..200 are outside [-90, 90]: area weights need geographic latitudes (pass --no-area-weights"),
     ("latitudes-not-monotonic", lambda ds: ds.isel(lat=[0, 2, 1, 3]), "latitudes are not monotonic"),
-    ("units-missing-on-one", lambda ds: ds.assign(pr=(ds["tas"].dims, ds["tas"].values)), "'pr' in no units have different units"),
 ]  # fmt: skip
+
+# (setup, flags, fragment) of runs of several variables.
+VARIABLES = [
+    ("target-not-an-input", era5, ["--variables", "t2m,u10", "--targets", "msl"], ["targets=('msl',) is invalid: ['msl'] are not among the input variables ['t2m', 'u10']: every target must be an input"]),
+    ("target-not-in-the-file", era5, ["--targets", "tp"], ["era5.nc", "target 'tp' is not an input variable: the inputs are ['t2m', 'u10', 'msl']"]),
+    ("variable-unknown", era5, ["--variables", "t2m,tp"], ["era5.nc", "has no gridded variable 'tp': available are ['t2m', 'u10', 'msl']"]),
+    ("level-needed", lambda d: era5(d, (1000, 850, 500)), ["--variables", "z"], ["era5.nc", "variable 'z' has 3 levels on 'pressure_level' (1000, 850, 500): choose one as z:LEVEL, e.g. --variables z:1000"]),
+    ("level-missing", lambda d: era5(d, (1000, 850, 500)), ["--variables", "z:300"], ["era5.nc", "variable 'z' has no level '300' on 'pressure_level': choose from 1000, 850, 500"]),
+    ("level-of-a-surface-variable", era5, ["--variables", "t2m:500"], ["era5.nc", "variable 't2m' has no vertical dimension: write 't2m' without ':500'"]),
+    ("target-weights-per-target", era5, ["--targets", "t2m,u10", "--target-weights", "1"], ["target_weights=(1.0,) is invalid: give one weight per target (2: ['t2m', 'u10'])"]),
+    ("target-weights-per-input", era5, ["--target-weights", "1,2"], ["era5.nc", "target_weights=(1.0, 2.0) is invalid: give one weight per target (3: ['t2m', 'u10', 'msl'])"]),
+    ("bbox-latitudes-inverted", era5, ["--bbox", "40,-40,0,10"], ["bbox=(40.0, -40.0, 0.0, 10.0) is invalid: give lat_min,lat_max,lon_min,lon_max"]),
+    ("bbox-outside-the-grid", era5, ["--bbox", "70,80,0,10"], ["era5.nc", "bbox=(70.0, 80.0, 0.0, 10.0) selects no grid cells"]),
+]  # fmt: skip
+# Files of one CMIP6 variable each that do not combine: other grids or time axes.
+COMBINED = [
+    ("other-latitudes", lambda ds: ds.assign_coords(lat=ds["lat"] + 1)),
+    ("other-times", lambda ds: ds.isel(time=slice(1, None))),
+]
 
 PREDICT_INPUTS = [
     ("other-grid", lambda ds: ds.isel(lat=slice(0, 8)), "is not on the run's grid (lat x lon 8 x 16, the run's 16 x 16): pass --other-grid"),
     ("shifted-grid", lambda ds: ds.assign_coords(lon=ds["lon"] + 100), "is not on the run's grid (lon 100..115, the run's 0..15)"),
     ("all-missing", lambda ds: assign(ds, "synthetic_0", slice(None), np.nan), "'synthetic_0' is missing in every valid cell at time 2000-01-01"),
-    ("other-units", lambda ds: ds["synthetic_0"].attrs.update(units="degC"), "are in degC, the run was trained in K"),
+    ("other-units", lambda ds: ds["synthetic_0"].attrs.update(units="degC"), "variable 'synthetic_0' is in degC, the run was trained in K"),
     ("variable-missing", lambda ds: ds.rename(synthetic_0="tas"), "has no gridded variable 'synthetic_0'"),
     ("too-short", lambda ds: ds.isel(time=slice(0, 3)), "has 3 time steps: at least input_length=5"),
     ("infinite", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), np.inf), "is infinite at time 2000-01-05"),
@@ -189,6 +219,14 @@ CASES = [
     *(
         pytest.param(lambda d, mp, edit=edit: series(d, edit), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc", *SERIES], 2, ["bad.nc", text], id=f"data-{name}")
         for name, edit, text in BAD_SERIES
+    ),
+    *(
+        pytest.param(lambda d, mp, setup=setup: setup(d), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/era5.nc", *SERIES, *flags], 2, fragments, id=f"variables-{name}")
+        for name, setup, flags, fragments in VARIABLES
+    ),
+    *(
+        pytest.param(lambda d, mp, edit=edit: cmip6(d, edit), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/*_day.nc", *SERIES], 2, ["tas_day.nc' (+1 more) do not combine into one dataset", "give files of one grid and time axis"], id=f"files-{name}")
+        for name, edit in COMBINED
     ),
     pytest.param(lambda d, mp: (d / "bad.nc").write_text("not netCDF"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-not-netcdf"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_bytes(b""), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-empty-file"),
@@ -306,6 +344,6 @@ def test_latitudes_that_cannot_be_weighted_train_unweighted_on_request(tmp_path,
     flags = [*TINY, "--dataset", str(tmp_path / "bad.nc"), *SERIES, "--no-area-weights"]
     assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 0
     assert "wRMSE = RMSE (not area-weighted)" in capsys.readouterr().out
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    results = json.loads((tmp_path / "run" / "results.json").read_text())["tas"]
     assert results["stconvs2s-r"]["area_weighted"] is False
     assert results["stconvs2s-r"]["weighted_rmse"] == results["stconvs2s-r"]["rmse"]

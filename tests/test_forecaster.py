@@ -1,6 +1,8 @@
 """`stconv.Forecaster`: a trained run loaded from Python, forecasting and evaluating
 new data (a tiny run on synthetic data, trained once for the module)."""
 
+import shutil
+
 import dask.array
 import numpy as np
 import pytest
@@ -48,21 +50,23 @@ def trained(tmp_path_factory):
 def test_forecast_from_a_path_and_from_memory_equal_stconv_predict(trained):
     workdir, new_file, output = trained
     forecaster = Forecaster.load(workdir)
-    from_path = forecaster.forecast(new_file)
+    forecasts = forecaster.forecast(new_file)
+    assert isinstance(forecasts, xr.Dataset) and list(forecasts.data_vars) == ["synthetic_0"]
+    from_path = forecasts["synthetic_0"]
     assert isinstance(from_path.data, dask.array.Array)  # computed when read
     assert from_path.dims == ("init_time", "lead_time", "lat", "lon")
     assert from_path.shape == (26, 5, 16, 16)  # 30 steps, windows of 5
-    assert from_path.name == "synthetic_0" and from_path.attrs["units"] == "K"
+    assert from_path.attrs["units"] == "K"
     with xr.open_dataset(output) as predicted:
-        expected = predicted["synthetic_0"].load()
-    xr.testing.assert_allclose(from_path.drop_vars("valid_time"), expected, rtol=1e-6)
+        expected = predicted.load()
+    xr.testing.assert_allclose(forecasts, expected, rtol=1e-6)  # the file of `stconv predict`
 
     with xr.open_dataset(new_file) as opened:
         in_memory = opened.load()
-    from_dataset = forecaster.forecast(in_memory)
-    from_data_array = forecaster.forecast(in_memory["synthetic_0"])
-    np.testing.assert_allclose(from_dataset.values, expected.values, rtol=1e-6)
-    np.testing.assert_allclose(from_data_array.values, expected.values, rtol=1e-6)
+    from_dataset = forecaster.forecast(in_memory)["synthetic_0"]
+    from_data_array = forecaster.forecast(in_memory["synthetic_0"])["synthetic_0"]
+    np.testing.assert_allclose(from_dataset.values, expected["synthetic_0"].values, rtol=1e-6)
+    np.testing.assert_allclose(from_data_array.values, expected["synthetic_0"].values, rtol=1e-6)
 
 
 def test_valid_time_is_init_time_plus_lead(trained):
@@ -79,7 +83,7 @@ def test_valid_time_is_init_time_plus_lead(trained):
 def test_evaluate_new_data_beside_the_baselines(trained):
     workdir, new_file, _ = trained
     forecaster = Forecaster.load(workdir)
-    results = forecaster.evaluate(new_file)
+    results = forecaster.evaluate(new_file)["synthetic_0"]
     assert set(results) == {"stconvs2s-r", "persistence", "climatology", "input_mean"}
     for result in results.values():
         assert len(result["rmse_per_lead"]) == 5 and result["rmse"] > 0
@@ -93,7 +97,7 @@ def test_evaluate_new_data_beside_the_baselines(trained):
     assert results["input_mean"]["rmse"] == pytest.approx(rmse, rel=1e-5)
     # On another grid, the training climatology is not known: no climatology, no ACC.
     other = xr.open_dataset(new_file).isel(lat=slice(0, 8))
-    results = forecaster.evaluate(other, other_grid=True)
+    results = forecaster.evaluate(other, other_grid=True)["synthetic_0"]
     assert set(results) == {"stconvs2s-r", "persistence", "input_mean"}
     assert "acc" not in results["input_mean"]
 
@@ -105,7 +109,8 @@ def assert_one_scoring(workdir, test_data, weighted: bool) -> None:
     assert cli.main(["evaluate", "--workdir", str(workdir)]) == 0
     assert RunDirectory(workdir).results() == trained_results
     assert Forecaster.load(workdir).evaluate(test_data) == trained_results
-    assert {r["area_weighted"] for r in trained_results.values()} == {weighted}
+    (scores,) = trained_results.values()  # one variable
+    assert {r["area_weighted"] for r in scores.values()} == {weighted}
 
 
 def test_the_test_split_is_scored_one_way_on_a_geographic_grid(trained):
@@ -159,3 +164,25 @@ def test_the_public_api_is_importable_from_the_package():
     assert "stconvs2s-r" in stconv.models.available()
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         stconv.nothing  # noqa: B018
+
+
+def test_a_run_of_an_older_version_still_loads_evaluates_and_predicts(trained, tmp_path):
+    """Runs made before several variables: one ``units`` for all, no targets,
+    and ``results.json`` of ``{forecast: scores}``."""
+    workdir, new_file, _ = trained
+    old = tmp_path / "old"
+    shutil.copytree(workdir, old, ignore=shutil.ignore_patterns("tensorboard"))
+    run = RunDirectory(old)
+    described = run.read_json(run.DATA, "")
+    kept = ("variables", "input_shape", "lat", "lon", "geographic")
+    run.write_json(run.DATA, {**{k: described[k] for k in kept}, "units": "K"})
+    (scores,) = run.results().values()
+    run.write_json(run.RESULTS, {name: {k: v for k, v in s.items() if k != "units"}
+                                 for name, s in scores.items()})  # fmt: skip
+    assert run.results() == {"synthetic_0": run.read_json(run.RESULTS, "")}  # read as one variable
+    forecaster = Forecaster.load(old)
+    assert forecaster.targets == ["synthetic_0"] and forecaster.units == ["K"]
+    assert cli.main(["evaluate", "--workdir", str(old)]) == 0
+    assert run.results()["synthetic_0"]["stconvs2s-r"]["rmse"] == scores["stconvs2s-r"]["rmse"]
+    argv = ["predict", "--workdir", str(old), "--input", str(new_file)]
+    assert cli.main([*argv, "--output", str(tmp_path / "forecast.nc")]) == 0

@@ -17,7 +17,7 @@ def test_masked_metrics_by_hand():
     accumulator.add(
         predictions[:, :, :, :1], targets[:, :, :, :1], mask[:, :, :, :1], np.array([2.0])
     )
-    result = accumulator.result()
+    (result,) = accumulator.result()
     # Physical errors (std 2): lead 1: 2 (2 masked), 2; lead 2: 6, 8, 6.
     assert result["rmse_per_lead"] == pytest.approx([2.0, np.sqrt((36 + 64 + 36) / 3)])
     assert result["mae_per_lead"] == pytest.approx([2.0, 20 / 3])
@@ -47,7 +47,7 @@ def test_weighted_scores_bias_and_acc_by_hand():
     np.testing.assert_allclose(weights, [4 / 3, 2 / 3], rtol=1e-6)
     accumulator = ErrorAccumulator(climatology, weights)
     accumulator.add(predictions, targets, mask, np.array([1.0]))
-    result = accumulator.result()
+    (result,) = accumulator.result()
     # Errors 1, 2, 3, 0 at weights 4/3, 2/3, 4/3, 2/3.
     assert result["rmse"] == pytest.approx(np.sqrt(14 / 4))
     assert result["weighted_rmse"] == pytest.approx(np.sqrt(16 / 4))
@@ -59,15 +59,17 @@ def test_weighted_scores_bias_and_acc_by_hand():
     # The climatology itself has no anomaly: ACC 0. Unweighted: the weighted scores are plain.
     plain = ErrorAccumulator(climatology)
     plain.add(np.ones_like(predictions), targets, mask, np.array([1.0]))
-    assert plain.result()["acc"] == 0.0 and plain.result()["area_weighted"] is False
-    assert plain.result()["weighted_rmse"] == plain.result()["rmse"]
+    (plain_result,) = plain.result()
+    assert plain_result["acc"] == 0.0 and plain_result["area_weighted"] is False
+    assert plain_result["weighted_rmse"] == plain_result["rmse"]
 
 
 def test_acc_is_left_out_without_a_climatology():
     accumulator = ErrorAccumulator()
     shape = (1, 1, 2, 1, 1)
     accumulator.add(np.ones(shape), np.zeros(shape), np.ones(shape, bool), np.ones(1))
-    assert "acc" not in accumulator.result() and "acc_per_lead" not in accumulator.result()
+    (result,) = accumulator.result()
+    assert "acc" not in result and "acc_per_lead" not in result
 
 
 def test_area_weights_and_their_errors():
@@ -83,3 +85,29 @@ def test_area_weights_and_their_errors():
 def test_skill_against_a_reference():
     assert skill(1.0, 4.0) == pytest.approx(0.75)
     np.testing.assert_allclose(skill(np.array([4.0, 1.0]), np.array([4.0, 2.0])), [0.0, 0.5])
+
+
+def test_the_loss_weighs_each_target_variable():
+    """Two targets (channels): errors 1 and 3, one cell each, the first masked in
+    one of two windows. Weights 3 and 1 make the MSE (3 * 1 + 1 * 9 * 2) / (3 + 2)."""
+    predictions = np.array([[[1.0, 3.0]], [[1.0, 3.0]]])[:, None, :, :]  # (2, 1, 1, 2)
+    targets = np.zeros_like(predictions)
+    mask = np.ones_like(predictions, bool)
+    mask[1, ..., 0] = False
+    weighted = rmse_loss(predictions, targets, mask, weights=(3.0, 1.0))
+    assert float(weighted) == pytest.approx(np.sqrt((3 * 1 + 9 * 2) / 5 + 1e-6))
+    plain = rmse_loss(predictions, targets, mask)  # equal weights: the MSE of every cell
+    assert float(plain) == pytest.approx(np.sqrt((1 + 9 * 2) / 3 + 1e-6))
+    assert float(rmse_loss(predictions, targets, mask, (1.0, 1.0))) == pytest.approx(float(plain))
+
+
+def test_every_variable_is_scored_apart():
+    """Two channels in different units: each gets its own scores (std 2 and 100)."""
+    predictions = np.array([[1.0, 1.0], [3.0, 2.0]])[None, :, None, None, :]  # (1, 2 leads, ...)
+    targets = np.zeros_like(predictions)
+    accumulator = ErrorAccumulator()
+    accumulator.add(predictions, targets, np.ones_like(predictions, bool), np.array([2.0, 100.0]))
+    first, second = accumulator.result()
+    assert first["rmse_per_lead"] == pytest.approx([2.0, 6.0])
+    assert second["rmse_per_lead"] == pytest.approx([100.0, 200.0])
+    assert second["mae"] == pytest.approx(150.0) and first["cells"] == second["cells"] == 2

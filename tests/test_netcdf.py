@@ -21,7 +21,7 @@ GRID = {
     "lat": np.linspace(-5, 5, 3, dtype=np.float32),
     "lon": np.arange(4.0),
     "channel": ["tas", "pr"],
-    "units": "K",
+    "units": ["K", "kg m-2 s-1"],
 }
 
 
@@ -36,7 +36,8 @@ def whole_dataset(predictions, init_times, mask):
     }
     dims = ("init_time", "lead_time", "lat", "lon")
     data_vars = {
-        name: (dims, predictions[..., c], {"units": "K"}) for c, name in enumerate(GRID["channel"])
+        name: (dims, predictions[..., c], {"units": GRID["units"][c]})
+        for c, name in enumerate(GRID["channel"])
     }
     return xr.Dataset(data_vars, coords, attrs={"title": "stconv forecast"})
 
@@ -134,7 +135,7 @@ def test_padded_batches_equal_batch_size_one_and_compile_once():
         )
         assert predict._cache_size() == 1  # 7 windows in batches of 3, 3, 1 (padded to 3)
         assert [len(p) for p in seen] == ([3, 3, 1] if batch_size == 3 else [1] * 7)
-        runs[batch_size] = np.concatenate(seen), metrics["model"]
+        runs[batch_size] = np.concatenate(seen), metrics["model"][0]  # one variable
     # Equal on CPU; other backends may pick other kernels for other batch sizes.
     np.testing.assert_allclose(runs[3][0], runs[1][0], rtol=1e-6, atol=1e-6)
     assert runs[3][1]["cells"] == runs[1][1]["cells"] == sum(s["mask"].sum() for s in source)
@@ -170,9 +171,10 @@ def test_forecasts_read_and_predict_one_batch_at_a_time():
     inputs = np.nan_to_num(normalizer.normalize(windows), nan=0.0)
     expected = normalizer.denormalize(np.repeat(inputs.mean(axis=1, keepdims=True), 2, axis=1))
     np.testing.assert_allclose(np.concatenate(batches), expected, rtol=1e-6)
-    forecast = forecaster.forecast(data)
+    forecast = forecaster.forecast(data)  # one variable per target
     np.testing.assert_array_equal(forecast["init_time"].values, times[2:])
-    np.testing.assert_allclose(forecast.values, expected, rtol=1e-6)
+    stacked = np.stack([forecast[name].values for name in ("a", "b")], axis=-1)
+    np.testing.assert_allclose(stacked, expected, rtol=1e-6)
 
 
 def test_eval_batch_size_is_validated_and_old_configs_load(tmp_path):

@@ -15,7 +15,12 @@ KERNEL = "stconv-test-python"
 
 def test_the_notebooks_are_there():
     names = {path.stem for path in NOTEBOOKS}
-    assert {"explore_dataset", "train_and_forecast", "image_classification"} <= names
+    assert {
+        "explore_dataset",
+        "train_and_forecast",
+        "image_classification",
+        "multivariable",
+    } <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

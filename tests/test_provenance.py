@@ -64,7 +64,8 @@ def test_a_run_records_its_data_code_software_machine_and_time(runs):
     data = (runs / "data.nc").read_bytes()
     assert item["path"] == os.path.realpath(runs / "data.nc")
     assert item["sha256"] == hashlib.sha256(data).hexdigest() and item["bytes"] == len(data)
-    assert made["data"]["variables"] == ["synthetic_0"] and made["data"]["units"] == "K"
+    assert made["data"]["variables"] == ["synthetic_0"] and made["data"]["units"] == ["K"]
+    assert made["data"]["targets"] == ["synthetic_0"]
     assert made["data"]["grid"]["shape"] == [16, 16]
     assert made["data"]["init_times"]["train"][0].startswith("2000-01-05")  # 5th daily step
     (session,) = made["sessions"]
@@ -86,8 +87,9 @@ def test_info_prints_the_record(runs, capsys):
     assert cli.main(["info", str(runs / "a")]) == 0
     out = capsys.readouterr().out
     sha = record(runs / "a")["inputs"][0]["sha256"]
-    for fragment in (sha, "variables ['synthetic_0'] in K", "grid 16x16", f"jax {jax.__version__}",
-                     "compile", "peak memory", "seeds: [1000]", "hidden_dim=2"):  # fmt: skip
+    fragments = (sha, "variables synthetic_0 (K), forecasting ['synthetic_0']", "grid 16x16")
+    fragments += (f"jax {jax.__version__}", "compile", "peak memory", "seeds: [1000]")
+    for fragment in (*fragments, "hidden_dim=2"):
         assert fragment in out, fragment
     assert cli.main(["info", str(runs / "data.nc")]) == 2
     assert "holds no stconv run" in capsys.readouterr().err

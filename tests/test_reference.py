@@ -1,8 +1,13 @@
 """Every model with a reference counterpart against golden fixtures recorded from it.
 
 The fixtures (``tests/reference/fixtures/*.npz``) were recorded by running the
-reference PyTorch implementation (github MLRG-CEFET-RJ/stconvs2s) in float64
-with ``tests/reference/record.py``, which says what each holds. Each test here
+reference PyTorch implementation (github AILAB-CEFET-RJ/stconvs2s, formerly
+MLRG-CEFET-RJ/stconvs2s) in float64 with ``tests/reference/record.py``, which
+says what each holds: at its commit a48c366, and at 8d8c866 those with fewer
+output channels than input channels (``output_channels`` in their meta, names
+ending in ``_out<N>``). Only STConvS2S-R and -C have a reference counterpart
+for output channels: the reference's baselines and ablations do not take
+``output_channels`` and always forecast every input channel. Each test here
 loads one, copies the reference's initial weights into the stconv model of the
 same configuration (`stconv.models.reference_weights`), replays what the
 reference did, in float64, and asserts:
@@ -87,6 +92,7 @@ def build(meta: dict) -> nnx.Module:
         num_layers=meta["num_layers"],
         hidden_dim=meta["hidden_dim"],
         kernel_size=meta["kernel_size"],
+        output_channels=meta.get("output_channels"),
         rngs=nnx.Rngs(jax.random.key(0, impl="rbg")),
     )
 
@@ -111,6 +117,8 @@ def replay(model: nnx.Module, fixture: dict) -> dict:
 
     def loss_fn(model, inputs):
         outputs = forecast(model, inputs, horizon)
+        # The fixture's targets hold its output channels; no broadcasting.
+        assert outputs.shape == targets.shape, f"{outputs.shape} != {targets.shape}"
         return rmse_loss(outputs, targets), outputs
 
     def run(state, inputs):
@@ -179,6 +187,10 @@ def test_every_model_with_a_reference_counterpart_has_a_fixture():
     assert {meta["model"] for meta in metas} == set(WEIGHT_MAPS)
     for meta in metas:  # what made each fixture
         assert len(meta["reference_commit"]) == 40 and meta["torch_version"].startswith("2.")
+    fewer = [meta for meta in metas if "output_channels" in meta]
+    assert {meta["model"] for meta in fewer} == {"stconvs2s-r", "stconvs2s-c"}
+    for meta in fewer:
+        assert 1 <= meta["output_channels"] < meta["channels"]
     assert set(WEIGHT_MAPS) <= set(models.available())
 
 

@@ -18,11 +18,15 @@ def test_data_description_round_trip(tmp_path):
     assert run.config() == Config(dataset="synthetic")
     assert run.data_description() == {
         "variables": ["synthetic_0", "synthetic_1"],
-        "units": "K",
+        "units": ["K", "K"],
+        "long_name": ["synthetic advected-diffused field"] * 2,
+        "standard_name": ["", ""],
+        "targets": ["synthetic_0", "synthetic_1"],
         "input_shape": [3, 6, 7, 2],
         "lat": dataset.grid["lat"].tolist(),
         "lon": dataset.grid["lon"].tolist(),
         "geographic": True,
+        "dims": {"time": "time", "lat": "lat", "lon": "lon"},
     }
     np.testing.assert_array_equal(run.mask(), dataset.mask)
     np.testing.assert_allclose(run.climatology(), dataset.climatology)

@@ -24,7 +24,8 @@ def test_persistence_climatology_and_a_model_by_hand():
         "model": lambda inputs: inputs[:, -1:] + np.array([1.0, 2.0])[:, None, None, None]
     }
     forecasters.update(baselines(climatology, horizon=2))
-    results = evaluate(forecasters, windows(), std=np.array([2.0]), batch_size=2)
+    scores = evaluate(forecasters, windows(), std=np.array([2.0]), batch_size=2)
+    results = {name: channels[0] for name, channels in scores.items()}  # one variable
     # Targets are last + 1 and last + 2: the model is exact, persistence is 1 and 2 off
     # (times std 2), climatology is off by the values themselves.
     assert results["model"]["rmse"] == pytest.approx(0.0, abs=1e-6)

@@ -4,8 +4,6 @@ Every check raises `stconv.data.errors.DataError` with one line naming the
 file, the variable and the time at fault:
 
 - `check_numeric`: a variable holds numbers;
-- `check_units`: the variables stacked as channels share one unit (metrics
-  are pooled over channels, so mixed units would mix quantities);
 - `check_times`: the time axis increases by a regular step (no duplicate,
   no gap), checked calendar-aware for dates;
 - `check_values`: no infinite value, and no frame in which a variable is
@@ -29,19 +27,6 @@ def check_numeric(array: xr.DataArray, name: str, source: str) -> None:
             f"file {source!r}: variable {name!r} holds {array.dtype} values: only numeric "
             "(integer or float) variables can be forecast"
         )
-
-
-def check_units(arrays: list[xr.DataArray], names: list[str], source: str) -> str:
-    """The one unit of ``arrays`` (``""`` when none has units); DataError if they differ."""
-    units = [str(a.attrs.get("units", "")) for a in arrays]
-    if len(set(units)) > 1:
-        listed = ", ".join(f"{n!r} in {u or 'no units'}" for n, u in zip(names, units, strict=True))
-        raise DataError(
-            f"file {source!r}: variables {listed} have different units: metrics are pooled "
-            "over variables, so train variables of one unit together (or give the missing "
-            "units attribute)"
-        )
-    return units[0]
 
 
 def check_times(times: xr.DataArray, source: str, regular: bool = True) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from stconv.data.checks import check_numeric, check_times, check_units
+from stconv.data.checks import check_numeric, check_times
 from stconv.data.errors import DataError
 
 DIMS = ("time", "lat", "lon")
@@ -68,17 +68,36 @@ def resolve_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 def open_dataset(
     paths: str | os.PathLike | Sequence[str | os.PathLike], chunks: Mapping | None = None
 ) -> xr.Dataset:
-    """Opens one netCDF file, several (a list or a glob, combined by coordinates)
-    or a zarr store (a ``.zarr`` directory)."""
+    """Opens one netCDF file, several (a list or a glob, combined by coordinates:
+    files of one variable along time, files of different variables side by
+    side, which must share one grid and time axis) or a zarr store (a
+    ``.zarr`` directory)."""
     files = resolve_paths(paths)
     try:
         if len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0])):
             return xr.open_zarr(files[0], chunks=chunks)
         if len(files) == 1:
             return xr.open_dataset(files[0], chunks=chunks)
-        return xr.open_mfdataset(files, chunks=chunks or {}, combine="by_coords")
     except (OSError, ValueError) as error:
         raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+    try:
+        return xr.open_mfdataset(
+            files, chunks=chunks or {}, combine="by_coords", join="exact", compat="override",
+            data_vars="all", coords="minimal", preprocess=without_scalar_coordinates,
+        )  # fmt: skip
+    except ValueError as error:  # an alignment or merge error
+        raise DataError(
+            f"files {files[0]!r} (+{len(files) - 1} more) do not combine into one dataset: "
+            f"{str(error).splitlines()[0]}; give files of one grid and time axis"
+        ) from None
+    except OSError as error:
+        raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+
+
+def without_scalar_coordinates(dataset: xr.Dataset) -> xr.Dataset:
+    """``dataset`` without its scalar coordinates (CMIP6's ``height``, ERA5's
+    ``number``), which differ between the files of different variables."""
+    return dataset.drop_vars([name for name, coord in dataset.coords.items() if coord.ndim == 0])
 
 
 def dim_role(dataset: xr.Dataset, dim: str) -> str | None:
@@ -169,28 +188,20 @@ def dataset_field(
         variables = gridded
     elif isinstance(variables, str):
         variables = [variables]
-    for name in variables:
-        if name not in gridded:
-            raise DataError(
-                f"file {source!r} has no gridded variable {name!r}: available are {gridded}"
-            )
     if not variables:
         raise DataError(f"file {source!r} has no variable with time, lat and lon dimensions")
-    arrays = []
-    for name in variables:
-        array = dataset[name]
-        extra = [d for d in array.dims if d not in DIMS]
-        if any(array.sizes[d] != 1 for d in extra):
-            raise DataError(
-                f"file {source!r}: variable {name!r} has extra dimensions "
-                f"{ {d: array.sizes[d] for d in extra} }; select one level first"
-            )
-        check_numeric(array, name, source)
-        arrays.append(array.squeeze(extra, drop=True).transpose(*DIMS))
-    check_units(arrays, list(variables), source)
-    field = xr.concat(arrays, dim=xr.Variable("channel", list(variables)), coords="minimal")
-    field = field.transpose(*DIMS, "channel")
-    field.attrs = dict(arrays[0].attrs, source=source)
+    arrays = [variable_array(dataset, spec, gridded, source) for spec in variables]
+    field = xr.concat(arrays, dim="channel", coords="minimal", compat="override")
+    field = field.transpose(*DIMS, "channel").assign_coords(
+        channel=[array.name for array in arrays],
+        **{
+            attribute: ("channel", [str(array.attrs.get(attribute, "")) for array in arrays])
+            for attribute in CHANNEL_ATTRIBUTES
+        },
+    )
+    # One variable keeps its attributes on the field too, as it always did.
+    attrs = dict(arrays[0].attrs) if len(arrays) == 1 else {}
+    field.attrs = {**attrs, "source": source, "dims": {role: names[role] for role in DIMS}}
     if bbox is not None:
         field = select_box(field, bbox, source)
     if time_range is not None:
@@ -202,17 +213,95 @@ def dataset_field(
     return field
 
 
+# Attributes of every variable kept with the field, one value per channel.
+CHANNEL_ATTRIBUTES = ("units", "long_name", "standard_name")
+
+
+def channel_name(spec: str) -> str:
+    """The channel of a variable spec: its name, or ``NAME`` and the level of
+    ``NAME:LEVEL`` (``z500`` of ``z:500``)."""
+    name, colon, level = spec.partition(":")
+    try:
+        return f"{name}{float(level):g}" if colon else name
+    except ValueError:
+        return spec
+
+
+def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: str):
+    """The ``(time, lat, lon)`` array of ``spec``: a variable's name, or
+    ``NAME:LEVEL`` for one level of a variable with a vertical dimension
+    (named ``NAME`` and the level, ``z500``, as a channel)."""
+    name, colon, level = spec.partition(":")
+    if name not in gridded:
+        raise DataError(
+            f"file {source!r} has no gridded variable {name!r}: available are {gridded}"
+        )
+    array = dataset[name]
+    check_numeric(array, name, source)
+    extra = [d for d in array.dims if d not in DIMS]
+    vertical = [d for d in extra if array.sizes[d] > 1]
+    if colon:
+        if not vertical:
+            raise DataError(
+                f"file {source!r}: variable {name!r} has no vertical dimension: write {name!r} "
+                f"without {colon + level!r}"
+            )
+        array = select_level(array, vertical[0], level, source)
+        name = channel_name(spec)
+        extra.remove(vertical[0])
+        vertical = vertical[1:]
+    if vertical:
+        dim = vertical[0]
+        levels = [f"{value:g}" for value in np.asarray(array[dim].values, float)]
+        raise DataError(
+            f"file {source!r}: variable {name!r} has {len(levels)} levels on {dim!r} "
+            f"({', '.join(levels)}): choose one as {name}:LEVEL, e.g. --variables "
+            f"{name}:{levels[0]}"
+        )
+    return array.squeeze(extra, drop=True).transpose(*DIMS).rename(name)
+
+
+def select_level(array: xr.DataArray, dim: str, level: str, source: str) -> xr.DataArray:
+    """The level ``level`` (a number, in the units of ``dim``) of ``array``."""
+    values = np.asarray(array[dim].values, float)
+    try:
+        wanted = float(level)
+    except ValueError:
+        wanted = None
+    found = np.flatnonzero(np.isclose(values, wanted)) if wanted is not None else []
+    if len(found) == 0:
+        levels = ", ".join(f"{value:g}" for value in values)
+        raise DataError(
+            f"file {source!r}: variable {array.name!r} has no level {level!r} on {dim!r}: "
+            f"choose from {levels}"
+        )
+    return array.isel({dim: int(found[0])})
+
+
 def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], source: str):
-    """Selects ``lat_min <= lat <= lat_max`` and ``lon_min <= lon <= lon_max``."""
+    """Selects ``lat_min <= lat <= lat_max`` and ``lon_min <= lon <= lon_max``,
+    the box's longitudes taken in either convention (-180..180 or 0..360) and
+    allowed to cross the grid's seam (longitude 0 or 180): the columns then
+    run eastwards from ``lon_min``, across the seam."""
     lat_min, lat_max, lon_min, lon_max = bbox
-    lat, lon = field["lat"], field["lon"]
-    field = field.isel(
-        lat=np.flatnonzero((lat >= lat_min).values & (lat <= lat_max).values),
-        lon=np.flatnonzero((lon >= lon_min).values & (lon <= lon_max).values),
-    )
-    if field.sizes["lat"] == 0 or field.sizes["lon"] == 0:
+    lat, lon = field["lat"].values, field["lon"].values
+    rows = np.flatnonzero((lat >= lat_min) & (lat <= lat_max))
+    if lon_max - lon_min >= 360:
+        columns = np.arange(len(lon))
+    else:
+        eastern = lon.max() > 180  # the grid's convention: 0..360, else -180..180
+
+        def wrap(x):
+            return np.mod(x, 360.0) if eastern else np.mod(np.add(x, 180.0), 360.0) - 180.0
+
+        west, east, grid = wrap(lon_min), wrap(lon_max), wrap(lon)
+        if west <= east:
+            columns = np.flatnonzero((grid >= west) & (grid <= east))
+        else:  # across the seam
+            columns = np.concatenate([np.flatnonzero(grid >= west), np.flatnonzero(grid <= east)])
+    if len(rows) == 0 or len(columns) == 0:
         raise DataError(
             f"file {source!r}: bbox={bbox!r} selects no grid cells (lat "
-            f"{float(lat.min())}..{float(lat.max())}, lon {float(lon.min())}..{float(lon.max())})"
+            f"{lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g})"
         )
-    return field
+    return field.isel(lat=rows, lon=columns)

@@ -61,6 +61,10 @@ class Normalizer:
             std = field.std(reduce, skipna=True).values.astype(np.float32)
         return cls(mean, np.where(std > 0, std, 1.0).astype(np.float32))
 
+    def first(self, channels: int) -> "Normalizer":
+        """The statistics of the first ``channels`` channels (the targets)."""
+        return Normalizer(self.mean[..., :channels], self.std[:channels])
+
     def normalize(self, x):
         return (x - self.mean) / self.std
 

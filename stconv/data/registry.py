@@ -23,7 +23,16 @@ from stconv.checks import check_choice
 from stconv.config import NORMALIZATIONS
 from stconv.data.checks import check_values
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS, open_dataset, open_field, other_dims, resolve_paths
+from stconv.data.files import (
+    CHANNEL_ATTRIBUTES,
+    DIMS,
+    GRID_DIMS,
+    channel_name,
+    open_dataset,
+    open_field,
+    other_dims,
+    resolve_paths,
+)
 from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
@@ -45,7 +54,10 @@ class Dataset:
       climatology: ``(lat, lon, channels)`` training-split mean of every cell,
         normalized (the climatology forecast).
       spec: the window lengths.
-      grid: ``{"lat": ..., "lon": ...}`` coordinates, ``channel`` names, ``units``.
+      grid: `grid_of` the field: coordinates, ``channel`` names, their
+        ``units`` and other attributes.
+      targets: the variables forecast: the first channels (inputs hold them
+        first, then the other input variables).
     """
 
     name: str
@@ -55,6 +67,7 @@ class Dataset:
     climatology: np.ndarray
     spec: WindowSpec
     grid: dict
+    targets: list[str]
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -64,21 +77,52 @@ class Dataset:
 
 def grid_of(array: xr.DataArray) -> dict:
     """The grid of a field: ``lat`` and ``lon`` (their coordinates, or the row
-    and column indices where the file has none, as the paper's), ``channel``
-    names, ``units``, and whether ``lat`` holds latitudes (``geographic``)."""
+    and column indices where the file has none, as the paper's), whether
+    ``lat`` holds latitudes (``geographic``), the file's own names of the
+    dimensions (``dims``), and per channel its name (``channel``) and the
+    variable's ``units``, ``long_name`` and ``standard_name`` (``""`` where
+    the file gives none)."""
 
     def values(dim: str) -> np.ndarray:
         if dim in array.coords:
             return array[dim].values
         return np.arange(array.sizes[dim], dtype=np.float32)
 
+    def per_channel(attribute: str) -> list[str]:
+        if attribute in array.coords:
+            return [str(value) for value in array[attribute].values]
+        return [""] * array.sizes["channel"]
+
     return {
         "lat": values("lat"),
         "lon": values("lon"),
         "channel": [str(c) for c in array["channel"].values],
-        "units": array.attrs.get("units", ""),
+        **{attribute: per_channel(attribute) for attribute in CHANNEL_ATTRIBUTES},
         "geographic": "lat" in array.coords,
+        "dims": dict(array.attrs.get("dims", {dim: dim for dim in DIMS})),
     }
+
+
+def targets_first(field: xr.DataArray, targets: Sequence[str] | None, source: str):
+    """``field`` with the ``targets`` channels (variable specs, `channel_name`)
+    first, in their order, then the other channels; all targets when None.
+
+    Raises:
+      DataError: naming the target that is not among the field's channels.
+    """
+    names = [str(c) for c in field["channel"].values]
+    if targets is None:
+        return field, names
+    wanted = [channel_name(target) for target in targets]
+    for target, name in zip(targets, wanted, strict=True):
+        if name not in names:
+            raise DataError(
+                f"{source}: target {target!r} is not an input variable: the inputs are "
+                f"{names}; add it to --variables, or choose targets among them"
+            )
+    order = [names.index(name) for name in wanted]
+    order += [i for i in range(len(names)) if i not in order]
+    return field.isel(channel=order), wanted
 
 
 def training_statistics(
@@ -119,15 +163,19 @@ def field_dataset(
     fractions: Sequence[float],
     normalization: str,
     mask_file: str | None,
+    targets: Sequence[str] | None = None,
 ) -> Dataset:
-    """Splits a ``(time, lat, lon, channel)`` field on time and windows each split."""
+    """Splits a ``(time, lat, lon, channel)`` field on time and windows each split;
+    the ``targets`` channels (default all) first."""
+    field, targets = targets_first(field, targets, f"dataset {name!r}")
     starts = split_starts(field.sizes["time"], spec, fractions, f"dataset {name!r}")
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
     normalizer, mask, climatology = training_statistics(train, normalization, mask_file)
     check_values(field, mask, field.attrs.get("source", name))
-    splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask) for s in starts}
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field))
+    outputs = len(targets)
+    splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask, outputs) for s in starts}
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field), targets)
 
 
 def is_paper_format(dataset: xr.Dataset) -> bool:
@@ -141,9 +189,11 @@ def paper_dataset(
     spec: WindowSpec,
     normalization: str,
     mask_file: str | None,
+    targets: Sequence[str] | None = None,
 ) -> Dataset:
     """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel),
-    opened from ``path``, with the reference's split on sample index."""
+    opened from ``path``, with the reference's split on sample index. Their
+    channels are named ``channel_0``, ...; the ``targets`` (default all) first."""
     for variable in ("x", "y"):
         if variable not in dataset:
             raise DataError(
@@ -156,8 +206,12 @@ def paper_dataset(
             f"file {path!r}: x and y must have dims (sample, time, lat, lon, channel), "
             f"got {x.dims} and {y.dims}"
         )
-    x = x.rename(dict(zip(x.dims, ("sample", "time", "lat", "lon", "channel"), strict=True)))
-    y = y.rename(dict(zip(y.dims, ("sample", "time", "lat", "lon", "channel"), strict=True)))
+    channels = [f"channel_{c}" for c in range(x.shape[-1])]
+    dims = ("sample", "time", "lat", "lon", "channel")
+    x = x.rename(dict(zip(x.dims, dims, strict=True))).assign_coords(channel=channels)
+    y = y.rename(dict(zip(y.dims, dims, strict=True))).assign_coords(channel=channels)
+    x, targets = targets_first(x, targets, f"file {path!r}")
+    y, _ = targets_first(y, targets, f"file {path!r}")
     if x.sizes["time"] < spec.input_length or y.sizes["time"] < spec.horizon:
         raise DataError(
             f"file {path!r} stores {x.sizes['time']} input and {y.sizes['time']} target steps: "
@@ -168,9 +222,9 @@ def paper_dataset(
     normalizer, mask, climatology = training_statistics(train_inputs, normalization, mask_file)
     check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
     check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
-    splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask) for s in samples}
-    x = x.assign_coords(channel=[f"channel_{c}" for c in range(x.sizes["channel"])])
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x))
+    outputs = len(targets)
+    splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask, outputs) for s in samples}
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x), targets)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +236,7 @@ class Request:
     normalization: str
     path: str | None = None
     variables: str | Sequence[str] | None = None
+    targets: Sequence[str] | None = None
     mask_file: str | None = None
     chunks: Mapping | None = None
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1)
@@ -210,9 +265,8 @@ class Entry:
 
 
 def open_embedded(request: Request) -> xr.DataArray:
-    return open_field(
-        EMBEDDED_FILE, "air_temperature", chunks=request.chunks, **request.open_options
-    )
+    variables = request.variables or "air_temperature"
+    return open_field(EMBEDDED_FILE, variables, chunks=request.chunks, **request.open_options)
 
 
 def open_paper_file(request: Request) -> Dataset:
@@ -223,7 +277,7 @@ def open_paper_file(request: Request) -> Dataset:
     dataset = open_dataset(request.path, request.chunks)
     return paper_dataset(
         request.name, dataset, request.path, request.spec, request.normalization,
-        request.mask_file,
+        request.mask_file, request.targets,
     )  # fmt: skip
 
 
@@ -270,7 +324,7 @@ def open_path(request: Request) -> Opened:
     if is_paper_format(dataset):
         return paper_dataset(
             request.name, dataset, request.name, request.spec, request.normalization,
-            request.mask_file,
+            request.mask_file, request.targets,
         )  # fmt: skip
     return open_field(
         request.name, request.variables, chunks=request.chunks, **request.open_options
@@ -304,6 +358,7 @@ def load_dataset(
     normalization: str = "channel",
     path: str | None = None,
     variables: str | Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
     mask_file: str | None = None,
     chunks: Mapping | None = None,
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1),
@@ -323,7 +378,10 @@ def load_dataset(
         split), ``cell`` (each cell's own training mean, so the model sees
         anomalies) or ``none`` (raw values, as the paper did).
       path: the file for ``cfsr`` and ``chirps``.
-      variables: variable(s) to stack as channels (netCDF paths).
+      variables: variable(s) to stack as channels: names, or ``NAME:LEVEL`` for
+        one level of a variable with a vertical dimension; default every
+        gridded variable.
+      targets: the variables to forecast, among ``variables``; default all.
       mask_file: a land mask (``.npy`` or netCDF, nonzero = valid) instead of
         masking cells that are NaN throughout the training split.
       chunks: dask chunks to keep the data lazy, e.g. ``{"time": 64}``.
@@ -334,10 +392,10 @@ def load_dataset(
     spec = WindowSpec(input_length, horizon, stride)
     check_choice("normalization", normalization, NORMALIZATIONS, DataError)
     request = Request(
-        name, spec, normalization, path, variables, mask_file, chunks, synthetic_shape, seed,
-        open_options,
+        name, spec, normalization, path, variables, targets, mask_file, chunks, synthetic_shape,
+        seed, open_options,
     )  # fmt: skip
     opened = opener(name)(request)
     if isinstance(opened, Dataset):
         return opened
-    return field_dataset(name, opened, spec, fractions, normalization, mask_file)
+    return field_dataset(name, opened, spec, fractions, normalization, mask_file, targets)

@@ -3,8 +3,9 @@
 Both sources follow grain's ``RandomAccessDataSource`` protocol (``len`` and
 ``[i]``) and return ``{"inputs", "targets", "mask"}``: normalized float32
 inputs ``(input_length, lat, lon, channels)`` and targets
-``(horizon, lat, lon, channels)`` with NaN set to 0 (the training mean), and a
-boolean mask of the target cells that count in the loss and metrics.
+``(horizon, lat, lon, outputs)`` of the first ``outputs`` channels (the
+target variables), with NaN set to 0 (the training mean), and a boolean mask
+of the target cells that count in the loss and metrics.
 """
 
 from collections.abc import Sequence
@@ -24,25 +25,37 @@ def model_inputs(windows: np.ndarray, normalizer: Normalizer) -> np.ndarray:
 
 
 def make_example(
-    inputs: np.ndarray, targets: np.ndarray, normalizer: Normalizer, mask: np.ndarray
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    normalizer: Normalizer,
+    mask: np.ndarray,
+    outputs: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Normalizes raw windows, zeroes NaNs and masks the targets."""
+    """Normalizes raw windows, zeroes NaNs and masks the targets: the first
+    ``outputs`` channels (the target variables; default all)."""
+    outputs = targets.shape[-1] if outputs is None else outputs
+    targets, mask = targets[..., :outputs], mask[..., :outputs]
     target_mask = np.isfinite(targets) & mask
     inputs = model_inputs(inputs, normalizer)
-    targets = np.where(target_mask, normalizer.normalize(targets.astype(np.float32)), 0.0)
+    normalized = normalizer.first(outputs).normalize(targets.astype(np.float32))
+    targets = np.where(target_mask, normalized, 0.0)
     return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
 
 
 class WindowSource:
-    """What every source shares: window lengths, normalization and the static mask."""
+    """What every source shares: window lengths, normalization, the static
+    mask and the number of target channels (the first ``outputs``)."""
 
-    def __init__(self, spec: WindowSpec, normalizer: Normalizer, mask: np.ndarray):
+    def __init__(
+        self, spec: WindowSpec, normalizer: Normalizer, mask: np.ndarray, outputs: int | None
+    ):
         self.spec = spec
         self.normalizer = normalizer
         self.mask = mask
+        self.outputs = mask.shape[-1] if outputs is None else outputs
 
     def example(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        return make_example(inputs, targets, self.normalizer, self.mask)
+        return make_example(inputs, targets, self.normalizer, self.mask, self.outputs)
 
 
 class FieldWindows(WindowSource):
@@ -59,8 +72,9 @@ class FieldWindows(WindowSource):
         spec: WindowSpec,
         normalizer: Normalizer,
         mask: np.ndarray,
+        outputs: int | None = None,
     ):
-        super().__init__(spec, normalizer, mask)
+        super().__init__(spec, normalizer, mask, outputs)
         self.field = field
         self.starts = starts
 
@@ -83,6 +97,15 @@ class FieldWindows(WindowSource):
         last_input = np.asarray(self.starts) + self.spec.input_length - 1
         return self.field["time"].values[last_input]
 
+    def valid_times(self) -> np.ndarray:
+        """``(window, lead)``: the time of every target frame."""
+        first_target = np.asarray(self.starts) + self.spec.input_length
+        return self.field["time"].values[first_target[:, None] + np.arange(self.spec.horizon)]
+
+    def times(self) -> np.ndarray:
+        """The field's time axis."""
+        return self.field["time"].values
+
 
 class SampleWindows(WindowSource):
     """Pre-windowed samples of the paper's files: ``x`` and ``y`` with dims
@@ -97,8 +120,9 @@ class SampleWindows(WindowSource):
         spec: WindowSpec,
         normalizer: Normalizer,
         mask: np.ndarray,
+        outputs: int | None = None,
     ):
-        super().__init__(spec, normalizer, mask)
+        super().__init__(spec, normalizer, mask, outputs)
         self.x = x
         self.y = y
         self.samples = samples
@@ -119,5 +143,13 @@ class SampleWindows(WindowSource):
         return self.x.isel(sample=samples, time=0).values
 
     def init_times(self) -> np.ndarray:
+        """Sample indices: the paper's files carry no time coordinate."""
+        return np.asarray(self.samples)
+
+    def valid_times(self) -> None:
+        """None: the paper's files carry no time coordinate."""
+        return None
+
+    def times(self) -> np.ndarray:
         """Sample indices: the paper's files carry no time coordinate."""
         return np.asarray(self.samples)

@@ -87,8 +87,8 @@ class Terms(NamedTuple):
 
 
 def over_cells(x: jax.Array) -> jax.Array:
-    """Per lead time: the sum over windows and cells."""
-    return jnp.sum(x, axis=(0, 2, 3, 4))
+    """Per lead time and channel (variable): the sum over windows and cells."""
+    return jnp.sum(x, axis=(0, 2, 3))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,10 +98,11 @@ class Metric:
     Attributes:
       label: its column in the printed tables (``RMSE``).
       width: that column's width, in characters (values show 3 decimals).
-      sums: `Terms` of one batch -> ``{name: (lead,) sums}`` (traced by JAX;
-        metrics that need the same sum give it the same name).
-      value: the summed sums -> the score: called per lead time (arrays
-        ``(lead,)``) and over the whole set (the sums over leads).
+      sums: `Terms` of one batch -> ``{name: (lead, channel) sums}`` (traced
+        by JAX; metrics that need the same sum give it the same name).
+      value: the summed sums -> the score, elementwise: called per lead time
+        and channel (arrays ``(lead, channel)``) and per channel over the
+        whole set (the sums over leads).
       title: what the skill plot calls it; default ``label``.
       in_units: in the data's units (an error), or a pure number (ACC).
       needs_climatology: scored only where a training climatology is known.
@@ -148,8 +149,8 @@ def weighted_absolute_sums(t: Terms) -> dict[str, jax.Array]:
 
 
 def anomaly_correlation_sums(t: Terms) -> dict[str, jax.Array]:
-    """Each window's ACC, summed over the windows that have a valid anomaly."""
-    space = (2, 3, 4)
+    """Each window's ACC per variable, summed over the windows that have a valid anomaly."""
+    space = (2, 3)
     covariance = jnp.sum(t.weight * t.forecast_anomaly * t.truth_anomaly, axis=space)
     forecast_power = jnp.sum(t.weight * jnp.square(t.forecast_anomaly), axis=space)
     truth_power = jnp.sum(t.weight * jnp.square(t.truth_anomaly), axis=space)
@@ -254,21 +255,33 @@ class ErrorAccumulator:
         batch = {k: np.asarray(v, np.float64) for k, v in sums.items()}
         self.sums = batch if self.sums is None else {k: self.sums[k] + batch[k] for k in batch}
 
-    def result(self) -> dict:
-        """Every metric over everything and ``..._per_lead``, the number of
-        ``cells`` scored and whether they were ``area_weighted``."""
-        count = self.sums["count"]
-        if count.sum() == 0:
+    def result(self) -> list[dict]:
+        """Per channel (target variable): every metric over everything and
+        ``..._per_lead``, the number of ``cells`` scored and whether they were
+        ``area_weighted``.
+
+        Raises:
+          ValueError: naming the channel, if one has no valid cell to score.
+        """
+        count = self.sums["count"].sum(axis=0)
+        empty = np.flatnonzero(count == 0)
+        if len(empty):
+            where = f" of channel {empty[0]}" if len(count) > 1 else ""
             raise ValueError(
-                "no valid target to score: every target cell is missing (NaN) or masked"
+                f"no valid target{where} to score: every target cell is missing (NaN) or masked"
             )
-        totals = {name: np.sum(sums) for name, sums in self.sums.items()}
-        result = {}
-        for name, metric in self.metrics:
-            result[name] = float(metric.value(totals))
-            result[f"{name}_per_lead"] = np.asarray(metric.value(self.sums)).tolist()
-        result.update(cells=int(count.sum()), area_weighted=self.weights is not None)
-        return result
+        totals = {name: sums.sum(axis=0) for name, sums in self.sums.items()}
+        overall = {name: np.asarray(metric.value(totals)) for name, metric in self.metrics}
+        per_lead = {name: np.asarray(metric.value(self.sums)) for name, metric in self.metrics}
+        results = []
+        for channel in range(len(count)):
+            result = {}
+            for name, _ in self.metrics:
+                result[name] = float(overall[name][channel])
+                result[f"{name}_per_lead"] = per_lead[name][:, channel].tolist()
+            result.update(cells=int(count[channel]), area_weighted=self.weights is not None)
+            results.append(result)
+        return results
 
 
 def skill(mse: float | np.ndarray, reference_mse: float | np.ndarray) -> float | np.ndarray:

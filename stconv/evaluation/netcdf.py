@@ -1,59 +1,84 @@
-"""Forecasts as netCDF: ``(init_time, lead_time, lat, lon)`` per variable, physical units.
+"""Forecast files: ``(init_time, lead_time, lat, lon)`` per target variable, in
+its units, as netCDF (`ForecastWriter`) or zarr (`ZarrForecastWriter`).
 
-`ForecastWriter` streams batches of forecasts to one file, so a long series of
-forecasts over a large grid is written without holding them all in memory.
+Both stream batches of forecasts to one file, so a long series of forecasts
+over a large grid is written without holding them all in memory, and both
+write the same layout (`forecast_writer` picks one by the path):
+
+- one float32 variable per target, named as in the input, with its
+  ``units``, ``long_name`` and ``standard_name``; NaN outside the mask;
+- the input's own names and order of the latitude and longitude coordinates
+  (``latitude`` stays so, north to south stays north to south);
+- ``init_time``: the time of each forecast's last input frame;
+- ``lead_time``: a time span (days, hours) where the time axis holds dates
+  one fixed step apart, else the number of steps after ``init_time``;
+- ``valid_time`` ``(init_time, lead_time)``: the time each forecast is for,
+  where the inputs have times.
 """
 
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 
 import netCDF4
 import numpy as np
+import pandas as pd
 import xarray as xr
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
 
 class ForecastWriter:
-    """Writes physical-unit forecasts to ``path``, one batch at a time.
+    """Writes physical-unit forecasts to the netCDF file ``path``, one batch at a time.
 
-    Each variable of ``grid["channel"]`` becomes a float32 ``(init_time,
-    lead_time, lat, lon)`` variable, NaN outside ``mask``; ``init_time``
-    (unlimited) is the time of the last input frame and ``lead_time`` counts
-    steps after it. ``xr.open_dataset`` reads the file back as the Dataset of
-    all the batches. The file is written under a temporary name of its own
-    (hidden, beside ``path``) and moved to
-    ``path`` when the ``with`` block ends without an exception; otherwise the
-    temporary is removed and an earlier file at ``path`` stays intact::
+    The file is written under a temporary name of its own (hidden, beside
+    ``path``) and moved to ``path`` when the ``with`` block ends without an
+    exception; otherwise the temporary is removed and an earlier file at
+    ``path`` stays intact::
 
         with ForecastWriter(path, grid, mask, horizon) as writer:
-            for predictions, init_times in batches:
-                writer.write(predictions, init_times)
+            for predictions, init_times, valid_times in batches:
+                writer.write(predictions, init_times, valid_times)
+
+    ``xr.open_dataset`` reads the file back as the Dataset of all the batches.
 
     Args:
-      path: the netCDF file to write.
-      grid: ``lat`` and ``lon`` coordinates, ``channel`` (variable) names, ``units``.
+      path: the file to write.
+      grid: the `stconv.data.registry.grid_of` dict of the forecast variables:
+        ``lat``, ``lon``, ``dims`` (the input's names of them), and per
+        variable ``channel`` (its name), ``units``, ``long_name``, ``standard_name``.
       mask: ``(lat, lon, channel)`` True where forecasts are valid.
       horizon: the lead times of every forecast.
+      lead_time: the ``lead_time`` coordinate (`lead_times`); default steps 1..horizon.
     """
 
-    def __init__(self, path: str | os.PathLike, grid: dict, mask: np.ndarray, horizon: int):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        grid: dict,
+        mask: np.ndarray,
+        horizon: int,
+        lead_time: xr.Variable | None = None,
+    ):
         self.path = os.fspath(path)
         self.grid = grid
         self.mask = np.asarray(mask, bool)
         self.horizon = horizon
+        self.lead_time = lead_time if lead_time is not None else lead_steps(horizon)
         self.count = 0  # forecasts written so far
-        self.init_times = []
+        self.init_times, self.valid_times = [], []
         self.file = None
         self.temporary = None
 
+    @property
+    def dims(self) -> tuple[str, str, str, str]:
+        return forecast_dims(self.grid)
+
     def __enter__(self) -> "ForecastWriter":
-        # A name of its own beside the output, so that writers never share one.
-        folder, name = os.path.split(os.path.abspath(self.path))
-        handle, self.temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        os.close(handle)
+        self.temporary = temporary_beside(self.path)
         # xarray's lock: a lazily read input may be read by other threads meanwhile.
         with NETCDF4_PYTHON_LOCK:
             try:
@@ -71,24 +96,25 @@ class ForecastWriter:
 
     def define(self) -> None:
         """Dimensions, coordinates (but ``init_time``'s values) and empty variables."""
+        _, _, lat_name, lon_name = self.dims
         lat, lon = np.asarray(self.grid["lat"]), np.asarray(self.grid["lon"])
         self.file.setncattr("title", "stconv forecast")
         for name, size in (("init_time", None), ("lead_time", self.horizon)):
             self.file.createDimension(name, size)
-        self.file.createDimension("lat", len(lat))
-        self.file.createDimension("lon", len(lon))
-        self.coordinate("lead_time", np.arange(1, self.horizon + 1), {"units": "steps"})
-        self.coordinate("lat", lat, {"units": "degrees_north", "axis": "Y"})
-        self.coordinate("lon", lon, {"units": "degrees_east", "axis": "X"})
-        for name in self.grid["channel"]:
+        self.file.createDimension(lat_name, len(lat))
+        self.file.createDimension(lon_name, len(lon))
+        self.encoded("lead_time", self.lead_time)
+        self.coordinate(lat_name, lat, {"units": "degrees_north", "axis": "Y"})
+        self.coordinate(lon_name, lon, {"units": "degrees_east", "axis": "X"})
+        for c, name in enumerate(self.grid["channel"]):
             variable = self.file.createVariable(
                 str(name),
                 "f4",
-                ("init_time", "lead_time", "lat", "lon"),
+                self.dims,
                 fill_value=np.float32(np.nan),
                 chunksizes=(1, self.horizon, len(lat), len(lon)),  # one forecast per chunk
             )
-            variable.setncattr("units", str(self.grid["units"]))
+            variable.setncatts(variable_attrs(self.grid, c))
 
     def coordinate(self, name: str, values: np.ndarray, attrs: dict) -> None:
         """A 1-D coordinate variable; floats get a NaN ``_FillValue``, as xarray writes them."""
@@ -98,22 +124,39 @@ class ForecastWriter:
         variable.setncatts(attrs)
         variable[:] = values
 
-    def write(self, predictions: np.ndarray, init_times: np.ndarray) -> None:
-        """Appends physical-unit ``predictions`` ``(n, lead, lat, lon, channel)`` initialised
-        at ``init_times`` ``(n,)``: datetime64, cftime dates or sample indices."""
+    def encoded(self, name: str, variable: xr.Variable) -> None:
+        """``variable`` written as xarray encodes it (times and spans as numbers with units)."""
+        encoded = xr.conventions.encode_cf_variable(variable, name=name)
+        file_variable = self.file.createVariable(name, encoded.dtype, variable.dims)
+        file_variable.setncatts(encoded.attrs)
+        file_variable[:] = encoded.values
+
+    def write(
+        self, predictions: np.ndarray, init_times: np.ndarray, valid_times: np.ndarray | None = None
+    ) -> None:
+        """Appends physical-unit ``predictions`` ``(n, lead, lat, lon, channel)``
+        initialised at ``init_times`` ``(n,)`` (datetime64, cftime dates or
+        sample indices), for ``valid_times`` ``(n, lead)`` if known."""
+        predictions = self.checked(predictions, init_times)
+        stop = self.count + len(predictions)
+        with NETCDF4_PYTHON_LOCK, self.failures_named():
+            for c, name in enumerate(self.grid["channel"]):
+                self.file[str(name)][self.count : stop] = predictions[..., c]
+        self.init_times.append(np.asarray(init_times))
+        if valid_times is not None:
+            self.valid_times.append(np.asarray(valid_times))
+        self.count = stop
+
+    def checked(self, predictions: np.ndarray, init_times: np.ndarray) -> np.ndarray:
+        """``predictions`` as written: float32, NaN outside the mask; ValueError
+        if they do not fit the file."""
         shape = (self.horizon, *self.mask.shape)
         if predictions.shape[1:] != shape or len(init_times) != len(predictions):
             raise ValueError(
                 f"forecasts of shape {predictions.shape} with {len(init_times)} init times do "
                 f"not fit the file: expected (n, {', '.join(map(str, shape))}) and n times"
             )
-        predictions = np.where(self.mask, predictions, np.nan).astype(np.float32)
-        stop = self.count + len(predictions)
-        with NETCDF4_PYTHON_LOCK, self.failures_named():
-            for c, name in enumerate(self.grid["channel"]):
-                self.file[str(name)][self.count : stop] = predictions[..., c]
-        self.init_times.append(np.asarray(init_times))
-        self.count = stop
+        return np.where(self.mask, predictions, np.nan).astype(np.float32)
 
     @contextlib.contextmanager
     def failures_named(self) -> Iterator[None]:
@@ -133,7 +176,7 @@ class ForecastWriter:
         done = exc_type is None
         try:
             if done:
-                self.write_init_times()
+                self.write_times()
             with NETCDF4_PYTHON_LOCK, self.failures_named():
                 self.file.close()
         except BaseException:
@@ -145,13 +188,114 @@ class ForecastWriter:
             elif os.path.exists(self.temporary):
                 os.remove(self.temporary)
 
-    def write_init_times(self) -> None:
-        """The ``init_time`` coordinate, encoded once over all times, as xarray encodes one."""
+    def write_times(self) -> None:
+        """``init_time`` and ``valid_time``, each encoded once over all times, as
+        xarray encodes them."""
         times = np.concatenate(self.init_times) if self.init_times else np.array([])
-        encoded = xr.conventions.encode_cf_variable(
-            xr.Variable(("init_time",), times), name="init_time"
-        )
         with NETCDF4_PYTHON_LOCK, self.failures_named():
-            variable = self.file.createVariable("init_time", encoded.dtype, ("init_time",))
-            variable.setncatts(encoded.attrs)
-            variable[:] = encoded.values
+            self.encoded("init_time", xr.Variable(("init_time",), times))
+            if self.valid_times and len(self.valid_times) == len(self.init_times):
+                valid = np.concatenate(self.valid_times)
+                self.encoded("valid_time", xr.Variable(("init_time", "lead_time"), valid))
+                for name in self.grid["channel"]:  # read back as their coordinate
+                    self.file[str(name)].setncattr("coordinates", "valid_time")
+
+
+class ZarrForecastWriter(ForecastWriter):
+    """`ForecastWriter`'s layout as a zarr store (a path ending ``.zarr``),
+    appended batch by batch along ``init_time``; written under a temporary
+    name beside ``path`` and moved into place when complete."""
+
+    def __enter__(self) -> "ZarrForecastWriter":
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"writing the zarr store {self.path} needs zarr: pip install 'stconv[zarr]'"
+            ) from None
+        folder, name = os.path.split(os.path.abspath(self.path))
+        self.temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        return self
+
+    def write(
+        self, predictions: np.ndarray, init_times: np.ndarray, valid_times: np.ndarray | None = None
+    ) -> None:
+        predictions = self.checked(predictions, init_times)
+        _, _, lat_name, lon_name = self.dims
+        data = {
+            str(name): (self.dims, predictions[..., c], variable_attrs(self.grid, c))
+            for c, name in enumerate(self.grid["channel"])
+        }
+        coords = {"init_time": np.asarray(init_times)}
+        if valid_times is not None:
+            coords["valid_time"] = (("init_time", "lead_time"), np.asarray(valid_times))
+        if self.count == 0:
+            coords.update(
+                lead_time=self.lead_time,
+                **{lat_name: (lat_name, np.asarray(self.grid["lat"]), {"units": "degrees_north"})},
+                **{lon_name: (lon_name, np.asarray(self.grid["lon"]), {"units": "degrees_east"})},
+            )
+        batch = xr.Dataset(data, coords, attrs={"title": "stconv forecast"})
+        if self.count == 0:
+            batch.to_zarr(self.temporary, mode="w-", consolidated=True)
+        else:
+            batch.to_zarr(self.temporary, append_dim="init_time", consolidated=True)
+        self.count += len(predictions)
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None and self.count:
+            if os.path.exists(self.path):  # only with --overwrite (`check_new_file`)
+                shutil.rmtree(self.path) if os.path.isdir(self.path) else os.remove(self.path)
+            os.replace(self.temporary, self.path)
+        elif os.path.exists(self.temporary):
+            shutil.rmtree(self.temporary)
+
+
+def forecast_writer(path: str | os.PathLike, *args, **kwargs) -> ForecastWriter:
+    """A `ZarrForecastWriter` for a path ending ``.zarr``, else a `ForecastWriter`."""
+    zarr_store = os.fspath(path).rstrip("/").endswith(".zarr")
+    return (ZarrForecastWriter if zarr_store else ForecastWriter)(path, *args, **kwargs)
+
+
+def forecast_dims(grid: dict) -> tuple[str, str, str, str]:
+    """A forecast variable's dimensions: ``init_time``, ``lead_time`` and the
+    input's own names of the latitude and longitude (``grid["dims"]``)."""
+    names = grid.get("dims", {})
+    return ("init_time", "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
+
+
+def temporary_beside(path: str) -> str:
+    """A new empty file of its own beside ``path``, hidden, so that writers never share one."""
+    folder, name = os.path.split(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    os.close(handle)
+    return temporary
+
+
+def variable_attrs(grid: dict, channel: int) -> dict:
+    """The ``units`` (always), ``long_name`` and ``standard_name`` (where known) of a variable."""
+    attrs = {"units": str(grid["units"][channel])}
+    for name in ("long_name", "standard_name"):
+        value = grid.get(name, [""] * (channel + 1))[channel]
+        if value:
+            attrs[name] = str(value)
+    return attrs
+
+
+def lead_steps(horizon: int) -> xr.Variable:
+    """``lead_time`` as the steps 1..horizon after ``init_time``."""
+    return xr.Variable(("lead_time",), np.arange(1, horizon + 1), {"units": "steps"})
+
+
+def lead_times(times: np.ndarray, horizon: int) -> xr.Variable:
+    """``lead_time`` of forecasts of a time axis ``times``: time spans
+    (``timedelta64``) where the times are dates one fixed step apart, else
+    `lead_steps`."""
+    if len(times) < 2 or np.issubdtype(np.asarray(times).dtype, np.number):
+        return lead_steps(horizon)
+    steps = {pd.Timedelta(later - earlier) for earlier, later in itertools.pairwise(times)}
+    if len(steps) != 1:  # months, years: steps of different lengths
+        return lead_steps(horizon)
+    (step,) = steps
+    spans = np.array([(step * k).to_timedelta64() for k in range(1, horizon + 1)])
+    return xr.Variable(("lead_time",), spans)

@@ -1,5 +1,6 @@
 """Figures of a run: the learning curve and forecast maps (matplotlib, PNG)."""
 
+import itertools
 import os
 
 import numpy as np
@@ -10,9 +11,10 @@ from stconv.evaluation.metrics import METRICS
 
 
 def learning_curve(
-    history: list[dict], best_epoch: int, path: str | os.PathLike, units: str
+    history: list[dict], best_epoch: int, path: str | os.PathLike, units: str | None
 ) -> None:
-    """Train loss and validation RMSE per epoch, the best epoch marked."""
+    """Train loss and validation RMSE per epoch (in ``units``; None: several
+    targets, whose normalized validation score is drawn), the best epoch marked."""
     epochs = [row["epoch"] for row in history]
     figure = Figure(figsize=(10, 3.8))
     train_axis, validation_axis = figure.subplots(1, 2)
@@ -22,22 +24,24 @@ def learning_curve(
     validation_axis.axvline(
         best_epoch, color="tab:red", linestyle="--", label=f"best epoch {best_epoch}"
     )
-    validation_axis.set(xlabel="epoch", ylabel=f"validation RMSE ({units})", title="validation")
+    label = "validation score (RMSE / std)" if units is None else f"validation RMSE ({units})"
+    validation_axis.set(xlabel="epoch", ylabel=label, title="validation")
     validation_axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 
 
-def skill_by_lead(results: dict[str, dict], path: str | os.PathLike, units: str) -> None:
+def skill_by_lead(results: dict[str, dict], path: str | os.PathLike) -> None:
     """`skill_figure` as a PNG."""
-    skill_figure(results, units).savefig(path, dpi=100)
+    skill_figure(results).savefig(path, dpi=100)
 
 
-def skill_figure(results: dict[str, dict], units: str) -> Figure:
+def skill_figure(results: dict[str, dict]) -> Figure:
     """Per lead time, every metric of `stconv.evaluation.metrics.METRICS` that
-    names a ``plot`` panel, for every forecast of a `stconv.evaluation.scoring`
-    result: one panel per name, the first metric of a panel solid, the others
-    dashed (area-weighted ones only where the scores are weighted).
+    names a ``plot`` panel, for every forecast of `stconv.evaluation.scoring`
+    results (``{variable: {forecast: scores}}``): one row per target variable
+    in its units, one panel per name, the first metric of a panel solid, the
+    others dashed (area-weighted ones only where the scores are weighted).
 
     Errors that differ by more than a factor 3 are drawn on a log scale; a
     forecast whose pure-number score is 0 at every lead (climatology's ACC: no
@@ -48,12 +52,17 @@ def skill_figure(results: dict[str, dict], units: str) -> Figure:
     for name, metric in METRICS.items():
         if metric.plot is not None:
             panels.setdefault(metric.plot, []).append((name, metric))
-    figure = Figure(figsize=(5.5 * len(panels), 3.8))
-    axes = figure.subplots(1, len(panels), squeeze=False)[0]
-    colors = {forecast: f"C{i}" for i, forecast in enumerate(results)}
-    for axis, metrics in zip(axes, panels.values(), strict=True):
-        draw_panel(axis, metrics, results, units, colors)
-    axes[0].legend(fontsize=8)
+    figure = Figure(figsize=(5.5 * len(panels), 3.8 * len(results)))
+    rows = figure.subplots(len(results), len(panels), squeeze=False)
+    several = len(results) > 1
+    for axes, (variable, scores) in zip(rows, results.items(), strict=True):
+        colors = {forecast: f"C{i}" for i, forecast in enumerate(scores)}
+        units = next(iter(scores.values())).get("units", "")
+        for axis, metrics in zip(axes, panels.values(), strict=True):
+            draw_panel(axis, metrics, scores, units, colors)
+            if several:
+                axis.set_title(f"{variable}: {axis.get_title()}")
+        axes[0].legend(fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -97,31 +106,35 @@ def forecast_maps(
     truths: np.ndarray,
     forecasts: np.ndarray,
     titles: list[str],
+    grid: dict,
     path: str | os.PathLike,
-    units: str,
 ) -> None:
-    """One row per sample: last input frame, truth, forecast and error at lead 1
-    (``(samples, lat, lon)`` each, physical units)."""
-    rows = len(truths)
-    figure = Figure(figsize=(14, 3 * rows))
-    axes = figure.subplots(rows, 4, squeeze=False)
-    for row in range(rows):
-        low = np.nanmin([last_inputs[row], truths[row], forecasts[row]])
-        high = np.nanmax([last_inputs[row], truths[row], forecasts[row]])
-        error = forecasts[row] - truths[row]
+    """One row per sample and target variable: last input frame, truth,
+    forecast and error at lead 1 (``(samples, lat, lon, variable)`` each,
+    physical units; the variables' names and units from ``grid``), north up."""
+    samples, variables = len(truths), truths.shape[-1]
+    lat = np.asarray(grid["lat"])
+    origin = "upper" if len(lat) > 1 and lat[0] > lat[-1] else "lower"
+    figure = Figure(figsize=(14, 3 * samples * variables))
+    axes = figure.subplots(samples * variables, 4, squeeze=False)
+    for row, (sample, c) in enumerate(itertools.product(range(samples), range(variables))):
+        fields = last_inputs[sample, ..., c], truths[sample, ..., c], forecasts[sample, ..., c]
+        low, high = np.nanmin(fields), np.nanmax(fields)
+        error = fields[2] - fields[1]
         bound = np.nanmax(np.abs(error)) or 1.0
         panels = [
-            (last_inputs[row], "last input", dict(vmin=low, vmax=high, cmap="viridis")),
-            (truths[row], "truth", dict(vmin=low, vmax=high, cmap="viridis")),
-            (forecasts[row], "forecast", dict(vmin=low, vmax=high, cmap="viridis")),
+            (fields[0], "last input", dict(vmin=low, vmax=high, cmap="viridis")),
+            (fields[1], "truth", dict(vmin=low, vmax=high, cmap="viridis")),
+            (fields[2], "forecast", dict(vmin=low, vmax=high, cmap="viridis")),
             (error, "forecast - truth", dict(vmin=-bound, vmax=bound, cmap="RdBu_r")),
         ]
-        for axis, (values, name, style) in zip(axes[row], panels, strict=True):
-            image = axis.imshow(values, origin="lower", **style)
-            axis.set_title(f"{titles[row]}: {name}", fontsize=9)
+        name = f"{grid['channel'][c]}, " if variables > 1 else ""
+        for axis, (values, panel, style) in zip(axes[row], panels, strict=True):
+            image = axis.imshow(values, origin=origin, **style)
+            axis.set_title(f"{name}{titles[sample]}: {panel}", fontsize=9)
             axis.set_xticks([])
             axis.set_yticks([])
-            figure.colorbar(image, ax=axis, shrink=0.8, label=units)
+            figure.colorbar(image, ax=axis, shrink=0.8, label=grid["units"][c])
     figure.tight_layout()
     figure.savefig(path, dpi=90)
 

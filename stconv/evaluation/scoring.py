@@ -1,10 +1,12 @@
 """Evaluation of a model and of the simple baselines on the same windows.
 
-`evaluate` scores forecasters on every window of a split. The baselines
-(`baselines`): persistence (the last input frame), climatology (the training
-split's mean of every cell) and the input mean (each cell's mean over the
-input window). `add_skill` scores every forecast against persistence and
-against the best baseline.
+`evaluate` scores forecasters on every window of a split, per target
+variable. The baselines (`baselines`): persistence (the last input frame),
+climatology (the training split's mean of every cell) and the input mean
+(each cell's mean over the input window), of the target variables (the first
+channels). `add_skill` scores every forecast against persistence and against
+the best baseline; `name_and_score` gives the results their layout: one
+entry per target variable, each ``{forecast: scores}`` in its own units.
 """
 
 from collections.abc import Callable, Iterator
@@ -69,7 +71,7 @@ def evaluate(
         if on_batch is not None:
             size = len(batch["inputs"])
             on_batch(batch, {name: unpadded(p, size) for name, p in predictions.items()})
-    try:
+    try:  # per forecaster, one result per target variable
         return {name: accumulator.result() for name, accumulator in accumulators.items()}
     except ValueError as error:
         raise DataError(f"{what}: {error}") from None
@@ -78,13 +80,17 @@ def evaluate(
 BASELINES = ("persistence", "climatology", "input_mean")
 
 
-def baselines(climatology: np.ndarray | None, horizon: int) -> dict[str, Predictor]:
+def baselines(
+    climatology: np.ndarray | None, horizon: int, outputs: int | None = None
+) -> dict[str, Predictor]:
     """Persistence, climatology (unless None: not known) and the input mean as
-    forecasters (`BASELINES`)."""
-    forecasters = {"persistence": lambda inputs: persistence(inputs, horizon)}
+    forecasters (`BASELINES`) of the first ``outputs`` channels (the target
+    variables; default all)."""
+    forecasters = {"persistence": lambda inputs: persistence(inputs[..., :outputs], horizon)}
     if climatology is not None:
+        climatology = climatology[..., :outputs]
         forecasters["climatology"] = lambda x: climatology_forecast(climatology, x, horizon)
-    forecasters["input_mean"] = lambda inputs: input_mean(inputs, horizon)
+    forecasters["input_mean"] = lambda inputs: input_mean(inputs[..., :outputs], horizon)
     return forecasters
 
 
@@ -114,7 +120,19 @@ def add_skill(results: dict[str, dict]) -> dict[str, dict]:
     return results
 
 
-def name_and_score(results: dict[str, dict], model: str) -> dict[str, dict]:
-    """The results of `evaluate` with the forecaster ``"model"`` named ``model``
-    and every forecast's skill (`add_skill`)."""
-    return add_skill({model if name == "model" else name: r for name, r in results.items()})
+def name_and_score(
+    results: dict[str, list[dict]], model: str, variables: list[str], units: list[str]
+) -> dict[str, dict]:
+    """The results of `evaluate` in their layout: per target variable (in
+    channel order), ``{forecast: scores}`` with the forecaster ``"model"``
+    named ``model``, each forecast's scores with the variable's ``units`` and
+    its skill (`add_skill`)."""
+    return {
+        variable: add_skill(
+            {
+                model if name == "model" else name: {**scores[channel], "units": units[channel]}
+                for name, scores in results.items()
+            }
+        )
+        for channel, variable in enumerate(variables)
+    }

@@ -31,7 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 # The hyperparameters every network takes (`stconv.config.Config` fields).
-COMMON = ("input_shape", "horizon", "num_layers", "hidden_dim", "kernel_size", "dropout", "rngs")
+COMMON = (
+    "input_shape", "horizon", "num_layers", "hidden_dim", "kernel_size", "dropout",
+    "output_channels", "rngs",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

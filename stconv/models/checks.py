@@ -41,6 +41,24 @@ def validate_hyperparameters(
         raise ValueError(f"dropout={dropout!r} is invalid: must be in [0, 1)")
 
 
+def output_channels_of(output_channels: int | None, channels: int) -> int:
+    """The number of channels a model forecasts: ``output_channels``, the first
+    of the input channels (the data put the target variables first), or all
+    ``channels`` when None. Raises ValueError unless it is in ``[1, channels]``."""
+    if output_channels is None:
+        return channels
+    if (
+        isinstance(output_channels, bool)
+        or not isinstance(output_channels, int)
+        or not 1 <= output_channels <= channels
+    ):
+        raise ValueError(
+            f"output_channels={output_channels!r} is invalid: must be an integer from 1 to "
+            f"the {channels} input channels"
+        )
+    return output_channels
+
+
 def validate_generator_horizon(input_length: int, horizon: int) -> None:
     """The temporal generator cannot make ``input_length < horizon < 2 * input_length``."""
     if input_length < horizon < 2 * input_length:

@@ -17,6 +17,7 @@ from flax import nnx
 from stconv.models.blocks import ForecastHead, same_padding
 from stconv.models.checks import (
     check_input,
+    output_channels_of,
     validate_generator_horizon,
     validate_hyperparameters,
 )
@@ -43,6 +44,8 @@ class Conv2Plus1D(nnx.Module):
       hidden_dim: channels of every layer's output.
       kernel_size: k.
       dropout: dropout rate after each layer (the reference has none).
+      output_channels: the channels its final convolution forecasts, the first input
+        channels (the targets); None: all of them (the reference's `--output-channels`).
       rngs: random streams for initialisation and dropout.
     """
 
@@ -55,6 +58,7 @@ class Conv2Plus1D(nnx.Module):
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
         validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
@@ -85,8 +89,9 @@ class Conv2Plus1D(nnx.Module):
             self.layers.append(nnx.Sequential(spatial, temporal))
             in_features = hidden_dim
         self.head = ForecastHead(
-            hidden_dim, channels, input_length, horizon, kernel_size, rngs=rngs
-        )
+            hidden_dim, output_channels_of(output_channels, channels), input_length, horizon,
+            kernel_size, rngs=rngs,
+        )  # fmt: skip
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""
@@ -113,6 +118,7 @@ class EncoderDecoder3D(nnx.Module):
       hidden_dim: ``d``, the channels of the first encoder layer.
       kernel_size: k >= 2 (the stride is ``k // 2``).
       dropout: must be 0 (the reference has no dropout here).
+      output_channels: as `Conv2Plus1D`'s.
       rngs: random streams for initialisation.
     """
 
@@ -125,6 +131,7 @@ class EncoderDecoder3D(nnx.Module):
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
         validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
@@ -177,8 +184,9 @@ class EncoderDecoder3D(nnx.Module):
             )
             in_features = out_features
         self.head = ForecastHead(
-            in_features, channels, input_length, horizon, kernel_size, rngs=rngs
-        )
+            in_features, output_channels_of(output_channels, channels), input_length, horizon,
+            kernel_size, rngs=rngs,
+        )  # fmt: skip
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""

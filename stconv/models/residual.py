@@ -19,21 +19,24 @@ class Residual(nnx.Module):
     forecasts do not depend on the field's level (a warming trend moves the
     test period out of the training range), and its zero output is a baseline:
     persistence for ``"last"``, the input mean for ``"mean"``. The wrapped
-    model's layers and parameters are unchanged.
+    model's layers and parameters are unchanged. A model that forecasts the
+    first ``output_channels`` input channels (the targets) gets those
+    channels of the base added back; None: all of them.
     """
 
-    def __init__(self, model: nnx.Module, base: str = "last"):
+    def __init__(self, model: nnx.Module, base: str = "last", output_channels: int | None = None):
         check_choice("residual_base", base, RESIDUAL_BASES)
         self.model = model
         self.base = base
+        self.output_channels = output_channels
 
     def __call__(self, x: jax.Array) -> jax.Array:
         base = x[:, -1:] if self.base == "last" else jnp.mean(x, axis=1, keepdims=True)
-        return base + self.model(x - base)
+        return base[..., : self.output_channels] + self.model(x - base)
 
     def wrap_network(self, wrap: Callable[[nnx.Module], nnx.Module]) -> "Residual":
         """The same residual around ``wrap(network)``. Mixed precision
         (`stconv.training.precision`) computes only the network in bfloat16 and
         keeps the residual in float32: the network sees and predicts changes
         from the base, which bfloat16 resolves even on raw fields."""
-        return Residual(wrap(self.model), self.base)
+        return Residual(wrap(self.model), self.base, self.output_channels)

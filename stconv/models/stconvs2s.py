@@ -28,6 +28,7 @@ from stconv.models.blocks import (
 )
 from stconv.models.checks import (
     check_input,
+    output_channels_of,
     validate_generator_horizon,
     validate_hyperparameters,
 )
@@ -89,6 +90,8 @@ class STConvS2S(nnx.Module):
       factorized: if False, the temporal block's layers have (k, k, k) kernels
         and there is no spatial block (and no channel increase, as in the
         reference's ablation).
+      output_channels: the channels its final convolution forecasts, the first input
+        channels (the targets); None: all of them (the reference's `--output-channels`).
       rngs: random streams for initialisation and dropout.
     """
 
@@ -105,6 +108,7 @@ class STConvS2S(nnx.Module):
         channel_increase: bool = True,
         spatial_first: bool = False,
         factorized: bool = True,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
         validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
@@ -139,8 +143,9 @@ class STConvS2S(nnx.Module):
             else None
         )
         self.head = ForecastHead(
-            hidden_dim, channels, input_length, horizon, kernel_size, rngs=rngs
-        )
+            hidden_dim, output_channels_of(output_channels, channels), input_length, horizon,
+            kernel_size, rngs=rngs,
+        )  # fmt: skip
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""

@@ -60,9 +60,9 @@ def fit(
         ``seconds``) and whether it is the best so far.
       epochs: the last epoch.
       batch_size, seed: the batches, in the ``(seed, epoch)`` order.
-      validate: ``validate(state) -> {"rmse", "mae"}``; with it, the best epoch
-        is checkpointed and training stops after ``patience`` epochs without
-        a lower validation RMSE.
+      validate: ``validate(state) -> {"rmse", "mae"}`` (and ``per_variable``
+        RMSEs, kept in the row); with it, the best epoch is checkpointed and
+        training stops after ``patience`` epochs without a lower validation RMSE.
       patience: see ``validate``; None never stops early.
       record: a restored checkpoint's record to resume from; None starts anew.
       saved: more entries for every checkpoint's record.
@@ -99,6 +99,8 @@ def fit(
                 )
             improved = scores["rmse"] < record["best_rmse"]
             row.update(validation_rmse=scores["rmse"], validation_mae=scores["mae"])
+            if "per_variable" in scores:  # several targets: each one's RMSE
+                row["validation_rmse_per_variable"] = scores["per_variable"]
             record.update(
                 best_epoch=epoch if improved else record["best_epoch"],
                 best_rmse=scores["rmse"] if improved else record["best_rmse"],

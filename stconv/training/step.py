@@ -92,10 +92,13 @@ def make_predict(
     )
 
 
-def forecast_loss(model: nnx.Module, batch: Batch) -> jax.Array:
-    """The paper's RMSE of the model's forecast of ``batch["targets"]`` (masked)."""
+def forecast_loss(
+    model: nnx.Module, batch: Batch, weights: tuple[float, ...] | None = None
+) -> jax.Array:
+    """The paper's RMSE of the model's forecast of ``batch["targets"]`` (masked),
+    the target variables' errors weighted by ``weights`` (`rmse_loss`)."""
     predictions = forecast(model, batch["inputs"], batch["targets"].shape[1])
-    return rmse_loss(predictions, batch["targets"], batch.get("mask"))
+    return rmse_loss(predictions, batch["targets"], batch.get("mask"), weights)
 
 
 def make_train_step(

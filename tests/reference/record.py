@@ -1,20 +1,33 @@
 """Records the golden fixtures of ``tests/test_reference.py`` by running the reference.
 
 The reference is the PyTorch implementation of STConvS2S and its baselines
-(github MLRG-CEFET-RJ/stconvs2s). This script is not run by the test suite and
-torch is not a dependency of stconv: run it by hand in an environment of its
-own, with a checkout of the reference named by ``STCONVS2S_REFERENCE``:
+(github AILAB-CEFET-RJ/stconvs2s, formerly MLRG-CEFET-RJ/stconvs2s). This
+script is not run by the test suite and torch is not a dependency of stconv:
+run it by hand in an environment of its own, with a checkout of the reference
+named by ``STCONVS2S_REFERENCE``.
+
+The fixtures come from two reference commits. Those with every input channel
+forecast were recorded at a48c366; those with fewer output channels than input
+channels (names ending in ``_out<N>``) at 8d8c866, the first commit whose
+STConvS2S-R and -C take ``output_channels`` (its baselines and ablations do
+not). The classes at a48c366 refuse ``output_channels``, and the fixtures
+already recorded must not change: record only the missing ones, selected with
+``--only SUBSTRING`` (repeatable; a fixture is recorded if its name holds any):
 
     python3.11 -m venv /tmp/torch-env
     /tmp/torch-env/bin/pip install torch==2.13.0 numpy pandas matplotlib
-    STCONVS2S_REFERENCE=/path/to/stconvs2s /tmp/torch-env/bin/python tests/reference/record.py
+    git clone https://github.com/AILAB-CEFET-RJ/stconvs2s /tmp/stconvs2s
+    git -C /tmp/stconvs2s checkout 8d8c866
+    export STCONVS2S_REFERENCE=/tmp/stconvs2s
+    /tmp/torch-env/bin/python tests/reference/record.py --only _out
 
-It writes one ``.npz`` per configuration of `CONFIGS` into
-``tests/reference/fixtures/``, everything in float64 and in the reference's
-layouts (activations ``(batch, channels, time, lat, lon)``, PyTorch parameter
-names and shapes), except the initial values and inputs, which are drawn in
-float32 and stored exactly as float32. Each group of tensors is one flat vector, indexed in
-``meta``. In the order recorded:
+Without ``--only`` it records every configuration of `CONFIGS` (at a48c366
+only those without output channels can run). It writes one ``.npz`` per
+configuration into ``tests/reference/fixtures/``, everything in float64 and
+in the reference's layouts (activations ``(batch, channels, time, lat, lon)``,
+PyTorch parameter names and shapes), except the initial values and inputs,
+which are drawn in float32 and stored exactly as float32. Each group of
+tensors is one flat vector, indexed in ``meta``. In the order recorded:
 
 1. ``initial``: every parameter and buffer of the reference model, with its
    default initialisation, except that BatchNorm and LayerNorm scales, biases
@@ -31,13 +44,15 @@ float32 and stored exactly as float32. Each group of tensors is one flat vector,
 4. ``stepped``: the parameters after one ``torch.optim.RMSprop`` step with the
    paper's settings (lr 1e-3, alpha 0.9, eps 1e-6) on the gradients of 2.
 
-``meta`` is a JSON string: the model, its configuration, the number of
+``meta`` is a JSON string: the model, its configuration (with
+``output_channels`` only where the configuration gives it), the number of
 reference parameter and buffer elements (without ``num_batches_tracked``),
 the reference's commit, torch's version and the index of each flat vector.
 Dropout is 0 in every fixture:
 PyTorch's and JAX's random masks cannot be matched.
 """
 
+import argparse
 import contextlib
 import json
 import os
@@ -55,7 +70,9 @@ INPUT_LENGTH = 5
 # Train-mode forwards after the one differentiated, before the eval-mode one.
 STATS_FORWARDS = 2
 
-# name, horizon, (lat, lon), input channels, num_layers, hidden_dim, kernel_size.
+# name, horizon, (lat, lon), input channels, num_layers, hidden_dim, kernel_size
+# and, optionally, output channels (the first ones forecast; absent or None: all,
+# and the reference class is called without ``output_channels``, as at a48c366).
 # Horizons beyond the input only where the reference has a temporal generator
 # (STConvS2S-R and -C) or a recurrence (ConvLSTM, PredRNN, MIM); non-square
 # grids wherever the reference runs them (not PredRNN and MIM, whose
@@ -81,6 +98,11 @@ CONFIGS = [
     ("convlstm", 10, (3, 5), 2, 2, 2, 3),
     ("predrnn", 10, (3, 3), 2, 2, 2, 3),
     ("mim", 10, (3, 3), 1, 3, 2, 3),
+    # Fewer output channels than input channels, recorded at 8d8c866.
+    ("stconvs2s-r", 5, (5, 5), 3, 2, 3, 3, 1),
+    ("stconvs2s-r", 10, (3, 5), 3, 2, 2, 3, 2),
+    ("stconvs2s-c", 10, (4, 6), 2, 2, 3, 3, 1),
+    ("stconvs2s-c", 5, (5, 5), 3, 2, 3, 3, 2),
 ]
 
 
@@ -109,9 +131,18 @@ def reference_classes() -> dict:
     }
 
 
-def fixture_name(name, horizon, grid, channels, num_layers, hidden_dim, kernel_size) -> str:
+def output_channels(config: tuple) -> int | None:
+    """A configuration's output channels: its 8th element, None where absent."""
+    return config[7] if len(config) > 7 else None
+
+
+def fixture_name(config: tuple) -> str:
+    name, horizon, grid, channels, num_layers, hidden_dim, kernel_size = config[:7]
+    outputs = output_channels(config)
+    suffix = "" if outputs is None else f"_out{outputs}"
     return (
-        f"{name}_{grid[0]}x{grid[1]}x{channels}_L{num_layers}d{hidden_dim}k{kernel_size}_h{horizon}"
+        f"{name}_{grid[0]}x{grid[1]}x{channels}_L{num_layers}d{hidden_dim}k{kernel_size}"
+        f"_h{horizon}{suffix}"
     )
 
 
@@ -160,19 +191,25 @@ def pack(tensors: dict, dtype=np.float64) -> tuple[np.ndarray, list]:
 
 
 def record(classes: dict, config: tuple, commit: str) -> tuple[str, dict]:
-    name, horizon, grid, channels, num_layers, hidden_dim, kernel_size = config
+    name, horizon, grid, channels, num_layers, hidden_dim, kernel_size = config[:7]
+    outputs = output_channels(config)
+    # Not passed at all without output channels: a48c366's classes refuse it.
+    options = {} if outputs is None else {"output_channels": outputs}
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
     input_size = (BATCH, channels, INPUT_LENGTH, *grid)
     # Initial values and inputs are drawn in float32 and computed with in
     # float64: the fixture stores them exactly as float32, the results as float64.
     torch.set_default_dtype(torch.float32)
-    model = classes[name](input_size, num_layers, hidden_dim, kernel_size, "cpu", 0.0, horizon)
+    model = classes[name](
+        input_size, num_layers, hidden_dim, kernel_size, "cpu", 0.0, horizon, **options
+    )
     move_norms_off_defaults(model, generator)
     recurrent = name in ("convlstm", "predrnn", "mim")
     output_length = horizon if recurrent else max(horizon, INPUT_LENGTH)
     inputs = torch.randn(input_size, generator=generator)
-    targets = torch.randn((BATCH, channels, output_length, *grid), generator=generator)
+    target_channels = channels if outputs is None else outputs
+    targets = torch.randn((BATCH, target_channels, output_length, *grid), generator=generator)
     torch.set_default_dtype(torch.float64)  # the recurrent models' zero states
     model, inputs, targets = model.double(), inputs.double(), targets.double()
 
@@ -218,6 +255,7 @@ def record(classes: dict, config: tuple, commit: str) -> tuple[str, dict]:
         num_layers=num_layers,
         hidden_dim=hidden_dim,
         kernel_size=kernel_size,
+        **({} if outputs is None else {"output_channels": outputs}),
         batch=BATCH,
         seed=SEED,
         stats_forwards=1 + STATS_FORWARDS,
@@ -228,10 +266,27 @@ def record(classes: dict, config: tuple, commit: str) -> tuple[str, dict]:
         index=index,
     )
     fixture["meta"] = np.array(json.dumps(meta))
-    return fixture_name(*config), fixture
+    return fixture_name(config), fixture
+
+
+def selected_configs(only: list[str] | None) -> list[tuple]:
+    """The configurations of `CONFIGS` whose fixture name holds one of ``only``
+    (all of them without ``only``)."""
+    configs = [c for c in CONFIGS if not only or any(s in fixture_name(c) for s in only)]
+    if not configs:
+        sys.exit(f"--only {only} matches no configuration")
+    return configs
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SUBSTRING",
+        help="record only the fixtures whose name holds SUBSTRING (repeatable)",
+    )
+    configs = selected_configs(parser.parse_args().only)
     reference = os.environ.get("STCONVS2S_REFERENCE")
     if not reference or not (Path(reference) / "model" / "stconvs2s.py").is_file():
         sys.exit(
@@ -246,13 +301,13 @@ def main() -> None:
     classes = reference_classes()
     FIXTURES.mkdir(parents=True, exist_ok=True)
     total = 0
-    for config in CONFIGS:
+    for config in configs:
         stem, fixture = record(classes, config, commit)
         path = FIXTURES / f"{stem}.npz"
         np.savez_compressed(path, **fixture)
         total += path.stat().st_size
         print(f"{path.name}: {path.stat().st_size / 1024:.0f} KB")
-    print(f"{len(CONFIGS)} fixtures, {total / 1024:.0f} KB in all (reference commit {commit})")
+    print(f"{len(configs)} fixtures, {total / 1024:.0f} KB in all (reference commit {commit})")
 
 
 if __name__ == "__main__":

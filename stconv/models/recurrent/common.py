@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.models.checks import check_input, validate_hyperparameters
+from stconv.models.checks import check_input, output_channels_of, validate_hyperparameters
 from stconv.models.layers import Conv
 
 FORGET_BIAS = 1.0
@@ -151,6 +151,7 @@ class RecurrentForecaster(nnx.Module):
       input_shape: ``(input_length, lat, lon, channels)`` of one sample.
       horizon: number of steps to forecast.
       num_layers, hidden_dim, kernel_size, dropout: see the subclasses.
+      output_channels: the first input channels it forecasts (`output_channels_of`).
       rngs: random streams; the ``dropout`` stream (or ``default``) draws the masks.
     """
 
@@ -162,11 +163,13 @@ class RecurrentForecaster(nnx.Module):
         hidden_dim: int,
         kernel_size: int,
         dropout: float,
+        output_channels: int | None,
         rngs: nnx.Rngs,
     ):
         validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
         check_odd_kernel(kernel_size)
         self.input_shape = tuple(input_shape)
+        self.output_channels = output_channels_of(output_channels, input_shape[-1])
         self.horizon = horizon
         self.hidden_dim = hidden_dim
         self.kernel_size = kernel_size

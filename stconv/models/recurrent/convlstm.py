@@ -53,7 +53,8 @@ class ConvLSTMLayer(nnx.Module):
 class ConvLSTM(RecurrentForecaster):
     """Stacked ConvLSTM (Shi et al., 2015); each layer runs over the whole
     sequence before the next, then a 1x1x1 convolution (with bias) maps the
-    last layer's hidden states to the input channels.
+    last layer's hidden states to the output channels (each layer feeds its
+    own projection back, so it forecasts the targets only).
 
     Args:
       input_shape: ``(input_length, lat, lon, channels)`` of one sample.
@@ -62,6 +63,8 @@ class ConvLSTM(RecurrentForecaster):
       hidden_dim: hidden channels of every layer.
       kernel_size: k of the (k, k) gate convolutions; odd.
       dropout: Dropout2d rate on the gates.
+      output_channels: the channels its output convolution forecasts, the first input
+        channels (the targets); None: all of them.
       rngs: random streams for initialisation and dropout.
     """
 
@@ -74,9 +77,13 @@ class ConvLSTM(RecurrentForecaster):
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
-        super().__init__(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, rngs)
+        super().__init__(
+            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
+            rngs,
+        )  # fmt: skip
         channels = self.input_shape[-1]
         self.layers = nnx.List(
             ConvLSTMLayer(
@@ -84,10 +91,10 @@ class ConvLSTM(RecurrentForecaster):
             )
             for i in range(num_layers)
         )
-        self.output = Conv(hidden_dim, channels, (1, 1, 1), use_bias=True, rngs=rngs)
+        self.output = Conv(hidden_dim, self.output_channels, (1, 1, 1), use_bias=True, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
+        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``."""
         self.check_input(x)
         frames, observed = self.sequence(x)
         state = (self.zeros(x), self.zeros(x))

@@ -177,6 +177,8 @@ class MIM(RecurrentForecaster):
       hidden_dim: channels of every layer's states.
       kernel_size: k of the (k, k) convolutions; odd.
       dropout: Dropout2d rate after each LayerNorm.
+      output_channels: the first input channels (the targets) it returns; it forecasts
+        and feeds back every channel. None: all of them.
       rngs: random streams for initialisation and dropout.
     """
 
@@ -189,9 +191,13 @@ class MIM(RecurrentForecaster):
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
-        super().__init__(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, rngs)
+        super().__init__(
+            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
+            rngs,
+        )  # fmt: skip
         channels, grid = self.input_shape[-1], self.grid
         self.first = MIMCell(channels, hidden_dim, kernel_size, grid, dropout, rngs)
         self.blocks = nnx.List(
@@ -235,7 +241,8 @@ class MIM(RecurrentForecaster):
         return state, frame, frame
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
+        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``:
+        every channel is forecast and fed back, the first ``output_channels`` returned."""
         self.check_input(x)
         frames, observed = self.sequence(x)
         zeros = self.zeros(x)
@@ -250,4 +257,4 @@ class MIM(RecurrentForecaster):
             convlstm_c=zeros,
         )
         outputs = unroll(self, MIM.step, frames, observed, state, self.dropout_keys())
-        return jnp.moveaxis(outputs, 0, 1)
+        return jnp.moveaxis(outputs, 0, 1)[..., : self.output_channels]

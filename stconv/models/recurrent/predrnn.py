@@ -84,6 +84,8 @@ class PredRNN(RecurrentForecaster):
       hidden_dim: channels of every cell's h, c and m.
       kernel_size: k of the (k, k) convolutions; odd.
       dropout: Dropout2d rate after each LayerNorm.
+      output_channels: the first input channels (the targets) it returns; it forecasts
+        and feeds back every channel. None: all of them.
       rngs: random streams for initialisation and dropout.
     """
 
@@ -96,9 +98,13 @@ class PredRNN(RecurrentForecaster):
         hidden_dim: int = 32,
         kernel_size: int = 5,
         dropout: float = 0.0,
+        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
-        super().__init__(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, rngs)
+        super().__init__(
+            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
+            rngs,
+        )  # fmt: skip
         channels = self.input_shape[-1]
         self.cells = nnx.List(
             SpatioTemporalLSTMCell(
@@ -126,10 +132,11 @@ class PredRNN(RecurrentForecaster):
         return (hidden, cells, memory), frame, frame
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, C)``."""
+        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``:
+        every channel is forecast and fed back, the first ``output_channels`` returned."""
         self.check_input(x)
         frames, observed = self.sequence(x)
         zeros = [self.zeros(x)] * len(self.cells)
         state = (zeros, zeros, self.zeros(x))
         outputs = unroll(self, PredRNN.step, frames, observed, state, self.dropout_keys())
-        return jnp.moveaxis(outputs, 0, 1)
+        return jnp.moveaxis(outputs, 0, 1)[..., : self.output_channels]
