@@ -48,3 +48,19 @@ def test_zarr_store(tmp_path):
     assert field.shape == (30, 4, 5, 1) and float(field[2, 1, 1, 0]) == 211.0
     dataset = load_dataset(str(tmp_path / "store.zarr"), input_length=3, horizon=2)
     assert len(dataset.splits["train"]) == 14
+
+
+@pytest.mark.parametrize(
+    "lon, bbox, expected",
+    [
+        (np.arange(0, 360, 30.0), (-90, 90, -60, 60), [300, 330, 0, 30, 60]),  # across 0
+        (np.arange(0, 360, 30.0), (-90, 90, 300, 420), [300, 330, 0, 30, 60]),  # the same box
+        (np.arange(-180, 180, 30.0), (-90, 90, 150, 210), [150, -180, -150]),  # across 180
+        (np.arange(-180, 180, 30.0), (-90, 90, 100, 160), [120, 150]),
+        (np.arange(0, 360, 30.0), (-90, 90, -150, -90), [210, 240, 270]),  # west as negative
+    ],
+)
+def test_a_box_in_either_longitude_convention_and_across_the_seam(tmp_path, lon, bbox, expected):
+    data = time_series_dataset(lon=len(lon)).assign_coords(lon=lon)
+    data.to_netcdf(tmp_path / "grid.nc")
+    assert open_field(tmp_path / "grid.nc", bbox=bbox)["lon"].values.tolist() == expected
