@@ -35,6 +35,9 @@ def load_config_dataset(config: Config) -> Dataset:
         variables=config.variables,
         targets=config.targets,
         mask_file=config.mask_file,
+        climatology_window=config.climatology_window,
+        static=config.static,
+        time_features=config.time_features,
         chunks=None if config.time_chunk is None else {"time": config.time_chunk},
         **({} if config.bbox is None else {"bbox": config.bbox}),
     )

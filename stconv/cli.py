@@ -87,6 +87,10 @@ HELP = {
     "target_weights": "one weight per target in the loss, comma-separated; default equal",
     "bbox": "lat_min,lat_max,lon_min,lon_max: a region, in either longitude convention, "
     "across longitude 0 or 180 too (write --bbox=-10,... when it starts with a minus)",
+    "static": "FILE[:var,var]: fields without time (orography, land-sea mask) added as "
+    "normalized inputs, never forecast; FILE may be a dataset name (weather)",
+    "time_features": "add the sine and cosine of the day of year (and hour of day) as inputs",
+    "climatology_window": "days the climatology by day of year is smoothed over (odd)",
     "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
     "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
     "iterations options",

@@ -16,7 +16,7 @@ EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
 # Fields of several values: tuples (``--variables t2m,u10`` on the command line).
 LIST_FIELDS = ("variables", "targets", "target_weights", "bbox")
 # The choices of fields, checked here and by the modules that implement them.
-NORMALIZATIONS = ("channel", "cell", "none")  # `stconv.data.normalization`
+NORMALIZATIONS = ("channel", "cell", "climatology", "none")  # `stconv.data.normalization`
 RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
 ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
@@ -58,7 +58,15 @@ class Config:
         e.g. ``{"channel_increase": False}`` for STConvS2S; command-line
         strings (``"false"``) are converted by the option's type.
       normalization: ``channel``, ``cell`` (anomalies from each cell's training
-        mean) or ``none`` (raw values, as the paper).
+        mean), ``climatology`` (anomalies from the climatology by time of
+        year, `stconv.data.climatology`) or ``none`` (raw values, as the paper).
+      climatology_window: days over which the climatology by day of year of
+        daily and sub-daily data is smoothed (odd; WeatherBench 2's 61).
+      static: ``FILE[:var,var]``: fields without time (orography, land-sea
+        mask) added as normalized inputs, never forecast; FILE may be a
+        dataset name whose file holds them (``weather``).
+      time_features: add the sine and cosine of the day of year (and of the
+        hour of day for sub-daily data) as inputs, never forecast.
       area_weights: weight the test scores by grid-cell area (cosine of
         latitude, `stconv.evaluation.metrics.area_weights`) beside the
         unweighted ones; data without latitudes fall back to unweighted.
@@ -110,6 +118,9 @@ class Config:
     dropout: float = 0.0
     model_options: dict = dataclasses.field(default_factory=dict)
     normalization: str = "channel"
+    climatology_window: int = 61
+    static: str | None = None
+    time_features: bool = False
     residual: bool = False
     residual_base: str = "last"
     area_weights: bool = True
@@ -139,7 +150,7 @@ class Config:
         options = models.parse_options(self.model, dict(self.model_options))
         object.__setattr__(self, "model_options", options)
         positive = ("input_length", "horizon", "batch_size", "eval_batch_size", "epochs")
-        positive += ("patience", "iterations")
+        positive += ("patience", "iterations", "climatology_window")
         if self.arima_max_train_length is not None:
             positive += ("arima_max_train_length",)
         positive += tuple(
@@ -147,12 +158,24 @@ class Config:
         )
         for name in positive:
             check_positive(name, getattr(self, name))
+        if self.climatology_window % 2 == 0:
+            raise ValueError(
+                f"climatology_window={self.climatology_window!r} is invalid: must be odd "
+                "(a window centred on the day)"
+            )
         check_non_negative("seed", self.seed)
         check_above_zero("learning_rate", self.learning_rate)
         check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")
         check_choice("normalization", self.normalization, NORMALIZATIONS)
+        if self.model in models.FITTED and (
+            self.static or self.time_features or self.normalization == "climatology"
+        ):
+            raise ValueError(
+                f"model={self.model!r} fits each cell's own series: it takes no static, no "
+                "time_features and no climatology normalization"
+            )
         check_choice("residual_base", self.residual_base, RESIDUAL_BASES)
         check_choice("arima_center", self.arima_center, ARIMA_CENTERS)
 

@@ -29,7 +29,9 @@ from stconv.assembly import restore_predict
 from stconv.checks import check_positive
 from stconv.config import Config
 from stconv.data.checks import check_values
+from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
+from stconv.data.features import ExtraInputs, calendar_names
 from stconv.data.files import CHANNEL_ATTRIBUTES, dataset_field, open_field
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
@@ -44,7 +46,7 @@ from stconv.evaluation.inference import (
 )
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.netcdf import forecast_dims, forecast_writer, lead_times, variable_attrs
-from stconv.evaluation.scoring import baselines, evaluate, name_and_score
+from stconv.evaluation.scoring import WithClimatology, baselines, evaluate, name_and_score
 from stconv.run import RunDirectory, check_new_file, complete_description, describe_data
 from stconv.training.distributed import is_primary
 
@@ -63,12 +65,14 @@ class Forecaster:
         checked) and whether they are latitudes (``geographic``).
       normalizer: the training statistics.
       mask: ``(lat, lon, channel)`` cells it forecasts.
-      climatology: the normalized training climatology, or None (not recorded).
+      climatology: the training climatology (physical units), or None (not recorded).
       predict: normalized ``(n, input_length, lat, lon, channel)`` windows to
         normalized ``(n, horizon, lat, lon, channel)`` forecasts.
       origin: the run's provenance record (`stconv.provenance`); None for runs
         made before records were kept, and for runs not loaded from a folder.
       path: the run's folder, if it was loaded from one.
+      extra: the static fields and calendar features the run reads beside
+        its variables (`stconv.data.features`); None: none.
     """
 
     def __init__(
@@ -77,10 +81,11 @@ class Forecaster:
         description: dict,
         normalizer: Normalizer,
         mask: np.ndarray,
-        climatology: np.ndarray | None,
+        climatology: Climatology | None,
         predict: Callable[[np.ndarray], np.ndarray],
         origin: dict | None = None,
         path: str | None = None,
+        extra: ExtraInputs | None = None,
     ):
         self.config = config
         self.description = complete_description(description)
@@ -90,6 +95,7 @@ class Forecaster:
         self.predict = predict
         self.origin = origin
         self.path = path
+        self.extra = extra
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
@@ -110,7 +116,10 @@ class Forecaster:
         if origin is not None:
             provenance.warn(run.path, provenance.software_changes(origin))
         normalizer, mask, climatology = run.normalizer(), run.mask(), run.climatology()
-        return cls(config, description, normalizer, mask, climatology, predict, origin, run.path)
+        return cls(
+            config, description, normalizer, mask, climatology, predict, origin, run.path,
+            run.extra_inputs(),
+        )  # fmt: skip
 
     @classmethod
     def from_dataset(
@@ -125,6 +134,7 @@ class Forecaster:
             dataset.mask,
             dataset.climatology,
             predict,
+            extra=dataset.extra,
         )
 
     @property
@@ -205,6 +215,8 @@ class Forecaster:
             field = open_field(source, specs, chunks=chunks, bbox=self.config.bbox)
         field, _ = targets_first(field, self.targets, repr(source))
         self.check_field(field, source, other_grid)
+        if self.extra is not None and self.extra.calendar:
+            calendar_names(field["time"], repr(source))  # the run reads the calendar: dates
         return field
 
     def check_field(self, field: xr.DataArray, source: str, other_grid: bool = False) -> None:
@@ -235,6 +247,11 @@ class Forecaster:
             raise DataError(
                 f"{source!r} is not on the run's grid ({difference}): pass --other-grid "
                 "(other_grid=True) to forecast it anyway, masked where it has no data"
+            )
+        if difference and self.extra is not None and self.extra.static_names:
+            raise DataError(
+                f"{source!r} is not on the run's grid ({difference}): the run reads static "
+                f"fields {list(self.extra.static_names)} of its own grid"
             )
         if difference and models.is_fitted(self.config.model):
             raise DataError(
@@ -280,13 +297,18 @@ class Forecaster:
         count = field.sizes["time"] - self.input_length + 1
         stop = count if stop is None else stop
         batch_size = min(batch_size or self.config.eval_batch_size, count)
-        batches = field_batches(field, self.input_length, self.normalizer, batch_size, start, stop)
+        batches = field_batches(
+            field, self.input_length, self.normalizer, batch_size, start, stop, self.extra
+        )
         normalizer, mask = self.normalizer.first(self.outputs), mask[..., : self.outputs]
+        times, first = field["time"].values, start
         for batch, _, predictions in predicted_batches(
             {"model": self.predict}, batches, batch_size
         ):
             model = unpadded(predictions["model"], len(batch["inputs"]))
-            yield to_physical(model, normalizer, mask)
+            valid = self.valid_times(times, first, first + len(model))
+            first += len(model)
+            yield to_physical(model, normalizer, mask, valid)
 
     def forecast(self, data: Data, other_grid: bool = False) -> xr.Dataset:
         """Forecasts of the targets from every window of ``input_length`` steps of ``data``.
@@ -432,18 +454,36 @@ class Forecaster:
           on_run_grid: the windows are on the run's grid.
         """
         outputs = self.outputs
-        climatology = self.climatology if on_run_grid else None
-        if climatology is not None:  # runs of old versions did not keep one
-            climatology = climatology[..., :outputs]
+        climatology, source = self.reference(source, on_run_grid)
         forecasters = {"model": self.predict, **baselines(climatology, self.horizon, outputs)}
         grid = {"lat": lat, "geographic": self.description.get("geographic", True)}
         weights = grid_weights(grid, self.config.area_weights, what)
         std, batch_size = self.normalizer.std[:outputs], self.config.eval_batch_size
+        constant = climatology if isinstance(climatology, np.ndarray) else None
         results = evaluate(
-            forecasters, source, std, batch_size, on_batch, what=what, climatology=climatology,
+            forecasters, source, std, batch_size, on_batch, what=what, climatology=constant,
             weights=weights,
         )  # fmt: skip
-        return name_and_score(results, self.config.model, self.targets, self.units[:outputs])
+        described = self.climatology.describe() if climatology is not None else None
+        return name_and_score(
+            results, self.config.model, self.targets, self.units[:outputs], described
+        )
+
+    def reference(self, source, on_run_grid: bool = True):
+        """The climatology forecast of ``source``'s windows and the ACC's
+        reference: ``(climatology, source)``, with ``climatology`` the
+        normalized ``(lat, lon, targets)`` mean of every cell for annual data,
+        ``"carried"`` for a climatology by time of year (then ``source``'s
+        windows carry it, `stconv.evaluation.scoring.WithClimatology`), or
+        None where it is not known (another grid, runs of old versions)."""
+        if self.climatology is None or not on_run_grid:
+            return None, source
+        outputs = self.outputs
+        normalizer, climatology = self.normalizer.first(outputs), self.climatology.first(outputs)
+        if climatology.kind == "annual":
+            values = normalizer.normalize(climatology.values[0])
+            return np.nan_to_num(values, nan=0.0).astype(np.float32), source
+        return "carried", WithClimatology(source, climatology, normalizer)
 
     def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
         """`score` of every complete window of ``data`` (``input_length`` inputs
@@ -458,8 +498,9 @@ class Forecaster:
                 f"the data has {field.sizes['time']} time steps: evaluating needs at least "
                 f"input_length + horizon = {spec.length}"
             )
+        mask = self.field_mask(field)
         source = FieldWindows(
-            field, range(count), spec, self.normalizer, self.field_mask(field), self.outputs
+            field, range(count), spec, self.normalizer, mask, self.outputs, self.extra
         )
         on_run_grid = not self.grid_difference(field)
         lat = grid_of(field)["lat"]

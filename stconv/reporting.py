@@ -16,6 +16,7 @@ read as they did before there could be several.
 
 import numpy as np
 
+from stconv.data.climatology import DESCRIPTIONS
 from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.inference import to_physical
@@ -27,6 +28,7 @@ from stconv.run import RunDirectory
 from stconv.training.distributed import is_primary
 
 SKILL = "skill_vs_persistence"  # the skill column of the tables
+ANNUAL = DESCRIPTIONS["annual"]  # each cell's mean: the tables say nothing more
 
 
 def report_test_split(
@@ -59,15 +61,18 @@ def report_test_split(
             with clock.phase("writing"):
                 start = writer.count
                 stop = start + len(predictions["model"])
-                prediction = to_physical(predictions["model"], normalizer, mask)
                 valid = valid_times[start:stop] if valid_times is not None else None
+                prediction = to_physical(predictions["model"], normalizer, mask, valid)
                 writer.write(prediction, init_times[start:stop], valid)
                 for index in picks[(picks >= start) & (picks < stop)]:
                     i = index - start
-                    truth = normalizer.denormalize(batch["targets"][i, 0])
-                    last_input = forecaster.normalizer.denormalize(batch["inputs"][i, -1])
+                    lead_1 = None if valid is None else valid[i, :1]
+                    last = None if valid is None else init_times[index : index + 1]
+                    truth = normalizer.denormalize(batch["targets"][i, :1], lead_1)[0]
+                    inputs = batch["inputs"][i, -1:, ..., :outputs]
+                    last_input = normalizer.denormalize(inputs, last)[0]
                     drawn[index] = (
-                        last_input[..., :outputs],
+                        last_input,
                         np.where(batch["mask"][i, 0], truth, np.nan),
                         prediction[i, 0],
                     )
@@ -173,8 +178,8 @@ def format_table(
     lines = [
         f"{split} scores{of} over the whole {split} split, in {units or 'no units'}; wRMSE "
         + ("area-weighted (cos latitude)" if weighted else "= RMSE (not area-weighted)")
-        + "; ACC against the training climatology; skill 1 - wMSE/wMSE of persistence; "
-        "per lead time: RMSE",
+        + f"; ACC against the training climatology{seasonal_note(first)}; skill 1 - "
+        "wMSE/wMSE of persistence; per lead time: RMSE",
         header,
     ]
     for name, result in results.items():
@@ -185,6 +190,13 @@ def format_table(
         per_lead = " ".join(f"{value:7.3f}" for value in result["rmse_per_lead"])
         lines.append(f"{name:14s} {' '.join(cells)}  {per_lead}")
     return "\n".join(lines)
+
+
+def seasonal_note(scores: dict) -> str:
+    """`` (by day of year, ...)``: the climatology of a score when it is by
+    time of year; nothing for each cell's mean, as tables always read."""
+    climatology = scores.get("climatology", ANNUAL)
+    return "" if climatology == ANNUAL else f" ({climatology})"
 
 
 def format_summaries(summary: dict[str, dict], results: dict[str, dict], runs: int) -> str:

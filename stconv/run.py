@@ -5,7 +5,9 @@
 
 A forecasting run holds ``stconv-run.json`` (the mark of a run),
 ``config.json``, ``data.json`` (variables, units,
-input shape, grid coordinates), ``normalization.json``, ``mask.npy``, ``climatology.npy``,
+input shape, grid coordinates, extra inputs), ``normalization.json``, ``mask.npy``,
+``climatology.npy`` and ``climatology.json`` (the training climatology by time of
+year, in physical units, and its kind), ``static.npy`` (with ``--static``),
 ``provenance.json`` (data, code, software, machine and time of every command
 that wrote the run), ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc``,
@@ -26,6 +28,8 @@ import numpy as np
 
 from stconv import __version__
 from stconv.config import Config
+from stconv.data.climatology import Climatology
+from stconv.data.features import ExtraInputs
 from stconv.data.normalization import Normalizer
 from stconv.training.checkpoints import Checkpoints
 
@@ -43,6 +47,8 @@ class RunDirectory:
     NORMALIZATION = "normalization.json"
     MASK = "mask.npy"
     CLIMATOLOGY = "climatology.npy"
+    CLIMATOLOGY_KIND = "climatology.json"
+    STATIC = "static.npy"
     METRICS = "metrics.jsonl"
     RESULTS = "results.json"
     SUMMARY = "summary.json"
@@ -116,12 +122,15 @@ class RunDirectory:
 
     def save_data(self, dataset) -> None:
         """What a forecast of new data needs (`stconv.forecaster`): the
-        normalization, the `describe_data` record, the mask and the training
-        climatology (normalized) of a `stconv.data.registry.Dataset`."""
+        normalization, the `describe_data` record, the mask, the training
+        climatology and the static inputs of a `stconv.data.registry.Dataset`."""
         dataset.normalizer.save(self.file(self.NORMALIZATION))
         self.write_json(self.DATA, describe_data(dataset))
         np.save(self.file(self.MASK), dataset.mask)
-        np.save(self.file(self.CLIMATOLOGY), dataset.climatology)
+        np.save(self.file(self.CLIMATOLOGY), dataset.climatology.values)
+        self.write_json(self.CLIMATOLOGY_KIND, dataset.climatology.to_dict())
+        if dataset.extra is not None and dataset.extra.static_names:
+            np.save(self.file(self.STATIC), dataset.extra.static)
 
     def check_data(self, dataset, source: str) -> None:
         """Raises ValueError naming ``source`` and every entry of ``data.json``
@@ -144,14 +153,32 @@ class RunDirectory:
         return complete_description(self.read_json(self.DATA, "train the run first"))
 
     def normalizer(self) -> Normalizer:
-        return Normalizer.load(self.require(self.NORMALIZATION, "train the run first"))
+        path = self.require(self.NORMALIZATION, "train the run first")
+        return Normalizer.load(path, self.climatology(Normalizer.load(path)))
 
     def mask(self) -> np.ndarray:
         return np.load(self.require(self.MASK, "train the run first"))
 
-    def climatology(self) -> np.ndarray | None:
-        """The normalized training climatology; None for runs made before it was saved."""
-        return np.load(self.file(self.CLIMATOLOGY)) if self.has(self.CLIMATOLOGY) else None
+    def climatology(self, normalizer: Normalizer | None = None) -> Climatology | None:
+        """The training climatology, in physical units; None for runs made
+        before it was saved. Runs made before it was by time of year saved
+        each cell's mean normalized: ``normalizer`` (default the run's) turns
+        it back."""
+        if not self.has(self.CLIMATOLOGY):
+            return None
+        values = np.load(self.file(self.CLIMATOLOGY))
+        if self.has(self.CLIMATOLOGY_KIND):
+            return Climatology.from_dict(self.read_json(self.CLIMATOLOGY_KIND, ""), values)
+        normalizer = normalizer or self.normalizer()
+        return Climatology("annual", normalizer.denormalize(values)[None].astype(np.float32))
+
+    def extra_inputs(self) -> ExtraInputs:
+        """The static fields and calendar features the run reads beside its
+        variables (none for runs made before they existed)."""
+        description = self.data_description()
+        static = np.load(self.file(self.STATIC)) if self.has(self.STATIC) else None
+        shape = tuple(description["input_shape"][1:3])
+        return ExtraInputs.from_dict(description.get("extra_inputs", {}), static, shape)
 
     def provenance(self) -> dict | None:
         """The run's `stconv.provenance` record; None for runs made before it was kept."""
@@ -222,9 +249,10 @@ def describe_data(dataset) -> dict:
     """``data.json`` of a `stconv.data.registry.Dataset`: the input variables
     (channels, the targets first) with their units, long and standard names,
     the targets, the input shape, the grid coordinates, whether they are
-    latitudes and longitudes, and the input's own names of the dimensions."""
+    latitudes and longitudes, the input's own names of the dimensions and,
+    where the run reads any, the extra inputs (static fields, calendar)."""
     grid = dataset.grid
-    return {
+    description = {
         "variables": grid["channel"],
         "units": grid["units"],
         "long_name": grid["long_name"],
@@ -236,6 +264,9 @@ def describe_data(dataset) -> dict:
         "geographic": grid.get("geographic", True),
         "dims": grid["dims"],
     }
+    if dataset.extra is not None and dataset.extra.count:
+        description["extra_inputs"] = dataset.extra.to_dict()
+    return description
 
 
 def complete_description(description: dict) -> dict:

@@ -32,7 +32,10 @@ def test_per_cell_normalization(series_file):
     assert normalizer.mean.shape == (4, 5, 1)
     np.testing.assert_allclose(normalizer.mean[2, 3, 0], 850 + 23, rtol=1e-6)
     np.testing.assert_allclose(normalizer.std, [100 * np.std(np.arange(18))], rtol=1e-5)
-    np.testing.assert_allclose(dataset.climatology, 0.0, atol=1e-5)
+    # The climatology (each cell's mean: 18 days, less than a year) is 0 as anomalies.
+    assert dataset.climatology.kind == "annual"
+    normalized = normalizer.normalize(dataset.climatology.values[0])
+    np.testing.assert_allclose(normalized, 0.0, atol=1e-5)
     example = dataset.splits["train"][0]  # frames 0, 1, 2: anomalies -8.5, -7.5, -6.5 (x 100)
     expected = (np.arange(3) - 8.5) / np.std(np.arange(18))
     np.testing.assert_allclose(example["inputs"][:, 1, 4, 0], expected, rtol=1e-5)

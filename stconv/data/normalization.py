@@ -1,4 +1,5 @@
-"""Normalization fitted on the training split only: per channel, or per cell.
+"""Normalization fitted on the training split only: per channel, per cell, or
+as anomalies from the climatology by time of year.
 
 Statistics are saved with a run, so every metric can be reported in the
 field's physical units by `Normalizer.denormalize`.
@@ -11,6 +12,7 @@ import os
 import numpy as np
 import xarray as xr
 
+from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.files import GRID_DIMS, other_dims
 
@@ -22,10 +24,15 @@ class Normalizer:
     Attributes:
       mean: per-channel mean ``(channels,)``, or per-cell ``(lat, lon, channels)``.
       std: per-channel standard deviation, shape ``(channels,)``.
+      climatology: for ``climatology`` normalization, the climatology by time
+        of year (physical units) that replaces ``mean``: the mean of a frame is
+        the climatology at its time, so `normalize` and `denormalize` need the
+        frames' ``times``. None otherwise.
     """
 
     mean: np.ndarray
     std: np.ndarray
+    climatology: Climatology | None = None
 
     @classmethod
     def identity(cls, channels: int) -> "Normalizer":
@@ -61,26 +68,53 @@ class Normalizer:
             std = field.std(reduce, skipna=True).values.astype(np.float32)
         return cls(mean, np.where(std > 0, std, 1.0).astype(np.float32))
 
+    @classmethod
+    def fit_anomalies(cls, field: xr.DataArray, climatology: Climatology) -> "Normalizer":
+        """Anomalies from ``climatology`` at each frame's time of year, divided by
+        their per-channel std over the training split ``field`` (``(time, lat,
+        lon, channel)``)."""
+        anomalies = field.values - climatology.at(field["time"].values)
+        reduce = tuple(range(anomalies.ndim - 1))
+        with np.errstate(invalid="ignore"):
+            std = np.nanstd(anomalies, axis=reduce).astype(np.float32)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0).astype(np.float32)
+        return cls(np.zeros_like(std), std, climatology)
+
     def first(self, channels: int) -> "Normalizer":
         """The statistics of the first ``channels`` channels (the targets)."""
-        return Normalizer(self.mean[..., :channels], self.std[:channels])
+        climatology = None if self.climatology is None else self.climatology.first(channels)
+        return Normalizer(self.mean[..., :channels], self.std[:channels], climatology)
 
-    def normalize(self, x):
-        return (x - self.mean) / self.std
+    def mean_at(self, times=None) -> np.ndarray:
+        """The mean to subtract from frames at ``times`` (``(..., time)``): ``mean``,
+        or the climatology at each time (``(..., time, lat, lon, channels)``; 0
+        where it has no value)."""
+        if self.climatology is None:
+            return self.mean
+        return np.nan_to_num(self.climatology.at(times), nan=0.0)
 
-    def denormalize(self, x):
-        return x * self.std + self.mean
+    def normalize(self, x, times=None):
+        """``(x - mean) / std``; ``times`` of the frames for ``climatology``."""
+        return (x - self.mean_at(times)) / self.std
+
+    def denormalize(self, x, times=None):
+        """``x * std + mean``; ``times`` of the frames for ``climatology``."""
+        return x * self.std + self.mean_at(times)
 
     def scale(self, error):
         """An error (RMSE, MAE) in normalized units -> physical units."""
         return error * self.std
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        """The statistics as JSON; a climatology is marked, its values are saved apart."""
+        values = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return values if self.climatology is None else {**values, "climatology": True}
 
     @classmethod
-    def from_dict(cls, values: dict) -> "Normalizer":
-        return cls(np.asarray(values["mean"], np.float32), np.asarray(values["std"], np.float32))
+    def from_dict(cls, values: dict, climatology: Climatology | None = None) -> "Normalizer":
+        """The statistics of `to_dict`, with the run's ``climatology`` where they use one."""
+        mean, std = (np.asarray(values[k], np.float32) for k in ("mean", "std"))
+        return cls(mean, std, climatology if values.get("climatology") else None)
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes the statistics as JSON."""
@@ -88,6 +122,6 @@ class Normalizer:
             json.dump(self.to_dict(), f, indent=2)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Normalizer":
+    def load(cls, path: str | os.PathLike, climatology: Climatology | None = None) -> "Normalizer":
         with open(path) as f:
-            return cls.from_dict(json.load(f))
+            return cls.from_dict(json.load(f), climatology)

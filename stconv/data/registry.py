@@ -4,10 +4,11 @@
     dataset.splits["train"][0]  # {"inputs", "targets", "mask"}
 
 The names are one table, `DATASETS`: ``hadcm3-a1b`` (the embedded default),
-``cfsr`` and ``chirps`` (the paper's files, ``path=`` required) and
-``synthetic`` (seeded, any size). Anything else is read as a path to a netCDF
-file, glob or zarr store. A new dataset is one `Entry`: a description, how to
-open it and which files it reads.
+``cfsr`` and ``chirps`` (the paper's files, ``path=`` required),
+``weather`` (coupled, weather-like and synthetic, with seasons and a static
+orography: `stconv.data.weather`) and ``synthetic`` (seeded, any size).
+Anything else is read as a path to a netCDF file, glob or zarr store. A new
+dataset is one `Entry`: a description, how to open it and which files it reads.
 """
 
 import dataclasses
@@ -22,7 +23,9 @@ import xarray as xr
 from stconv.checks import check_choice
 from stconv.config import NORMALIZATIONS
 from stconv.data.checks import check_values
+from stconv.data.climatology import Climatology, check_window, fit_climatology
 from stconv.data.errors import DataError
+from stconv.data.features import ExtraInputs, calendar_names, normalized_static, static_fields
 from stconv.data.files import (
     CHANNEL_ATTRIBUTES,
     DIMS,
@@ -37,6 +40,7 @@ from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
 from stconv.data.synthetic import synthetic_field
+from stconv.data.weather import weather_file
 from stconv.data.windows import WindowSpec, paper_split, split_starts, time_segments
 
 EMBEDDED_FILE = os.path.join(iris_sample_data.path, "A1B_north_america.nc")
@@ -51,28 +55,35 @@ class Dataset:
       splits: ``{"train", "validation", "test"}`` -> a random-access source.
       normalizer: statistics of the training split.
       mask: ``(lat, lon, channels)`` valid cells.
-      climatology: ``(lat, lon, channels)`` training-split mean of every cell,
-        normalized (the climatology forecast).
+      climatology: the training split's climatology by time of year
+        (`stconv.data.climatology`; for annual data each cell's mean), in
+        physical units: the climatology forecast and the ACC's reference.
       spec: the window lengths.
       grid: `grid_of` the field: coordinates, ``channel`` names, their
         ``units`` and other attributes.
       targets: the variables forecast: the first channels (inputs hold them
         first, then the other input variables).
+      extra: the inputs appended after the variables: static fields and
+        calendar features (`stconv.data.features`).
     """
 
     name: str
     splits: dict
     normalizer: Normalizer
     mask: np.ndarray
-    climatology: np.ndarray
+    climatology: Climatology
     spec: WindowSpec
     grid: dict
     targets: list[str]
+    extra: ExtraInputs | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
-        """``(input_length, lat, lon, channels)`` of one example."""
-        return (self.spec.input_length, *self.mask.shape)
+        """``(input_length, lat, lon, channels)`` of one example: the
+        variables' channels, then the extra inputs."""
+        extra = 0 if self.extra is None else self.extra.count
+        lat, lon, channels = self.mask.shape
+        return (self.spec.input_length, lat, lon, channels + extra)
 
 
 def grid_of(array: xr.DataArray) -> dict:
@@ -126,34 +137,78 @@ def targets_first(field: xr.DataArray, targets: Sequence[str] | None, source: st
 
 
 def training_statistics(
-    train: xr.DataArray, normalization: str, mask_file: str | None
-) -> tuple[Normalizer, np.ndarray, np.ndarray]:
-    """The normalizer, the valid-cell mask (or the mask file's) and the normalized
-    climatology, all from the training split.
+    train: xr.DataArray,
+    normalization: str,
+    mask_file: str | None,
+    climatology_window: int = 61,
+    source: str = "the data",
+) -> tuple[Normalizer, np.ndarray, Climatology]:
+    """The normalizer, the valid-cell mask (or the mask file's) and the
+    climatology (`training_climatology`), all from the training split.
 
     numpy's warnings are silenced: masked cells (all NaN) are expected, and an
     infinite value is refused by `stconv.data.checks.check_values` just after.
     """
+    channels = train.sizes["channel"]
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return fit_statistics(train, normalization, mask_file)
-
-
-def fit_statistics(
-    train: xr.DataArray, normalization: str, mask_file: str | None
-) -> tuple[Normalizer, np.ndarray, np.ndarray]:
-    channels = train.sizes["channel"]
-    if normalization == "none":
-        normalizer = Normalizer.identity(channels)
-    else:
-        normalizer = Normalizer.fit(train, per_cell=normalization == "cell")
-    if mask_file:
-        mask = load_mask_file(mask_file, (train.sizes["lat"], train.sizes["lon"]), channels)
-    else:
-        mask = nan_mask(train)
-    mean = train.mean(other_dims(train), skipna=True).transpose(*GRID_DIMS).values
-    climatology = np.nan_to_num(normalizer.normalize(mean), nan=0.0).astype(np.float32)
+        climatology = training_climatology(train, climatology_window, source)
+        if normalization == "none":
+            normalizer = Normalizer.identity(channels)
+        elif normalization == "climatology":
+            normalizer = Normalizer.fit_anomalies(train, climatology)
+        else:
+            normalizer = Normalizer.fit(train, per_cell=normalization == "cell")
+        if mask_file:
+            shape = (train.sizes["lat"], train.sizes["lon"])
+            mask = load_mask_file(mask_file, shape, channels)
+        else:
+            mask = nan_mask(train)
     return normalizer, mask, climatology
+
+
+def training_climatology(train: xr.DataArray, window: int, source: str) -> Climatology:
+    """The climatology by time of year of the training split (`fit_climatology`);
+    each cell's mean for the paper's samples, which carry no dates, and, with
+    a warning that says why, where no climatology by time of year can be
+    formed (less than a year of training data, an unknown calendar)."""
+    check_window(window)  # an invalid window is an error, not a reason to fall back
+    if other_dims(train) == ["time"]:
+        try:
+            return fit_climatology(train, window, source)
+        except DataError as error:
+            message = f"{error}; the climatology is each cell's training mean instead"
+            warnings.warn(message, ClimatologyWarning, stacklevel=2)
+    mean = train.mean(other_dims(train), skipna=True).transpose(*GRID_DIMS).values
+    return Climatology("annual", mean[None])
+
+
+class ClimatologyWarning(UserWarning):
+    """No climatology by time of year could be formed: each cell's mean is used."""
+
+
+def extra_inputs(
+    field: xr.DataArray, static: str | None, time_features: bool, bbox: tuple | None, source: str
+) -> ExtraInputs:
+    """The static fields of ``static`` (``FILE[:var,var]``, a file of a named
+    dataset too) and, with ``time_features``, the calendar features of
+    ``field``'s time axis (`stconv.data.features`)."""
+    extra = ExtraInputs.none(field.sizes["lat"], field.sizes["lon"])
+    if static is not None:
+        fields = static_fields(static, field, bbox, resolve=dataset_file)
+        names = tuple(str(name) for name in fields["channel"].values)
+        extra = dataclasses.replace(extra, static=normalized_static(fields), static_names=names)
+    if time_features:
+        extra = dataclasses.replace(extra, calendar=calendar_names(field["time"], source))
+    return extra
+
+
+def dataset_file(name: str) -> str:
+    """The file of a dataset of `DATASETS` that reads one (``weather``), else ``name``."""
+    if name in DATASETS:
+        files = DATASETS[name].files(None)
+        return files[0] if files else name
+    return name
 
 
 def field_dataset(
@@ -164,18 +219,27 @@ def field_dataset(
     normalization: str,
     mask_file: str | None,
     targets: Sequence[str] | None = None,
+    climatology_window: int = 61,
+    extra: ExtraInputs | None = None,
 ) -> Dataset:
     """Splits a ``(time, lat, lon, channel)`` field on time and windows each split;
-    the ``targets`` channels (default all) first."""
-    field, targets = targets_first(field, targets, f"dataset {name!r}")
-    starts = split_starts(field.sizes["time"], spec, fractions, f"dataset {name!r}")
+    the ``targets`` channels (default all) first, the ``extra`` inputs last."""
+    source = f"dataset {name!r}"
+    field, targets = targets_first(field, targets, source)
+    starts = split_starts(field.sizes["time"], spec, fractions, source)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    normalizer, mask, climatology = training_statistics(train, normalization, mask_file)
+    normalizer, mask, climatology = training_statistics(
+        train, normalization, mask_file, climatology_window, source
+    )
     check_values(field, mask, field.attrs.get("source", name))
     outputs = len(targets)
-    splits = {s: FieldWindows(field, starts[s], spec, normalizer, mask, outputs) for s in starts}
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(field), targets)
+    splits = {
+        split: FieldWindows(field, starts[split], spec, normalizer, mask, outputs, extra)
+        for split in starts
+    }
+    grid = grid_of(field)
+    return Dataset(name, splits, normalizer, mask, climatology, spec, grid, targets, extra)
 
 
 def is_paper_format(dataset: xr.Dataset) -> bool:
@@ -285,6 +349,13 @@ def open_synthetic(request: Request) -> xr.DataArray:
     return synthetic_field(*request.synthetic_shape, seed=request.seed)
 
 
+def open_weather(request: Request) -> xr.DataArray:
+    return open_field(
+        weather_file(request.seed), request.variables, chunks=request.chunks,
+        **request.open_options,
+    )  # fmt: skip
+
+
 def paper_files(path: str | None) -> list[str]:
     return resolve_paths(path) if path is not None else []
 
@@ -305,6 +376,13 @@ DATASETS: dict[str, Entry] = {
         "the paper's CHIRPS rainfall, pre-windowed (path= its Zenodo file)",
         open_paper_file,
         paper_files,
+    ),
+    "weather": Entry(
+        "coupled weather-like synthetic data (labelled so): daily t2m (K) advected by u10 and "
+        "v10 (m s-1) with seasons, 20 years on 24x48, and a static orography (m); generated "
+        "on first use into ~/.cache/stconv (or $STCONV_DATA_DIR)",
+        open_weather,
+        lambda path: [weather_file()],
     ),
     "synthetic": Entry(
         "seeded advecting, diffusing fields of any size (for tests and benchmarks)",
@@ -363,6 +441,9 @@ def load_dataset(
     chunks: Mapping | None = None,
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1),
     seed: int = 0,
+    climatology_window: int = 61,
+    static: str | None = None,
+    time_features: bool = False,
     **open_options,
 ) -> Dataset:
     """Loads a dataset by name or path, split, normalized and masked.
@@ -376,7 +457,8 @@ def load_dataset(
         use the reference's sample split instead).
       normalization: ``channel`` (per-channel mean and std of the training
         split), ``cell`` (each cell's own training mean, so the model sees
-        anomalies) or ``none`` (raw values, as the paper did).
+        anomalies), ``climatology`` (anomalies from the climatology by time of
+        year) or ``none`` (raw values, as the paper did).
       path: the file for ``cfsr`` and ``chirps``.
       variables: variable(s) to stack as channels: names, or ``NAME:LEVEL`` for
         one level of a variable with a vertical dimension; default every
@@ -387,6 +469,10 @@ def load_dataset(
       chunks: dask chunks to keep the data lazy, e.g. ``{"time": 64}``.
       synthetic_shape: ``(time, lat, lon, channels)`` of the synthetic field.
       seed: the synthetic field's seed.
+      climatology_window: days the climatology by day of year is smoothed
+        over (`stconv.data.climatology`).
+      static: ``FILE[:var,var]``: static fields added as inputs.
+      time_features: add the calendar features as inputs.
       **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.data.files.open_field`.
     """
     spec = WindowSpec(input_length, horizon, stride)
@@ -397,5 +483,15 @@ def load_dataset(
     )  # fmt: skip
     opened = opener(name)(request)
     if isinstance(opened, Dataset):
+        if static is not None or time_features:
+            raise DataError(
+                f"dataset {name!r} is pre-windowed without dates or coordinates: it takes "
+                "no --static and no --time-features"
+            )
         return opened
-    return field_dataset(name, opened, spec, fractions, normalization, mask_file, targets)
+    bbox = open_options.get("bbox")
+    extra = extra_inputs(opened, static, time_features, bbox, f"dataset {name!r}")
+    return field_dataset(
+        name, opened, spec, fractions, normalization, mask_file, targets, climatology_window,
+        extra,
+    )  # fmt: skip

@@ -5,7 +5,9 @@ Both sources follow grain's ``RandomAccessDataSource`` protocol (``len`` and
 inputs ``(input_length, lat, lon, channels)`` and targets
 ``(horizon, lat, lon, outputs)`` of the first ``outputs`` channels (the
 target variables), with NaN set to 0 (the training mean), and a boolean mask
-of the target cells that count in the loss and metrics.
+of the target cells that count in the loss and metrics. The inputs end with
+the extra channels (`stconv.data.features.ExtraInputs`: static fields and
+calendar features), which are never targets.
 """
 
 from collections.abc import Sequence
@@ -13,15 +15,24 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from stconv.data.features import ExtraInputs
 from stconv.data.normalization import Normalizer
 from stconv.data.windows import WindowSpec
 
 
-def model_inputs(windows: np.ndarray, normalizer: Normalizer) -> np.ndarray:
-    """Raw input windows as the model sees them, in training and in forecasts
-    alike: normalized float32, NaN set to 0 (the training mean)."""
-    normalized = normalizer.normalize(np.asarray(windows, np.float32))
-    return np.nan_to_num(normalized, nan=0.0).astype(np.float32)
+def model_inputs(
+    windows: np.ndarray,
+    normalizer: Normalizer,
+    times: np.ndarray | None = None,
+    extra: ExtraInputs | None = None,
+) -> np.ndarray:
+    """Raw input windows ``(..., time, lat, lon, channel)`` as the model sees
+    them, in training and in forecasts alike: normalized float32, NaN set to 0
+    (the training mean), then the ``extra`` inputs; ``times`` ``(..., time)``
+    of the frames, for a climatology normalization and calendar features."""
+    normalized = normalizer.normalize(np.asarray(windows, np.float32), times)
+    inputs = np.nan_to_num(normalized, nan=0.0).astype(np.float32)
+    return inputs if extra is None else extra.add(inputs, times)
 
 
 def make_example(
@@ -30,32 +41,48 @@ def make_example(
     normalizer: Normalizer,
     mask: np.ndarray,
     outputs: int | None = None,
+    times: np.ndarray | None = None,
+    extra: ExtraInputs | None = None,
 ) -> dict[str, np.ndarray]:
     """Normalizes raw windows, zeroes NaNs and masks the targets: the first
-    ``outputs`` channels (the target variables; default all)."""
+    ``outputs`` channels (the target variables; default all). ``times`` of
+    the window's frames, inputs then targets, where they are known."""
     outputs = targets.shape[-1] if outputs is None else outputs
     targets, mask = targets[..., :outputs], mask[..., :outputs]
     target_mask = np.isfinite(targets) & mask
-    inputs = model_inputs(inputs, normalizer)
-    normalized = normalizer.first(outputs).normalize(targets.astype(np.float32))
+    split = len(inputs)
+    input_times, target_times = (None, None) if times is None else (times[:split], times[split:])
+    inputs = model_inputs(inputs, normalizer, input_times, extra)
+    normalized = normalizer.first(outputs).normalize(targets.astype(np.float32), target_times)
     targets = np.where(target_mask, normalized, 0.0)
     return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
 
 
 class WindowSource:
     """What every source shares: window lengths, normalization, the static
-    mask and the number of target channels (the first ``outputs``)."""
+    mask, the number of target channels (the first ``outputs``) and the
+    extra inputs."""
 
     def __init__(
-        self, spec: WindowSpec, normalizer: Normalizer, mask: np.ndarray, outputs: int | None
+        self,
+        spec: WindowSpec,
+        normalizer: Normalizer,
+        mask: np.ndarray,
+        outputs: int | None,
+        extra: ExtraInputs | None = None,
     ):
         self.spec = spec
         self.normalizer = normalizer
         self.mask = mask
         self.outputs = mask.shape[-1] if outputs is None else outputs
+        self.extra = extra
 
-    def example(self, inputs: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        return make_example(inputs, targets, self.normalizer, self.mask, self.outputs)
+    def example(
+        self, inputs: np.ndarray, targets: np.ndarray, times: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        return make_example(
+            inputs, targets, self.normalizer, self.mask, self.outputs, times, self.extra
+        )
 
 
 class FieldWindows(WindowSource):
@@ -73,10 +100,12 @@ class FieldWindows(WindowSource):
         normalizer: Normalizer,
         mask: np.ndarray,
         outputs: int | None = None,
+        extra: ExtraInputs | None = None,
     ):
-        super().__init__(spec, normalizer, mask, outputs)
+        super().__init__(spec, normalizer, mask, outputs, extra)
         self.field = field
         self.starts = starts
+        self.frame_times = field["time"].values
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -85,7 +114,8 @@ class FieldWindows(WindowSource):
         start = self.starts[index]
         frames = self.field.isel(time=slice(start, start + self.spec.length)).values
         split = self.spec.input_length
-        return self.example(frames[:split], frames[split:])
+        times = self.frame_times[start : start + self.spec.length]
+        return self.example(frames[:split], frames[split:], times)
 
     def series(self) -> np.ndarray:
         """The raw frames the windows are cut from, in time order ``(time, lat, lon, channel)``."""

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
+from stconv.data.features import ExtraInputs
 from stconv.data.normalization import Normalizer
 from stconv.data.pipeline import one_ahead, pad_batch
 from stconv.data.sources import model_inputs
@@ -48,10 +49,13 @@ def unpadded(array, rows: int):
     return array[:rows] if len(array) > rows else array
 
 
-def to_physical(predictions, normalizer: Normalizer, mask: np.ndarray) -> np.ndarray:
-    """Normalized predictions in physical units, float32, NaN outside ``mask``
-    (``(lat, lon, channel)``)."""
-    values = normalizer.denormalize(np.asarray(predictions))
+def to_physical(
+    predictions, normalizer: Normalizer, mask: np.ndarray, times: np.ndarray | None = None
+) -> np.ndarray:
+    """Normalized predictions ``(n, lead, lat, lon, channel)`` in physical
+    units, float32, NaN outside ``mask`` (``(lat, lon, channel)``); ``times``
+    ``(n, lead)`` the valid times, for a climatology normalization."""
+    values = normalizer.denormalize(np.asarray(predictions), times)
     return np.where(mask, values, np.nan).astype(np.float32)
 
 
@@ -69,14 +73,20 @@ def field_batches(
     batch_size: int,
     start: int = 0,
     stop: int | None = None,
+    extra: ExtraInputs | None = None,
 ) -> Iterator[dict]:
     """``{"inputs"}`` batches of the normalized input windows ``start .. stop - 1``
-    of a raw field (default every window), as the model sees them in training.
+    of a raw field (default every window), as the model sees them in training,
+    with the ``extra`` inputs.
 
     Each batch reads only its ``batch_size + input_length - 1`` frames, so a
     dask-backed field larger than memory streams.
     """
     stop = field.sizes["time"] - input_length + 1 if stop is None else stop
+    times = field["time"].values
     for first in range(start, stop, batch_size):
-        windows = field_windows(field, input_length, first, min(first + batch_size, stop))
-        yield {"inputs": model_inputs(windows, normalizer)}
+        last = min(first + batch_size, stop)
+        windows = field_windows(field, input_length, first, last)
+        frames = times[first : last + input_length - 1]
+        window_times = sliding_window_view(frames, input_length)
+        yield {"inputs": model_inputs(windows, normalizer, window_times, extra)}

@@ -236,20 +236,30 @@ class ErrorAccumulator:
 
     Args:
       climatology: ``(lat, lon, channels)`` normalized reference of the ACC;
-        None leaves the metrics that need it out.
+        None leaves the metrics that need it out, unless ``batch_climatology``.
       weights: ``(lat,)`` area weights (`area_weights`); None weighs every
         cell alike (then the weighted scores equal the unweighted ones).
+      batch_climatology: every batch comes with its own reference (a
+        climatology by time of year, `add`).
     """
 
-    def __init__(self, climatology: np.ndarray | None = None, weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        climatology: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+        batch_climatology: bool = False,
+    ):
         self.climatology = climatology
         self.weights = weights
-        self.metrics = applicable(climatology is not None)
+        self.metrics = applicable(climatology is not None or batch_climatology)
         self.sums = None
 
-    def add(self, predictions, targets, mask, std) -> None:
+    def add(self, predictions, targets, mask, std, climatology=None) -> None:
+        """Adds one batch ``(batch, lead, lat, lon, channels)``, normalized;
+        ``climatology`` the batch's own ACC reference, of the same shape."""
         lat = targets.shape[2]
-        climatology = 0.0 if self.climatology is None else self.climatology
+        if climatology is None:
+            climatology = 0.0 if self.climatology is None else self.climatology
         weights = np.ones(lat, np.float32) if self.weights is None else self.weights
         sums = batch_sums(predictions, targets, mask, std, climatology, weights, self.metrics)
         batch = {k: np.asarray(v, np.float64) for k, v in sums.items()}

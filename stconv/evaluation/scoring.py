@@ -2,9 +2,11 @@
 
 `evaluate` scores forecasters on every window of a split, per target
 variable. The baselines (`baselines`): persistence (the last input frame),
-climatology (the training split's mean of every cell) and the input mean
-(each cell's mean over the input window), of the target variables (the first
-channels). `add_skill` scores every forecast against persistence and against
+climatology (the training split's climatology, by time of year where the
+data have seasons: `stconv.data.climatology`) and the input mean (each
+cell's mean over the input window), of the target variables (the first
+channels). A climatology by time of year differs per window: the windows
+then carry it (`WithClimatology`). `add_skill` scores every forecast against persistence and against
 the best baseline; `name_and_score` gives the results their layout: one
 entry per target variable, each ``{forecast: scores}`` in its own units.
 """
@@ -13,7 +15,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
+from stconv.data.normalization import Normalizer
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation.inference import Predictor, predicted_batches, unpadded
 from stconv.evaluation.metrics import ErrorAccumulator, skill
@@ -38,6 +42,33 @@ def batches_in_order(source, batch_size: int) -> Iterator[dict]:
     return epoch_batches(source, batch_size, shuffle=False)
 
 
+class WithClimatology:
+    """The windows of ``source`` with the climatology at their target frames'
+    times, normalized, under ``"climatology"`` (``(horizon, lat, lon,
+    outputs)``): the climatology forecast, and the ACC's reference.
+
+    Args:
+      source: windows with their valid times (`stconv.data.sources.FieldWindows`).
+      climatology: the targets' climatology, physical units.
+      normalizer: the targets' normalizer.
+    """
+
+    def __init__(self, source, climatology: Climatology, normalizer: Normalizer):
+        self.source = source
+        self.climatology = climatology
+        self.normalizer = normalizer
+        self.valid_times = source.valid_times()
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        times = self.valid_times[index]
+        values = self.normalizer.normalize(self.climatology.at(times), times)
+        reference = np.nan_to_num(values, nan=0.0).astype(np.float32)
+        return {**self.source[index], "climatology": reference}
+
+
 def evaluate(
     forecasters: dict[str, Predictor],
     source,
@@ -51,7 +82,9 @@ def evaluate(
     """The scores of `stconv.evaluation.metrics` (physical units, masked, whole
     set and per lead time) of each forecaster on every window of ``source``,
     read once, in order; the ACC against ``climatology`` (normalized) if given,
-    the weighted scores with the area ``weights`` if given.
+    or against the climatology the windows carry (`WithClimatology`), the
+    weighted scores with the area ``weights`` if given. A forecaster that is
+    None is read from the batches under its name (``"climatology"``).
 
     Batches are padded to ``batch_size`` (or the whole set, if smaller) and the
     padding is masked out and dropped, so a jitted forecaster compiles once.
@@ -63,11 +96,18 @@ def evaluate(
         no target cell of any window is valid: there is nothing to score.
     """
     batch_size = min(batch_size, len(source))
-    accumulators = {name: ErrorAccumulator(climatology, weights) for name in forecasters}
+    carried = isinstance(source, WithClimatology)
+    accumulators = {
+        name: ErrorAccumulator(climatology, weights, batch_climatology=carried)
+        for name in forecasters
+    }
     batches = batches_in_order(source, batch_size)
-    for batch, padded, predictions in predicted_batches(forecasters, batches, batch_size):
+    computed = {name: f for name, f in forecasters.items() if f is not None}
+    for batch, padded, predictions in predicted_batches(computed, batches, batch_size):
+        predictions = {name: predictions.get(name, padded.get(name)) for name in forecasters}
+        reference = padded.get("climatology")
         for name, prediction in predictions.items():
-            accumulators[name].add(prediction, padded["targets"], padded["mask"], std)
+            accumulators[name].add(prediction, padded["targets"], padded["mask"], std, reference)
         if on_batch is not None:
             size = len(batch["inputs"])
             on_batch(batch, {name: unpadded(p, size) for name, p in predictions.items()})
@@ -81,13 +121,19 @@ BASELINES = ("persistence", "climatology", "input_mean")
 
 
 def baselines(
-    climatology: np.ndarray | None, horizon: int, outputs: int | None = None
-) -> dict[str, Predictor]:
-    """Persistence, climatology (unless None: not known) and the input mean as
-    forecasters (`BASELINES`) of the first ``outputs`` channels (the target
-    variables; default all)."""
+    climatology: np.ndarray | str | None, horizon: int, outputs: int | None = None
+) -> dict[str, Predictor | None]:
+    """Persistence, climatology and the input mean as forecasters (`BASELINES`)
+    of the first ``outputs`` channels (the target variables; default all).
+
+    ``climatology``: ``(lat, lon, channels)`` normalized, the same for every
+    window; ``"carried"`` where the windows carry it (`WithClimatology`: the
+    forecaster is then None, `evaluate` reads it); None where it is not known.
+    """
     forecasters = {"persistence": lambda inputs: persistence(inputs[..., :outputs], horizon)}
-    if climatology is not None:
+    if isinstance(climatology, str):
+        forecasters["climatology"] = None
+    elif climatology is not None:
         climatology = climatology[..., :outputs]
         forecasters["climatology"] = lambda x: climatology_forecast(climatology, x, horizon)
     forecasters["input_mean"] = lambda inputs: input_mean(inputs[..., :outputs], horizon)
@@ -121,16 +167,27 @@ def add_skill(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def name_and_score(
-    results: dict[str, list[dict]], model: str, variables: list[str], units: list[str]
+    results: dict[str, list[dict]],
+    model: str,
+    variables: list[str],
+    units: list[str],
+    climatology: str | None = None,
 ) -> dict[str, dict]:
     """The results of `evaluate` in their layout: per target variable (in
     channel order), ``{forecast: scores}`` with the forecaster ``"model"``
-    named ``model``, each forecast's scores with the variable's ``units`` and
-    its skill (`add_skill`)."""
+    named ``model``, each forecast's scores with the variable's ``units``,
+    the ``climatology`` its ACC and the climatology forecast used
+    (`stconv.data.climatology.Climatology.describe`; left out when there was
+    none) and its skill (`add_skill`)."""
+    used = {} if climatology is None else {"climatology": climatology}
     return {
         variable: add_skill(
             {
-                model if name == "model" else name: {**scores[channel], "units": units[channel]}
+                model if name == "model" else name: {
+                    **scores[channel],
+                    "units": units[channel],
+                    **used,
+                }
                 for name, scores in results.items()
             }
         )

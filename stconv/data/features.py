@@ -1,0 +1,177 @@
+"""Inputs that are read but never forecast: static fields and calendar features.
+
+They are appended after the variables' channels of every input window, in
+training and in forecasts alike (`stconv.data.sources.model_inputs`):
+
+- static fields without time (orography, land-sea mask, soil type), from
+  ``--static FILE[:var,var]``, normalized per field over the grid's cells;
+- with ``--time-features``, the sine and cosine of the fraction of the year
+  (calendar-aware: 360, 365 or 366 days) and, for sub-daily data, of the
+  hour of day, at each input frame's time.
+
+The targets stay the first channels, so a model's outputs never include them
+and no score sees them.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from stconv.data.errors import DataError
+from stconv.data.files import dim_role, open_dataset, resolve_paths, select_box
+
+YEAR_FEATURES = ("sin_day_of_year", "cos_day_of_year")
+DAY_FEATURES = ("sin_hour_of_day", "cos_hour_of_day")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraInputs:
+    """The inputs appended to the variables' channels.
+
+    Attributes:
+      static: ``(lat, lon, k)`` normalized static fields (``k`` may be 0).
+      static_names: their names.
+      calendar: the calendar features' names (`YEAR_FEATURES`, and
+        `DAY_FEATURES` for sub-daily data); empty without ``--time-features``.
+    """
+
+    static: np.ndarray
+    static_names: tuple[str, ...] = ()
+    calendar: tuple[str, ...] = ()
+
+    @classmethod
+    def none(cls, lat: int, lon: int) -> "ExtraInputs":
+        return cls(np.zeros((lat, lon, 0), np.float32))
+
+    @property
+    def names(self) -> list[str]:
+        """The channels appended, in order."""
+        return [*self.static_names, *self.calendar]
+
+    @property
+    def count(self) -> int:
+        return len(self.names)
+
+    def add(self, inputs: np.ndarray, times=None) -> np.ndarray:
+        """``inputs`` ``(..., time, lat, lon, channels)`` with the extra channels
+        appended; ``times`` ``(..., time)`` of the frames, for the calendar
+        features. Without extra inputs, ``inputs`` itself."""
+        if not self.count:
+            return inputs
+        frames = inputs.shape[:-1]
+        pieces = [inputs, np.broadcast_to(self.static, (*frames, len(self.static_names)))]
+        if self.calendar:
+            features = calendar_features(np.asarray(times), len(self.calendar) > 2)
+            pieces.append(
+                np.broadcast_to(features[..., None, None, :], (*frames, len(self.calendar)))
+            )
+        return np.concatenate(pieces, axis=-1).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        """Their description for ``data.json`` (the static values are saved apart)."""
+        return {"static": list(self.static_names), "calendar": list(self.calendar)}
+
+    @classmethod
+    def from_dict(cls, description: dict, static: np.ndarray | None, shape: tuple) -> "ExtraInputs":
+        """The extra inputs a run recorded (`to_dict`), ``static`` its saved fields;
+        none for runs made before they existed."""
+        names = tuple(description.get("static", ()))
+        values = static if names else np.zeros((*shape, 0), np.float32)
+        return cls(values, names, tuple(description.get("calendar", ())))
+
+
+def calendar_features(times: np.ndarray, hours: bool) -> np.ndarray:
+    """``times.shape + (2 or 4,)``: sine and cosine of the fraction of the year
+    and, with ``hours``, of the hour of day."""
+    flat = xr.DataArray(times.ravel()).dt
+    year = (flat.dayofyear.values - 1 + flat.hour.values / 24) / flat.days_in_year.values
+    angles = [2 * np.pi * year]
+    if hours:
+        angles.append(2 * np.pi * (flat.hour.values + flat.minute.values / 60) / 24)
+    columns = [f(a) for a in angles for f in (np.sin, np.cos)]
+    return np.stack(columns, axis=-1).reshape(*times.shape, len(columns)).astype(np.float32)
+
+
+def calendar_names(times: xr.DataArray, source: str) -> tuple[str, ...]:
+    """The calendar features of a field's time axis: the year's, and the day's
+    for sub-daily steps.
+
+    Raises:
+      DataError: naming ``source`` when the times are not dates.
+    """
+    values = times.values
+    if np.issubdtype(values.dtype, np.number) or len(values) < 2:
+        raise DataError(
+            f"{source}: --time-features needs a time axis of dates, and its times are "
+            f"{values.dtype} numbers: drop --time-features or give a file with CF dates"
+        )
+    sub_daily = pd.Timedelta(values[1] - values[0]) < pd.Timedelta(days=1)
+    return YEAR_FEATURES + (DAY_FEATURES if sub_daily else ())
+
+
+def static_fields(
+    spec: str, field: xr.DataArray, bbox: tuple | None = None, resolve=lambda name: name
+) -> xr.DataArray:
+    """The static fields of ``spec`` (``FILE`` or ``FILE:var,var``; default
+    every variable with latitude and longitude and no time) on the grid of
+    ``field``, as ``(lat, lon, channel)`` in physical units.
+
+    Args:
+      spec: the ``--static`` value.
+      field: the ``(time, lat, lon, channel)`` field they go with.
+      bbox: the region selected of the field, selected of them too.
+      resolve: a dataset name to its file (``weather``), else the name.
+
+    Raises:
+      DataError: naming the file, for a missing variable, one with time, or
+        another grid.
+    """
+    path, colon, names = spec.rpartition(":")
+    path, names = (
+        (resolve(path), names) if colon and os.path.exists(resolve(path)) else (resolve(spec), "")
+    )
+    dataset = open_dataset(resolve_paths(path), None)
+    roles = {dim_role(dataset, str(dim)): str(dim) for dim in dataset.dims}
+    if "lat" not in roles or "lon" not in roles:
+        raise DataError(f"--static {path!r} has no latitude and longitude dimensions")
+    dataset = dataset.rename({roles["lat"]: "lat", roles["lon"]: "lon"})
+    static = [str(v) for v, a in dataset.data_vars.items() if set(a.dims) == {"lat", "lon"}]
+    wanted = names.split(",") if names else static
+    missing = [name for name in wanted if name not in static]
+    if missing or not wanted:
+        raise DataError(
+            f"--static {path!r} has no static variable {missing[0] if missing else ''!r} "
+            f"(latitude and longitude only): available are {static}"
+        )
+    arrays = [dataset[name].transpose("lat", "lon") for name in wanted]
+    fields = xr.concat(arrays, dim="channel", coords="minimal", compat="override")
+    fields = fields.transpose("lat", "lon", "channel").assign_coords(channel=wanted)
+    if bbox is not None:
+        fields = select_box(fields, bbox, path)
+    check_same_grid(fields, field, path)
+    return fields.load()
+
+
+def check_same_grid(static: xr.DataArray, field: xr.DataArray, path: str) -> None:
+    """Raises DataError naming ``path`` unless ``static`` is on the grid of ``field``."""
+    for dim in ("lat", "lon"):
+        ours, theirs = static[dim].values, field[dim].values
+        if ours.shape != theirs.shape or not np.allclose(ours, theirs):
+            raise DataError(
+                f"--static {path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
+                f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
+                "regrid it to the data's grid first"
+            )
+
+
+def normalized_static(fields: xr.DataArray) -> np.ndarray:
+    """``(lat, lon, k)``: each field minus its mean over the cells, divided by
+    its std (1 for a constant field), NaN set to 0."""
+    values = fields.values.astype(np.float64)
+    mean = np.nanmean(values, axis=(0, 1))
+    std = np.nanstd(values, axis=(0, 1))
+    normalized = (values - mean) / np.where(std > 0, std, 1.0)
+    return np.nan_to_num(normalized, nan=0.0).astype(np.float32)

@@ -1,0 +1,157 @@
+"""Data with seasons: the climatology by time of year as a baseline, an ACC
+reference and a normalization; calendar and static inputs, read by the model
+and never forecast, in training and in `predict` alike."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from stconv import cli
+from stconv.data.errors import DataError
+from stconv.data.registry import ClimatologyWarning, load_dataset
+from stconv.data.weather import weather_dataset
+from stconv.forecaster import Forecaster
+from stconv.run import RunDirectory
+
+TINY = ["--num-layers", "1", "--hidden-dim", "4", "--kernel-size", "3", "--epochs", "1"]
+TINY += ["--input-length", "3", "--horizon", "2", "--forecast-samples", "0"]
+
+
+@pytest.fixture(scope="module")
+def weather(tmp_path_factory):
+    """Three years of the weather dataset on a small grid: the variables in one
+    file, the orography in another."""
+    folder = tmp_path_factory.mktemp("weather")
+    dataset = weather_dataset(years=3, lat=6, lon=8, seed=1)
+    dataset.drop_vars("orography").to_netcdf(folder / "weather.nc")
+    dataset[["orography"]].to_netcdf(folder / "orography.nc")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seasonal_run(weather, tmp_path_factory):
+    """A tiny run that reads the winds, the orography and the calendar,
+    normalized as anomalies from the climatology, forecasting t2m."""
+    workdir = tmp_path_factory.mktemp("runs") / "seasonal"
+    argv = ["train", "--workdir", str(workdir), *TINY, "--dataset", str(weather / "weather.nc")]
+    argv += ["--variables", "t2m,u10,v10", "--targets", "t2m", "--normalization", "climatology"]
+    argv += ["--static", f"{weather / 'orography.nc'}:orography", "--time-features"]
+    argv += ["--climatology-window", "31"]
+    assert cli.main(argv) == 0
+    return workdir
+
+
+def test_the_climatology_of_daily_data_is_by_day_of_year(weather):
+    dataset = load_dataset(str(weather / "weather.nc"), variables="t2m", climatology_window=31)
+    climatology = dataset.climatology
+    assert (climatology.kind, climatology.calendar, climatology.window) == ("daily", "standard", 31)
+    assert climatology.values.shape == (366, 6, 8, 1)
+    # The band is northern: July is warmer than January by several kelvin.
+    january, july = climatology.values[10].mean(), climatology.values[190].mean()
+    assert july - january > 5
+
+
+def test_less_than_a_year_falls_back_to_each_cells_mean_with_a_warning(weather):
+    with pytest.warns(ClimatologyWarning, match=r"one full year .*each cell's training mean"):
+        dataset = load_dataset(
+            str(weather / "weather.nc"), variables="t2m", fractions=(0.3, 0.35, 0.35)
+        )
+    assert dataset.climatology.kind == "annual"
+
+
+def test_an_even_window_is_refused_not_fallen_back_from(weather):
+    with pytest.raises(DataError, match="climatology_window is 4: it must be a positive odd"):
+        load_dataset(str(weather / "weather.nc"), variables="t2m", climatology_window=4)
+
+
+def test_climatology_normalization_makes_anomalies_and_inverts(weather):
+    dataset = load_dataset(
+        str(weather / "weather.nc"), variables="t2m", normalization="climatology",
+        input_length=2, horizon=1,
+    )  # fmt: skip
+    normalizer, source = dataset.normalizer, dataset.splits["validation"]
+    start = source.starts[0]
+    frames = source.field.isel(time=slice(start, start + 3))
+    times = frames["time"].values
+    expected = (frames.values - dataset.climatology.at(times)) / normalizer.std
+    example = source[0]
+    np.testing.assert_allclose(example["inputs"], expected[:2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(example["targets"], expected[2:], rtol=1e-5, atol=1e-5)
+    back = normalizer.denormalize(example["targets"], times[2:])
+    np.testing.assert_allclose(back, frames.values[2:], rtol=1e-6)
+
+
+def test_calendar_and_static_inputs_are_inputs_only(weather):
+    static = f"{weather / 'orography.nc'}:orography"
+    dataset = load_dataset(
+        str(weather / "weather.nc"), variables=["t2m", "u10"], targets=["t2m"], input_length=2,
+        horizon=1, static=static, time_features=True,
+    )  # fmt: skip
+    assert dataset.extra.names == ["orography", "sin_day_of_year", "cos_day_of_year"]
+    assert dataset.input_shape == (2, 6, 8, 5)
+    example = dataset.splits["train"][0]
+    assert example["inputs"].shape == (2, 6, 8, 5) and example["targets"].shape == (1, 6, 8, 1)
+    orography = xr.open_dataset(weather / "orography.nc")["orography"].values
+    normalized = (orography - orography.mean()) / orography.std()
+    np.testing.assert_allclose(example["inputs"][0, ..., 2], normalized, rtol=1e-4, atol=1e-5)
+    # 1 and 2 January 1990: days 0 and 1 of 365.
+    angles = 2 * np.pi * np.array([0, 1]) / 365
+    np.testing.assert_allclose(example["inputs"][:, 0, 0, 3], np.sin(angles), atol=1e-6)
+    np.testing.assert_allclose(example["inputs"][:, 0, 0, 4], np.cos(angles), atol=1e-6)
+
+
+def test_a_seasonal_run_scores_forecasts_and_predicts_its_targets_only(seasonal_run, weather):
+    run = RunDirectory(seasonal_run)
+    description = json.loads((seasonal_run / "data.json").read_text())
+    assert description["extra_inputs"] == {
+        "static": ["orography"], "calendar": ["sin_day_of_year", "cos_day_of_year"]
+    }  # fmt: skip
+    assert description["input_shape"] == [3, 6, 8, 6]  # t2m, u10, v10, orography, sin, cos
+    results = run.results()
+    assert list(results) == ["t2m"]
+    assert results["t2m"]["climatology"]["climatology"] == "by day of year, smoothed over 31 days"
+    assert "acc" in results["t2m"]["stconvs2s-r"]
+    forecaster = Forecaster.load(seasonal_run)
+    assert forecaster.climatology.kind == "daily"
+    assert forecaster.normalizer.climatology is not None
+    forecast = forecaster.forecast(weather / "weather.nc")
+    assert list(forecast.data_vars) == ["t2m"]
+    values = forecast["t2m"].isel(init_time=slice(0, 3)).values
+    assert np.all(np.isfinite(values)) and 200 < values.mean() < 330  # kelvin, not anomalies
+    again = forecaster.evaluate(weather / "weather.nc")
+    assert again["t2m"]["climatology"]["climatology"] == "by day of year, smoothed over 31 days"
+
+
+def test_the_table_names_a_climatology_by_time_of_year(seasonal_run):
+    out = (seasonal_run / "results.json").read_text()
+    assert "by day of year" in out
+    assert cli.main(["evaluate", "--workdir", str(seasonal_run)]) == 0
+
+
+def test_new_data_without_dates_or_on_another_grid_is_refused(seasonal_run, weather, tmp_path):
+    forecaster = Forecaster.load(seasonal_run)
+    data = xr.open_dataset(weather / "weather.nc")
+    numbers = data.assign_coords(time=np.arange(data.sizes["time"], dtype=float))
+    with pytest.raises(DataError, match="--time-features needs a time axis of dates"):
+        forecaster.forecast(numbers)
+    other = data.isel(lat=slice(0, 4))
+    with pytest.raises(DataError, match=r"reads static fields \['orography'\] of its own grid"):
+        forecaster.forecast(other, other_grid=True)
+
+
+def test_a_static_file_on_another_grid_is_refused(weather, tmp_path):
+    orography = xr.open_dataset(weather / "orography.nc").isel(lon=slice(0, 5))
+    orography.to_netcdf(tmp_path / "small.nc")
+    with pytest.raises(DataError, match=r"--static '.*small.nc' is on another grid \(lon"):
+        load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "small.nc"))
+
+
+def test_time_features_need_dates(tmp_path):
+    data = weather_dataset(years=1, lat=4, lon=4).drop_vars("orography")
+    data = data.assign_coords(time=np.arange(data.sizes["time"], dtype=float))
+    data["time"].attrs = {"axis": "T"}
+    data.to_netcdf(tmp_path / "numbers.nc")
+    with pytest.raises(DataError, match="--time-features needs a time axis of dates"):
+        load_dataset(str(tmp_path / "numbers.nc"), time_features=True)
