@@ -116,7 +116,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         help="start from these settings (main: the README's main job; paper-cfsr, "
-        "paper-chirps: the paper's); the flags given override them",
+        "paper-chirps: the paper's; weather: t2m from winds, orography and calendar on the "
+        "weather dataset); the flags given override them",
     )
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")

@@ -52,7 +52,14 @@ def test_paper_presets_and_cells():
         num_layers=3, hidden_dim=32, kernel_size=3, normalization="none", dropout=0.5
     )
     assert cell_settings("arima", "hadcm3-a1b")["arima_center"] == "window"
-    assert set(PRESETS) == {"main", "paper-cfsr", "paper-chirps"}
+    assert set(PRESETS) == {"main", "paper-cfsr", "paper-chirps", "weather"}
+    weather = get_config("weather")
+    assert (weather.targets, weather.static, weather.time_features) == (
+        ("t2m",),
+        "weather:orography",
+        True,
+    )
+    assert weather.normalization == "climatology" and weather.iterations == 3
 
 
 @pytest.mark.parametrize(

@@ -137,10 +137,11 @@ def test_weather_file_is_written_once(tmp_path, capsys):
 def test_weather_file_directory_and_names(tmp_path, monkeypatch):
     monkeypatch.setenv("STCONV_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(weather, "weather_dataset", lambda **sizes: xr.Dataset(attrs=sizes))
-    assert weather_file(5) == str(tmp_path / "weather-seed5.nc")
-    with xr.open_dataset(tmp_path / "weather-seed5.nc") as written:
-        assert (written.attrs["years"], written.attrs["lat"], written.attrs["lon"]) == (20, 24, 48)
-    assert weather_file(5, lon=48).endswith("weather-seed5.nc")  # the defaults, named so
+    default = tmp_path / "weather-seed5-years20-lat16-lon32.nc"
+    assert weather_file(5) == str(default)
+    with xr.open_dataset(default) as written:
+        assert (written.attrs["years"], written.attrs["lat"], written.attrs["lon"]) == (20, 16, 32)
+    assert weather_file(5, lon=32) == str(default)  # the defaults, named so
     with pytest.raises(TypeError, match="sizes"):
         weather_file(5, tmp_path, start="2000-01-01")
 

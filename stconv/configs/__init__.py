@@ -1,4 +1,5 @@
-"""Named presets: the paper's settings and the README's main job.
+"""Named presets: the paper's settings, the README's main job and the
+comparison on data with seasons (``weather``).
 
     stconv train --preset main --workdir runs/hadcm3-a1b   # flags override the preset
     config = get_config("paper-cfsr", horizon=15, data_path="data/...")
@@ -35,6 +36,24 @@ PRESETS = {
         epochs=40,
         **DATASET_SETTINGS["hadcm3-a1b"],
         residual_base="mean",
+        iterations=3,
+    ),
+    # Data with seasons (issue 28): t2m forecast from t2m, the winds, the static
+    # orography and the calendar, as anomalies from the climatology by day of
+    # year; sized so that its three seeds train in under 10 minutes on 2 cores
+    # (experiments/results/seasons.md).
+    "weather": dict(
+        dataset="weather",
+        variables=("t2m", "u10", "v10"),
+        targets=("t2m",),
+        static="weather:orography",
+        time_features=True,
+        normalization="climatology",
+        num_layers=2,
+        hidden_dim=8,
+        kernel_size=5,
+        batch_size=32,
+        epochs=6,
         iterations=3,
     ),
     # The paper's Table 2 settings (the files are the user's: data_path=...).

@@ -229,15 +229,24 @@ def date_fields(values: np.ndarray) -> DateFields:
     if np.issubdtype(values.dtype, np.datetime64):
         if np.isnat(flat).any():
             raise DataError("the times include NaT (not a time): drop or fill them")
-        index = pd.DatetimeIndex(flat)
-        fields = [index.year, index.month, index.day, index.hour]
-        exact = (index.minute == 0) & (index.second == 0) & (index.microsecond == 0)
-        on_hour = np.asarray(exact & (index.nanosecond == 0))
-        return DateFields("standard", *(np.asarray(f, np.int64) for f in fields), on_hour)
+        return DateFields("standard", *datetime64_fields(flat))
     fields = [[getattr(t, name) for t in flat] for name in ("year", "month", "day", "hour")]
     on_hour = [t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in flat]
     calendar = getattr(flat[0], "calendar", "standard")
     return DateFields(calendar, *(np.array(f, np.int64) for f in fields), np.array(on_hour, bool))
+
+
+def datetime64_fields(flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Year, month, day, hour and whether on the hour, of numpy datetimes, in
+    numpy alone: called for every example's few frames, where pandas' fields
+    cost a millisecond."""
+    years, months, days = (flat.astype(f"M8[{unit}]") for unit in ("Y", "M", "D"))
+    year = years.astype(np.int64) + 1970
+    month = (months - years).astype(np.int64) + 1
+    day = (days - months).astype(np.int64) + 1
+    within = (flat - days).astype("m8[ns]").astype(np.int64)
+    hour_ns = 3_600_000_000_000
+    return year, month, day, within // hour_ns, within % hour_ns == 0
 
 
 def normalize_calendar(calendar: str, source: str) -> str:

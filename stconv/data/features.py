@@ -86,13 +86,27 @@ class ExtraInputs:
 def calendar_features(times: np.ndarray, hours: bool) -> np.ndarray:
     """``times.shape + (2 or 4,)``: sine and cosine of the fraction of the year
     and, with ``hours``, of the hour of day."""
-    flat = xr.DataArray(times.ravel()).dt
-    year = (flat.dayofyear.values - 1 + flat.hour.values / 24) / flat.days_in_year.values
-    angles = [2 * np.pi * year]
+    day, days_in_year, hour = year_and_day(times.ravel())
+    angles = [2 * np.pi * (day + hour / 24) / days_in_year]
     if hours:
-        angles.append(2 * np.pi * (flat.hour.values + flat.minute.values / 60) / 24)
+        angles.append(2 * np.pi * hour / 24)
     columns = [f(a) for a in angles for f in (np.sin, np.cos)]
     return np.stack(columns, axis=-1).reshape(*times.shape, len(columns)).astype(np.float32)
+
+
+def year_and_day(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 0-based day of the year, the days in the year and the hour of the
+    day (with its fraction) of 1-D dates: numpy datetimes in numpy alone (this
+    runs for every example), cftime dates through xarray."""
+    if np.issubdtype(flat.dtype, np.datetime64):
+        years, days = flat.astype("M8[Y]"), flat.astype("M8[D]")
+        day = (days - years).astype(np.int64)
+        days_in_year = ((years + 1).astype("M8[D]") - years).astype(np.int64)
+        hour = (flat - days).astype("m8[ns]").astype(np.int64) / 3.6e12
+        return day, days_in_year, hour
+    fields = xr.DataArray(flat).dt
+    hour = fields.hour.values + fields.minute.values / 60
+    return fields.dayofyear.values - 1, fields.days_in_year.values, hour
 
 
 def calendar_names(times: xr.DataArray, source: str) -> tuple[str, ...]:

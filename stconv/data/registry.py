@@ -379,7 +379,7 @@ DATASETS: dict[str, Entry] = {
     ),
     "weather": Entry(
         "coupled weather-like synthetic data (labelled so): daily t2m (K) advected by u10 and "
-        "v10 (m s-1) with seasons, 20 years on 24x48, and a static orography (m); generated "
+        "v10 (m s-1) with seasons, 20 years on 16x32, and a static orography (m); generated "
         "on first use into ~/.cache/stconv (or $STCONV_DATA_DIR)",
         open_weather,
         lambda path: [weather_file()],

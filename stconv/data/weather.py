@@ -62,7 +62,7 @@ MOUNTAIN_WIDTH = (400e3, 1000e3)  # m, standard deviation of the Gaussian
 SUBSTEPS_PER_DAY = 4
 SPINUP_DAYS = 60
 
-DEFAULT_SIZES = {"years": 20, "lat": 24, "lon": 48}
+DEFAULT_SIZES = {"years": 20, "lat": 16, "lon": 32}
 
 
 def grid(lat: int, lon: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +249,7 @@ def advect(field: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarr
 
 
 def weather_dataset(
-    years: int = 20, lat: int = 24, lon: int = 48, *, seed: int = 0, start: str = "1990-01-01"
+    years: int = 20, lat: int = 16, lon: int = 32, *, seed: int = 0, start: str = "1990-01-01"
 ) -> xr.Dataset:
     """The synthetic weather, daily from ``start`` for ``years`` calendar years.
 
@@ -431,11 +431,12 @@ def weather_file(seed: int = 0, directory: str | os.PathLike | None = None, **si
         directory: Where the file lies; by default ``$STCONV_DATA_DIR``, else
             ``~/.cache/stconv``. Created if missing.
         **sizes: ``years``, ``lat``, ``lon`` of `weather_dataset` (by default
-            20, 24, 48); sizes other than those are named in the file name.
+            20, 16, 32).
 
     Returns:
-        The path ``{directory}/weather-seed{seed}.nc`` (with the sizes, when
-        not the defaults); an existing file is returned as it is.
+        The path ``{directory}/weather-seed{seed}-years{years}-lat{lat}-lon{lon}.nc``
+        (the sizes named, so that a file of other sizes is never taken for
+        it); an existing file is returned as it is.
     """
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
@@ -446,7 +447,7 @@ def weather_file(seed: int = 0, directory: str | os.PathLike | None = None, **si
         directory = os.environ.get("STCONV_DATA_DIR") or os.path.join("~", ".cache", "stconv")
     directory = os.path.expanduser(os.fspath(directory))
     chosen = {**DEFAULT_SIZES, **sizes}
-    suffix = "" if chosen == DEFAULT_SIZES else "".join(f"-{k}{v}" for k, v in chosen.items())
+    suffix = "".join(f"-{k}{v}" for k, v in chosen.items())
     path = os.path.join(directory, f"weather-seed{seed}{suffix}.nc")
     if os.path.exists(path):
         return path

@@ -1,0 +1,197 @@
+"""Do the right inputs pay off on data with seasons? The comparison on the
+``weather`` dataset (`stconv.data.weather`: synthetic, coupled, daily, 20 years).
+
+    python experiments/seasons.py --workdir runs/seasons --output experiments/results/seasons.md
+
+Trains the ``weather`` preset (STConvS2S-R reading t2m, u10, v10, the static
+orography and the calendar, as anomalies from the climatology by day of year,
+forecasting t2m 1 to 5 days ahead) and the same model reading t2m alone, three
+seeds each, and scores them on the test years beside persistence, the input
+mean, the climatology by day of year and the training mean of every cell (the
+climatology stconv used before seasons were known). Writes a Markdown table
+per lead time, mean +- std over the seeds, with the command, machine and date.
+Runs already finished in ``--workdir`` are read, not trained again.
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from stconv.assembly import load_config_dataset
+from stconv.configs import get_config
+from stconv.data.windows import time_segments
+from stconv.evaluation.metrics import grid_weights
+from stconv.evaluation.scoring import WithClimatology, climatology_forecast, evaluate
+from stconv.experiment import train_and_evaluate
+from stconv.provenance import machine
+from stconv.run import RunDirectory
+
+# The two models compared: the preset, and the preset without the extra inputs.
+MODELS = {
+    "all inputs": {},
+    "t2m alone": dict(variables=("t2m",), static=None, time_features=False),
+}
+TARGET = "t2m"
+
+
+def trained(config, workdir: str) -> dict:
+    """``{"runs", "summary"}`` of the runs of ``config`` in ``workdir``, trained
+    unless already finished."""
+    top = RunDirectory(workdir)
+    if top.has(top.SUMMARY):
+        print(f"{workdir}: finished, read")
+        return top.read_json(top.SUMMARY, "")
+    return train_and_evaluate(config, workdir)
+
+
+def training_mean_scores(config) -> dict:
+    """The test scores of the training mean of every cell and of the
+    climatology by day of year, on the preset's test windows of t2m."""
+    dataset = load_config_dataset(config.replace(variables=(TARGET,), normalization="channel"))
+    split = dataset.splits["test"]
+    start, stop = time_segments(split.field.sizes["time"])["train"]
+    mean = split.field.isel(time=slice(start, stop)).mean("time").values
+    normalized = np.nan_to_num(dataset.normalizer.normalize(mean)).astype(np.float32)
+    forecasters = {
+        "training mean": lambda x: climatology_forecast(normalized, x, config.horizon),
+        "climatology": None,  # carried by the windows
+    }
+    source = WithClimatology(split, dataset.climatology, dataset.normalizer)
+    weights = grid_weights(dataset.grid, config.area_weights)
+    scores = evaluate(forecasters, source, dataset.normalizer.std, 64, weights=weights)
+    return {name: values[0] for name, values in scores.items()}
+
+
+def per_lead(summary: dict, forecast: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    values = summary[TARGET][forecast][f"{metric}_per_lead"]
+    return np.asarray(values["mean"]), np.asarray(values["std"])
+
+
+def rows(results: dict, baselines: dict, metric: str) -> list[tuple[str, list[str]]]:
+    """One row per forecast: the ``metric`` per lead, mean +- std over the seeds."""
+    table = []
+    for name, result in results.items():
+        model = next(iter(result["summary"][TARGET]))
+        mean, std = per_lead(result["summary"], model, metric)
+        cells = [f"{m:.3f} +- {s:.3f}" for m, s in zip(mean, std, strict=True)]
+        table.append((f"STConvS2S-R, {name}", cells))
+    summary = next(iter(results.values()))["summary"]
+    for forecast in ("persistence", "input_mean", "climatology"):
+        mean, _ = per_lead(summary, forecast, metric)
+        label = "climatology by day of year" if forecast == "climatology" else forecast
+        table.append((label, [f"{m:.3f}" for m in mean]))
+    if metric in baselines["training mean"]:
+        values = baselines["training mean"][f"{metric}_per_lead"]
+        table.append(("training mean of every cell", [f"{v:.3f}" for v in values]))
+    return table
+
+
+def markdown(table: list[tuple[str, list[str]]], title: str) -> str:
+    leads = len(table[0][1])
+    header = f"| {title} | " + " | ".join(f"day {i + 1}" for i in range(leads)) + " |"
+    lines = [header, "|---" * (leads + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in table]
+    return "\n".join(lines)
+
+
+def findings(results: dict, baselines: dict) -> list[str]:
+    """The comparison's claims, each checked on the numbers."""
+    every = next(iter(results.values()))["summary"]
+    model = {
+        name: per_lead(result["summary"], next(iter(result["summary"][TARGET])), "rmse")
+        for name, result in results.items()
+    }
+    full, alone = model["all inputs"], model["t2m alone"]
+    seasonal = np.asarray(every[TARGET]["climatology"]["rmse_per_lead"]["mean"])
+    flat = np.asarray(baselines["training mean"]["rmse_per_lead"])
+    gain = alone[0] - full[0]
+    spread = np.maximum(full[1], alone[1])
+    best_baseline = np.min(
+        [per_lead(every, name, "rmse")[0] for name in ("persistence", "input_mean", "climatology")],
+        axis=0,
+    )
+
+    def verdict(holds: np.ndarray) -> str:
+        return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
+
+    return [
+        f"- The climatology by day of year beats the training mean of every cell: "
+        f"{verdict(seasonal < flat)} (RMSE {seasonal.round(3).tolist()} against "
+        f"{flat.round(3).tolist()} K).",
+        f"- Reading the winds, orography and calendar beats reading t2m alone by more than the "
+        f"seed std: {verdict(gain > spread)} (RMSE gain {gain.round(3).tolist()} K, larger seed "
+        f"std {spread.round(3).tolist()} K).",
+        f"- The model with all inputs beats persistence, the input mean and the climatology by "
+        f"day of year: {verdict(full[0] < best_baseline)} (the best of them "
+        f"{best_baseline.round(3).tolist()} K).",
+    ]
+
+
+def seconds_per_seed(workdir: str) -> dict[str, float]:
+    """The wall-clock seconds of each seed (training, test and writing) in the
+    last session of the runs in ``workdir``."""
+    phases = RunDirectory(workdir).provenance()["sessions"][-1]["phases_s"]
+    return {phase: seconds for phase, seconds in phases.items() if phase.startswith("seed")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="folder of the runs")
+    parser.add_argument("--output", required=True, help="the Markdown file to write")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    args = parser.parse_args(argv)
+    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    results = {}
+    for name, changes in MODELS.items():
+        config = get_config("weather", **overrides, **changes)
+        folder = os.path.join(args.workdir, name.replace(" ", "-"))
+        results[name] = trained(config, folder)
+    baselines = training_mean_scores(get_config("weather", **overrides))
+    host = machine()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    text = [
+        "# Seasons and inputs on the weather dataset",
+        "",
+        f"- command: `python {' '.join(['experiments/seasons.py', *sys.argv[1:]])}`",
+        f"- date: {datetime.date.today().isoformat()}; commit `{commit}`",
+        f"- machine: {host['platform']}, {host['cpu_count']} CPU cores, {host['backend']}",
+        "- data: `--dataset weather` (`stconv.data.weather`, synthetic, seed 0): daily, "
+        "1990-2009, 16x32 over 20-70N; test years the last 20% of the days",
+        "- models: the `weather` preset (`stconv/configs`), and the same without u10, v10, "
+        "orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K, "
+        "area-weighted scores and ACC against the climatology by day of year (61-day window)",
+        "",
+        "## Findings",
+        "",
+        *findings(results, baselines),
+        "",
+        "## RMSE per lead time (K), mean +- std over the seeds",
+        "",
+        markdown(rows(results, baselines, "rmse"), "forecast"),
+        "",
+        "## ACC per lead time, against the climatology by day of year",
+        "",
+        markdown(rows(results, baselines, "acc"), "forecast"),
+        "",
+        "## Seconds per seed (training, test and files), from the runs' provenance",
+        "",
+        *[
+            f"- {name}: {seconds_per_seed(os.path.join(args.workdir, name.replace(' ', '-')))}"
+            for name in MODELS
+        ],
+        "",
+    ]
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        f.write("\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
