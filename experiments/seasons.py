@@ -138,6 +138,15 @@ def seconds_per_seed(workdir: str) -> dict[str, float]:
     return {phase: seconds for phase, seconds in phases.items() if phase.startswith("seed")}
 
 
+def trained_at(workdir: str) -> str:
+    """The commits that trained the runs in ``workdir`` (their provenance records)."""
+    commits = set()
+    for name in MODELS:
+        record = RunDirectory(os.path.join(workdir, name.replace(" ", "-"))).provenance()
+        commits |= {session["stconv"]["commit"][:7] for session in record["sessions"]}
+    return ", ".join(f"`{commit}`" for commit in sorted(commits))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="folder of the runs")
@@ -159,13 +168,15 @@ def main(argv: list[str] | None = None) -> None:
         "# Seasons and inputs on the weather dataset",
         "",
         f"- command: `python {' '.join(['experiments/seasons.py', *sys.argv[1:]])}`",
-        f"- date: {datetime.date.today().isoformat()}; commit `{commit}`",
+        f"- date: {datetime.date.today().isoformat()}; this table written at commit `{commit}`, "
+        f"the runs trained at {trained_at(args.workdir)}",
         f"- machine: {host['platform']}, {host['cpu_count']} CPU cores, {host['backend']}",
         "- data: `--dataset weather` (`stconv.data.weather`, synthetic, seed 0): daily, "
         "1990-2009, 16x32 over 20-70N; test years the last 20% of the days",
         "- models: the `weather` preset (`stconv/configs`), and the same without u10, v10, "
-        "orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K, "
-        "area-weighted scores and ACC against the climatology by day of year (61-day window)",
+        "orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K "
+        "(RMSE over every window and cell, as the paper's) and by the area-weighted ACC against "
+        "the climatology by day of year (61-day window)",
         "",
         "## Findings",
         "",
