@@ -153,8 +153,9 @@ class RunDirectory:
         return complete_description(self.read_json(self.DATA, "train the run first"))
 
     def normalizer(self) -> Normalizer:
-        path = self.require(self.NORMALIZATION, "train the run first")
-        return Normalizer.load(path, self.climatology(Normalizer.load(path)))
+        values = self.read_json(self.NORMALIZATION, "train the run first")
+        climatology = self.climatology() if values.get("climatology") else None
+        return Normalizer.from_dict(values, climatology)
 
     def mask(self) -> np.ndarray:
         return np.load(self.require(self.MASK, "train the run first"))

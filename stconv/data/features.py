@@ -17,9 +17,9 @@ import dataclasses
 import os
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
+from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import dim_role, open_dataset, resolve_paths, select_box
 
@@ -117,12 +117,12 @@ def calendar_names(times: xr.DataArray, source: str) -> tuple[str, ...]:
       DataError: naming ``source`` when the times are not dates.
     """
     values = times.values
-    if np.issubdtype(values.dtype, np.number) or len(values) < 2:
+    if not is_dates(values) or len(values) < 2:
         raise DataError(
             f"{source}: --time-features needs a time axis of dates, and its times are "
             f"{values.dtype} numbers: drop --time-features or give a file with CF dates"
         )
-    sub_daily = pd.Timedelta(values[1] - values[0]) < pd.Timedelta(days=1)
+    sub_daily = time_kind(values, source) == "subdaily"
     return YEAR_FEATURES + (DAY_FEATURES if sub_daily else ())
 
 

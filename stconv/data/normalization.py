@@ -122,6 +122,6 @@ class Normalizer:
             json.dump(self.to_dict(), f, indent=2)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, climatology: Climatology | None = None) -> "Normalizer":
+    def load(cls, path: str | os.PathLike) -> "Normalizer":
         with open(path) as f:
-            return cls.from_dict(json.load(f), climatology)
+            return cls.from_dict(json.load(f))

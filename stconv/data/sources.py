@@ -125,16 +125,16 @@ class FieldWindows(WindowSource):
     def init_times(self) -> np.ndarray:
         """Time of the last input frame of every window (the forecast's initialisation)."""
         last_input = np.asarray(self.starts) + self.spec.input_length - 1
-        return self.field["time"].values[last_input]
+        return self.frame_times[last_input]
 
     def valid_times(self) -> np.ndarray:
         """``(window, lead)``: the time of every target frame."""
         first_target = np.asarray(self.starts) + self.spec.input_length
-        return self.field["time"].values[first_target[:, None] + np.arange(self.spec.horizon)]
+        return self.frame_times[first_target[:, None] + np.arange(self.spec.horizon)]
 
     def times(self) -> np.ndarray:
         """The field's time axis."""
-        return self.field["time"].values
+        return self.frame_times
 
 
 class SampleWindows(WindowSource):
