@@ -15,6 +15,7 @@ Runs already finished in ``--workdir`` are read, not trained again.
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -118,12 +119,22 @@ def findings(results: dict, baselines: dict) -> list[str]:
     def verdict(holds: np.ndarray) -> str:
         return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
 
+    def overall(name: str) -> tuple[float, float]:
+        summary = results[name]["summary"][TARGET]
+        scores = summary[next(iter(summary))]["rmse"]
+        return scores["mean"], scores["std"]
+
+    (full_all, full_std), (alone_all, alone_std) = overall("all inputs"), overall("t2m alone")
+    overall_gain = "yes" if alone_all - full_all > max(full_std, alone_std) else "no"
+
     return [
         f"- The climatology by day of year beats the training mean of every cell: "
         f"{verdict(seasonal < flat)} (RMSE {seasonal.round(3).tolist()} against "
         f"{flat.round(3).tolist()} K).",
         f"- Reading the winds, orography and calendar beats reading t2m alone by more than the "
-        f"seed std: {verdict(gain > spread)} (RMSE gain {gain.round(3).tolist()} K, larger seed "
+        f"seed std, over all leads: {overall_gain} "
+        f"(RMSE {full_all:.3f} +- {full_std:.3f} against {alone_all:.3f} +- {alone_std:.3f} K); "
+        f"per lead: {verdict(gain > spread)} (RMSE gain {gain.round(3).tolist()} K, larger seed "
         f"std {spread.round(3).tolist()} K).",
         f"- The model with all inputs beats persistence, the input mean and the climatology by "
         f"day of year: {verdict(full[0] < best_baseline)} (the best of them "
@@ -138,13 +149,49 @@ def seconds_per_seed(workdir: str) -> dict[str, float]:
     return {phase: seconds for phase, seconds in phases.items() if phase.startswith("seed")}
 
 
+def best_validation(workdir: str) -> list[float]:
+    """The best validation RMSE of every seed of each model in ``workdir``, from
+    the runs' ``metrics.jsonl``."""
+    values = []
+    for name in MODELS:
+        top = RunDirectory(os.path.join(workdir, name.replace(" ", "-")))
+        for seed in top.provenance()["seeds"]:
+            path = top.iteration(seed).file(RunDirectory.METRICS)
+            with open(path) as f:
+                history = [json.loads(line) for line in f if line.strip()]
+            values.append(min(row["validation_rmse"] for row in history))
+    return values
+
+
+def schedule_choice(workdir: str, other: str) -> list[str]:
+    """The best validation RMSE per model and seed of the runs in ``workdir``
+    and of the same comparison in ``other`` (another learning-rate schedule)."""
+    lines = [
+        "| runs | schedule | "
+        + " | ".join(f"{name}, seed {i}" for name in MODELS for i in (1, 2, 3))
+        + " | mean |",
+        "|---" * 9 + "|",
+    ]
+    for folder in (other, workdir):
+        config = RunDirectory(os.path.join(folder, "all-inputs")).provenance()["config"]
+        values = best_validation(folder)
+        schedule = config.get("learning_rate_schedule", "constant")
+        cells = " | ".join(f"{v:.4f}" for v in values)
+        lines.append(f"| `{folder}` | {schedule} | {cells} | {np.mean(values):.4f} |")
+    return lines
+
+
 def trained_at(workdir: str) -> str:
     """The commits that trained the runs in ``workdir`` (their provenance records)."""
     commits = set()
     for name in MODELS:
         record = RunDirectory(os.path.join(workdir, name.replace(" ", "-"))).provenance()
-        commits |= {session["stconv"]["commit"][:7] for session in record["sessions"]}
-    return ", ".join(f"`{commit}`" for commit in sorted(commits))
+        commits |= {
+            f"`{session['stconv']['commit'][:7]}`"
+            + (" with uncommitted changes" if session["stconv"].get("dirty") else "")
+            for session in record["sessions"]
+        }
+    return ", ".join(sorted(commits))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,6 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", required=True, help="folder of the runs")
     parser.add_argument("--output", required=True, help="the Markdown file to write")
     parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    parser.add_argument(
+        "--other-workdir",
+        help="the same comparison trained with other settings (a learning-rate schedule): "
+        "its best validation RMSE is shown beside, the choice made on it",
+    )
     args = parser.parse_args(argv)
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     results = {}
@@ -190,6 +242,19 @@ def main(argv: list[str] | None = None) -> None:
         "",
         markdown(rows(results, baselines, "acc"), "forecast"),
         "",
+        *(
+            [
+                "## The preset's learning-rate schedule, chosen on the validation split",
+                "",
+                "Best validation RMSE (K) of every run, here and in the same comparison with "
+                "the other schedule:",
+                "",
+                *schedule_choice(args.workdir, args.other_workdir),
+                "",
+            ]
+            if args.other_workdir
+            else []
+        ),
         "## Seconds per seed (training, test and files), from the runs' provenance",
         "",
         *[

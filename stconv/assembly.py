@@ -44,11 +44,16 @@ def load_config_dataset(config: Config) -> Dataset:
 
 
 def build(
-    config: Config, input_shape: tuple, output_channels: int | None = None
+    config: Config,
+    input_shape: tuple,
+    output_channels: int | None = None,
+    steps_per_epoch: int = 1,
 ) -> tuple[nnx.Module, nnx.Optimizer]:
     """The model (with its own options, and the residual wrapper if asked) and
     its optimizer, initialised from ``config.seed``: it forecasts the first
-    ``output_channels`` channels of its inputs (the targets; default all)."""
+    ``output_channels`` channels of its inputs (the targets; default all).
+    A ``cosine`` learning-rate schedule decays over ``config.epochs`` epochs of
+    ``steps_per_epoch`` steps."""
     model = models.create(
         config.model,
         input_shape=input_shape,
@@ -59,7 +64,10 @@ def build(
     )
     if config.residual:
         model = Residual(model, config.residual_base, output_channels)
-    return model, create_optimizer(model, paper_optimizer(config.learning_rate))
+    decay_steps = None
+    if config.learning_rate_schedule == "cosine":
+        decay_steps = config.epochs * steps_per_epoch
+    return model, create_optimizer(model, paper_optimizer(config.learning_rate, decay_steps))
 
 
 def targets_of(predict: Callable, output_channels: int | None) -> Callable:

@@ -102,6 +102,8 @@ HELP = {
     "time_chunk": "open the data lazily (dask), N time steps per chunk, for files larger "
     "than memory",
     "fsdp": "split parameters and optimizer state over the devices instead of replicating them",
+    "learning_rate_schedule": "constant (the paper's), or cosine: from the learning rate down "
+    "to zero over --epochs epochs",
     "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
     "parameters, optimizer state and loss in float32 (slower on CPUs)",
 }

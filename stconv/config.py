@@ -18,6 +18,7 @@ LIST_FIELDS = ("variables", "targets", "target_weights", "bbox")
 # The choices of fields, checked here and by the modules that implement them.
 NORMALIZATIONS = ("channel", "cell", "climatology", "none")  # `stconv.data.normalization`
 RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # `stconv.training.step`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
 ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
 
@@ -81,6 +82,9 @@ class Config:
       epochs: the most epochs to train.
       patience: epochs without a better validation RMSE before stopping.
       learning_rate: RMSprop's learning rate.
+      learning_rate_schedule: ``constant`` (the paper's) or ``cosine``: from
+        ``learning_rate`` down to zero along a half cosine over ``epochs``
+        epochs (`stconv.training.step.paper_optimizer`).
       compute_dtype: ``float32``, or ``bfloat16`` for mixed precision on GPUs
         and TPUs (`stconv.training.precision`): the model computes in bfloat16, the
         parameters, optimizer state and loss stay float32.
@@ -129,6 +133,7 @@ class Config:
     epochs: int = 80
     patience: int = 16
     learning_rate: float = 1e-3
+    learning_rate_schedule: str = "constant"
     compute_dtype: str = "float32"
     seed: int = 1000
     iterations: int = 1
@@ -165,6 +170,7 @@ class Config:
             )
         check_non_negative("seed", self.seed)
         check_above_zero("learning_rate", self.learning_rate)
+        check_choice("learning_rate_schedule", self.learning_rate_schedule, LEARNING_RATE_SCHEDULES)
         check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)
         if self.forecast_samples < 0:
             raise ValueError(f"forecast_samples={self.forecast_samples!r} is invalid: must be >= 0")

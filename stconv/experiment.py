@@ -21,6 +21,7 @@ from stconv import models, provenance
 from stconv.assembly import build, config_files, load_config_dataset, targets_of
 from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
+from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.metrics import grid_weights
@@ -235,7 +236,8 @@ def train_once(
                 dataset = load_config_dataset(config)
         check_area_weights(config, dataset)
         loss_fn = target_loss(config, dataset)
-        model, optimizer = build(config, dataset.input_shape, len(dataset.targets))
+        steps_per_epoch = num_batches(dataset.splits["train"], config.batch_size)
+        model, optimizer = build(config, dataset.input_shape, len(dataset.targets), steps_per_epoch)
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
         existing = run.provenance()

@@ -60,6 +60,7 @@ def test_paper_presets_and_cells():
         True,
     )
     assert weather.normalization == "climatology" and weather.iterations == 3
+    assert weather.learning_rate_schedule == "cosine"
 
 
 @pytest.mark.parametrize(
@@ -70,6 +71,10 @@ def test_paper_presets_and_cells():
         (dict(batch_size=True), "batch_size=True is invalid"),
         (dict(learning_rate=0.0), "learning_rate=0.0 is invalid: must be > 0"),
         (dict(compute_dtype="float16"), "compute_dtype='float16' is invalid"),
+        (
+            dict(learning_rate_schedule="linear"),
+            r"learning_rate_schedule='linear' is invalid: choose from \['constant', 'cosine'\]",
+        ),
         (dict(arima_center="mean"), "arima_center='mean' is invalid"),
     ],
 )

@@ -28,8 +28,18 @@ from stconv.training.precision import in_dtype, mixed_precision_loss, policy_dty
 Batch = dict[str, jax.Array]
 
 
-def paper_optimizer(learning_rate: float = 1e-3) -> optax.GradientTransformation:
-    """PyTorch's RMSprop as the paper used it: alpha 0.9, eps 1e-6 outside the root."""
+def paper_optimizer(
+    learning_rate: float = 1e-3, decay_steps: int | None = None
+) -> optax.GradientTransformation:
+    """PyTorch's RMSprop as the paper used it: alpha 0.9, eps 1e-6 outside the root.
+
+    Args:
+      learning_rate: the step size (the paper's: constant).
+      decay_steps: if given, the step size falls from ``learning_rate`` to zero
+        along a half cosine over this many steps (not the paper's).
+    """
+    if decay_steps is not None:
+        learning_rate = optax.cosine_decay_schedule(learning_rate, decay_steps)
     return optax.rmsprop(learning_rate, decay=0.9, eps=1e-6, eps_in_sqrt=False)
 
 
