@@ -19,7 +19,7 @@ import types
 import typing
 import warnings
 
-from stconv.config import Config, model_names
+from stconv.config import DEFAULT_PERTURBATION, Config, model_names
 from stconv.configs import PRESETS, get_config
 
 
@@ -37,7 +37,15 @@ def train_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.experiment import evaluate_run
 
-    evaluate_run(args.workdir)
+    check_member_flags(args)
+    perturbation = args.perturbation or DEFAULT_PERTURBATION
+    evaluate_run(args.workdir, members=args.members, perturbation=perturbation)
+
+
+def check_member_flags(args: argparse.Namespace) -> None:
+    """Raises ValueError for ``--perturbation`` without ``--members``."""
+    if args.perturbation is not None and args.members is None:
+        raise ValueError("--perturbation needs --members K: the number of perturbed forecasts")
 
 
 def info_command(args: argparse.Namespace) -> None:
@@ -49,13 +57,20 @@ def info_command(args: argparse.Namespace) -> None:
 def predict_command(args: argparse.Namespace) -> None:
     from stconv.forecaster import Forecaster
 
+    check_member_flags(args)
     forecaster = Forecaster.load(args.workdir)
+    if args.members is not None:
+        forecaster = forecaster.perturbed(args.members, args.perturbation or DEFAULT_PERTURBATION)
     count = forecaster.write(
         args.input, args.output, overwrite=args.overwrite, batch_size=args.batch_size,
-        other_grid=args.other_grid,
+        other_grid=args.other_grid, mean=args.mean,
     )  # fmt: skip
     if count is not None:  # the process that wrote
-        print(f"wrote {count} forecasts of {forecaster.horizon} steps to {args.output}")
+        members = f" of {len(forecaster.members)} members" if forecaster.members else ""
+        mean = " (their mean)" if args.mean else ""
+        print(
+            f"wrote {count} forecasts{members}{mean} of {forecaster.horizon} steps to {args.output}"
+        )
 
 
 def classify_command(args: argparse.Namespace) -> None:
@@ -193,8 +208,11 @@ def parser() -> argparse.ArgumentParser:
     )
     add_config_flags(train)
     train.set_defaults(run=train_command)
-    evaluate = commands.add_parser("evaluate", help="test a trained run again")
+    evaluate = commands.add_parser(
+        "evaluate", help="test a trained run again (a run of several seeds as their ensemble)"
+    )
     evaluate.add_argument("--workdir", required=True)
+    add_member_flags(evaluate)
     evaluate.set_defaults(run=evaluate_command)
     predict = commands.add_parser("predict", help="forecast from a new netCDF file")
     predict.add_argument("--workdir", required=True, help="folder of a trained run")
@@ -208,6 +226,10 @@ def parser() -> argparse.ArgumentParser:
         "--other-grid",
         action="store_true",
         help="forecast an input on another grid than the run's, masked where it has no data",
+    )
+    add_member_flags(predict)
+    predict.add_argument(
+        "--mean", action="store_true", help="an ensemble: write its mean instead of its members"
     )
     predict.set_defaults(run=predict_command)
     info = commands.add_parser(
@@ -227,6 +249,22 @@ def parser() -> argparse.ArgumentParser:
     classify.add_argument("--seed", type=int, default=0)
     classify.set_defaults(run=classify_command)
     return main
+
+
+def add_member_flags(parser: argparse.ArgumentParser) -> None:
+    """``--members`` and ``--perturbation``: an ensemble of one run's forecasts
+    from perturbed inputs (`stconv.forecaster.Forecaster.perturbed`)."""
+    parser.add_argument(
+        "--members",
+        type=int,
+        help="an ensemble of K forecasts of one run from inputs with Gaussian noise added",
+    )
+    parser.add_argument(
+        "--perturbation",
+        type=float,
+        help="with --members: the noise's standard deviation, in training standard deviations "
+        f"of each variable; default {DEFAULT_PERTURBATION}",
+    )
 
 
 def one_line(error: BaseException) -> str:

@@ -21,6 +21,9 @@ RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # `stconv.training.step`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
 ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
+# `stconv.forecaster.Forecaster.perturbed`'s noise, in training standard
+# deviations: chosen on the main job's validation split (experiments/ensembles.py).
+DEFAULT_PERTURBATION = 0.1
 
 
 def model_names() -> list[str]:

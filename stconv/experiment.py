@@ -19,7 +19,7 @@ from flax import nnx
 
 from stconv import models, provenance
 from stconv.assembly import build, config_files, load_config_dataset, targets_of
-from stconv.config import EXECUTION_FIELDS, Config
+from stconv.config import DEFAULT_PERTURBATION, EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
@@ -27,7 +27,7 @@ from stconv.evaluation import plots
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import evaluate
 from stconv.forecaster import Forecaster
-from stconv.reporting import report_seeds, report_test_split
+from stconv.reporting import report_ensemble, report_seeds, report_test_split
 from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
@@ -208,7 +208,13 @@ def train_and_evaluate(
                         run_config, path, resume, dataset, origin["inputs"], allow_changed_data
                     )
                 )
-        return report_seeds(runs, top)
+        reported = report_seeds(runs, top)
+        reported["ensemble"] = report_ensemble(
+            Forecaster.load(workdir), dataset, top, session.clock
+        )
+        if distributed.is_primary():  # the summary with the ensemble's scores
+            top.write_json(top.SUMMARY, reported)
+        return reported
 
 
 def train_once(
@@ -355,17 +361,26 @@ def fit_and_evaluate(
         return report_test_split(forecaster, dataset, run, session.clock)
 
 
-def evaluate_run(workdir: str) -> dict:
+def evaluate_run(
+    workdir: str, members: int | None = None, perturbation: float = DEFAULT_PERTURBATION
+) -> dict:
     """Tests the finished run in ``workdir`` again (``stconv evaluate``): its best
     epoch on its dataset, checked against ``data.json``, with a warning per
     library version and input file that differs from the run's record; adds an
-    ``evaluate`` session to the record."""
+    ``evaluate`` session to the record. A run of several seeds is tested as
+    their ensemble (`stconv.reporting.report_ensemble`); with ``members``, a
+    run of one seed as the ensemble of its forecasts from ``members``
+    perturbed inputs (`stconv.forecaster.Forecaster.perturbed`), written to
+    ``perturbed_results.json`` and ``perturbed_ensemble.png``."""
     with provenance.Session("evaluate") as session:
         forecaster = Forecaster.load(workdir)
+        if members is not None:
+            forecaster = forecaster.perturbed(members, perturbation)
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
-        run.check_data(dataset, f"dataset {config.dataset!r}")
+        data_run = (run.member_runs() or [run])[0]  # a run of several seeds: its first
+        data_run.check_data(dataset, f"dataset {config.dataset!r}")
         origin = forecaster.origin
         if origin is not None:
             inputs = provenance.input_changes(origin["inputs"], config_files(config))
@@ -373,4 +388,8 @@ def evaluate_run(workdir: str) -> dict:
             if distributed.is_primary():
                 changes = provenance.software_changes(origin) + inputs
                 session.attach(run, origin, changes=changes, save=False)
+        if members is not None:
+            return report_ensemble(forecaster, dataset, run, session.clock, perturbed=True)
+        if forecaster.members:
+            return report_ensemble(forecaster, dataset, run, session.clock)
         return report_test_split(forecaster, dataset, run, session.clock)

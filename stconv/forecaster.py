@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 import dask
 import dask.array
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -46,7 +47,14 @@ from stconv.evaluation.inference import (
 )
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.netcdf import forecast_dims, forecast_writer, lead_times, variable_attrs
-from stconv.evaluation.scoring import WithClimatology, baselines, evaluate, name_and_score
+from stconv.evaluation.scoring import (
+    CLIMATOLOGICAL_ENSEMBLE,
+    WithClimatologicalEnsemble,
+    WithClimatology,
+    baselines,
+    evaluate,
+    name_and_score,
+)
 from stconv.run import RunDirectory, check_new_file, complete_description, describe_data
 from stconv.training.distributed import is_primary
 
@@ -73,6 +81,9 @@ class Forecaster:
       path: the run's folder, if it was loaded from one.
       extra: the static fields and calendar features the run reads beside
         its variables (`stconv.data.features`); None: none.
+      members: the names of an ensemble's members (``seed 1000``, ...):
+        ``predict`` then gives ``(members, n, horizon, lat, lon, channel)``;
+        () for a single forecast.
     """
 
     def __init__(
@@ -86,6 +97,7 @@ class Forecaster:
         origin: dict | None = None,
         path: str | None = None,
         extra: ExtraInputs | None = None,
+        members: tuple[str, ...] = (),
     ):
         self.config = config
         self.description = complete_description(description)
@@ -96,6 +108,7 @@ class Forecaster:
         self.origin = origin
         self.path = path
         self.extra = extra
+        self.members = tuple(members)
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
@@ -103,11 +116,18 @@ class Forecaster:
         on the devices present. A `stconv.provenance.ProvenanceWarning` per
         library whose version differs from the one that made the run.
 
+        A run of several seeds (``--iterations N``) loads as their ensemble
+        (`ensemble`): its forecasts have a ``member`` dimension.
+
         Raises:
           ValueError: naming ``workdir`` and what it lacks, if it is not a
             finished run.
         """
         run = RunDirectory(workdir)
+        member_runs = run.member_runs()
+        if member_runs:
+            members = [cls.load(member.path) for member in member_runs]
+            return cls.ensemble(members, [f"seed {m.config.seed}" for m in members], run)
         config = run.config()
         description = run.data_description()
         outputs = len(description["targets"])
@@ -119,6 +139,78 @@ class Forecaster:
         return cls(
             config, description, normalizer, mask, climatology, predict, origin, run.path,
             run.extra_inputs(),
+        )  # fmt: skip
+
+    @classmethod
+    def ensemble(
+        cls, forecasters: list["Forecaster"], names: list[str], run: RunDirectory | None = None
+    ) -> "Forecaster":
+        """The ensemble of ``forecasters`` (runs of one config but the seed, on
+        the same data): its ``predict`` stacks theirs, one member each.
+
+        Raises:
+          ValueError: for fewer than two members, or members trained otherwise.
+        """
+        first = forecasters[0]
+        if len(forecasters) < 2:
+            raise ValueError(f"an ensemble needs two members or more, not {len(forecasters)}")
+        for other, name in zip(forecasters[1:], names[1:], strict=True):
+            if other.config.replace(seed=first.config.seed) != first.config:
+                raise ValueError(
+                    f"member {name!r} was trained with another config than {names[0]!r}"
+                )
+        predicts = [forecaster.predict for forecaster in forecasters]
+
+        def predict(inputs):
+            return jnp.stack([member(inputs) for member in predicts])
+
+        origin = run.provenance() if run is not None else None
+        return cls(
+            first.config.replace(iterations=len(forecasters)), first.description,
+            first.normalizer, first.mask, first.climatology, predict, origin,
+            run.path if run is not None else None, first.extra, tuple(names),
+        )  # fmt: skip
+
+    def perturbed(self, members: int, scale: float, seed: int = 0) -> "Forecaster":
+        """An ensemble of ``members`` forecasts of this run from inputs with
+        Gaussian noise of ``scale`` training standard deviations added to
+        every variable (not to static or calendar inputs): members without
+        training more networks (`stconv.evaluation.ensemble`).
+
+        Raises:
+          ValueError: for an ensemble already, a fitted model (ARIMA), fewer
+            than two members or a scale that is not > 0.
+        """
+        if self.members:
+            raise ValueError(
+                f"--members: the run {self.path!r} is an ensemble of {len(self.members)} seeds "
+                "already: give the folder of one seed (seed-N) to perturb its inputs"
+            )
+        if models.is_fitted(self.config.model):
+            raise ValueError(
+                f"--members: a {self.config.model} run fits each cell's own series: input "
+                "perturbations apply to networks only"
+            )
+        check_positive("--members", members)
+        if members < 2:
+            raise ValueError(f"--members {members} is invalid: an ensemble needs 2 or more")
+        if not scale > 0:
+            raise ValueError(f"--perturbation {scale!r} is invalid: must be > 0")
+        variables, rng = len(self.variables), np.random.default_rng(seed)
+        deterministic = self.predict
+
+        def predict(inputs):
+            inputs = np.asarray(inputs)
+            noise = np.zeros((members, *inputs.shape), np.float32)
+            noise[..., :variables] = rng.normal(
+                0.0, scale, (members, *inputs.shape[:-1], variables)
+            )
+            return jnp.stack([deterministic(inputs + n) for n in noise])
+
+        names = tuple(f"perturbation {k}" for k in range(members))
+        return Forecaster(
+            self.config, self.description, self.normalizer, self.mask, self.climatology,
+            predict, self.origin, self.path, self.extra, names,
         )  # fmt: skip
 
     @classmethod
@@ -290,7 +382,8 @@ class Forecaster:
         stop: int | None = None,
         batch_size: int | None = None,
     ) -> Iterator[np.ndarray]:
-        """Physical-unit forecasts ``(n, lead, lat, lon, target)`` of the windows
+        """Physical-unit forecasts ``(n, lead, lat, lon, target)`` (an
+        ensemble's ``(n, member, lead, lat, lon, target)``) of the windows
         ``start .. stop - 1`` of ``field`` (default all), NaN outside ``mask``
         (`field_mask`), one batch of ``batch_size`` (default ``eval_batch_size``)
         at a time."""
@@ -305,17 +398,21 @@ class Forecaster:
         for batch, _, predictions in predicted_batches(
             {"model": self.predict}, batches, batch_size
         ):
-            model = unpadded(predictions["model"], len(batch["inputs"]))
-            valid = self.valid_times(times, first, first + len(model))
-            first += len(model)
-            yield to_physical(model, normalizer, mask, valid)
+            rows = len(batch["inputs"])
+            model = predictions["model"]
+            model = model[:, :rows] if self.members else unpadded(model, rows)
+            valid = self.valid_times(times, first, first + rows)
+            first += rows
+            physical = to_physical(model, normalizer, mask, valid)
+            yield np.moveaxis(physical, 0, 1) if self.members else physical
 
-    def forecast(self, data: Data, other_grid: bool = False) -> xr.Dataset:
+    def forecast(self, data: Data, other_grid: bool = False, mean: bool = False) -> xr.Dataset:
         """Forecasts of the targets from every window of ``input_length`` steps of ``data``.
 
         Args:
           data: a path, Dataset or DataArray (see `field`).
           other_grid: accept a grid other than the run's (see `check_field`).
+          mean: an ensemble's mean over its members, instead of the members.
 
         Returns:
           A dask-backed Dataset: one variable ``(init_time, lead_time, lat,
@@ -324,14 +421,22 @@ class Forecaster:
           a forecast file (`stconv.evaluation.netcdf`): ``init_time`` (the time
           of each window's last input step), ``lead_time``, ``valid_time``
           (extrapolated with the last time step beyond the data), and the
-          input's own latitude and longitude.
+          input's own latitude and longitude. An ensemble's variables have a
+          ``member`` dimension after ``init_time`` (its members named in
+          ``member_name``), unless ``mean``.
+
+        Raises:
+          ValueError: for ``mean`` of a forecaster that is not an ensemble.
         """
+        self.check_ensemble("mean", mean)
         field = self.field(data, other_grid=other_grid)
         count = field.sizes["time"] - self.input_length + 1
         batch_size = min(self.config.eval_batch_size, count)
         mask = self.field_mask(field)
         grid = self.target_grid(field)
-        shape = (self.horizon, *field.shape[1:3], self.outputs)
+        shape = (len(self.members),) * bool(self.members) + (
+            self.horizon, *field.shape[1:3], self.outputs,
+        )  # fmt: skip
 
         def block(start: int, stop: int) -> np.ndarray:
             return next(self.forecast_batches(field, mask, start, stop))
@@ -346,7 +451,8 @@ class Forecaster:
         ]
         forecasts = dask.array.concatenate(blocks)
         times = field["time"].values
-        _, _, lat_name, lon_name = dims = forecast_dims(grid)
+        dims = forecast_dims(grid, bool(self.members))
+        lat_name, lon_name = dims[-2:]
         coords = {
             "init_time": times[self.input_length - 1 :],
             "lead_time": lead_times(times, self.horizon),
@@ -354,11 +460,25 @@ class Forecaster:
             lon_name: (lon_name, field["lon"].values, {"units": "degrees_east"}),
             "valid_time": (("init_time", "lead_time"), self.valid_times(times)),
         }
+        if self.members:
+            coords["member"] = np.arange(len(self.members))
+            coords["member_name"] = ("member", list(self.members))
         data_vars = {
             name: (dims, forecasts[..., c], variable_attrs(grid, c))
             for c, name in enumerate(grid["channel"])
         }
-        return xr.Dataset(data_vars, coords)
+        forecast = xr.Dataset(data_vars, coords)
+        return forecast.mean("member", keep_attrs=True) if mean else forecast
+
+    def check_ensemble(self, flag: str, given: bool) -> None:
+        """Raises ValueError for an ensemble option (``flag``) ``given`` to a
+        forecaster that is not an ensemble."""
+        if given and not self.members:
+            where = f"the run {self.path!r}" if self.path else "this forecaster"
+            raise ValueError(
+                f"--{flag}: {where} has one member: ensemble options need a run of several "
+                "seeds (--iterations N) or --members K"
+            )
 
     def valid_times(self, times: np.ndarray, start: int = 0, stop: int | None = None):
         """``(init_time, lead_time)`` of the windows ``start .. stop - 1`` of a
@@ -380,6 +500,7 @@ class Forecaster:
         overwrite: bool = False,
         batch_size: int | None = None,
         other_grid: bool = False,
+        mean: bool = False,
     ) -> int | None:
         """Forecasts every window of the netCDF file ``data`` into ``path``
         (``stconv predict``): netCDF, or zarr for a path ending ``.zarr``, one
@@ -394,11 +515,14 @@ class Forecaster:
           overwrite: replace ``path`` if it exists.
           batch_size: windows per batch; default the run's ``eval_batch_size``.
           other_grid: accept a grid other than the run's (see `check_field`).
+          mean: write an ensemble's mean instead of its members (``member``
+            dimension, as `forecast` gives them).
 
         Returns:
           The number of forecasts written. With several processes, all compute
           and process 0 writes: the others return None.
         """
+        self.check_ensemble("mean", mean)
         runs = (self.path,) if self.path is not None else ()
         check_new_file(path, flag="--output", overwrite=overwrite, inputs=(data,), runs=runs)
         if batch_size is not None:
@@ -417,9 +541,13 @@ class Forecaster:
         init_times = times[self.input_length - 1 :]
         lead_time = lead_times(times, self.horizon)
         mask = mask[..., : self.outputs]
-        writer = forecast_writer(path, self.target_grid(field), mask, self.horizon, lead_time)
+        members = () if mean else self.members
+        writer = forecast_writer(
+            path, self.target_grid(field), mask, self.horizon, lead_time, members
+        )
         with writer:
             for predictions in batches:
+                predictions = predictions.mean(axis=1) if mean else predictions
                 start, stop = writer.count, writer.count + len(predictions)
                 valid = self.valid_times(times, start, stop)
                 writer.write(predictions, init_times[start:stop], valid)
@@ -434,6 +562,7 @@ class Forecaster:
         what: str,
         on_batch: Callable[[dict, dict], None] | None = None,
         on_run_grid: bool = True,
+        train=None,
     ) -> dict[str, dict]:
         """The scores of the forecasts of every window of ``source`` beside the
         baselines (persistence, the input mean and, ``on_run_grid``, the
@@ -452,17 +581,34 @@ class Forecaster:
           on_batch: sees every batch and the forecasts of it
             (`stconv.evaluation.scoring.evaluate`).
           on_run_grid: the windows are on the run's grid.
+          train: the training split (a source with ``series`` and
+            ``series_times``): an ensemble is then scored beside the
+            climatological ensemble of its frames, where they have times.
+
+        An ensemble (`members`) is scored by its mean, and every forecast gets
+        the ensemble scores of `stconv.evaluation.ensemble` under ``"ensemble"``.
         """
         outputs = self.outputs
+        ensembles = ("model",) if self.members else ()
+        train_times = None if train is None else train.series_times()
+        known = self.climatology is not None and on_run_grid
+        if ensembles and known and train_times is not None:
+            source = WithClimatologicalEnsemble(
+                source, train.series()[..., :outputs], train_times,
+                self.climatology.first(outputs), self.normalizer.first(outputs),
+                f"{what}: the training split",
+            )  # fmt: skip
+            ensembles += (CLIMATOLOGICAL_ENSEMBLE,)
         climatology, source = self.reference(source, on_run_grid)
         forecasters = {"model": self.predict, **baselines(climatology, self.horizon, outputs)}
+        forecasters.update({name: None for name in ensembles[1:]})  # carried by the windows
         grid = {"lat": lat, "geographic": self.description.get("geographic", True)}
         weights = grid_weights(grid, self.config.area_weights, what)
         std, batch_size = self.normalizer.std[:outputs], self.config.eval_batch_size
         constant = climatology if isinstance(climatology, np.ndarray) else None
         results = evaluate(
             forecasters, source, std, batch_size, on_batch, what=what, climatology=constant,
-            weights=weights,
+            weights=weights, ensembles=ensembles,
         )  # fmt: skip
         described = self.climatology.describe() if climatology is not None else None
         return name_and_score(

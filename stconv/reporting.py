@@ -6,7 +6,9 @@ summary of several seeds, per target variable, each in its own units.
   ``skill_by_lead.png``, and printed (`format_results`); the end of training
   and ``stconv evaluate`` both report this way;
 - `report_seeds`: the runs of several seeds as mean +- std
-  (``summary.json``, `format_summaries`, ``skill_by_lead.png`` of the means).
+  (``summary.json``, `format_summaries`, ``skill_by_lead.png`` of the means);
+- `report_ensemble`: the runs of several seeds as one ensemble forecast
+  (``results.json`` and ``ensemble.png`` of their folder, `format_ensemble`).
 
 Results are ``{variable: {forecast: scores}}``
 (`stconv.evaluation.scoring.name_and_score`); tables and summaries iterate
@@ -127,8 +129,9 @@ def report_seeds(runs: list[dict], top: RunDirectory) -> dict:
     (``skill_by_lead.png`` of the means). Returns ``{"runs", "summary"}``."""
     summary = summarize(runs)
     print(format_summaries(summary, runs[0], len(runs)))
+    written = {"runs": runs, "summary": summary}
     if is_primary():
-        top.write_json(RunDirectory.SUMMARY, {"runs": runs, "summary": summary})
+        top.write_json(RunDirectory.SUMMARY, written)
         means = {
             variable: {
                 forecast: {
@@ -141,7 +144,67 @@ def report_seeds(runs: list[dict], top: RunDirectory) -> dict:
             for variable, forecasts in summary.items()
         }
         plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD))
-    return {"runs": runs, "summary": summary}
+    return written
+
+
+def report_ensemble(
+    forecaster: Forecaster,
+    dataset: Dataset,
+    run: RunDirectory,
+    clock: PhaseClock,
+    perturbed: bool = False,
+) -> dict:
+    """The ensemble ``forecaster`` (`stconv.forecaster.Forecaster.ensemble`)
+    scored on ``dataset``'s test split beside the baselines and the
+    climatological ensemble of its training split: written by process 0 to
+    ``run``'s ``results.json`` (every forecast's ensemble scores under
+    ``"ensemble"``) and ``ensemble.png`` (``perturbed``: the members of one
+    run's perturbed inputs, to ``perturbed_results.json`` and
+    ``perturbed_ensemble.png``, beside the run's own), and printed
+    (`format_ensemble`)."""
+    what = f"the test split of {forecaster.config.dataset!r}"
+    with clock.phase("ensemble evaluation"):
+        results = forecaster.score(
+            dataset.splits["test"], dataset.grid["lat"], what, train=dataset.splits["train"]
+        )
+    print(format_ensemble(results, forecaster.members))
+    if is_primary():
+        with clock.phase("writing"):
+            prefix = "perturbed_" if perturbed else ""
+            run.write_json(prefix + run.RESULTS, results)
+            plots.ensemble_scores(results, run.file(prefix + run.ENSEMBLE_PLOT))
+    return results
+
+
+def format_ensemble(results: dict[str, dict], members: tuple[str, ...]) -> str:
+    """A text table per target variable of the ensemble scores of every
+    forecast (`stconv.evaluation.ensemble`), in its units."""
+    several = len(results) > 1
+    tables = []
+    for variable, forecasts in results.items():
+        units = units_of(forecasts)
+        leads = len(next(iter(forecasts.values()))["ensemble"]["crps_per_lead"])
+        of = f" of {variable}" if several else ""
+        lines = [
+            f"ensemble scores{of} over the whole test split, in {units or 'no units'}: the "
+            f"model's {len(members)} members ({', '.join(members)}); CRPS (fair, area-weighted) "
+            "= skill - spread part, a single forecast's CRPS is its wMAE; spread sqrt(mean "
+            "unbiased variance); ratio sqrt((M+1)/M) spread / wRMSE of the mean; per lead: CRPS",
+            f"{'forecast':24s} {'members':>7s} {'CRPS':>7s} {'skill':>7s} {'spread':>7s} "
+            f"{'std':>7s} {'ratio':>6s} {'wRMSE':>7s}  "
+            + " ".join(f"{'lead ' + str(i + 1):>7s}" for i in range(leads)),
+        ]
+        for name, scores in forecasts.items():
+            e = scores["ensemble"]
+            ratio = f"{e['spread_skill_ratio']:6.3f}" if e["members"] > 1 else f"{'-':>6s}"
+            per_lead = " ".join(f"{value:7.3f}" for value in e["crps_per_lead"])
+            lines.append(
+                f"{name:24s} {e['members']:7d} {e['crps']:7.3f} {e['crps_skill']:7.3f} "
+                f"{e['crps_spread']:7.3f} {e['spread']:7.3f} {ratio} "
+                f"{scores['weighted_rmse']:7.3f}  {per_lead}"
+            )
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def units_of(results: dict[str, dict]) -> str:

@@ -57,6 +57,7 @@ class RunDirectory:
     LEARNING_CURVE = "learning_curve.png"
     FORECAST_MAPS = "forecast_maps.png"
     SKILL_BY_LEAD = "skill_by_lead.png"
+    ENSEMBLE_PLOT = "ensemble.png"  # CRPS, spread-skill and rank histograms of an ensemble
     TENSORBOARD = "tensorboard"  # event files, with the tensorboard extra
     CONFUSION_MATRIX = "confusion_matrix.png"  # each model of a classification run
 
@@ -79,6 +80,17 @@ class RunDirectory:
     def iteration(self, seed: int) -> "RunDirectory":
         """The run of one seed of a run of several iterations."""
         return RunDirectory(os.path.join(self.path, f"seed-{seed}"))
+
+    def member_runs(self) -> list["RunDirectory"]:
+        """The runs of every seed of a run of several iterations (in seed order,
+        from its record, else its ``seed-*`` folders); [] for a run of one."""
+        if self.has(self.CONFIG) or not self.has(self.MARKER):
+            return []
+        seeds = (self.provenance() or {}).get("seeds")
+        if not seeds:
+            found = [name[5:] for name in os.listdir(self.path) if name.startswith("seed-")]
+            seeds = sorted(int(seed) for seed in found if seed.isdigit())
+        return [self.iteration(seed) for seed in seeds]
 
     def model(self, name: str) -> str:
         """The folder of one model of a classification run (`stconv.classification`)."""

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from stconv import cli
+from stconv.assembly import load_config_dataset
 from stconv.data.errors import DataError
 from stconv.data.registry import ClimatologyWarning, load_dataset
 from stconv.data.weather import weather_dataset
@@ -155,3 +156,20 @@ def test_time_features_need_dates(tmp_path):
     data.to_netcdf(tmp_path / "numbers.nc")
     with pytest.raises(DataError, match="--time-features needs a time axis of dates"):
         load_dataset(str(tmp_path / "numbers.nc"), time_features=True)
+
+
+def test_an_ensemble_of_a_seasonal_run_is_scored_against_the_seasons(seasonal_run):
+    forecaster = Forecaster.load(seasonal_run)
+    dataset = load_config_dataset(forecaster.config)
+    ensemble = forecaster.perturbed(2, 0.3)
+    test, train = dataset.splits["test"], dataset.splits["train"]
+    results = ensemble.score(test, dataset.grid["lat"], "the test split", train=train)["t2m"]
+    assert set(results) == {
+        "stconvs2s-r", "persistence", "climatology", "input_mean", "climatological_ensemble",
+    }  # fmt: skip
+    assert "acc" in results["stconvs2s-r"] and results["stconvs2s-r"]["ensemble"]["members"] == 2
+    # three years, 60% of them for training: one complete year from its first day
+    climate = results["climatological_ensemble"]
+    assert climate["ensemble"]["members"] == 1
+    assert climate["ensemble"]["crps"] == pytest.approx(climate["weighted_mae"], rel=1e-5)
+    assert climate["climatology"] == "by day of year, smoothed over 31 days"

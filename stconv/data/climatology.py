@@ -525,3 +525,48 @@ def check_filled(
         f"{climatology.slot_name(slot)} in cell (lat {lat}, lon {lon}) of {channel!r}: no "
         f"training data on or near that time of year (use a longer training split{hint})"
     )
+
+
+def member_frames(climatology: Climatology, times: Times, source: str = "the data") -> np.ndarray:
+    """The climatological ensemble: for every slot of ``climatology``, the
+    frames of ``times`` (the training split's) at that time of year, one per
+    training year, as ``(period, members)`` indices into ``times``.
+
+    Annual data: every training frame is a member. Otherwise the years are
+    counted from the split's first time (a split from July holds years from
+    July to June), and the members are the years that hold every slot (but
+    29 February, which a year without it takes from 28 February); a partial
+    year at the end of the split is left out.
+
+    Raises:
+      DataError: naming ``source``, when no training year is complete.
+    """
+    values = as_array(times)
+    if climatology.kind == "annual":
+        return np.arange(len(values))[None, :]
+    slots = climatology.index(values)
+    period = slot_count(climatology.kind, climatology.calendar, climatology.hours)
+    since_start = (slots - slots[0]) % period  # a new year where this falls back
+    years = np.concatenate([[0], np.cumsum(np.diff(since_start) < 0)])
+    per_day = max(len(climatology.hours), 1)
+    leap_day = MONTH_STARTS["standard"][2] - 1  # day slot of 29 February
+    may_miss = set()
+    if climatology.kind in ("daily", "subdaily") and climatology.calendar == "standard":
+        may_miss = set(range(leap_day * per_day, (leap_day + 1) * per_day))
+    columns = []
+    for year in np.unique(years):
+        frames = np.full(period, -1)
+        in_year = np.flatnonzero(years == year)
+        frames[slots[in_year]] = in_year
+        missing = set(np.flatnonzero(frames < 0).tolist())
+        if not missing <= may_miss:
+            continue
+        for slot in sorted(missing):
+            frames[slot] = frames[slot - per_day]
+        columns.append(frames)
+    if not columns:
+        raise DataError(
+            f"{source}: the training split holds no complete year: the climatological "
+            "ensemble needs one member per complete training year"
+        )
+    return np.stack(columns, axis=1)

@@ -122,6 +122,10 @@ class FieldWindows(WindowSource):
         stop = self.starts[-1] + self.spec.length
         return self.field.isel(time=slice(self.starts[0], stop)).values
 
+    def series_times(self) -> np.ndarray:
+        """The times of `series`."""
+        return self.frame_times[self.starts[0] : self.starts[-1] + self.spec.length]
+
     def init_times(self) -> np.ndarray:
         """Time of the last input frame of every window (the forecast's initialisation)."""
         last_input = np.asarray(self.starts) + self.spec.input_length - 1
@@ -171,6 +175,10 @@ class SampleWindows(WindowSource):
         time series if consecutive samples are one step apart (assumed, not checked)."""
         samples = np.asarray(self.samples)
         return self.x.isel(sample=samples, time=0).values
+
+    def series_times(self) -> None:
+        """None: the paper's files carry no time coordinate."""
+        return None
 
     def init_times(self) -> np.ndarray:
         """Sample indices: the paper's files carry no time coordinate."""

@@ -13,7 +13,9 @@ write the same layout (`forecast_writer` picks one by the path):
 - ``lead_time``: a time span (days, hours) where the time axis holds dates
   one fixed step apart, else the number of steps after ``init_time``;
 - ``valid_time`` ``(init_time, lead_time)``: the time each forecast is for,
-  where the inputs have times.
+  where the inputs have times;
+- an ensemble's ``member`` dimension after ``init_time`` (numbered 0..M-1),
+  the members' names in ``member_name``.
 """
 
 import contextlib
@@ -53,6 +55,8 @@ class ForecastWriter:
       mask: ``(lat, lon, channel)`` True where forecasts are valid.
       horizon: the lead times of every forecast.
       lead_time: the ``lead_time`` coordinate (`lead_times`); default steps 1..horizon.
+      members: an ensemble's member names: forecasts are then ``(n, member,
+        lead, lat, lon, channel)``; () for single forecasts.
     """
 
     def __init__(
@@ -62,8 +66,10 @@ class ForecastWriter:
         mask: np.ndarray,
         horizon: int,
         lead_time: xr.Variable | None = None,
+        members: tuple[str, ...] = (),
     ):
         self.path = os.fspath(path)
+        self.members = tuple(members)
         self.grid = grid
         self.mask = np.asarray(mask, bool)
         self.horizon = horizon
@@ -74,8 +80,14 @@ class ForecastWriter:
         self.temporary = None
 
     @property
-    def dims(self) -> tuple[str, str, str, str]:
-        return forecast_dims(self.grid)
+    def dims(self) -> tuple[str, ...]:
+        return forecast_dims(self.grid, bool(self.members))
+
+    @property
+    def forecast_shape(self) -> tuple[int, ...]:
+        """One forecast's shape: ``(lead, lat, lon, channel)``, after ``(member,)``
+        for an ensemble."""
+        return (len(self.members),) * bool(self.members) + (self.horizon, *self.mask.shape)
 
     def __enter__(self) -> "ForecastWriter":
         self.temporary = temporary_beside(self.path)
@@ -96,11 +108,16 @@ class ForecastWriter:
 
     def define(self) -> None:
         """Dimensions, coordinates (but ``init_time``'s values) and empty variables."""
-        _, _, lat_name, lon_name = self.dims
+        lat_name, lon_name = self.dims[-2:]
         lat, lon = np.asarray(self.grid["lat"]), np.asarray(self.grid["lon"])
         self.file.setncattr("title", "stconv forecast")
         for name, size in (("init_time", None), ("lead_time", self.horizon)):
             self.file.createDimension(name, size)
+        if self.members:
+            self.file.createDimension("member", len(self.members))
+            self.coordinate("member", np.arange(len(self.members)), {})
+            names = self.file.createVariable("member_name", str, ("member",))
+            names[:] = np.array(self.members, object)
         self.file.createDimension(lat_name, len(lat))
         self.file.createDimension(lon_name, len(lon))
         self.encoded("lead_time", self.lead_time)
@@ -112,7 +129,7 @@ class ForecastWriter:
                 "f4",
                 self.dims,
                 fill_value=np.float32(np.nan),
-                chunksizes=(1, self.horizon, len(lat), len(lon)),  # one forecast per chunk
+                chunksizes=(1, *self.forecast_shape[:-1]),  # one forecast per chunk
             )
             variable.setncatts(variable_attrs(self.grid, c))
 
@@ -150,7 +167,7 @@ class ForecastWriter:
     def checked(self, predictions: np.ndarray, init_times: np.ndarray) -> np.ndarray:
         """``predictions`` as written: float32, NaN outside the mask; ValueError
         if they do not fit the file."""
-        shape = (self.horizon, *self.mask.shape)
+        shape = self.forecast_shape
         if predictions.shape[1:] != shape or len(init_times) != len(predictions):
             raise ValueError(
                 f"forecasts of shape {predictions.shape} with {len(init_times)} init times do "
@@ -221,7 +238,7 @@ class ZarrForecastWriter(ForecastWriter):
         self, predictions: np.ndarray, init_times: np.ndarray, valid_times: np.ndarray | None = None
     ) -> None:
         predictions = self.checked(predictions, init_times)
-        _, _, lat_name, lon_name = self.dims
+        lat_name, lon_name = self.dims[-2:]
         data = {
             str(name): (self.dims, predictions[..., c], variable_attrs(self.grid, c))
             for c, name in enumerate(self.grid["channel"])
@@ -235,6 +252,10 @@ class ZarrForecastWriter(ForecastWriter):
                 **{lat_name: (lat_name, np.asarray(self.grid["lat"]), {"units": "degrees_north"})},
                 **{lon_name: (lon_name, np.asarray(self.grid["lon"]), {"units": "degrees_east"})},
             )
+            if self.members:
+                coords.update(
+                    member=np.arange(len(self.members)), member_name=("member", list(self.members))
+                )
         batch = xr.Dataset(data, coords, attrs={"title": "stconv forecast"})
         if self.count == 0:
             batch.to_zarr(self.temporary, mode="w-", consolidated=True)
@@ -257,11 +278,13 @@ def forecast_writer(path: str | os.PathLike, *args, **kwargs) -> ForecastWriter:
     return (ZarrForecastWriter if zarr_store else ForecastWriter)(path, *args, **kwargs)
 
 
-def forecast_dims(grid: dict) -> tuple[str, str, str, str]:
-    """A forecast variable's dimensions: ``init_time``, ``lead_time`` and the
-    input's own names of the latitude and longitude (``grid["dims"]``)."""
+def forecast_dims(grid: dict, members: bool = False) -> tuple[str, ...]:
+    """A forecast variable's dimensions: ``init_time``, ``member`` for an
+    ensemble, ``lead_time`` and the input's own names of the latitude and
+    longitude (``grid["dims"]``)."""
     names = grid.get("dims", {})
-    return ("init_time", "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
+    member = ("member",) if members else ()
+    return ("init_time", *member, "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
 
 
 def temporary_beside(path: str) -> str:

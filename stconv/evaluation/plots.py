@@ -1,4 +1,5 @@
-"""Figures of a run: the learning curve and forecast maps (matplotlib, PNG)."""
+"""Figures of a run: the learning curve, skill by lead time, forecast maps
+and an ensemble's scores (matplotlib, PNG)."""
 
 import itertools
 import os
@@ -99,6 +100,50 @@ def draw_panel(axis, metrics: list, results: dict, units: str, colors: dict) -> 
     axis.set(xlabel="lead time (steps)", ylabel=ylabel, title=title)
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3, which="both")
+
+
+def ensemble_scores(results: dict[str, dict], path: str | os.PathLike) -> None:
+    """`ensemble_figure` as a PNG."""
+    ensemble_figure(results).savefig(path, dpi=100)
+
+
+def ensemble_figure(results: dict[str, dict]) -> Figure:
+    """Per target variable (one row): the CRPS per lead time of every
+    forecast, the spread-skill ratio of every ensemble (1: reliable), and the
+    rank histogram of every ensemble over all lead times, as the fraction of
+    cells per rank (flat at ``1 / (M + 1)`` for a reliable ensemble)."""
+    figure = Figure(figsize=(16, 3.8 * len(results)))
+    rows = figure.subplots(len(results), 3, squeeze=False)
+    several = len(results) > 1
+    for (crps, ratio, ranks), (variable, scores) in zip(rows, results.items(), strict=True):
+        units = next(iter(scores.values())).get("units", "")
+        for i, (forecast, result) in enumerate(scores.items()):
+            ensemble, color = result["ensemble"], f"C{i}"
+            leads = range(1, len(ensemble["crps_per_lead"]) + 1)
+            crps.plot(leads, ensemble["crps_per_lead"], marker="o", color=color, label=forecast)
+            if ensemble["members"] < 2:
+                continue
+            ratio.plot(leads, ensemble["spread_skill_ratio_per_lead"], marker="o", color=color)
+            counts = np.sum(ensemble["rank_histogram"], axis=0)
+            positions = np.linspace(0, 1, len(counts))
+            label = f"{forecast} ({ensemble['members']} members)"
+            ranks.step(positions, counts / counts.sum(), where="mid", color=color, label=label)
+        ratio.axhline(1.0, color="gray", linestyle="--")
+        prefix = f"{variable}: " if several else ""
+        crps.set(xlabel="lead time (steps)", ylabel=f"CRPS ({units})", title=f"{prefix}CRPS")
+        ratio.set(xlabel="lead time (steps)", ylabel="spread / skill", title="spread-skill ratio")
+        ranks.set(
+            xlabel="rank of the truth among the members (0 lowest, 1 highest)",
+            ylabel="fraction of cells", title="rank histogram (all leads)",
+        )  # fmt: skip
+        for axis in (crps, ratio):
+            axis.xaxis.get_major_locator().set_params(integer=True)
+        for axis in (crps, ratio, ranks):
+            axis.grid(alpha=0.3)
+        crps.legend(fontsize=8)
+        ranks.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
 
 
 def forecast_maps(

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from stconv.data.climatology import Climatology
+from stconv.data.climatology import Climatology, member_frames
 from stconv.data.errors import DataError
 from stconv.data.normalization import Normalizer
 from stconv.data.pipeline import epoch_batches
+from stconv.evaluation.ensemble import EnsembleAccumulator
 from stconv.evaluation.inference import Predictor, predicted_batches, unpadded
 from stconv.evaluation.metrics import ErrorAccumulator, skill
 
@@ -69,6 +70,56 @@ class WithClimatology:
         return {**self.source[index], "climatology": reference}
 
 
+CLIMATOLOGICAL_ENSEMBLE = "climatological_ensemble"
+
+
+class WithClimatologicalEnsemble:
+    """The windows of ``source`` with the climatological ensemble of their
+    target frames, normalized, under ``"climatological_ensemble"``
+    (``(members, horizon, lat, lon, outputs)``): the training split's values
+    at the same time of year, one member per training year
+    (`stconv.data.climatology.member_frames`; every training frame for annual data).
+
+    Args:
+      source: windows with their valid times (`stconv.data.sources.FieldWindows`).
+      train: ``(time, lat, lon, outputs)`` the training split's frames of the
+        targets, physical units.
+      train_times: their times.
+      climatology: the targets' climatology (its slots pair the times of year).
+      normalizer: the targets' normalizer.
+      what: the data, for errors.
+    """
+
+    def __init__(
+        self,
+        source,
+        train: np.ndarray,
+        train_times: np.ndarray,
+        climatology: Climatology,
+        normalizer: Normalizer,
+        what: str = "the training split",
+    ):
+        self.source = source
+        self.valid = source.valid_times()
+        self.train = train
+        self.frames = member_frames(climatology, train_times, what)
+        self.climatology = climatology
+        self.normalizer = normalizer
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def valid_times(self) -> np.ndarray:
+        return self.valid
+
+    def __getitem__(self, index: int) -> dict:
+        times = self.valid[index]
+        frames = self.frames[self.climatology.index(times)].T  # (members, horizon)
+        values = self.normalizer.normalize(self.train[frames], np.broadcast_to(times, frames.shape))
+        members = np.nan_to_num(values, nan=0.0).astype(np.float32)
+        return {**self.source[index], CLIMATOLOGICAL_ENSEMBLE: members}
+
+
 def evaluate(
     forecasters: dict[str, Predictor],
     source,
@@ -78,6 +129,7 @@ def evaluate(
     what: str = "the windows",
     climatology: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    ensembles: tuple[str, ...] = (),
 ) -> dict[str, dict]:
     """The scores of `stconv.evaluation.metrics` (physical units, masked, whole
     set and per lead time) of each forecaster on every window of ``source``,
@@ -91,6 +143,12 @@ def evaluate(
     ``on_batch(batch, predictions)``, if given, sees every batch and the
     forecasters' predictions for it (``{name: array}``), in order.
 
+    The forecasters named in ``ensembles`` give members ``(members, batch,
+    ...)`` (read from the batches, ``(batch, members, ...)``): their ensemble
+    mean is scored as a forecast. Where there are ensembles, every forecast's
+    scores get ``"ensemble"``, the scores of `stconv.evaluation.ensemble`
+    (a single forecast as an ensemble of one: its CRPS is its weighted MAE).
+
     Raises:
       DataError: naming ``what`` (e.g. "the validation split of 'x.nc'") when
         no target cell of any window is valid: there is nothing to score.
@@ -101,20 +159,46 @@ def evaluate(
         name: ErrorAccumulator(climatology, weights, batch_climatology=carried)
         for name in forecasters
     }
+    spreads = {name: EnsembleAccumulator(weights) for name in forecasters} if ensembles else {}
     batches = batches_in_order(source, batch_size)
     computed = {name: f for name, f in forecasters.items() if f is not None}
     for batch, padded, predictions in predicted_batches(computed, batches, batch_size):
-        predictions = {name: predictions.get(name, padded.get(name)) for name in forecasters}
+        predictions = {
+            name: predictions[name] if name in predictions else from_batch(padded, name, ensembles)
+            for name in forecasters
+        }
         reference = padded.get("climatology")
+        targets, mask = padded["targets"], padded["mask"]
         for name, prediction in predictions.items():
-            accumulators[name].add(prediction, padded["targets"], padded["mask"], std, reference)
+            several = name in ensembles
+            mean = prediction.mean(axis=0) if several else prediction
+            accumulators[name].add(mean, targets, mask, std, reference)
+            if spreads:
+                spreads[name].add(prediction if several else prediction[None], targets, mask, std)
         if on_batch is not None:
             size = len(batch["inputs"])
-            on_batch(batch, {name: unpadded(p, size) for name, p in predictions.items()})
+            on_batch(
+                batch,
+                {
+                    name: p[:, :size] if name in ensembles else unpadded(p, size)
+                    for name, p in predictions.items()
+                },
+            )
     try:  # per forecaster, one result per target variable
-        return {name: accumulator.result() for name, accumulator in accumulators.items()}
+        results = {name: accumulator.result() for name, accumulator in accumulators.items()}
     except ValueError as error:
         raise DataError(f"{what}: {error}") from None
+    for name, spread in spreads.items():
+        for scores, ensemble in zip(results[name], spread.result(), strict=True):
+            scores["ensemble"] = ensemble
+    return results
+
+
+def from_batch(padded: dict, name: str, ensembles: tuple[str, ...]) -> np.ndarray:
+    """The forecast ``name`` the batch carries (`WithClimatology`,
+    `WithClimatologicalEnsemble`); an ensemble's members first."""
+    values = padded[name]
+    return np.moveaxis(values, 1, 0) if name in ensembles else values
 
 
 BASELINES = ("persistence", "climatology", "input_mean")

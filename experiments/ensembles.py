@@ -1,0 +1,223 @@
+"""Seeds and perturbed inputs as ensembles, on the README's main job.
+
+    python experiments/ensembles.py --workdir runs/hadcm3-a1b \
+        --output experiments/results/ensembles.md
+
+Reads the main job's three seeds in ``--workdir`` (trained first with
+``stconv train --preset main`` if the folder holds no finished run) and scores
+them as one ensemble on the test split (`stconv.forecaster.Forecaster.ensemble`),
+beside the climatological ensemble (every training year a member) and the
+deterministic baselines (whose CRPS is their area-weighted MAE). Then the
+cheaper members: one seed's forecasts from perturbed inputs
+(`stconv.forecaster.Forecaster.perturbed`), the noise chosen on the
+validation split only, scored the same way. Writes a Markdown report with the
+command, machine, date and commits.
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from stconv.assembly import load_config_dataset
+from stconv.configs import get_config
+from stconv.experiment import train_and_evaluate
+from stconv.forecaster import Forecaster
+from stconv.provenance import machine
+from stconv.run import RunDirectory
+
+SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # noise tried on the validation split
+SELECTION_MEMBERS = 10  # members of each perturbed ensemble tried
+MEMBERS = (3, 10)  # perturbed ensembles scored on the test split
+
+
+def score(forecaster: Forecaster, dataset, split: str, train: bool = False) -> tuple[dict, float]:
+    """The scores of ``forecaster`` on ``split`` of the first target, and the
+    seconds they took."""
+    start = time.perf_counter()
+    results = forecaster.score(
+        dataset.splits[split], dataset.grid["lat"], f"the {split} split",
+        train=dataset.splits["train"] if train else None,
+    )  # fmt: skip
+    return next(iter(results.values())), time.perf_counter() - start
+
+
+def choose_scale(member: Forecaster, dataset) -> tuple[float, dict[float, float]]:
+    """The noise whose ensemble has the lowest CRPS on the validation split."""
+    crps = {}
+    for scale in SCALES:
+        results, _ = score(member.perturbed(SELECTION_MEMBERS, scale), dataset, "validation")
+        crps[scale] = results[member.config.model]["ensemble"]["crps"]
+        print(f"perturbation {scale}: validation CRPS {crps[scale]:.4f}")
+    return min(crps, key=crps.get), crps
+
+
+def table(rows: list[tuple[str, list[float]]], title: str, digits: int = 3) -> str:
+    leads = len(rows[0][1])
+    lines = [
+        f"| {title} | " + " | ".join(f"lead {i + 1}" for i in range(leads)) + " |",
+        "|---" * (leads + 1) + "|",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(f"{v:.{digits}f}" for v in values) + " |"
+        for name, values in rows
+    ]
+    return "\n".join(lines)
+
+
+def rank_fractions(ensemble: dict) -> str:
+    counts = np.sum(ensemble["rank_histogram"], axis=0)
+    return ", ".join(f"{v:.2f}" for v in counts / counts.sum())
+
+
+def extremes(ensemble: dict) -> str:
+    """The fractions of cells whose truth lies below or above every member."""
+    counts = np.sum(ensemble["rank_histogram"], axis=0)
+    low, high = counts[0] / counts.sum(), counts[-1] / counts.sum()
+    return f"{low:.2f} below every member, {high:.2f} above every member"
+
+
+def training_seconds(workdir: str) -> float:
+    """The seconds the seeds took to train and test, from the runs' record."""
+    sessions = RunDirectory(workdir).provenance()["sessions"]
+    phases = sessions[0]["phases_s"]
+    return sum(seconds for phase, seconds in phases.items() if phase.startswith("seed"))
+
+
+def commits_of(workdir: str) -> str:
+    sessions = RunDirectory(workdir).provenance()["sessions"]
+    return ", ".join(sorted({f"`{s['stconv']['commit'][:7]}`" for s in sessions}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="folder of the main job's run")
+    parser.add_argument("--output", required=True, help="the Markdown file to write")
+    args = parser.parse_args(argv)
+    top = RunDirectory(args.workdir)
+    if not top.has(top.SUMMARY):
+        train_and_evaluate(get_config("main"), args.workdir)
+    summary = top.read_json(top.SUMMARY, "")
+    ensemble = Forecaster.load(args.workdir)
+    config = ensemble.config
+    dataset = load_config_dataset(config)
+
+    seeds, seeds_seconds = score(ensemble, dataset, "test", train=True)
+    model = config.model
+    variable = next(iter(summary["runs"][0]))
+    units = seeds[model]["units"]
+    seed_numbers = [int(name.split()[-1]) for name in ensemble.members]
+    member = Forecaster.load(top.iteration(seed_numbers[0]).path)
+    scale, validation = choose_scale(member, dataset)
+    perturbed = {}
+    for count in MEMBERS:
+        perturbed[count] = score(member.perturbed(count, scale), dataset, "test")
+
+    member_rmse = [
+        (f"seed {seed} (member)", run[variable][model]["rmse_per_lead"])
+        for seed, run in zip(seed_numbers, summary["runs"], strict=True)
+    ]
+    ensembles = {
+        f"{len(seed_numbers)} seeds": seeds[model]["ensemble"],
+        **{
+            f"{c} perturbed (seed {seed_numbers[0]})": perturbed[c][0][model]["ensemble"]
+            for c in MEMBERS
+        },
+        "climatological ensemble": seeds["climatological_ensemble"]["ensemble"],
+    }
+    crps_rows = [(name, e["crps_per_lead"]) for name, e in ensembles.items()]
+    crps_rows += [
+        (f"{name} (its wMAE)", seeds[name]["ensemble"]["crps_per_lead"])
+        for name in ("input_mean", "persistence")
+    ]
+    ratio_rows = [(name, e["spread_skill_ratio_per_lead"]) for name, e in ensembles.items()]
+    spread_rows = [(name, e["spread_per_lead"]) for name, e in ensembles.items()]
+    mean_rmse = seeds[model]["rmse_per_lead"]
+    best_member = np.min([values for _, values in member_rmse], axis=0)
+    crps_seeds = np.asarray(seeds[model]["ensemble"]["crps_per_lead"])
+    crps_climate = np.asarray(ensembles["climatological ensemble"]["crps_per_lead"])
+    mae_input_mean = np.asarray(seeds["input_mean"]["ensemble"]["crps_per_lead"])
+    ratios = {name: e["spread_skill_ratio"] for name, e in ensembles.items()}
+
+    def verdict(holds) -> str:
+        holds = np.asarray(holds)
+        return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    host = machine()
+    text = [
+        "# Ensembles on the README's main job",
+        "",
+        f"- command: `python {' '.join(['experiments/ensembles.py', *sys.argv[1:]])}`",
+        f"- date: {datetime.date.today().isoformat()}; written at commit `{commit}`, the runs "
+        f"trained at {commits_of(args.workdir)} (`stconv train --workdir {args.workdir} "
+        "--preset main`)",
+        f"- machine: {host['platform']}, {host['cpu_count']} CPU cores, {host['backend']}",
+        f"- data: the embedded HadCM3 A1B field ({variable}, {units}), annual; the test split, "
+        "scores area-weighted (cos latitude) but the paper's RMSE",
+        "- scores: `stconv.evaluation.ensemble` (fair CRPS, spread = sqrt of the mean unbiased "
+        "variance, spread-skill ratio with the sqrt((M+1)/M) correction, rank histogram); the "
+        "climatological ensemble has every training year as a member",
+        "",
+        "## Findings",
+        "",
+        f"- The ensemble mean of the seeds beats its best member (RMSE): "
+        f"{verdict(np.asarray(mean_rmse) < best_member)} ({np.round(mean_rmse, 3).tolist()} "
+        f"against {best_member.round(3).tolist()} {units}).",
+        f"- The seed ensemble's CRPS beats the climatological ensemble's: "
+        f"{verdict(crps_seeds < crps_climate)}; and the input mean's MAE (the best "
+        f"deterministic baseline's CRPS): {verdict(crps_seeds < mae_input_mean)}.",
+        "- Spread-skill ratio over all leads: "
+        + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
+        + " (1 is reliable; below 1 under-dispersive: the members agree more than their "
+        "error says).",
+        f"- Perturbed inputs: noise {scale} training std, chosen on the validation split "
+        f"(CRPS of {SELECTION_MEMBERS} members: "
+        + ", ".join(f"{s}: {c:.4f}" for s, c in validation.items())
+        + ").",
+        f"- Cost: the seed ensemble trained {len(seed_numbers)} networks "
+        f"({training_seconds(args.workdir):.0f} s for the seeds' training and test) and "
+        f"scored the test split in "
+        f"{seeds_seconds:.1f} s; the perturbed ensembles train nothing more and scored it in "
+        + ", ".join(f"{perturbed[c][1]:.1f} s ({c} members)" for c in MEMBERS)
+        + " (these include compiling).",
+        "",
+        f"## RMSE per lead time ({units})",
+        "",
+        table([*member_rmse, ("ensemble mean of the seeds", mean_rmse),
+               ("input_mean", seeds["input_mean"]["rmse_per_lead"])], "forecast"),
+        "",
+        f"## CRPS per lead time ({units}); a single forecast's is its area-weighted MAE",
+        "",
+        table(crps_rows, "forecast"),
+        "",
+        "## Spread-skill ratio per lead time",
+        "",
+        table(ratio_rows, "ensemble", 2),
+        "",
+        f"## Spread per lead time ({units})",
+        "",
+        table(spread_rows, "ensemble"),
+        "",
+        "## Rank histograms, all leads (fraction of cells per rank, lowest first)",
+        "",
+        *[f"- {name}: {rank_fractions(e)}" for name, e in ensembles.items()
+          if name != "climatological ensemble"],
+        f"- climatological ensemble ({ensembles['climatological ensemble']['members']} members): "
+        f"{extremes(ensembles['climatological ensemble'])}",
+        "",
+    ]  # fmt: skip
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        f.write("\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
