@@ -10,7 +10,8 @@ beside the climatological ensemble (every training year a member) and the
 deterministic baselines (whose CRPS is their area-weighted MAE). Then the
 cheaper members: one seed's forecasts from perturbed inputs
 (`stconv.forecaster.Forecaster.perturbed`), the noise chosen on the
-validation split only, scored the same way. Writes a Markdown report with the
+validation split only (`Forecaster.choose_perturbation`, as ``stconv evaluate
+--members`` does), scored the same way. Writes a Markdown report with the
 command, machine, date and commits.
 """
 
@@ -30,7 +31,6 @@ from stconv.forecaster import Forecaster
 from stconv.provenance import machine
 from stconv.run import RunDirectory
 
-SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # noise tried on the validation split
 SELECTION_MEMBERS = 10  # members of each perturbed ensemble tried
 MEMBERS = (3, 10)  # perturbed ensembles scored on the test split
 
@@ -44,16 +44,6 @@ def score(forecaster: Forecaster, dataset, split: str, train: bool = False) -> t
         train=dataset.splits["train"] if train else None,
     )  # fmt: skip
     return next(iter(results.values())), time.perf_counter() - start
-
-
-def choose_scale(member: Forecaster, dataset) -> tuple[float, dict[float, float]]:
-    """The noise whose ensemble has the lowest CRPS on the validation split."""
-    crps = {}
-    for scale in SCALES:
-        results, _ = score(member.perturbed(SELECTION_MEMBERS, scale), dataset, "validation")
-        crps[scale] = results[member.config.model]["ensemble"]["crps"]
-        print(f"perturbation {scale}: validation CRPS {crps[scale]:.4f}")
-    return min(crps, key=crps.get), crps
 
 
 def table(rows: list[tuple[str, list[float]]], title: str, digits: int = 3) -> str:
@@ -112,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     units = seeds[model]["units"]
     seed_numbers = [int(name.split()[-1]) for name in ensemble.members]
     member = Forecaster.load(top.iteration(seed_numbers[0]).path)
-    scale, validation = choose_scale(member, dataset)
+    scale, validation = member.choose_perturbation(
+        dataset.splits["validation"], dataset.grid["lat"], SELECTION_MEMBERS
+    )
     perturbed = {}
     for count in MEMBERS:
         perturbed[count] = score(member.perturbed(count, scale), dataset, "test")
@@ -138,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     spread_rows = [(name, e["spread_per_lead"]) for name, e in ensembles.items()]
     mean_rmse = seeds[model]["rmse_per_lead"]
     best_member = np.min([values for _, values in member_rmse], axis=0)
+    mean_member = np.mean([values for _, values in member_rmse], axis=0)
     crps_seeds = np.asarray(seeds[model]["ensemble"]["crps_per_lead"])
     crps_climate = np.asarray(ensembles["climatological ensemble"]["crps_per_lead"])
     mae_input_mean = np.asarray(seeds["input_mean"]["ensemble"]["crps_per_lead"])
@@ -167,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "## Findings",
         "",
-        f"- The ensemble mean of the seeds beats its best member (RMSE): "
+        f"- The ensemble mean of the seeds beats the members' mean RMSE: "
+        f"{verdict(np.asarray(mean_rmse) < mean_member)} ({mean_member.round(3).tolist()} "
+        f"{units}); and its best member at each lead: "
         f"{verdict(np.asarray(mean_rmse) < best_member)} ({np.round(mean_rmse, 3).tolist()} "
         f"against {best_member.round(3).tolist()} {units}).",
         f"- The seed ensemble's CRPS beats the climatological ensemble's: "
@@ -179,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "error says).",
         f"- Perturbed inputs: noise {scale} training std, chosen on the validation split "
         f"(CRPS of {SELECTION_MEMBERS} members: "
-        + ", ".join(f"{s}: {c:.4f}" for s, c in validation.items())
+        + ", ".join(f"{s:g}: {c:.4f}" for s, c in validation.items())
         + ").",
         f"- Cost: the seed ensemble trained {len(seed_numbers)} networks "
         f"({training_seconds(args.workdir):.0f} s for the seeds' training and test) and "

@@ -19,7 +19,7 @@ import types
 import typing
 import warnings
 
-from stconv.config import DEFAULT_PERTURBATION, Config, model_names
+from stconv.config import Config, model_names
 from stconv.configs import PRESETS, get_config
 
 
@@ -38,8 +38,27 @@ def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.experiment import evaluate_run
 
     check_member_flags(args)
-    perturbation = args.perturbation or DEFAULT_PERTURBATION
-    evaluate_run(args.workdir, members=args.members, perturbation=perturbation)
+    evaluate_run(args.workdir, members=args.members, perturbation=args.perturbation)
+
+
+def chosen_perturbation(workdir: str) -> float:
+    """The noise ``stconv evaluate --members`` chose on the run's validation split.
+
+    Raises:
+      ValueError: if the run has not been evaluated so.
+    """
+    from stconv.run import RunDirectory
+
+    run = RunDirectory(workdir)
+    if run.has("perturbed_results.json"):
+        for forecasts in run.read_json("perturbed_results.json", "").values():
+            for scores in forecasts.values():
+                if "perturbation" in scores.get("ensemble", {}):
+                    return float(scores["ensemble"]["perturbation"])
+    raise ValueError(
+        f"--members: the run {workdir!r} has no chosen perturbation: pass --perturbation S, or "
+        "run `stconv evaluate --members K` first to choose it on the validation split"
+    )
 
 
 def check_member_flags(args: argparse.Namespace) -> None:
@@ -60,7 +79,8 @@ def predict_command(args: argparse.Namespace) -> None:
     check_member_flags(args)
     forecaster = Forecaster.load(args.workdir)
     if args.members is not None:
-        forecaster = forecaster.perturbed(args.members, args.perturbation or DEFAULT_PERTURBATION)
+        perturbation = args.perturbation or chosen_perturbation(args.workdir)
+        forecaster = forecaster.perturbed(args.members, perturbation)
     count = forecaster.write(
         args.input, args.output, overwrite=args.overwrite, batch_size=args.batch_size,
         other_grid=args.other_grid, mean=args.mean,
@@ -263,7 +283,8 @@ def add_member_flags(parser: argparse.ArgumentParser) -> None:
         "--perturbation",
         type=float,
         help="with --members: the noise's standard deviation, in training standard deviations "
-        f"of each variable; default {DEFAULT_PERTURBATION}",
+        "of each variable; default: evaluate chooses it on the validation split, predict "
+        "uses the one evaluate chose",
     )
 
 

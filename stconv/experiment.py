@@ -19,7 +19,7 @@ from flax import nnx
 
 from stconv import models, provenance
 from stconv.assembly import build, config_files, load_config_dataset, targets_of
-from stconv.config import DEFAULT_PERTURBATION, EXECUTION_FIELDS, Config
+from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
@@ -362,7 +362,7 @@ def fit_and_evaluate(
 
 
 def evaluate_run(
-    workdir: str, members: int | None = None, perturbation: float = DEFAULT_PERTURBATION
+    workdir: str, members: int | None = None, perturbation: float | None = None
 ) -> dict:
     """Tests the finished run in ``workdir`` again (``stconv evaluate``): its best
     epoch on its dataset, checked against ``data.json``, with a warning per
@@ -370,15 +370,24 @@ def evaluate_run(
     ``evaluate`` session to the record. A run of several seeds is tested as
     their ensemble (`stconv.reporting.report_ensemble`); with ``members``, a
     run of one seed as the ensemble of its forecasts from ``members``
-    perturbed inputs (`stconv.forecaster.Forecaster.perturbed`), written to
+    perturbed inputs (`stconv.forecaster.Forecaster.perturbed`) with noise
+    ``perturbation`` (None: chosen on the validation split,
+    `stconv.forecaster.Forecaster.choose_perturbation`), written to
     ``perturbed_results.json`` and ``perturbed_ensemble.png``."""
     with provenance.Session("evaluate") as session:
         forecaster = Forecaster.load(workdir)
         if members is not None:
-            forecaster = forecaster.perturbed(members, perturbation)
+            forecaster.perturbed(members, perturbation or 1.0)  # its one-line refusals, first
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
+        if members is not None:
+            if perturbation is None:
+                validation, lat = dataset.splits["validation"], dataset.grid["lat"]
+                perturbation, tried = forecaster.choose_perturbation(validation, lat, members)
+                each = ", ".join(f"{scale:g}: {crps:.4f}" for scale, crps in tried.items())
+                print(f"perturbation {perturbation:g}, the lowest validation CRPS ({each})")
+            forecaster = forecaster.perturbed(members, perturbation)
         data_run = (run.member_runs() or [run])[0]  # a run of several seeds: its first
         data_run.check_data(dataset, f"dataset {config.dataset!r}")
         origin = forecaster.origin

@@ -28,7 +28,7 @@ import xarray as xr
 from stconv import models, provenance
 from stconv.assembly import restore_predict
 from stconv.checks import check_positive
-from stconv.config import Config
+from stconv.config import PERTURBATION_SCALES, Config
 from stconv.data.checks import check_values
 from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
@@ -109,6 +109,7 @@ class Forecaster:
         self.path = path
         self.extra = extra
         self.members = tuple(members)
+        self.perturbation = None  # the noise of `perturbed` members
 
     @classmethod
     def load(cls, workdir: str | os.PathLike) -> "Forecaster":
@@ -208,10 +209,29 @@ class Forecaster:
             return jnp.stack([deterministic(inputs + n) for n in noise])
 
         names = tuple(f"perturbation {k}" for k in range(members))
-        return Forecaster(
+        ensemble = Forecaster(
             self.config, self.description, self.normalizer, self.mask, self.climatology,
             predict, self.origin, self.path, self.extra, names,
         )  # fmt: skip
+        ensemble.perturbation = scale
+        return ensemble
+
+    def choose_perturbation(
+        self, source, lat: np.ndarray, members: int, scales: tuple[float, ...] = PERTURBATION_SCALES
+    ) -> tuple[float, dict[float, float]]:
+        """The noise of `perturbed` whose ensemble of ``members`` has the lowest
+        CRPS on ``source`` (the validation split: never the test), with the CRPS
+        of every noise tried; with several targets, the mean of their CRPS
+        divided by their training standard deviations."""
+        std = self.normalizer.std[: self.outputs]
+        scores = {}
+        for scale in scales:
+            results = self.perturbed(members, scale).score(source, lat, "the validation split")
+            crps = [
+                forecasts[self.config.model]["ensemble"]["crps"] for forecasts in results.values()
+            ]
+            scores[scale] = float(np.mean(np.asarray(crps) / std))
+        return min(scores, key=scores.get), scores
 
     @classmethod
     def from_dataset(

@@ -167,6 +167,9 @@ def report_ensemble(
         results = forecaster.score(
             dataset.splits["test"], dataset.grid["lat"], what, train=dataset.splits["train"]
         )
+    if forecaster.perturbation is not None:
+        for forecasts in results.values():
+            forecasts[forecaster.config.model]["ensemble"]["perturbation"] = forecaster.perturbation
     print(format_ensemble(results, forecaster.members))
     if is_primary():
         with clock.phase("writing"):

@@ -122,12 +122,21 @@ def test_evaluate_scores_the_ensemble_again(seeds, capsys):
     )
 
 
-def test_perturbed_members_of_one_run(seeds, capsys):
+def test_perturbed_members_of_one_run(seeds, data_file, capsys, tmp_path):
     run = seeds / "seed-1000"
+    predict = ["predict", "--workdir", str(run), "--input", str(data_file), "--members", "2"]
+    assert cli.main([*predict, "--output", str(tmp_path / "none.nc")]) == 2
+    assert "has no chosen perturbation: pass --perturbation S" in capsys.readouterr().err
     assert cli.main(["evaluate", "--workdir", str(run), "--members", "3"]) == 0
+    chosen = capsys.readouterr().out.split("perturbation ")[1].split(",")[0]
     perturbed = results_of(run, "perturbed_results.json")["stconvs2s-r"]
     assert perturbed["ensemble"]["members"] == 3 and perturbed["ensemble"]["crps_spread"] > 0
+    assert perturbed["ensemble"]["perturbation"] == float(chosen)
     assert (run / "perturbed_ensemble.png").exists()
+    # predict uses the noise evaluate chose
+    assert cli.main([*predict, "--output", str(tmp_path / "two.nc")]) == 0
+    with xr.open_dataset(tmp_path / "two.nc") as written:
+        assert written.sizes["member"] == 2
     # the run's own results stay its single forecast's
     assert "ensemble" not in results_of(run)["stconvs2s-r"]
     # a larger perturbation spreads the members further
