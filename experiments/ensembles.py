@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         + " (1 is reliable; below 1 under-dispersive: the members agree more than their "
         "error says).",
         f"- Perturbed inputs: noise {scale} training std, chosen on the validation split "
-        f"(CRPS of {SELECTION_MEMBERS} members: "
+        f"(CRPS over the training std, {SELECTION_MEMBERS} members: "
         + ", ".join(f"{s:g}: {c:.4f}" for s, c in validation.items())
         + ").",
         f"- Cost: the seed ensemble trained {len(seed_numbers)} networks "
