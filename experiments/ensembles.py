@@ -172,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
         + ", ".join(f"{name} {value:.2f}" for name, value in ratios.items())
         + " (1 is reliable; below 1 under-dispersive: the members agree more than their "
         "error says).",
+        "- The ensemble mean's area-weighted RMSE: "
+        + ", ".join(f"{name} {e['ensemble_mean_rmse']:.3f}" for name, e in ensembles.items())
+        + f" {units} (one seed alone: {summary['runs'][0][variable][model]['weighted_rmse']:.3f}).",
         f"- Perturbed inputs: noise {scale} training std, chosen on the validation split "
         f"(CRPS over the training std, {SELECTION_MEMBERS} members: "
         + ", ".join(f"{s:g}: {c:.4f}" for s, c in validation.items())
