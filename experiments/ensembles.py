@@ -17,12 +17,11 @@ command, machine, date and commits.
 
 import argparse
 import datetime
-import os
-import subprocess
 import sys
 import time
 
 import numpy as np
+from report import current_commit, write_markdown
 
 from stconv.assembly import load_config_dataset
 from stconv.configs import get_config
@@ -140,9 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         holds = np.asarray(holds)
         return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = current_commit()
     host = machine()
     text = [
         "# Ensembles on the README's main job",
@@ -211,10 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{extremes(ensembles['climatological ensemble'])}",
         "",
     ]  # fmt: skip
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        f.write("\n".join(text))
-    print("\n".join(text))
+    write_markdown(args.output, text)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
+from report import current_commit, write_markdown
 
 from stconv.assembly import load_config_dataset
 from stconv.configs import get_config
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = trained(config, folder)
     baselines = training_mean_scores(get_config("weather", **overrides))
     host = machine()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = current_commit()
     text = [
         "# Seasons and inputs on the weather dataset",
         "",
@@ -263,10 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         ],
         "",
     ]
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        f.write("\n".join(text))
-    print("\n".join(text))
+    write_markdown(args.output, text)
 
 
 if __name__ == "__main__":
