@@ -315,11 +315,16 @@ def train_once(
 
 
 def resume_record(checkpoints, state: nnx.State) -> dict | None:
-    """Restores the ``latest`` checkpoint into ``state`` (or ``best``, when
-    ``latest`` was removed) and returns its record; None if there is none."""
-    kind = next((k for k in ("latest", "best") if checkpoints.exists(k)), None)
-    if kind is None:
+    """Restores the checkpoint of the last epoch saved into ``state`` and
+    returns its record; None if there is none. That is ``latest``, or ``best``
+    where ``latest`` was removed or the run was killed between saving an
+    improved epoch as ``best`` and as ``latest`` (both hold the same state and
+    record)."""
+    held = {kind: checkpoints.epoch(kind) for kind in ("latest", "best")}
+    held = {kind: epoch for kind, epoch in held.items() if epoch is not None}
+    if not held:
         return None
+    kind = max(held, key=lambda k: (held[k], k == "latest"))  # latest where they tie
     try:
         record = checkpoints.restore(kind, state)
     except CheckpointError as error:

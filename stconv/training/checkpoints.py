@@ -53,6 +53,10 @@ class Checkpoints:
     def exists(self, kind: str) -> bool:
         return self.managers[kind].latest_step() is not None
 
+    def epoch(self, kind: str) -> int | None:
+        """The epoch ``kind`` holds; None if it holds none."""
+        return self.managers[kind].latest_step()
+
     def path(self, kind: str) -> str:
         """The folder of the epoch held in ``kind`` (or of ``kind``, if none)."""
         step = self.managers[kind].latest_step()

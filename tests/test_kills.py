@@ -1,0 +1,90 @@
+"""A run killed at any boundary of an epoch resumes to the uninterrupted run,
+bit for bit: results, metrics log, test forecasts and the best checkpoint."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import assert_same_checkpoints
+
+from stconv import cli
+from stconv.training.checkpoints import Checkpoints
+
+TINY = [
+    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
+    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "3", "--dropout", "0.2",
+]  # fmt: skip
+KILLED_EPOCH = 2
+
+
+def train(workdir, *extra):
+    return cli.main(["train", "--workdir", str(workdir), *TINY, *extra])
+
+
+def rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The uninterrupted run; its epoch 2 improves on epoch 1, so that epoch
+    saves both checkpoints."""
+    workdir = tmp_path_factory.mktemp("whole") / "run"
+    assert train(workdir) == 0
+    validation = [row["validation_rmse"] for row in rows(workdir)]
+    assert validation[KILLED_EPOCH - 1] < min(validation[: KILLED_EPOCH - 1])
+    return workdir
+
+
+def kill_at(monkeypatch, point: str) -> None:
+    """Raises KeyboardInterrupt at ``point`` of epoch `KILLED_EPOCH`:
+    ``before-saves`` (its metrics row written, no checkpoint), ``after-best``
+    (best saved, latest not), ``after-latest`` (both saved), or
+    ``during-best`` / ``during-latest`` (a save killed half-way: a partial
+    temporary folder left where orbax writes)."""
+    real_save = Checkpoints.save
+
+    def save(self, kind, epoch, state, record):
+        if epoch == KILLED_EPOCH:
+            if point == "before-saves" or point == f"during-{kind}":
+                if point.startswith("during"):
+                    partial = os.path.join(self.path(kind), "..", f"{epoch}.orbax-checkpoint-tmp-1")
+                    os.makedirs(partial, exist_ok=True)
+                    with open(os.path.join(partial, "_partial"), "w") as f:
+                        f.write("half")
+                raise KeyboardInterrupt
+            real_save(self, kind, epoch, state, record)
+            if point == f"after-{kind}":
+                raise KeyboardInterrupt
+            return
+        real_save(self, kind, epoch, state, record)
+
+    monkeypatch.setattr(Checkpoints, "save", save)
+
+
+@pytest.mark.parametrize(
+    "point", ["before-saves", "during-best", "after-best", "during-latest", "after-latest"]
+)
+def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
+    whole, tmp_path, monkeypatch, point
+):
+    workdir = tmp_path / "run"
+    kill_at(monkeypatch, point)
+    with pytest.raises(KeyboardInterrupt):
+        train(workdir)
+    monkeypatch.undo()
+    assert train(workdir, "--resume") == 0
+    assert rows(workdir) == [
+        {**r, "seconds": s["seconds"]} for r, s in zip(rows(whole), rows(workdir), strict=True)
+    ]
+    results = json.loads((workdir / "results.json").read_text())
+    assert results == json.loads((whole / "results.json").read_text())
+    with (
+        xr.open_dataset(workdir / "test_forecasts.nc") as got,
+        xr.open_dataset(whole / "test_forecasts.nc") as want,
+    ):
+        np.testing.assert_array_equal(got["synthetic_0"].values, want["synthetic_0"].values)
+    assert_same_checkpoints(whole, workdir, kinds=("best", "latest"))
