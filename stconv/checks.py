@@ -14,6 +14,17 @@ def check_non_negative(name: str, value: object) -> None:
         raise ValueError(f"{name}={value!r} is invalid: must be an integer >= 0")
 
 
+MAX_SEED = 2**32 - 1  # JAX's and numpy's seeds fit 32 bits
+
+
+def check_seed(name: str, value: object) -> None:
+    """Raises ValueError naming ``name`` unless ``value`` is an integer in
+    ``0 .. MAX_SEED``."""
+    check_non_negative(name, value)
+    if value > MAX_SEED:
+        raise ValueError(f"{name}={value!r} is invalid: must be at most 2**32 - 1 = {MAX_SEED}")
+
+
 def check_above_zero(name: str, value: float) -> None:
     """Raises ValueError naming ``name`` unless ``value > 0`` (a learning rate)."""
     if not value > 0:

@@ -9,7 +9,7 @@ import json
 import os
 
 from stconv import models
-from stconv.checks import check_above_zero, check_choice, check_non_negative, check_positive
+from stconv.checks import MAX_SEED, check_above_zero, check_choice, check_positive, check_seed
 
 # Fields that change how a run computes, not its result: a resumed run may change them.
 EXECUTION_FIELDS = ("num_devices", "fsdp", "time_chunk")
@@ -172,7 +172,12 @@ class Config:
                 f"climatology_window={self.climatology_window!r} is invalid: must be odd "
                 "(a window centred on the day)"
             )
-        check_non_negative("seed", self.seed)
+        check_seed("seed", self.seed)
+        if self.seed + 10 * (self.iterations - 1) > MAX_SEED:
+            raise ValueError(
+                f"seed={self.seed} is invalid with iterations={self.iterations}: the last "
+                f"seed, seed + 10 * (iterations - 1), must be at most {MAX_SEED}"
+            )
         check_above_zero("learning_rate", self.learning_rate)
         check_choice("learning_rate_schedule", self.learning_rate_schedule, LEARNING_RATE_SCHEDULES)
         check_choice("compute_dtype", self.compute_dtype, COMPUTE_DTYPES)

@@ -52,7 +52,13 @@ def report_test_split(
         with clock.phase("evaluation"):
             return forecaster.score(source, lat, what)
     init_times, valid_times = source.init_times(), source.valid_times()
-    picks = np.linspace(0, len(source) - 1, config.forecast_samples).astype(int)
+    samples = min(config.forecast_samples, len(source))
+    if samples < config.forecast_samples:
+        print(
+            f"forecast_samples={config.forecast_samples} is more than the {len(source)} test "
+            f"windows: drawing all {samples}"
+        )
+    picks = np.linspace(0, len(source) - 1, samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
     grid = {**dataset.grid, **{k: dataset.grid[k][:outputs] for k in TARGET_KEYS}}
     lead_time = lead_times(source.times(), config.horizon)

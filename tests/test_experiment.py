@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import assert_same_checkpoints
+from conftest import assert_same_checkpoints, time_series_dataset
 
 from stconv import cli, experiment
 from stconv.assembly import load_config_dataset
@@ -272,3 +272,15 @@ def test_time_chunk_streams_the_same_windows_lazily():
                 np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
     with pytest.raises(ValueError, match="time_chunk=0 is invalid"):
         Config(time_chunk=0)
+
+
+def test_more_forecast_samples_than_test_windows_draws_them_all(tmp_path, capsys):
+    time_series_dataset(num_steps=40).to_netcdf(tmp_path / "series.nc")
+    flags = ["--dataset", str(tmp_path / "series.nc"), "--input-length", "3", "--horizon", "2"]
+    flags += ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--epochs", "1"]
+    argv = ["train", "--workdir", str(tmp_path / "run"), *flags, "--forecast-samples", "10"]
+    assert cli.main(argv) == 0
+    assert "forecast_samples=10 is more than the 4 test windows: drawing all 4" in (
+        capsys.readouterr().out
+    )
+    assert (tmp_path / "run" / "forecast_maps.png").exists()

@@ -139,6 +139,8 @@ TRAIN_FLAGS = [
     ("learning-rate-negative", ["--learning-rate", "-1"], "learning_rate=-1.0 is invalid"),
     ("kernel-too-large", ["--kernel-size", "40"], "kernel_size=40 is invalid"),
     ("seed-negative", ["--seed", "-1"], "seed=-1 is invalid"),
+    ("seed-beyond-32-bits", ["--seed", str(2**70)], f"seed={2**70} is invalid: must be at most 2**32 - 1"),
+    ("seed-last-iteration-beyond-32-bits", ["--seed", str(2**32 - 5), "--iterations", "2"], "the last seed, seed + 10 * (iterations - 1), must be at most 4294967295"),
     ("batch-size-zero", ["--batch-size", "0"], "batch_size=0 is invalid"),
     ("horizon-zero", ["--horizon", "0"], "horizon=0 is invalid"),
     ("input-length-zero", ["--input-length", "0"], "input_length=0 is invalid"),
@@ -276,6 +278,7 @@ CASES = [
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--batch-size", "0"], 2, ["batch_size=0 is invalid"], id="classify-batch-size-zero"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--learning-rate", "0"], 2, ["learning_rate=0.0 is invalid"], id="classify-learning-rate-zero"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", "-2"], 2, ["seed=-2 is invalid"], id="classify-seed-negative"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", str(2**40)], 2, [f"seed={2**40} is invalid: must be at most 2**32 - 1"], id="classify-seed-beyond-32-bits"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/mine.nc", "--dataset", "digits"], 2, ["mine.nc' is a file"], id="classify-workdir-is-a-file"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/run", "--dataset", "digits"], 2, ["run' already holds a run"], id="classify-workdir-forecast-run"),
 ]  # fmt: skip

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from stconv.checks import check_above_zero, check_non_negative, check_positive
+from stconv.checks import check_above_zero, check_positive, check_seed
 from stconv.classification.data import image_file, image_splits
 from stconv.classification.models import CLASSIFIERS
 from stconv.data.pipeline import epoch_batches
@@ -94,7 +94,7 @@ def classify(
     check_positive("epochs", epochs)
     check_positive("batch_size", batch_size)
     check_above_zero("learning_rate", learning_rate)
-    check_non_negative("seed", seed)
+    check_seed("seed", seed)
     run = RunDirectory(workdir)
     if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
