@@ -38,6 +38,7 @@ def load_config_dataset(config: Config) -> Dataset:
         climatology_window=config.climatology_window,
         static=config.static,
         time_features=config.time_features,
+        allow_extreme_values=config.allow_extreme_values,
         chunks=None if config.time_chunk is None else {"time": config.time_chunk},
         **({} if config.bbox is None else {"bbox": config.bbox}),
     )

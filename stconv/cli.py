@@ -126,6 +126,8 @@ HELP = {
     "normalized inputs, never forecast; FILE may be a dataset name (weather)",
     "time_features": "add the sine and cosine of the day of year (and hour of day) as inputs",
     "climatology_window": "days the climatology by day of year is smoothed over (odd)",
+    "allow_extreme_values": "accept values beyond 1e15 in magnitude in the data (refused by "
+    "default as fill values without _FillValue or corrupt data)",
     "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
     "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
     "iterations options",

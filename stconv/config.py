@@ -105,6 +105,9 @@ class Config:
         None uses all. ``batch_size`` must be a multiple of it.
       fsdp: split each parameter and optimizer-state array over the devices
         (FSDP) instead of keeping a copy on every device; for large models.
+      allow_extreme_values: accept values beyond 1e15 in magnitude in the data
+        (`stconv.data.checks.check_extremes`), refused by default as fill
+        values or corrupt data.
       time_chunk: open the data lazily with dask, this many time steps per
         chunk, so that a file larger than memory streams from disk (each host
         reading only its batches); None loads it into memory.
@@ -129,6 +132,7 @@ class Config:
     climatology_window: int = 61
     static: str | None = None
     time_features: bool = False
+    allow_extreme_values: bool = False
     residual: bool = False
     residual_base: str = "last"
     area_weights: bool = True

@@ -29,7 +29,7 @@ from stconv import models, provenance
 from stconv.assembly import restore_predict
 from stconv.checks import check_positive
 from stconv.config import PERTURBATION_SCALES, Config
-from stconv.data.checks import check_values
+from stconv.data.checks import check_extremes, check_values
 from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names
@@ -52,6 +52,7 @@ from stconv.evaluation.scoring import (
     WithClimatologicalEnsemble,
     WithClimatology,
     baselines,
+    check_finite,
     evaluate,
     name_and_score,
 )
@@ -370,6 +371,7 @@ class Forecaster:
                 f"{source!r} is not on the run's grid ({difference}): a {self.config.model} "
                 "run forecasts only the cells it was fitted on"
             )
+        check_extremes(field, source, self.config.allow_extreme_values)
         check_values(field, self.field_mask(field), source)
 
     def grid_difference(self, field: xr.DataArray) -> str:
@@ -568,6 +570,11 @@ class Forecaster:
         with writer:
             for predictions in batches:
                 predictions = predictions.mean(axis=1) if mean else predictions
+                if np.isinf(predictions).any() or np.isnan(predictions[..., mask]).any():
+                    raise RuntimeError(
+                        f"the forecasts of {os.fspath(data)!r} from {writer.count} on are not "
+                        f"finite inside the run's mask: nothing was written to {os.fspath(path)}"
+                    )
                 start, stop = writer.count, writer.count + len(predictions)
                 valid = self.valid_times(times, start, stop)
                 writer.write(predictions, init_times[start:stop], valid)
@@ -631,9 +638,11 @@ class Forecaster:
             weights=weights, ensembles=ensembles,
         )  # fmt: skip
         described = self.climatology.describe() if climatology is not None else None
-        return name_and_score(
+        named = name_and_score(
             results, self.config.model, self.targets, self.units[:outputs], described
         )
+        check_finite(named, what)
+        return named
 
     def reference(self, source, on_run_grid: bool = True):
         """The climatology forecast of ``source``'s windows and the ACC's

@@ -237,8 +237,10 @@ class RunDirectory:
         return results
 
     def write_json(self, name: str, values: Any) -> None:
+        """Writes ``values`` as strict JSON (ValueError for NaN or infinity)."""
+        text = json.dumps(values, indent=2, allow_nan=False)  # before the file is opened
         with open(self.file(name), "w") as f:
-            json.dump(values, f, indent=2)
+            f.write(text)
 
     def read_json(self, name: str, what: str) -> Any:
         with open(self.require(name, what)) as f:

@@ -168,6 +168,8 @@ BAD_SERIES = [
     ("inf-in-validation", lambda ds: assign(ds, "tas", (30, 0, 2), -np.inf), "'tas' is infinite at time 2001-01-31"),
     ("validation-and-test-missing", lambda ds: assign(ds, "tas", slice(24, None), np.nan), "'tas' is missing in every valid cell at time 2001-01-25"),
     ("one-frame-missing", lambda ds: assign(ds, "tas", 5, np.nan), "missing in every valid cell at time 2001-01-06"),
+    ("default-fill-value-without-attribute", lambda ds: assign(ds, "tas", (20, 1, 2), 9.969209968386869e36), "'tas' reaches 9.97e+36 at time 2001-01-21 00:00:00 (index 20) (in 1 of its cells): beyond 1e+15 in any units, a fill value without _FillValue or corrupt data; mark missing values with _FillValue, or pass --allow-extreme-values"),
+    ("absurd-values-in-test-years", lambda ds: assign(ds, "tas", 36, 1e30), "'tas' reaches 1e+30 at time 2001-02-06 00:00:00 (index 36) (in 20 of its cells)"),
     ("string-variable", lambda ds: ds.assign(tas=ds["tas"].astype(str)), "variable 'tas' holds <U"),
     ("time-duplicated", lambda ds: ds.isel(time=[0, 1, 2, 2, *range(3, 40)]), "time is duplicated at index 3"),
     ("time-gap", lambda ds: ds.drop_isel(time=17), "time is not regular at index 17 (2001-01-17 00:00:00 to 2001-01-19"),
@@ -205,6 +207,7 @@ PREDICT_INPUTS = [
     ("variable-missing", lambda ds: ds.rename(synthetic_0="tas"), "has no gridded variable 'synthetic_0'"),
     ("too-short", lambda ds: ds.isel(time=slice(0, 3)), "has 3 time steps: at least input_length=5"),
     ("infinite", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), np.inf), "is infinite at time 2000-01-05"),
+    ("fill-value", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), 9.969209968386869e36), "'synthetic_0' reaches 9.97e+36 at time 2000-01-05"),
     ("time-gap", lambda ds: ds.drop_isel(time=6), "time is not regular at index 6"),
 ]  # fmt: skip
 
@@ -314,6 +317,27 @@ def test_the_executable_prints_one_line_for_a_corrupt_checkpoint(root, tmp_path)
     assert done.stderr.count("\n") == 1 and "best/1 is corrupt or incomplete" in done.stderr
 
 
+def test_accepted_extreme_values_give_no_score_as_a_number(tmp_path, capsys):
+    """With --allow-extreme-values, 1e30 in the test years trains, but the test
+    scores are not finite: exit 1, one line, and no results.json."""
+    series(tmp_path, lambda ds: assign(ds, "tas", 36, 1e30))
+    argv = [
+        "train",
+        "--workdir",
+        str(tmp_path / "run"),
+        *TINY,
+        "--dataset",
+        str(tmp_path / "bad.nc"),
+    ]
+    assert cli.main([*argv, *SERIES, "--allow-extreme-values"]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("stconv")]
+    assert len(lines) == 1
+    assert "the stconvs2s-r forecast of tas scores rmse = inf: not a finite number" in lines[0]
+    assert "the training is finished and kept in" in lines[0]
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_another_grid_is_forecast_when_asked_with_its_own_mask(root, tmp_path, capsys):
     shutil.copy(root / "new.nc", tmp_path / "new.nc")
 
@@ -350,3 +374,13 @@ def test_latitudes_that_cannot_be_weighted_train_unweighted_on_request(tmp_path,
     results = json.loads((tmp_path / "run" / "results.json").read_text())["tas"]
     assert results["stconvs2s-r"]["area_weighted"] is False
     assert results["stconvs2s-r"]["weighted_rmse"] == results["stconvs2s-r"]["rmse"]
+
+
+def test_predict_never_writes_non_finite_forecasts(root, tmp_path):
+    from stconv.forecaster import Forecaster
+
+    forecaster = Forecaster.load(root / "run")
+    forecaster.predict = lambda x: np.full((len(x), 5, 16, 16, 1), np.inf, np.float32)
+    with pytest.raises(RuntimeError, match="not finite inside the run's mask: nothing was written"):
+        forecaster.write(root / "new.nc", tmp_path / "out.nc")
+    assert list(tmp_path.iterdir()) == []  # nor a temporary

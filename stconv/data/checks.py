@@ -6,6 +6,9 @@ file, the variable and the time at fault:
 - `check_numeric`: a variable holds numbers;
 - `check_times`: the time axis increases by a regular step (no duplicate,
   no gap), checked calendar-aware for dates;
+- `check_extremes`: no value beyond `EXTREME` in magnitude, in any units
+  (netCDF's default fill value 9.97e36 written without ``_FillValue``, or
+  corrupt bytes), unless the user accepts them;
 - `check_values`: no infinite value, and no frame in which a variable is
   missing in every valid cell (a whole input or target that would otherwise
   be filled with the training mean and scored as data).
@@ -18,6 +21,9 @@ import xarray as xr
 from stconv.data.errors import DataError
 
 FRAME_REDUCED = ("lat", "lon")
+# No quantity of a weather or climate field reaches this in any units of it:
+# beyond it a value is a fill value or corrupt data.
+EXTREME = 1e15
 
 
 def check_numeric(array: xr.DataArray, name: str, source: str) -> None:
@@ -75,6 +81,27 @@ def first_irregular_step(times: xr.DataArray) -> int | None:
         else:
             low = middle + 1
     return high - 1
+
+
+def check_extremes(field: xr.DataArray, source: str, allowed: bool = False) -> None:
+    """Raises DataError at the first frame where a variable of ``field`` holds
+    a finite value beyond `EXTREME` in magnitude, unless ``allowed``
+    (``--allow-extreme-values``). One pass (a dask-backed field is streamed)."""
+    if allowed:
+        return
+    extreme = (np.isfinite(field) & (np.abs(field) > EXTREME)).sum(FRAME_REDUCED).compute()
+    counts = extreme.transpose(..., "channel").values
+    if counts.any():
+        index = tuple(np.argwhere(counts)[0])
+        value = field[index[:-1]].isel(channel=index[-1]).values
+        largest = float(np.nanmax(np.where(np.isfinite(value), np.abs(value), 0.0)))
+        raise DataError(
+            f"file {source!r}: variable {channel_name(field, index[-1])!r} reaches "
+            f"{largest:.3g} at {frame_name(field, index[:-1])} (in {int(counts[index])} of its "
+            f"cells): beyond {EXTREME:g} in any units, a fill value without _FillValue or "
+            "corrupt data; mark missing values with _FillValue, or pass "
+            "--allow-extreme-values to use them"
+        )
 
 
 def check_values(field: xr.DataArray, mask: np.ndarray, source: str) -> None:

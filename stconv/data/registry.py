@@ -22,7 +22,7 @@ import xarray as xr
 
 from stconv.checks import check_choice
 from stconv.config import NORMALIZATIONS
-from stconv.data.checks import check_values
+from stconv.data.checks import check_extremes, check_values
 from stconv.data.climatology import Climatology, check_window, fit_climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names, normalized_static, static_fields
@@ -221,6 +221,7 @@ def field_dataset(
     targets: Sequence[str] | None = None,
     climatology_window: int = 61,
     extra: ExtraInputs | None = None,
+    allow_extreme_values: bool = False,
 ) -> Dataset:
     """Splits a ``(time, lat, lon, channel)`` field on time and windows each split;
     the ``targets`` channels (default all) first, the ``extra`` inputs last."""
@@ -229,6 +230,7 @@ def field_dataset(
     starts = split_starts(field.sizes["time"], spec, fractions, source)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
+    check_extremes(field, field.attrs.get("source", name), allow_extreme_values)
     normalizer, mask, climatology = training_statistics(
         train, normalization, mask_file, climatology_window, source
     )
@@ -254,6 +256,7 @@ def paper_dataset(
     normalization: str,
     mask_file: str | None,
     targets: Sequence[str] | None = None,
+    allow_extreme_values: bool = False,
 ) -> Dataset:
     """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel),
     opened from ``path``, with the reference's split on sample index. Their
@@ -283,6 +286,8 @@ def paper_dataset(
         )
     samples = paper_split(x.sizes["sample"])
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
+    check_extremes(x.isel(time=slice(0, spec.input_length)), f"{path} (x)", allow_extreme_values)
+    check_extremes(y.isel(time=slice(0, spec.horizon)), f"{path} (y)", allow_extreme_values)
     normalizer, mask, climatology = training_statistics(train_inputs, normalization, mask_file)
     check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
     check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
@@ -306,6 +311,7 @@ class Request:
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1)
     seed: int = 0
     open_options: dict = dataclasses.field(default_factory=dict)
+    allow_extreme_values: bool = False
 
 
 Opened = xr.DataArray | Dataset  # a (time, lat, lon, channel) field, or a dataset already split
@@ -341,7 +347,7 @@ def open_paper_file(request: Request) -> Dataset:
     dataset = open_dataset(request.path, request.chunks)
     return paper_dataset(
         request.name, dataset, request.path, request.spec, request.normalization,
-        request.mask_file, request.targets,
+        request.mask_file, request.targets, request.allow_extreme_values,
     )  # fmt: skip
 
 
@@ -402,7 +408,7 @@ def open_path(request: Request) -> Opened:
     if is_paper_format(dataset):
         return paper_dataset(
             request.name, dataset, request.name, request.spec, request.normalization,
-            request.mask_file, request.targets,
+            request.mask_file, request.targets, request.allow_extreme_values,
         )  # fmt: skip
     return open_field(
         request.name, request.variables, chunks=request.chunks, **request.open_options
@@ -444,6 +450,7 @@ def load_dataset(
     climatology_window: int = 61,
     static: str | None = None,
     time_features: bool = False,
+    allow_extreme_values: bool = False,
     **open_options,
 ) -> Dataset:
     """Loads a dataset by name or path, split, normalized and masked.
@@ -473,13 +480,14 @@ def load_dataset(
         over (`stconv.data.climatology`).
       static: ``FILE[:var,var]``: static fields added as inputs.
       time_features: add the calendar features as inputs.
+      allow_extreme_values: accept values beyond `stconv.data.checks.EXTREME`.
       **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.data.files.open_field`.
     """
     spec = WindowSpec(input_length, horizon, stride)
     check_choice("normalization", normalization, NORMALIZATIONS, DataError)
     request = Request(
         name, spec, normalization, path, variables, targets, mask_file, chunks, synthetic_shape,
-        seed, open_options,
+        seed, open_options, allow_extreme_values,
     )  # fmt: skip
     opened = opener(name)(request)
     if isinstance(opened, Dataset):
@@ -493,5 +501,5 @@ def load_dataset(
     extra = extra_inputs(opened, static, time_features, bbox, f"dataset {name!r}")
     return field_dataset(
         name, opened, spec, fractions, normalization, mask_file, targets, climatology_window,
-        extra,
+        extra, allow_extreme_values,
     )  # fmt: skip

@@ -250,6 +250,27 @@ def add_skill(results: dict[str, dict]) -> dict[str, dict]:
     return results
 
 
+class ScoreError(RuntimeError):
+    """A score that is not a finite number: the forecasts or the data hold
+    values no computation should have met."""
+
+
+def check_finite(results: dict[str, dict], what: str) -> None:
+    """Raises ScoreError naming the forecast, variable and score when a score of
+    `name_and_score`'s ``results`` is not finite: it is never written as a number."""
+    for variable, forecasts in results.items():
+        for forecast, scores in forecasts.items():
+            for name, value in scores.items():
+                values = value if isinstance(value, list) else [value]
+                numbers = [v for v in values if isinstance(v, float)]
+                if not all(np.isfinite(numbers)):
+                    raise ScoreError(
+                        f"{what}: the {forecast} forecast of {variable} scores {name} = "
+                        f"{value}: not a finite number, so nothing was written; the data or "
+                        "the model hold values beyond what can be scored"
+                    )
+
+
 def name_and_score(
     results: dict[str, list[dict]],
     model: str,
