@@ -5,18 +5,39 @@ Training (`stconv.experiment`) and every use of a finished run
 (`stconv.forecaster.Forecaster`) assemble runs here, and only here.
 """
 
+import os
 from collections.abc import Callable
 
 from flax import nnx
 
 from stconv import models
 from stconv.config import Config
-from stconv.data.registry import Dataset, data_files, load_dataset
+from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
 from stconv.models.residual import Residual
 from stconv.run import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
 from stconv.training.step import create_optimizer, make_predict, make_train_step, paper_optimizer
+
+
+def resolved(config: Config) -> Config:
+    """``config`` with its files' paths absolute (a dataset's name stays a
+    name): a run then reads the same files from any folder."""
+
+    def absolute(path: str | None) -> str | None:
+        if path is None or path in DATASETS or not is_path(os.path.expanduser(path)):
+            return path  # a name (or nothing that could be read: its error names it as given)
+        return os.path.abspath(os.path.expanduser(path))
+
+    static = config.static
+    if static is not None:
+        path, colon, names = static.rpartition(":")
+        named = colon and (path in DATASETS or os.path.exists(os.path.expanduser(path)))
+        static = f"{absolute(path)}:{names}" if named else absolute(static)
+    return config.replace(
+        dataset=absolute(config.dataset), data_path=absolute(config.data_path),
+        mask_file=absolute(config.mask_file), static=static,
+    )  # fmt: skip
 
 
 def config_files(config: Config) -> list[str]:

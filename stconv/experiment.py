@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from stconv import models, provenance
-from stconv.assembly import build, config_files, load_config_dataset, targets_of
+from stconv.assembly import build, config_files, load_config_dataset, resolved, targets_of
 from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
@@ -123,7 +123,7 @@ def prepare_workdir(
     exists = run.is_run()
     distributed.barrier("workdir checked")  # before process 0 writes config.json
     if exists:
-        saved = run.config()
+        saved = resolved(run.config())  # a run of an older version: relative to here
         changed = [
             k
             for k, v in vars(config).items()
@@ -182,6 +182,7 @@ def train_and_evaluate(
     ``resume`` continue on input files that changed since the run began.
     """
     distributed.maybe_initialize()
+    config = resolved(config)
     if models.is_fitted(config.model):
         return fit_and_evaluate(config, workdir, resume, allow_changed_data)
     if config.iterations == 1:

@@ -284,3 +284,19 @@ def test_more_forecast_samples_than_test_windows_draws_them_all(tmp_path, capsys
         capsys.readouterr().out
     )
     assert (tmp_path / "run" / "forecast_maps.png").exists()
+
+
+def test_a_run_stores_its_dataset_resolved_and_evaluates_from_any_folder(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    time_series_dataset(num_steps=40).to_netcdf(data / "series.nc")
+    monkeypatch.chdir(data)
+    flags = ["--dataset", "series.nc", "--input-length", "3", "--horizon", "2", "--epochs", "1"]
+    flags += ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3"]
+    assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["dataset"] == str(data / "series.nc")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", "--workdir", "run"]) == 0
+    monkeypatch.chdir(data)  # resumed as given, from where it was trained
+    assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags, "--resume"]) == 0
