@@ -38,7 +38,10 @@ def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.experiment import evaluate_run
 
     check_member_flags(args)
-    evaluate_run(args.workdir, members=args.members, perturbation=args.perturbation)
+    evaluate_run(
+        args.workdir, members=args.members, perturbation=args.perturbation,
+        unfinished=args.unfinished,
+    )  # fmt: skip
 
 
 def chosen_perturbation(workdir: str) -> float:
@@ -77,7 +80,7 @@ def predict_command(args: argparse.Namespace) -> None:
     from stconv.forecaster import Forecaster
 
     check_member_flags(args)
-    forecaster = Forecaster.load(args.workdir)
+    forecaster = Forecaster.load(args.workdir, unfinished=args.unfinished)
     if args.members is not None:
         perturbation = args.perturbation or chosen_perturbation(args.workdir)
         forecaster = forecaster.perturbed(args.members, perturbation)
@@ -235,6 +238,7 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--workdir", required=True)
     add_member_flags(evaluate)
+    add_unfinished_flag(evaluate)
     evaluate.set_defaults(run=evaluate_command)
     predict = commands.add_parser("predict", help="forecast from a new netCDF file")
     predict.add_argument("--workdir", required=True, help="folder of a trained run")
@@ -250,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
         help="forecast an input on another grid than the run's, masked where it has no data",
     )
     add_member_flags(predict)
+    add_unfinished_flag(predict)
     predict.add_argument(
         "--mean", action="store_true", help="an ensemble: write its mean instead of its members"
     )
@@ -271,6 +276,15 @@ def parser() -> argparse.ArgumentParser:
     classify.add_argument("--seed", type=int, default=0)
     classify.set_defaults(run=classify_command)
     return main
+
+
+def add_unfinished_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="use a run whose training has not ended (killed or still running): its best "
+        "epoch so far, with a warning",
+    )
 
 
 def add_member_flags(parser: argparse.ArgumentParser) -> None:
@@ -326,12 +340,12 @@ def main(argv: list[str] | None = None) -> int:
 def one_line_warning(command: str):
     """A `warnings.showwarning` that prints a run's provenance warnings as one
     ``stconv COMMAND: warning: ...`` line each; other warnings as Python does."""
-    from stconv.provenance import ProvenanceWarning
+    from stconv.provenance import ProvenanceWarning, UnfinishedRunWarning
 
     python_shows = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, ProvenanceWarning):
+        if issubclass(category, ProvenanceWarning | UnfinishedRunWarning):
             print(f"stconv {command}: warning: {message}", file=sys.stderr)
         else:
             python_shows(message, category, filename, lineno, file, line)

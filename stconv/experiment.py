@@ -293,6 +293,8 @@ def train_once(
             )  # fmt: skip
         if events is not None:
             events.close()
+        if primary:
+            run.mark_trained(record)
 
         try:
             if primary:
@@ -362,13 +364,17 @@ def fit_and_evaluate(
         session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
         with session.clock.phase("training"):
             predict = module.fit_run(config, dataset, run, resume)
+        run.mark_trained({"epoch": 1, "best_epoch": 1})
         predict = targets_of(predict, len(dataset.targets))
         forecaster = Forecaster.from_dataset(config, dataset, predict)
         return report_test_split(forecaster, dataset, run, session.clock)
 
 
 def evaluate_run(
-    workdir: str, members: int | None = None, perturbation: float | None = None
+    workdir: str,
+    members: int | None = None,
+    perturbation: float | None = None,
+    unfinished: bool = False,
 ) -> dict:
     """Tests the finished run in ``workdir`` again (``stconv evaluate``): its best
     epoch on its dataset, checked against ``data.json``, with a warning per
@@ -379,9 +385,10 @@ def evaluate_run(
     perturbed inputs (`stconv.forecaster.Forecaster.perturbed`) with noise
     ``perturbation`` (None: chosen on the validation split,
     `stconv.forecaster.Forecaster.choose_perturbation`), written to
-    ``perturbed_results.json`` and ``perturbed_ensemble.png``."""
+    ``perturbed_results.json`` and ``perturbed_ensemble.png``. A run whose
+    training has not ended is refused, unless ``unfinished`` (`Forecaster.load`)."""
     with provenance.Session("evaluate") as session:
-        forecaster = Forecaster.load(workdir)
+        forecaster = Forecaster.load(workdir, unfinished)
         if members is not None:
             forecaster.perturbed(members, perturbation or 1.0)  # its one-line refusals, first
         config, run = forecaster.config, RunDirectory(workdir)

@@ -17,6 +17,7 @@ evaluate``, ``stconv predict`` and this class's methods all use them.
 """
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 
 import dask
@@ -113,7 +114,7 @@ class Forecaster:
         self.perturbation = None  # the noise of `perturbed` members
 
     @classmethod
-    def load(cls, workdir: str | os.PathLike) -> "Forecaster":
+    def load(cls, workdir: str | os.PathLike, unfinished: bool = False) -> "Forecaster":
         """The best epoch of the finished run in ``workdir`` (or its ARIMA fit),
         on the devices present. A `stconv.provenance.ProvenanceWarning` per
         library whose version differs from the one that made the run.
@@ -121,17 +122,33 @@ class Forecaster:
         A run of several seeds (``--iterations N``) loads as their ensemble
         (`ensemble`): its forecasts have a ``member`` dimension.
 
+        Args:
+          workdir: the run's folder.
+          unfinished: load a run whose training did not end (killed or still
+            running) from its best checkpoint so far, with a warning.
+
         Raises:
           ValueError: naming ``workdir`` and what it lacks, if it is not a
-            finished run.
+            trained run (unless ``unfinished``).
         """
         run = RunDirectory(workdir)
         member_runs = run.member_runs()
         if member_runs:
-            members = [cls.load(member.path) for member in member_runs]
+            members = [cls.load(member.path, unfinished) for member in member_runs]
             return cls.ensemble(members, [f"seed {m.config.seed}" for m in members], run)
         config = run.config()
         description = run.data_description()
+        if not run.is_trained():
+            if not unfinished:
+                raise ValueError(
+                    f"workdir {run.path!r} holds a run whose training has not ended (killed or "
+                    "still running): finish it with `stconv train --resume`, or pass "
+                    "--unfinished to use its best checkpoint so far"
+                )
+            message = (
+                f"workdir {run.path!r}: its training has not ended: using its best epoch so far"
+            )
+            warnings.warn(message, provenance.UnfinishedRunWarning, stacklevel=2)
         outputs = len(description["targets"])
         predict = restore_predict(run, config, tuple(description["input_shape"]), outputs)
         origin = run.provenance()

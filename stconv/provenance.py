@@ -54,6 +54,10 @@ class ProvenanceWarning(UserWarning):
     """A run is reused with other software or other input files than it was made with."""
 
 
+class UnfinishedRunWarning(UserWarning):
+    """A run whose training has not ended is used, as asked (``--unfinished``)."""
+
+
 class PhaseClock:
     """Wall-clock seconds per named phase, summed over the phase's spans. A
     phase entered inside another pauses it: each second counts once, for the

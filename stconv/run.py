@@ -51,6 +51,7 @@ class RunDirectory:
     STATIC = "static.npy"
     METRICS = "metrics.jsonl"
     RESULTS = "results.json"
+    TRAINED = "trained.json"  # written when training ends: the run can be tested and used
     SUMMARY = "summary.json"
     ARIMA = "arima.npz"
     TEST_FORECASTS = "test_forecasts.nc"
@@ -80,6 +81,16 @@ class RunDirectory:
     def iteration(self, seed: int) -> "RunDirectory":
         """The run of one seed of a run of several iterations."""
         return RunDirectory(os.path.join(self.path, f"seed-{seed}"))
+
+    def is_trained(self) -> bool:
+        """Whether training ended (``trained.json``; a run of an older version:
+        its ``results.json``)."""
+        return self.has(self.TRAINED) or self.has(self.RESULTS)
+
+    def mark_trained(self, record: dict) -> None:
+        """Writes ``trained.json``: the last epoch trained and the best one."""
+        keys = ("epoch", "best_epoch", "best_rmse")
+        self.write_json(self.TRAINED, {key: record[key] for key in keys if key in record})
 
     def member_runs(self) -> list["RunDirectory"]:
         """The runs of every seed of a run of several iterations (in seed order,

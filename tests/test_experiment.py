@@ -168,8 +168,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert train(tmp_path / "run", "--epochs", "3") == 1
     (error,) = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert "loss is nan at epoch 2, step 5" in error and "(epoch 1) is kept" in error
+    assert "stconv evaluate --unfinished" in error
     monkeypatch.undo()
-    assert cli.main(["evaluate", "--workdir", str(tmp_path / "run")]) == 0  # epoch 1 restores
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "run")]) == 2  # training did not end
+    assert cli.main(["evaluate", "--workdir", str(tmp_path / "run"), "--unfinished"]) == 0
 
 
 def test_nan_loss_before_any_checkpoint_says_none_was_saved(tmp_path, monkeypatch, capsys):

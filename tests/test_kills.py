@@ -88,3 +88,32 @@ def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
     ):
         np.testing.assert_array_equal(got["synthetic_0"].values, want["synthetic_0"].values)
     assert_same_checkpoints(whole, workdir, kinds=("best", "latest"))
+
+
+def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys):
+    from stconv.data.synthetic import write_synthetic_netcdf
+    from stconv.forecaster import Forecaster
+
+    workdir = tmp_path / "run"
+    kill_at(monkeypatch, "after-latest")
+    with pytest.raises(KeyboardInterrupt):
+        train(workdir)
+    monkeypatch.undo()
+    capsys.readouterr()
+    write_synthetic_netcdf(tmp_path / "new.nc", 12, 16, 16, seed=3, variable="synthetic_0")
+    predict = ["predict", "--workdir", str(workdir), "--input", str(tmp_path / "new.nc")]
+    for command in (["evaluate", "--workdir", str(workdir)], [*predict, "--output", "x.nc"]):
+        assert cli.main(command) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "holds a run whose training has not ended" in error
+    with pytest.raises(ValueError, match="pass --unfinished to use its best checkpoint"):
+        Forecaster.load(workdir)
+    assert not (workdir / "results.json").exists()
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--unfinished"]) == 0
+    warning = capsys.readouterr().err
+    assert "stconv evaluate: warning: " in warning and "using its best epoch so far" in warning
+    output = tmp_path / "forecast.nc"
+    assert cli.main([*predict, "--output", str(output), "--unfinished"]) == 0
+    assert output.exists()
+    assert train(workdir, "--resume") == 0  # and it still finishes
+    assert (workdir / "trained.json").exists()

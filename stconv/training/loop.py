@@ -29,7 +29,10 @@ def kept(record: dict, checkpoints: Checkpoints) -> str:
     """What a stopped run keeps: its last checkpoint, or nothing yet."""
     if record["epoch"] == 0:
         return "no epoch finished, so no checkpoint was saved"
-    return f"the last good checkpoint (epoch {record['epoch']}) is kept in {checkpoints.workdir}"
+    return (
+        f"the last good checkpoint (epoch {record['epoch']}) is kept in {checkpoints.workdir} "
+        "(`stconv evaluate --unfinished` tests its best epoch)"
+    )
 
 
 def fit(
