@@ -183,10 +183,22 @@ def train_and_evaluate(
     """
     distributed.maybe_initialize()
     config = resolved(config)
-    if models.is_fitted(config.model):
-        return fit_and_evaluate(config, workdir, resume, allow_changed_data)
-    if config.iterations == 1:
-        return train_once(config, workdir, resume, allow_changed_data=allow_changed_data)
+    try:
+        if models.is_fitted(config.model):
+            return fit_and_evaluate(config, workdir, resume, allow_changed_data)
+        if config.iterations == 1:
+            return train_once(
+                config, workdir, resume, allow_changed_data=allow_changed_data, lock=True
+            )
+        return train_seeds(config, workdir, resume, allow_changed_data)
+    finally:
+        if distributed.is_primary():
+            RunDirectory(workdir).release_lock()
+
+
+def train_seeds(config: Config, workdir: str, resume: bool, allow_changed_data: bool) -> dict:
+    """The runs of ``config.iterations`` seeds in ``workdir``, their summary
+    and their ensemble (`train_and_evaluate`)."""
     with provenance.Session("train") as session:
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)  # checked once, before any file is written
@@ -197,6 +209,7 @@ def train_and_evaluate(
         origin = existing or new_record(config, dataset, seeds)
         if distributed.is_primary():
             top.mark()
+            top.acquire_lock()
             session.attach(top, origin, kind=session_kind(resume, existing))
         runs = []
         for i, seed in enumerate(seeds):
@@ -225,12 +238,14 @@ def train_once(
     dataset: Dataset | None = None,
     inputs: list[dict] | None = None,
     allow_changed_data: bool = False,
+    lock: bool = False,
 ) -> dict:
     """One run: train with early stopping, restore the best epoch, test, write outputs.
 
     ``dataset`` is ``config``'s, if already loaded, and ``inputs`` its files'
     records (`stconv.provenance.describe_inputs`), if already hashed. Every
-    process runs it; process 0 writes the files.
+    process runs it; process 0 writes the files and, with ``lock``, takes the
+    workdir's lock (`stconv.run.RunDirectory.acquire_lock`).
     """
     with provenance.Session("train") as session:
         clock = session.clock
@@ -247,6 +262,8 @@ def train_once(
         model, optimizer = build(config, dataset.input_shape, len(dataset.targets), steps_per_epoch)
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
+        if lock and primary:  # `train_and_evaluate` releases it
+            run.acquire_lock()
         existing = run.provenance()
         origin = existing or new_record(config, dataset, [config.seed], inputs)
         if primary:
@@ -358,6 +375,7 @@ def fit_and_evaluate(
         check_area_weights(config, dataset)
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
+        run.acquire_lock()  # `train_and_evaluate` releases it
         existing = run.provenance()
         origin = existing or new_record(config, dataset, [])
         run.save_data(dataset)

@@ -22,6 +22,7 @@ means) and a ``provenance.json`` of them all. A classification run holds
 
 import json
 import os
+import socket
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ class RunDirectory:
     ENSEMBLE_PLOT = "ensemble.png"  # CRPS, spread-skill and rank histograms of an ensemble
     TENSORBOARD = "tensorboard"  # event files, with the tensorboard extra
     CONFUSION_MATRIX = "confusion_matrix.png"  # each model of a classification run
+    LOCK = "train.lock"  # held by the process that trains the run
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
@@ -91,6 +93,51 @@ class RunDirectory:
         """Writes ``trained.json``: the last epoch trained and the best one."""
         keys = ("epoch", "best_epoch", "best_rmse")
         self.write_json(self.TRAINED, {key: record[key] for key in keys if key in record})
+
+    def acquire_lock(self) -> None:
+        """Takes the run's lock for this process, or replaces the lock of a
+        process of this host that no longer runs (a killed ``train``).
+
+        Raises:
+          ValueError: naming the folder and the process, when another
+            process holds the lock (or one of another host, which cannot be
+            checked).
+        """
+        path = self.file(self.LOCK)
+        mine = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self.lock_holder()
+                if holder == mine or holder_alive(holder):
+                    raise ValueError(
+                        f"workdir {self.path!r} is being trained by process {holder.get('pid')} "
+                        f"on {holder.get('host')!r}: wait until it ends (if that process is "
+                        f"gone, remove {path})"
+                    ) from None
+                os.remove(path)  # stale: its process was killed
+                continue
+            with os.fdopen(handle, "w") as f:
+                json.dump(mine, f)
+            return
+
+    def release_lock(self) -> None:
+        """Removes the run's lock if this process holds it."""
+        if self.has(self.LOCK) and self.lock_holder() == {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }:
+            os.remove(self.file(self.LOCK))
+
+    def lock_holder(self) -> dict:
+        """The ``pid`` and ``host`` of the lock's holder ({} if unreadable)."""
+        try:
+            with open(self.file(self.LOCK)) as f:
+                holder = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        return holder if isinstance(holder, dict) else {}
 
     def member_runs(self) -> list["RunDirectory"]:
         """The runs of every seed of a run of several iterations (in seed order,
@@ -256,6 +303,22 @@ class RunDirectory:
     def read_json(self, name: str, what: str) -> Any:
         with open(self.require(name, what)) as f:
             return json.load(f)
+
+
+def holder_alive(holder: dict) -> bool:
+    """Whether a lock's holder may still run: a process of this host that
+    exists, or one of another host (which cannot be checked)."""
+    if holder.get("host") != socket.gethostname():
+        return bool(holder)
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def check_can_write(path: str | os.PathLike, flag: str) -> None:

@@ -117,3 +117,24 @@ def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys
     assert output.exists()
     assert train(workdir, "--resume") == 0  # and it still finishes
     assert (workdir / "trained.json").exists()
+
+
+def test_a_second_train_is_refused_while_one_runs_and_a_stale_lock_is_replaced(tmp_path, capsys):
+    import socket
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "run"
+    assert train(workdir, "--epochs", "1") == 0
+    assert not (workdir / "train.lock").exists()  # released at the end
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    lock = {"pid": running.pid, "host": socket.gethostname()}
+    (workdir / "train.lock").write_text(json.dumps(lock))
+    capsys.readouterr()
+    assert train(workdir, "--epochs", "1", "--resume") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"is being trained by process {running.pid}" in error
+    running.kill()
+    running.wait()  # now a lock of a process that is gone
+    assert train(workdir, "--epochs", "1", "--resume") == 0
+    assert not (workdir / "train.lock").exists()
