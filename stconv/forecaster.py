@@ -134,6 +134,11 @@ class Forecaster:
         run = RunDirectory(workdir)
         member_runs = run.member_runs()
         if member_runs:
+            if not run.has(run.SUMMARY) and not unfinished:
+                raise ValueError(
+                    f"workdir {run.path!r} holds runs of several seeds whose training has not "
+                    "ended: finish them with `stconv train --resume`, or pass --unfinished"
+                )
             members = [cls.load(member.path, unfinished) for member in member_runs]
             return cls.ensemble(members, [f"seed {m.config.seed}" for m in members], run)
         config = run.config()

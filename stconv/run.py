@@ -148,7 +148,7 @@ class RunDirectory:
         if not seeds:
             found = [name[5:] for name in os.listdir(self.path) if name.startswith("seed-")]
             seeds = sorted(int(seed) for seed in found if seed.isdigit())
-        return [self.iteration(seed) for seed in seeds]
+        return [self.iteration(seed) for seed in seeds if self.iteration(seed).has(self.CONFIG)]
 
     def model(self, name: str) -> str:
         """The folder of one model of a classification run (`stconv.classification`)."""

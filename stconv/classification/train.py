@@ -96,6 +96,11 @@ def classify(
     check_above_zero("learning_rate", learning_rate)
     check_seed("seed", seed)
     run = RunDirectory(workdir)
+    if run.has(run.CONFIG) or run.has(run.SUMMARY) or run.member_runs():
+        raise ValueError(
+            f"workdir {workdir!r} holds a forecasting run (finished or not): classify into a "
+            "new workdir"
+        )
     if run.has(run.RESULTS):
         raise ValueError(f"workdir {workdir!r} already holds a run: choose a new workdir")
     run.check_writable()
