@@ -12,6 +12,7 @@ from flax import nnx
 
 from stconv import models
 from stconv.config import Config
+from stconv.data.features import split_static
 from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
 from stconv.models.residual import Residual
 from stconv.run import RunDirectory
@@ -31,9 +32,10 @@ def resolved(config: Config) -> Config:
 
     static = config.static
     if static is not None:
-        path, colon, names = static.rpartition(":")
-        named = colon and (path in DATASETS or os.path.exists(os.path.expanduser(path)))
-        static = f"{absolute(path)}:{names}" if named else absolute(static)
+        path, names = split_static(
+            static, lambda path: path in DATASETS or os.path.exists(os.path.expanduser(path))
+        )
+        static = f"{absolute(path)}:{names}" if path != static else absolute(static)
     return config.replace(
         dataset=absolute(config.dataset), data_path=absolute(config.data_path),
         mask_file=absolute(config.mask_file), static=static,

@@ -53,8 +53,8 @@ def chosen_perturbation(workdir: str) -> float:
     from stconv.run import RunDirectory
 
     run = RunDirectory(workdir)
-    if run.has("perturbed_results.json"):
-        for forecasts in run.read_json("perturbed_results.json", "").values():
+    if run.has(run.PERTURBED_RESULTS):
+        for forecasts in run.read_json(run.PERTURBED_RESULTS, "").values():
             for scores in forecasts.values():
                 if "perturbation" in scores.get("ensemble", {}):
                     return float(scores["ensemble"]["perturbation"])

@@ -408,7 +408,7 @@ def evaluate_run(
     with provenance.Session("evaluate") as session:
         forecaster = Forecaster.load(workdir, unfinished)
         if members is not None:
-            forecaster.perturbed(members, perturbation or 1.0)  # its one-line refusals, first
+            forecaster.check_perturbable(members, perturbation)  # before the data are read
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)

@@ -86,6 +86,7 @@ class Forecaster:
       members: the names of an ensemble's members (``seed 1000``, ...):
         ``predict`` then gives ``(members, n, horizon, lat, lon, channel)``;
         () for a single forecast.
+      perturbation: the noise of `perturbed` members; None for others.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Forecaster:
         path: str | None = None,
         extra: ExtraInputs | None = None,
         members: tuple[str, ...] = (),
+        perturbation: float | None = None,
     ):
         self.config = config
         self.description = complete_description(description)
@@ -111,7 +113,7 @@ class Forecaster:
         self.path = path
         self.extra = extra
         self.members = tuple(members)
-        self.perturbation = None  # the noise of `perturbed` members
+        self.perturbation = perturbation
 
     @classmethod
     def load(cls, workdir: str | os.PathLike, unfinished: bool = False) -> "Forecaster":
@@ -202,9 +204,31 @@ class Forecaster:
         training more networks (`stconv.evaluation.ensemble`).
 
         Raises:
-          ValueError: for an ensemble already, a fitted model (ARIMA), fewer
-            than two members or a scale that is not > 0.
+          ValueError: as `check_perturbable`.
         """
+        self.check_perturbable(members, scale)
+        variables, rng = len(self.variables), np.random.default_rng(seed)
+        deterministic = self.predict
+
+        def predict(inputs):
+            inputs = np.asarray(inputs)
+            noise = np.zeros((members, *inputs.shape), np.float32)
+            noise[..., :variables] = rng.normal(
+                0.0, scale, (members, *inputs.shape[:-1], variables)
+            )
+            return jnp.stack([deterministic(inputs + n) for n in noise])
+
+        names = tuple(f"perturbation {k}" for k in range(members))
+        return Forecaster(
+            self.config, self.description, self.normalizer, self.mask, self.climatology,
+            predict, self.origin, self.path, self.extra, names, scale,
+        )  # fmt: skip
+
+    def check_perturbable(self, members: int, scale: float | None = None) -> None:
+        """Raises ValueError, in one line naming the flag, unless `perturbed`
+        can make ``members`` members with noise ``scale`` (None: to be chosen):
+        not of an ensemble already, nor of a fitted model (ARIMA), nor fewer
+        than two members, nor a scale that is not > 0."""
         if self.members:
             raise ValueError(
                 f"--members: the run {self.path!r} is an ensemble of {len(self.members)} seeds "
@@ -218,26 +242,8 @@ class Forecaster:
         check_positive("--members", members)
         if members < 2:
             raise ValueError(f"--members {members} is invalid: an ensemble needs 2 or more")
-        if not scale > 0:
+        if scale is not None and not scale > 0:
             raise ValueError(f"--perturbation {scale!r} is invalid: must be > 0")
-        variables, rng = len(self.variables), np.random.default_rng(seed)
-        deterministic = self.predict
-
-        def predict(inputs):
-            inputs = np.asarray(inputs)
-            noise = np.zeros((members, *inputs.shape), np.float32)
-            noise[..., :variables] = rng.normal(
-                0.0, scale, (members, *inputs.shape[:-1], variables)
-            )
-            return jnp.stack([deterministic(inputs + n) for n in noise])
-
-        names = tuple(f"perturbation {k}" for k in range(members))
-        ensemble = Forecaster(
-            self.config, self.description, self.normalizer, self.mask, self.climatology,
-            predict, self.origin, self.path, self.extra, names,
-        )  # fmt: skip
-        ensemble.perturbation = scale
-        return ensemble
 
     def choose_perturbation(
         self, source, lat: np.ndarray, members: int, scales: tuple[float, ...] = PERTURBATION_SCALES

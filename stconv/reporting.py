@@ -179,9 +179,10 @@ def report_ensemble(
     print(format_ensemble(results, forecaster.members))
     if is_primary():
         with clock.phase("writing"):
-            prefix = "perturbed_" if perturbed else ""
-            run.write_json(prefix + run.RESULTS, results)
-            plots.ensemble_scores(results, run.file(prefix + run.ENSEMBLE_PLOT))
+            results_file = run.PERTURBED_RESULTS if perturbed else run.RESULTS
+            plot = run.PERTURBED_ENSEMBLE_PLOT if perturbed else run.ENSEMBLE_PLOT
+            run.write_json(results_file, results)
+            plots.ensemble_scores(results, run.file(plot))
     return results
 
 

@@ -60,6 +60,8 @@ class RunDirectory:
     FORECAST_MAPS = "forecast_maps.png"
     SKILL_BY_LEAD = "skill_by_lead.png"
     ENSEMBLE_PLOT = "ensemble.png"  # CRPS, spread-skill and rank histograms of an ensemble
+    PERTURBED_RESULTS = "perturbed_results.json"  # an ensemble of one run's perturbed inputs
+    PERTURBED_ENSEMBLE_PLOT = "perturbed_ensemble.png"
     TENSORBOARD = "tensorboard"  # event files, with the tensorboard extra
     CONFUSION_MATRIX = "confusion_matrix.png"  # each model of a classification run
     LOCK = "train.lock"  # held by the process that trains the run
@@ -104,7 +106,7 @@ class RunDirectory:
             checked).
         """
         path = self.file(self.LOCK)
-        mine = {"pid": os.getpid(), "host": socket.gethostname()}
+        mine = lock_owner()
         for _ in range(2):
             try:
                 handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -124,10 +126,7 @@ class RunDirectory:
 
     def release_lock(self) -> None:
         """Removes the run's lock if this process holds it."""
-        if self.has(self.LOCK) and self.lock_holder() == {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-        }:
+        if self.has(self.LOCK) and self.lock_holder() == lock_owner():
             os.remove(self.file(self.LOCK))
 
     def lock_holder(self) -> dict:
@@ -303,6 +302,11 @@ class RunDirectory:
     def read_json(self, name: str, what: str) -> Any:
         with open(self.require(name, what)) as f:
             return json.load(f)
+
+
+def lock_owner() -> dict:
+    """This process, as a run's lock names it."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 def holder_alive(holder: dict) -> bool:

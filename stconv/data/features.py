@@ -15,6 +15,7 @@ and no score sees them.
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
@@ -126,6 +127,13 @@ def calendar_names(times: xr.DataArray, source: str) -> tuple[str, ...]:
     return YEAR_FEATURES + (DAY_FEATURES if sub_daily else ())
 
 
+def split_static(spec: str, exists: Callable[[str], bool] = os.path.exists) -> tuple[str, str]:
+    """``--static FILE[:var,var]`` as ``(FILE, "var,var")`` (``""``: every static
+    variable); a colon belongs to FILE unless what precedes it ``exists``."""
+    path, colon, names = spec.rpartition(":")
+    return (path, names) if colon and exists(path) else (spec, "")
+
+
 def static_fields(
     spec: str, field: xr.DataArray, bbox: tuple | None = None, resolve=lambda name: name
 ) -> xr.DataArray:
@@ -143,10 +151,8 @@ def static_fields(
       DataError: naming the file, for a missing variable, one with time, or
         another grid.
     """
-    path, colon, names = spec.rpartition(":")
-    path, names = (
-        (resolve(path), names) if colon and os.path.exists(resolve(path)) else (resolve(spec), "")
-    )
+    path, names = split_static(spec, lambda path: os.path.exists(resolve(path)))
+    path = resolve(path)
     dataset = open_dataset(resolve_paths(path), None)
     roles = {dim_role(dataset, str(dim)): str(dim) for dim in dataset.dims}
     if "lat" not in roles or "lon" not in roles:
