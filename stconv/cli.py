@@ -13,11 +13,15 @@ every process runs the same command
 """
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 import sys
+import threading
 import types
 import typing
 import warnings
+from collections.abc import Iterator
 
 from stconv.config import Config, model_names
 from stconv.configs import PRESETS, get_config
@@ -84,16 +88,38 @@ def predict_command(args: argparse.Namespace) -> None:
     if args.members is not None:
         perturbation = args.perturbation or chosen_perturbation(args.workdir)
         forecaster = forecaster.perturbed(args.members, perturbation)
-    count = forecaster.write(
-        args.input, args.output, overwrite=args.overwrite, batch_size=args.batch_size,
-        other_grid=args.other_grid, mean=args.mean,
-    )  # fmt: skip
+    with terminated_as_exit():  # a killed predict leaves no temporary either
+        count = forecaster.write(
+            args.input, args.output, overwrite=args.overwrite, batch_size=args.batch_size,
+            other_grid=args.other_grid, mean=args.mean, units=args.units,
+        )  # fmt: skip
     if count is not None:  # the process that wrote
         members = f" of {len(forecaster.members)} members" if forecaster.members else ""
         mean = " (their mean)" if args.mean else ""
         print(
             f"wrote {count} forecasts{members}{mean} of {forecaster.horizon} steps to {args.output}"
         )
+
+
+@contextlib.contextmanager
+def terminated_as_exit() -> Iterator[None]:
+    """Within it, SIGTERM (``kill``, a batch system's time limit) raises
+    SystemExit(143), so that ``finally`` blocks and ``with`` exits run (the
+    output's temporary is removed), where Python would die at once; the
+    earlier handler after. Only the main thread may handle signals: in any
+    other, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame) -> None:
+        raise SystemExit(128 + signum)
+
+    earlier = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, earlier if earlier is not None else signal.SIG_DFL)
 
 
 def classify_command(args: argparse.Namespace) -> None:
@@ -129,7 +155,7 @@ HELP = {
     "normalized inputs, never forecast; FILE may be a dataset name (weather)",
     "time_features": "add the sine and cosine of the day of year (and hour of day) as inputs",
     "climatology_window": "days the climatology by day of year is smoothed over (odd)",
-    "allow_extreme_values": "accept values beyond 1e15 in magnitude in the data (refused by "
+    "allow_extreme_values": "accept values beyond what their units allow in the data (refused by "
     "default as fill values without _FillValue or corrupt data)",
     "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
     "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
@@ -249,6 +275,11 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     predict.add_argument(
+        "--units",
+        help="the units of input variables the file gives none for: UNITS for all, or "
+        "NAME=UNITS,...; needed where the run was trained in units",
+    )
+    predict.add_argument(
         "--other-grid",
         action="store_true",
         help="forecast an input on another grid than the run's, masked where it has no data",
@@ -340,12 +371,12 @@ def main(argv: list[str] | None = None) -> int:
 def one_line_warning(command: str):
     """A `warnings.showwarning` that prints a run's provenance warnings as one
     ``stconv COMMAND: warning: ...`` line each; other warnings as Python does."""
-    from stconv.provenance import ProvenanceWarning, UnfinishedRunWarning
+    from stconv.provenance import ProvenanceWarning, UnfinishedRunWarning, UnitsWarning
 
     python_shows = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, ProvenanceWarning | UnfinishedRunWarning):
+        if issubclass(category, ProvenanceWarning | UnfinishedRunWarning | UnitsWarning):
             print(f"stconv {command}: warning: {message}", file=sys.stderr)
         else:
             python_shows(message, category, filename, lineno, file, line)

@@ -105,9 +105,10 @@ class Config:
         None uses all. ``batch_size`` must be a multiple of it.
       fsdp: split each parameter and optimizer-state array over the devices
         (FSDP) instead of keeping a copy on every device; for large models.
-      allow_extreme_values: accept values beyond 1e15 in magnitude in the data
-        (`stconv.data.checks.check_extremes`), refused by default as fill
-        values or corrupt data.
+      allow_extreme_values: accept values beyond what their units allow in
+        the data (beyond 1e15 in any units, or a plausible range for known
+        units: `stconv.data.checks.check_extremes`), refused by default as
+        fill values, corrupt data or mislabelled units.
       time_chunk: open the data lazily with dask, this many time steps per
         chunk, so that a file larger than memory streams from disk (each host
         reading only its batches); None loads it into memory.

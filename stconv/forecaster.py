@@ -18,7 +18,7 @@ evaluate``, ``stconv predict`` and this class's methods all use them.
 
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import dask
 import dask.array
@@ -61,6 +61,8 @@ from stconv.run import RunDirectory, check_new_file, complete_description, descr
 from stconv.training.distributed import is_primary
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
+# The units of the data's variables that give none: one for all, or per variable.
+Units = str | Mapping[str, str] | None
 
 
 class Forecaster:
@@ -322,7 +324,13 @@ class Forecaster:
 
     # Data in.
 
-    def field(self, data: Data, chunks: dict | None = None, other_grid: bool = False):
+    def field(
+        self,
+        data: Data,
+        chunks: dict | None = None,
+        other_grid: bool = False,
+        units: Units = None,
+    ) -> xr.DataArray:
         """The run's variables in ``data`` as a ``(time, lat, lon, channel)`` field,
         checked against the run (`check_field`).
 
@@ -332,6 +340,7 @@ class Forecaster:
             variables, or a DataArray of the run's (single) variable.
           chunks: dask chunks for a path.
           other_grid: accept a grid other than the run's (see `check_field`).
+          units: the units of variables the data give none for (see `stated_units`).
 
         Raises:
           DataError: naming the data and what it lacks or what differs from the run.
@@ -355,29 +364,30 @@ class Forecaster:
             chunks = chunks if chunks is not None else {"time": batch_frames}
             field = open_field(source, specs, chunks=chunks, bbox=self.config.bbox)
         field, _ = targets_first(field, self.targets, repr(source))
-        self.check_field(field, source, other_grid)
+        self.check_field(field, source, other_grid, units)
         if self.extra is not None and self.extra.calendar:
             calendar_names(field["time"], repr(source))  # the run reads the calendar: dates
         return field
 
-    def check_field(self, field: xr.DataArray, source: str, other_grid: bool = False) -> None:
-        """Raises DataError unless the run can forecast ``field``: the run's units,
-        at least ``input_length`` steps, the run's grid (or ``other_grid``, for a
-        network: its mask is then the cells of ``field`` that are not all
-        missing), and values `stconv.data.checks.check_values` accepts.
+    def check_field(
+        self,
+        field: xr.DataArray,
+        source: str,
+        other_grid: bool = False,
+        units: Units = None,
+    ) -> None:
+        """Raises DataError unless the run can forecast ``field``: the run's units
+        (`check_units`), at least ``input_length`` steps, the run's grid (or
+        ``other_grid``, for a network: its mask is then the cells of ``field``
+        that are not all missing), and values `stconv.data.checks` accepts.
         """
-        names, given = grid_of(field)["channel"], grid_of(field)["units"]
+        names = grid_of(field)["channel"]
         if names != self.variables:
             raise DataError(
                 f"{source!r} holds the variables {names}, the run {self.variables}: "
                 "give the run's variables"
             )
-        for name, units, trained in zip(names, given, self.units, strict=True):
-            if units and trained and units != trained:
-                raise DataError(
-                    f"{source!r}: variable {name!r} is in {units}, the run was trained in "
-                    f"{trained}: convert it first"
-                )
+        self.check_units(grid_of(field)["units"], stated_units(units, names), source)
         if field.sizes["time"] < self.input_length:
             raise DataError(
                 f"{source!r} has {field.sizes['time']} time steps: at least "
@@ -401,6 +411,46 @@ class Forecaster:
             )
         check_extremes(field, source, self.config.allow_extreme_values)
         check_values(field, self.field_mask(field), source)
+
+    def check_units(self, given: list[str], stated: dict[str, str], source: str) -> None:
+        """Raises DataError unless every variable is in the run's units: as the
+        data give them, or, where they give none, as ``stated`` (``--units``).
+        A run trained without units accepts any (`warn_without_units`)."""
+        for name, found, trained in zip(self.variables, given, self.units, strict=True):
+            said = stated.get(name, "")
+            if found and said and found != said:
+                raise DataError(
+                    f"{source!r}: variable {name!r} is in {found}, not in {said} as --units "
+                    "says: state units only for variables that have none"
+                )
+            units = found or said
+            if trained and not units:
+                raise DataError(
+                    f"{source!r}: variable {name!r} has no units and the run was trained in "
+                    f"{trained}: pass --units {trained} (units= in Python) if it is in "
+                    f"{trained}, or convert it"
+                )
+            if units and trained and units != trained:
+                raise DataError(
+                    f"{source!r}: variable {name!r} is in {units}, the run was trained in "
+                    f"{trained}: convert it first"
+                )
+
+    def warn_without_units(self) -> None:
+        """Warns, on every forecast, of targets the run's data gave no units for."""
+        missing = [
+            name
+            for name, units in zip(self.targets, self.units[: self.outputs], strict=True)
+            if not units
+        ]
+        if missing:
+            warnings.warn(
+                f"the run's data gave no units for {missing}: its inputs cannot be checked "
+                "and its forecasts carry none; they are in the units of the data it was "
+                "trained on",
+                provenance.UnitsWarning,
+                stacklevel=3,
+            )
 
     def grid_difference(self, field: xr.DataArray) -> str:
         """How the grid of ``field`` differs from the run's, or ``""``."""
@@ -456,13 +506,16 @@ class Forecaster:
             physical = to_physical(model, normalizer, mask, valid)
             yield np.moveaxis(physical, 0, 1) if self.members else physical
 
-    def forecast(self, data: Data, other_grid: bool = False, mean: bool = False) -> xr.Dataset:
+    def forecast(
+        self, data: Data, other_grid: bool = False, mean: bool = False, units: Units = None
+    ) -> xr.Dataset:
         """Forecasts of the targets from every window of ``input_length`` steps of ``data``.
 
         Args:
           data: a path, Dataset or DataArray (see `field`).
           other_grid: accept a grid other than the run's (see `check_field`).
           mean: an ensemble's mean over its members, instead of the members.
+          units: the units of variables the data give none for (see `stated_units`).
 
         Returns:
           A dask-backed Dataset: one variable ``(init_time, lead_time, lat,
@@ -479,7 +532,8 @@ class Forecaster:
           ValueError: for ``mean`` of a forecaster that is not an ensemble.
         """
         self.check_ensemble("mean", mean)
-        field = self.field(data, other_grid=other_grid)
+        field = self.field(data, other_grid=other_grid, units=units)
+        self.warn_without_units()
         count = field.sizes["time"] - self.input_length + 1
         batch_size = min(self.config.eval_batch_size, count)
         mask = self.field_mask(field)
@@ -551,6 +605,7 @@ class Forecaster:
         batch_size: int | None = None,
         other_grid: bool = False,
         mean: bool = False,
+        units: Units = None,
     ) -> int | None:
         """Forecasts every window of the netCDF file ``data`` into ``path``
         (``stconv predict``): netCDF, or zarr for a path ending ``.zarr``, one
@@ -567,6 +622,7 @@ class Forecaster:
           other_grid: accept a grid other than the run's (see `check_field`).
           mean: write an ensemble's mean instead of its members (``member``
             dimension, as `forecast` gives them).
+          units: the units of variables the data give none for (see `stated_units`).
 
         Returns:
           The number of forecasts written. With several processes, all compute
@@ -580,7 +636,8 @@ class Forecaster:
         batch_size = batch_size or self.config.eval_batch_size
         # Lazy: each batch reads only its frames.
         chunks = {"time": batch_size + self.input_length - 1}
-        field = self.field(data, chunks, other_grid)
+        field = self.field(data, chunks, other_grid, units)
+        self.warn_without_units()
         mask = self.field_mask(field)
         batches = self.forecast_batches(field, mask, batch_size=batch_size)
         if not is_primary():  # the others compute with process 0, which writes
@@ -593,8 +650,9 @@ class Forecaster:
         mask = mask[..., : self.outputs]
         members = () if mean else self.members
         writer = forecast_writer(
-            path, self.target_grid(field), mask, self.horizon, lead_time, members
-        )
+            path, self.target_grid(field), mask, self.horizon, lead_time, members,
+            overwrite=overwrite,
+        )  # fmt: skip
         with writer:
             for predictions in batches:
                 predictions = predictions.mean(axis=1) if mean else predictions
@@ -688,12 +746,15 @@ class Forecaster:
             return np.nan_to_num(values, nan=0.0).astype(np.float32), source
         return "carried", WithClimatology(source, climatology, normalizer)
 
-    def evaluate(self, data: Data, other_grid: bool = False) -> dict[str, dict]:
+    def evaluate(
+        self, data: Data, other_grid: bool = False, units: Units = None
+    ) -> dict[str, dict]:
         """`score` of every complete window of ``data`` (``input_length`` inputs
         and ``horizon`` targets) against the truth in it, as ``stconv
-        evaluate`` prints them (`stconv.reporting.format_table`).
+        evaluate`` prints them (`stconv.reporting.format_table`); ``other_grid``
+        and ``units`` as for `field`.
         """
-        field = self.field(data, other_grid=other_grid)
+        field = self.field(data, other_grid=other_grid, units=units)
         spec = WindowSpec(self.input_length, self.horizon)
         count = field.sizes["time"] - spec.length + 1
         if count < 1:
@@ -708,3 +769,31 @@ class Forecaster:
         on_run_grid = not self.grid_difference(field)
         lat = grid_of(field)["lat"]
         return self.score(source, lat, "the data to evaluate", on_run_grid=on_run_grid)
+
+
+def stated_units(units: Units, names: Sequence[str]) -> dict[str, str]:
+    """The units ``--units`` states per variable: ``"K"`` for every variable of
+    ``names``, ``"t2m=K,u10=m s-1"`` or a mapping per variable; none for None.
+
+    Raises:
+      ValueError: for a variable that is not among ``names``.
+    """
+    if units is None:
+        return {}
+    if isinstance(units, str) and "=" not in units:
+        return dict.fromkeys(names, units.strip())
+    if isinstance(units, str):
+        pairs = [item.split("=", 1) for item in units.split(",")]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(
+                f"--units {units!r} is invalid: write UNITS for all variables, or "
+                "NAME=UNITS,NAME=UNITS"
+            )
+        units = {name.strip(): unit.strip() for name, unit in pairs}
+    unknown = sorted(set(units) - set(names))
+    if unknown:
+        raise ValueError(
+            f"--units names {unknown}, which are not the run's variables {list(names)}: "
+            "write UNITS for all, or NAME=UNITS,..."
+        )
+    return dict(units)

@@ -58,6 +58,11 @@ class UnfinishedRunWarning(UserWarning):
     """A run whose training has not ended is used, as asked (``--unfinished``)."""
 
 
+class UnitsWarning(UserWarning):
+    """A run whose data gave no units forecasts: neither its inputs nor its
+    forecasts can be checked or labelled in physical units."""
+
+
 class PhaseClock:
     """Wall-clock seconds per named phase, summed over the phase's spans. A
     phase entered inside another pauses it: each second counts once, for the

@@ -62,7 +62,9 @@ def report_test_split(
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
     grid = {**dataset.grid, **{k: dataset.grid[k][:outputs] for k in TARGET_KEYS}}
     lead_time = lead_times(source.times(), config.horizon)
-    writer = ForecastWriter(run.file(run.TEST_FORECASTS), grid, mask, config.horizon, lead_time)
+    writer = ForecastWriter(
+        run.file(run.TEST_FORECASTS), grid, mask, config.horizon, lead_time, overwrite=True
+    )  # evaluate writes the run's test forecasts again
     with clock.phase("evaluation"), writer:
 
         def write(batch: dict, predictions: dict) -> None:

@@ -20,9 +20,12 @@ means) and a ``provenance.json`` of them all. A classification run holds
 ``checkpoints/latest`` and ``confusion_matrix.png``.
 """
 
+import contextlib
+import glob
 import json
 import os
 import socket
+import uuid
 from typing import Any
 
 import numpy as np
@@ -175,8 +178,22 @@ class RunDirectory:
         check_can_write(self.path, "workdir")
 
     def config(self) -> Config:
+        if not self.has(self.CONFIG) and self.is_classification():
+            raise ValueError(
+                f"workdir {self.path!r} holds a classification run (stconv classify), not a "
+                "forecasting run: give a forecasting run's workdir, or train into a new one"
+            )
         path = self.require(self.CONFIG, "it holds no run, train one first")
         return Config.load(path)
+
+    def is_classification(self) -> bool:
+        """Whether the folder holds a run of ``stconv classify`` (every session of
+        its record one)."""
+        try:
+            sessions = (self.provenance() or {}).get("sessions", [])
+        except (OSError, ValueError, AttributeError):  # unreadable: not known as one
+            return False
+        return bool(sessions) and all(session.get("kind") == "classify" for session in sessions)
 
     def mark(self) -> None:
         """Creates the folder, marked as stconv's (`is_run`)."""
@@ -269,14 +286,17 @@ class RunDirectory:
     # Training log and results.
 
     def read_history(self, last_epoch: int) -> list[dict]:
-        """Epoch rows up to ``last_epoch``; the log is rewritten without later rows."""
+        """Epoch rows up to ``last_epoch``; the log is rewritten without later
+        rows, and without a last line that a killed process left unfinished."""
         rows = []
         if self.has(self.METRICS):
             with open(self.file(self.METRICS)) as f:
-                rows = [json.loads(line) for line in f if line.strip()]
+                lines = [line for line in f if line.strip()]
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()  # cut short by a kill: its epoch is trained again
+            rows = [json.loads(line) for line in lines]
         rows = [row for row in rows if row["epoch"] <= last_epoch]
-        with open(self.file(self.METRICS), "w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
+        write_text(self.file(self.METRICS), "".join(json.dumps(row) + "\n" for row in rows))
         return rows
 
     def append_history(self, row: dict) -> None:
@@ -295,13 +315,26 @@ class RunDirectory:
 
     def write_json(self, name: str, values: Any) -> None:
         """Writes ``values`` as strict JSON (ValueError for NaN or infinity)."""
-        text = json.dumps(values, indent=2, allow_nan=False)  # before the file is opened
-        with open(self.file(name), "w") as f:
-            f.write(text)
+        write_text(self.file(name), json.dumps(values, indent=2, allow_nan=False))
 
     def read_json(self, name: str, what: str) -> Any:
         with open(self.require(name, what)) as f:
             return json.load(f)
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` whole or not at all: into a temporary of its
+    own beside it, renamed over it when complete, removed on any failure or
+    kill that Python sees."""
+    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
 
 
 def lock_owner() -> dict:
@@ -385,31 +418,92 @@ def check_new_file(
     runs: tuple[str | os.PathLike, ...] = (),
 ) -> None:
     """Raises ValueError, naming ``flag`` and ``path``, unless stconv may write
-    ``path``: its folder exists, it is none of ``inputs``, it is inside none of
-    ``runs`` nor any folder marked as a run, and it does not exist yet (or
+    ``path``: a file whose folder exists, that is no run and inside none of
+    ``runs`` nor any folder marked as a run, that is no folder (but a zarr
+    store for a path ending ``.zarr``: `check_file_path`), that is none of
+    ``inputs`` (`check_not_input`), and that does not exist yet (or
     ``overwrite`` says to replace it).
     """
-    path = os.path.abspath(path)
+    given = os.fspath(path)
+    if not given.strip():
+        raise ValueError(f"{flag} {given!r} is empty: give the path of a file to write")
+    path = os.path.abspath(given)
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise ValueError(f"{flag} {path!r} is invalid: its folder {folder!r} does not exist")
-    if os.path.exists(path) and any(
-        os.path.exists(source) and os.path.samefile(source, path) for source in inputs
-    ):
-        raise ValueError(f"{flag} {path!r} is the input file: choose another path")
     runs = [os.path.abspath(run) for run in runs]
-    parent = folder
+    parent = path
     while True:
         if parent in runs or RunDirectory(parent).has(RunDirectory.MARKER):
+            where = "a run" if parent == path else f"inside the run {parent!r}"
             raise ValueError(
-                f"{flag} {path!r} is inside the run {parent!r}: stconv writes nothing into "
-                "a run but its own files; choose a path outside it"
+                f"{flag} {path!r} is {where}: stconv writes nothing into a run but its own "
+                "files; choose a path outside it"
             )
         if os.path.dirname(parent) == parent:
             break
         parent = os.path.dirname(parent)
+    check_file_path(given, flag)
+    check_not_input(path, flag, inputs)
     if os.path.exists(path) and not overwrite:
         raise ValueError(
             f"{flag} {path!r} exists: pass --overwrite to replace it, or choose another path"
         )
     check_can_write(folder, flag)
+
+
+def check_not_input(path: str, flag: str, inputs: tuple) -> None:
+    """Raises ValueError, naming ``flag``, if ``path`` is a file of ``inputs``
+    (a glob's too), inside one or holds one: compared as real paths, so that
+    links and other spellings of a path count."""
+    real = os.path.realpath(path)
+    for given, source in input_files(inputs):
+        other = os.path.realpath(source)
+        if real == other or (os.path.exists(path) and os.path.samefile(source, path)):
+            which = (
+                f"one of the input files {given!r}" if glob.has_magic(given) else "the input file"
+            )
+            raise ValueError(f"{flag} {path!r} is {which}: choose another path")
+        for inner, outer, relation in ((real, other, "is inside"), (other, real, "holds")):
+            if inner.startswith(outer.rstrip(os.sep) + os.sep):
+                raise ValueError(
+                    f"{flag} {path!r} {relation} the input {source!r}: choose another path"
+                )
+
+
+def input_files(inputs) -> list[tuple[str, str]]:
+    """``(given, file)`` for every existing file of ``inputs``: paths and globs
+    (expanded as `stconv.data.files.resolve_paths` does), in lists too;
+    anything else (a Dataset) has none."""
+    files = []
+    for source in inputs:
+        if isinstance(source, list | tuple):
+            files.extend(input_files(source))
+        elif isinstance(source, str | os.PathLike):
+            given = os.fspath(source)
+            matches = glob.glob(given) if glob.has_magic(given) else [given]
+            files.extend((given, match) for match in matches if os.path.exists(match))
+    return files
+
+
+def check_file_path(path: str, flag: str) -> None:
+    """Raises ValueError, naming ``flag``, unless ``path`` is that of a file,
+    or, ending ``.zarr``, of a zarr store (new, or one to replace)."""
+    absolute = os.path.abspath(path)
+    if absolute.endswith(".zarr"):
+        if os.path.lexists(absolute) and not is_zarr_store(absolute):
+            raise ValueError(
+                f"{flag} {absolute!r} is not a zarr store: stconv replaces nothing else; "
+                "choose another path"
+            )
+    elif os.path.isdir(absolute) or path.endswith(("/", os.sep)):
+        raise ValueError(
+            f"{flag} {absolute!r} is a folder: give the path of a netCDF file to write "
+            "(or of a zarr store, ending .zarr)"
+        )
+
+
+def is_zarr_store(path: str) -> bool:
+    """Whether ``path`` is a folder holding a zarr store's metadata (zarr 2 or 3)."""
+    names = ("zarr.json", ".zgroup", ".zarray")
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, n)) for n in names)

@@ -2,6 +2,7 @@
 comparisons of runs."""
 
 import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -29,12 +30,22 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def digest(folder) -> dict:
+    """Every file under ``folder`` and the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def time_series_dataset(num_steps=30, lat=4, lon=5, variables=("tas",), start="2001-01-01"):
-    """A CF dataset whose value at (t, i, j) is 100 * t + 10 * i + j (+ 1000 per variable)."""
+    """A CF dataset whose value at (t, i, j) is 100 * t + 10 * i + j (+ 1000 per variable),
+    dimensionless (units ``1``): too large for a temperature in K."""
     t, i, j = np.meshgrid(np.arange(num_steps), np.arange(lat), np.arange(lon), indexing="ij")
     values = (100.0 * t + 10 * i + j).astype(np.float32)
     data_vars = {
-        name: (("time", "lat", "lon"), values + 1000 * n, {"units": "K"})
+        name: (("time", "lat", "lon"), values + 1000 * n, {"units": "1"})
         for n, name in enumerate(variables)
     }
     coords = {

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import assert_same_checkpoints
+from conftest import assert_same_checkpoints, digest
 from flax import nnx
 
 from stconv import cli
@@ -80,6 +80,18 @@ def test_classify_command(tmp_path, capsys):
     assert "cnn: test accuracy" in capsys.readouterr().out
     assert cli.main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
+    before = digest(workdir)
+    forecasting = [
+        ["train", "--workdir", str(workdir), "--dataset", "synthetic", "--epochs", "1"],
+        ["evaluate", "--workdir", str(workdir)],
+        ["predict", "--workdir", str(workdir), "--input", "x.nc", "--output", "y.nc"],
+    ]
+    for command in forecasting:
+        assert cli.main(command) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1, error
+        assert "holds a classification run (stconv classify), not a forecasting run" in error
+    assert digest(workdir) == before
     # The same command again: the same accuracies and weights, bit for bit.
     again = tmp_path / "again"
     assert cli.main(["classify", "--workdir", str(again), *args[3:]]) == 0

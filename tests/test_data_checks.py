@@ -5,14 +5,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import time_series_dataset
 
+from stconv import cli
 from stconv.data.checks import (
     check_numeric,
     check_times,
     check_values,
     first_irregular_step,
 )
+from stconv.data.climatology import time_kind
 from stconv.data.errors import DataError
+from stconv.data.features import YEAR_FEATURES, calendar_names
+
+TINY = [
+    "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16",
+    "--forecast-samples", "0", "--epochs", "1", "--input-length", "3", "--horizon", "2",
+]  # fmt: skip
 
 
 def times(values) -> xr.DataArray:
@@ -48,6 +57,83 @@ def test_numeric_times_with_a_gap_and_duplicates_are_named():
     assert first_irregular_step(times(np.array([0, 1, 2, 4, 5]))) == 3
     with pytest.raises(DataError, match=r"time is duplicated at index 2 \(2000-01-02 00:00:00\)"):
         check_times(times(pd.DatetimeIndex(["2000-01-01", "2000-01-02", "2000-01-02"])), "f")
+
+
+def mid_period(freq: str, periods: int) -> pd.DatetimeIndex:
+    """CF means stamped in the middle of each period: the 16th at 12:00, the 15th at 00:00..."""
+    starts = pd.date_range("2000-01-01", periods=periods + 1, freq=freq)
+    return starts[:-1] + (starts[1:] - starts[:-1]) / 2
+
+
+def alternating_hours(freq: str, periods: int, start: str = "1950-07-01") -> pd.DatetimeIndex:
+    """Stamps at 00:00 and 12:00 in turn (eofs' annual means), one each ``freq``."""
+    hours = pd.to_timedelta(np.arange(periods) % 2 * 12, "h")
+    return pd.date_range(start, periods=periods, freq=freq) + hours
+
+
+# The 15th at 00:00 and the 16th at 12:00 in turn, on the 360-day calendar.
+MONTHS_360 = [
+    cftime.Datetime360Day(2000 + m // 12, m % 12 + 1, 15 + m % 2, 12 * (m % 2)) for m in range(30)
+]
+SIX_HOURLY = pd.date_range("2000-01-01", periods=40, freq="6h")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        mid_period("MS", 40),
+        mid_period("QS-DEC", 20),
+        alternating_hours("YS-JUL", 30),
+        alternating_hours("D", 41),
+        MONTHS_360,
+    ],
+    ids=["monthly-mid-month", "seasonal", "annual-00-12", "daily-00-12", "360-day-15th-16th"],
+)
+def test_stamps_that_jitter_within_a_step_are_regular(values):
+    check_times(times(values), "f.nc")
+    assert first_irregular_step(times(values)) is None
+
+
+@pytest.mark.parametrize(
+    "values, first",
+    [
+        (mid_period("MS", 40).delete(17), 17),  # a month missing
+        (alternating_hours("YS-JUL", 30).delete(10), 10),  # a year missing
+        (alternating_hours("D", 41).insert(6, pd.Timestamp("1950-07-06 18:00")), 6),  # a day twice
+        (MONTHS_360[:20] + MONTHS_360[21:], 20),
+        (SIX_HOURLY.delete(17), 17),  # sub-daily: the exact check
+        (SIX_HOURLY.delete(9).insert(9, "2000-01-03 07:00"), 9),
+    ],
+    ids=["monthly-gap", "annual-gap", "daily-twice", "360-gap", "6-hourly-gap", "6-hourly-shift"],
+)  # fmt: skip
+def test_a_jittering_series_still_refuses_a_gap_or_two_stamps_in_a_step(values, first):
+    assert first_irregular_step(times(values)) == first
+    with pytest.raises(DataError, match=f"'f.nc': time is not regular at index {first} "):
+        check_times(times(values), "f.nc")
+
+
+def test_daily_stamps_that_jitter_make_a_daily_climatology_and_calendar():
+    """At 12:00 and 00:00 in turn, from 12:00: a median step of 12 hours as stamped."""
+    hours = pd.to_timedelta(np.arange(1, 43) % 2 * 12, "h")
+    values = pd.date_range("2000-01-01", periods=42) + hours
+    assert time_kind(values.values) == "daily"
+    assert calendar_names(times(values), "f.nc") == YEAR_FEATURES
+    assert time_kind(pd.date_range("2000-01-01", periods=41, freq="12h").values) == "subdaily"
+
+
+@pytest.mark.parametrize(
+    "stamps, flags",
+    [
+        (mid_period("MS", 40), ["--time-features", "--normalization", "climatology"]),
+        (alternating_hours("YS-JUL", 40), []),
+    ],
+    ids=["monthly-mid-month", "annual-00-12"],
+)
+def test_a_run_trains_on_stamps_that_jitter(tmp_path, capsys, stamps, flags):
+    path = tmp_path / "means.nc"
+    time_series_dataset(num_steps=40).assign_coords(time=stamps).to_netcdf(path)
+    argv = ["train", "--workdir", str(tmp_path / "run"), "--dataset", str(path), *TINY, *flags]
+    assert cli.main(argv) == 0, capsys.readouterr().err
 
 
 def test_numeric_check():

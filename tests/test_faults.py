@@ -7,7 +7,6 @@ that no file changed, appeared or disappeared (SHA-256 of every file before
 and after).
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import paper_format_dataset, time_series_dataset
+from conftest import digest, paper_format_dataset, time_series_dataset
 
 from stconv import cli
 from stconv.data.synthetic import cmip6_like, era5_like, write_synthetic_netcdf
@@ -30,15 +29,6 @@ TINY = [
     "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1",
 ]  # fmt: skip
 SERIES = ["--input-length", "3", "--horizon", "2"]  # for the 40-step files of `series`
-
-
-def digest(folder: Path) -> dict:
-    """Every file under ``folder`` and the SHA-256 of its bytes."""
-    return {
-        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +55,14 @@ def era5(d: Path, levels=None) -> None:
     """``d/era5.nc``: an ERA5 file of t2m (K), u10 (m s**-1) and msl (Pa), or of
     ``z`` and ``t`` on pressure ``levels``."""
     era5_like(num_steps=40, levels=levels).to_netcdf(d / "era5.nc")
+
+
+def hot_era5(d: Path) -> None:
+    """``d/era5.nc`` (unpacked) with one t2m value of 4,900 K."""
+    dataset = era5_like(num_steps=40)
+    dataset["t2m"].encoding = {}
+    dataset["t2m"][9, 0, 0] = 4900.0
+    dataset.to_netcdf(d / "era5.nc")
 
 
 def cmip6(d: Path, edit: Callable[[xr.Dataset], xr.Dataset]) -> None:
@@ -168,7 +166,7 @@ BAD_SERIES = [
     ("inf-in-validation", lambda ds: assign(ds, "tas", (30, 0, 2), -np.inf), "'tas' is infinite at time 2001-01-31"),
     ("validation-and-test-missing", lambda ds: assign(ds, "tas", slice(24, None), np.nan), "'tas' is missing in every valid cell at time 2001-01-25"),
     ("one-frame-missing", lambda ds: assign(ds, "tas", 5, np.nan), "missing in every valid cell at time 2001-01-06"),
-    ("default-fill-value-without-attribute", lambda ds: assign(ds, "tas", (20, 1, 2), 9.969209968386869e36), "'tas' reaches 9.97e+36 at time 2001-01-21 00:00:00 (index 20) (in 1 of its cells): beyond 1e+15 in any units, a fill value without _FillValue or corrupt data; mark missing values with _FillValue, or pass --allow-extreme-values"),
+    ("default-fill-value-without-attribute", lambda ds: assign(ds, "tas", (20, 1, 2), 9.969209968386869e36), "'tas' reaches 9.97e+36 at time 2001-01-21 00:00:00 (index 20) (in 1 of its cells): beyond 1e+15 in any units, a fill value without _FillValue, corrupt data or other units; mark missing values with _FillValue, or pass --allow-extreme-values"),
     ("absurd-values-in-test-years", lambda ds: assign(ds, "tas", 36, 1e30), "'tas' reaches 1e+30 at time 2001-02-06 00:00:00 (index 36) (in 20 of its cells)"),
     ("string-variable", lambda ds: ds.assign(tas=ds["tas"].astype(str)), "variable 'tas' holds <U"),
     ("time-duplicated", lambda ds: ds.isel(time=[0, 1, 2, 2, *range(3, 40)]), "time is duplicated at index 3"),
@@ -209,6 +207,8 @@ PREDICT_INPUTS = [
     ("infinite", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), np.inf), "is infinite at time 2000-01-05"),
     ("fill-value", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), 9.969209968386869e36), "'synthetic_0' reaches 9.97e+36 at time 2000-01-05"),
     ("time-gap", lambda ds: ds.drop_isel(time=6), "time is not regular at index 6"),
+    ("units-missing", lambda ds: ds["synthetic_0"].attrs.clear(), "variable 'synthetic_0' has no units and the run was trained in K: pass --units K"),
+    ("beyond-kelvin", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), 4900.0), "'synthetic_0' reaches 4.9e+03 at time 2000-01-05 00:00:00 (index 4) (in 1 of its cells): outside -400..400, the values K can take"),
 ]  # fmt: skip
 
 
@@ -233,6 +233,7 @@ CASES = [
         pytest.param(lambda d, mp, edit=edit: cmip6(d, edit), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/*_day.nc", *SERIES], 2, ["tas_day.nc' (+1 more) do not combine into one dataset", "give files of one grid and time axis"], id=f"files-{name}")
         for name, edit in COMBINED
     ),
+    pytest.param(lambda d, mp: hot_era5(d), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/era5.nc", *SERIES], 2, ["era5.nc", "'t2m' reaches 4.9e+03 at time 2001-01-03 06:00:00 (index 9) (in 1 of its cells): outside -400..400, the values K can take"], id="data-temperature-beyond-kelvin"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_text("not netCDF"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-not-netcdf"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_bytes(b""), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-empty-file"),
     pytest.param(lambda d, mp: paper_format_dataset().pipe(lambda ds: assign(ds, "x", (1, 0, 0, 0, 0), np.inf) or ds).to_netcdf(d / "bad.nc"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc (x)", "infinite at sample index 1, time index 0"], id="data-paper-format-infinite"),
@@ -267,11 +268,22 @@ CASES = [
     pytest.param(lambda d, mp: truncate(best_manifest(d)), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["best/1 is corrupt or incomplete"], id="predict-best-corrupt"),
     pytest.param(nothing, predict("{d}", "{d}/mine.nc", "{d}/new.nc"), 2, ["--output", "mine.nc' exists: pass --overwrite"], id="predict-output-exists"),
     pytest.param(nothing, predict("{d}", "{d}/new.nc", "{d}/new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input"),
+    pytest.param(lambda d, mp: (d / "in").mkdir() or [xr.load_dataset(d / "new.nc").isel(time=part).to_netcdf(d / "in" / name) for name, part in (("a.nc", slice(0, 6)), ("b.nc", slice(6, None)))], predict("{d}", "{d}/in/b.nc", "{d}/in/*.nc", "--overwrite"), 2, ["--output", "b.nc' is one of the input files '{d}/in/*.nc'"], id="predict-output-in-input-glob"),
+    pytest.param(lambda d, mp: (d / "link.nc").symlink_to(d / "new.nc"), predict("{d}", "{d}/link.nc", "{d}/new.nc", "--overwrite"), 2, ["--output", "link.nc' is the input file"], id="predict-output-links-to-input"),
+    pytest.param(lambda d, mp: mp.chdir(d), predict("{d}", "./run/../new.nc", "./new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input-other-spelling"),
+    pytest.param(nothing, predict("{d}", "{d}", "{d}/new.nc"), 2, ["--output '{d}' is a folder: give the path of a netCDF file"], id="predict-output-is-a-folder"),
+    pytest.param(lambda d, mp: mp.chdir(d), predict("{d}", ".", "{d}/new.nc", "--overwrite"), 2, ["--output '{d}' is a folder"], id="predict-output-dot"),
+    pytest.param(nothing, predict("{d}", "", "{d}/new.nc"), 2, ["--output '' is empty: give the path of a file to write"], id="predict-output-empty"),
+    pytest.param(nothing, predict("{d}", "{d}/forecast.nc/", "{d}/new.nc"), 2, ["--output", "forecast.nc' is a folder"], id="predict-output-trailing-slash"),
+    pytest.param(nothing, predict("{d}", "{d}/run", "{d}/new.nc", "--overwrite"), 2, ["--output", "run' is a run: stconv writes nothing into a run"], id="predict-output-is-the-run"),
+    pytest.param(lambda d, mp: (d / "data.zarr").mkdir() or (d / "data.zarr" / "notes.txt").write_text("mine"), predict("{d}", "{d}/data.zarr", "{d}/new.nc", "--overwrite"), 2, ["--output", "data.zarr' is not a zarr store: stconv replaces nothing else"], id="predict-output-zarr-not-a-store"),
     pytest.param(nothing, predict("{d}", "{d}/run/config.json", "{d}/new.nc", "--overwrite"), 2, ["--output", "config.json' is inside the run"], id="predict-output-run-config"),
     pytest.param(nothing, predict("{d}", "{d}/run/forecast.nc", "{d}/new.nc"), 2, ["--output", "forecast.nc' is inside the run"], id="predict-output-in-run"),
     pytest.param(nothing, predict("{d}", "{d}/run/checkpoints/f.nc", "{d}/new.nc"), 2, ["--output", "f.nc' is inside the run"], id="predict-output-in-checkpoints"),
     pytest.param(nothing, predict("{d}", "{d}/nowhere/forecast.nc", "{d}/new.nc"), 2, ["--output", "its folder", "nowhere' does not exist"], id="predict-output-folder-missing"),
     pytest.param(lambda d, mp: read_only(mp, d / "ro"), predict("{d}", "{d}/ro/forecast.nc", "{d}/new.nc"), 2, ["--output", "cannot be written", "read-only"], id="predict-output-read-only"),
+    pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "degC"), 2, ["new.nc", "variable 'synthetic_0' is in K, not in degC as --units says"], id="predict-units-contradict-the-file"),
+    pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "tas=K"), 2, ["--units names ['tas'], which are not the run's variables ['synthetic_0']"], id="predict-units-of-another-variable"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--batch-size", "0"), 2, ["--batch-size=0 is invalid"], id="predict-batch-size-zero"),
     pytest.param(lambda d, mp: full_disk(mp), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 1, ["could not write", "forecast.nc", "the disk is full", "nothing was written"], id="predict-disk-full"),
     # classify.

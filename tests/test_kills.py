@@ -10,6 +10,9 @@ import xarray as xr
 from conftest import assert_same_checkpoints
 
 from stconv import cli
+from stconv import run as run_module
+from stconv.evaluation.netcdf import ForecastWriter
+from stconv.run import RunDirectory
 from stconv.training.checkpoints import Checkpoints
 
 TINY = [
@@ -65,14 +68,65 @@ def kill_at(monkeypatch, point: str) -> None:
     monkeypatch.setattr(Checkpoints, "save", save)
 
 
+def kill_in_a_write(monkeypatch, point: str) -> None:
+    """Raises KeyboardInterrupt inside a write of the run's files:
+    ``during-metrics-row`` (half of epoch `KILLED_EPOCH`'s row written),
+    ``before-trained`` (every epoch saved, ``trained.json`` not written),
+    ``during-results`` (``results.json`` written, not yet in place), or
+    ``during-test-forecasts`` (a batch of the test forecasts written)."""
+    if point == "during-metrics-row":
+
+        def append_history(self, row):
+            text = json.dumps(row) + "\n"
+            if row["epoch"] == KILLED_EPOCH:
+                with open(self.file(self.METRICS), "a") as f:
+                    f.write(text[: len(text) // 2])
+                raise KeyboardInterrupt
+            real_append(self, row)
+
+        real_append = RunDirectory.append_history
+        monkeypatch.setattr(RunDirectory, "append_history", append_history)
+    elif point == "before-trained":
+        monkeypatch.setattr(RunDirectory, "mark_trained", raises)
+    elif point == "during-results":
+        real_replace = os.replace
+
+        def replace(source, target):
+            if os.path.basename(target) == RunDirectory.RESULTS:
+                raise KeyboardInterrupt
+            real_replace(source, target)
+
+        monkeypatch.setattr(run_module.os, "replace", replace)
+    elif point == "during-test-forecasts":
+        monkeypatch.setattr(ForecastWriter, "write", raises)
+
+
+def raises(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
 @pytest.mark.parametrize(
-    "point", ["before-saves", "during-best", "after-best", "during-latest", "after-latest"]
+    "point",
+    [
+        "before-saves",
+        "during-best",
+        "after-best",
+        "during-latest",
+        "after-latest",
+        "during-metrics-row",
+        "before-trained",
+        "during-results",
+        "during-test-forecasts",
+    ],
 )
 def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
     whole, tmp_path, monkeypatch, point
 ):
     workdir = tmp_path / "run"
-    kill_at(monkeypatch, point)
+    if point.endswith(("saves", "best", "latest")):
+        kill_at(monkeypatch, point)
+    else:
+        kill_in_a_write(monkeypatch, point)
     with pytest.raises(KeyboardInterrupt):
         train(workdir)
     monkeypatch.undo()
@@ -88,6 +142,7 @@ def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
     ):
         np.testing.assert_array_equal(got["synthetic_0"].values, want["synthetic_0"].values)
     assert_same_checkpoints(whole, workdir, kinds=("best", "latest"))
+    assert not [p.name for p in workdir.iterdir() if "tmp" in p.name]  # no temporary left
 
 
 def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,14 @@
-"""Streaming forecasts: the netCDF writer, padded batches that compile once, lazy windows."""
+"""Streaming forecasts: the netCDF writer, padded batches that compile once, lazy windows;
+outputs that never touch inputs and leave no temporary."""
 
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
 
 import cftime
 import numpy as np
@@ -12,9 +20,10 @@ from flax import nnx
 from stconv import models
 from stconv.config import Config
 from stconv.data.normalization import Normalizer
-from stconv.evaluation.netcdf import ForecastWriter
+from stconv.evaluation.netcdf import ForecastWriter, forecast_writer
 from stconv.evaluation.scoring import evaluate
 from stconv.forecaster import Forecaster
+from stconv.run import RunDirectory, check_new_file
 from stconv.training.step import make_predict
 
 GRID = {
@@ -185,3 +194,262 @@ def test_eval_batch_size_is_validated_and_old_configs_load(tmp_path):
     saved = {k: v for k, v in vars(Config(batch_size=8)).items() if k != "eval_batch_size"}
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert Config.load(tmp_path / "config.json") == Config(batch_size=8, eval_batch_size=64)
+
+
+# Outputs: moved into place whole, never over a file that appeared meanwhile,
+# no temporary left on any exit Python sees, the permissions of a new file.
+
+OUTPUTS = ["forecasts.nc", "forecasts.zarr"]  # the zarr ones need zarr
+
+
+def temporary_name(output, pid=None, host=None):
+    """The pattern of a temporary of ``output`` (`stconv.evaluation.netcdf.temporary_path`)."""
+    pid = re.escape(str(pid)) if pid is not None else r"\d+"
+    host = re.escape(host if host is not None else socket.gethostname())
+    return rf"\.{re.escape(output)}\.{pid}\.{host}\.[0-9a-f]{{8}}\.stconv-tmp"
+
+
+def writer_of(path, overwrite=False):
+    if str(path).endswith(".zarr"):
+        pytest.importorskip("zarr")
+    predictions, mask = forecasts()
+    return forecast_writer(path, GRID, mask, 2, overwrite=overwrite), predictions
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["022", "027"])
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_outputs_get_the_permissions_of_a_new_file(tmp_path, umask, output):
+    writer, predictions = writer_of(tmp_path / output)
+    earlier = os.umask(umask)
+    try:
+        with writer:
+            writer.write(predictions, TIMES["datetime64"])
+        new = tmp_path / "new"
+        new.mkdir() if output.endswith(".zarr") else new.write_text("")
+    finally:
+        os.umask(earlier)
+    assert oct((tmp_path / output).stat().st_mode & 0o777) == oct(new.stat().st_mode & 0o777)
+
+
+def write_while_another_appears(path, overwrite):
+    """Writes forecasts to ``path`` while another program writes a file (a
+    store for ``.zarr``) there; returns the other's file."""
+    writer, predictions = writer_of(path, overwrite)
+    with writer:
+        writer.write(predictions, TIMES["datetime64"])
+        if path.suffix == ".zarr":
+            path.mkdir()
+            path = path / "zarr.json"
+        path.write_text("theirs")
+    return path
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_a_file_that_appears_meanwhile_is_left_alone(tmp_path, output):
+    path = tmp_path / output
+    with pytest.raises(FileExistsError) as raised:
+        theirs = write_while_another_appears(path, overwrite=False)
+    assert str(raised.value).startswith(f"{path} appeared while the forecasts were written")
+    assert "stconv-tmp" not in str(raised.value)
+    theirs = path / "zarr.json" if output.endswith(".zarr") else path
+    assert theirs.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output]  # no temporary
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_overwrite_replaces_a_file_that_appears_meanwhile(tmp_path, output):
+    path = tmp_path / output
+    write_while_another_appears(path, overwrite=True)
+    with xr.open_dataset(path, engine="zarr" if output.endswith(".zarr") else None) as done:
+        assert done.sizes["init_time"] == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output]
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt, SystemExit])
+def test_no_temporary_is_left_on_any_exit(tmp_path, output, error):
+    """The temporary, named after the output and its process while it is
+    written, is gone after an exception, Ctrl-C or sys.exit."""
+    writer, predictions = writer_of(tmp_path / output)
+    with pytest.raises(error), writer:
+        writer.write(predictions[:4], TIMES["datetime64"][:4])
+        (temporary,) = (p.name for p in tmp_path.iterdir())
+        assert re.fullmatch(temporary_name(output, os.getpid()), temporary), temporary
+        raise error("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def dead_pid() -> int:
+    """The process id of a process that has ended."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_a_dead_process_s_temporary_is_removed_and_nothing_else(tmp_path, capsys, output):
+    folder = output.endswith(".zarr")
+    dead, host = dead_pid(), socket.gethostname()
+    stale = f".{output}.{dead}.{host}.0123abcd.stconv-tmp"
+    kept = [
+        f".{output}.{os.getpid()}.{host}.0123abcd.stconv-tmp",  # a live process's
+        f".{output}.{dead}.other-host.0123abcd.stconv-tmp",  # another host's: unknown
+        f".other.nc.{dead}.{host}.0123abcd.stconv-tmp",  # another output's
+        f".{output}.{dead}.{host}.0123abcd.tmp",  # not stconv's
+        f"{output}.{dead}.{host}.0123abcd.stconv-tmp",  # not hidden
+        f".{output}.{dead}.{host}.0123abcdef.stconv-tmp",
+    ]
+    for name in (stale, *kept):
+        (tmp_path / name).mkdir() if folder else (tmp_path / name).write_text("")
+    if folder:
+        (tmp_path / stale / "zarr.json").write_text("{}")
+    writer, predictions = writer_of(tmp_path / output)
+    with writer:
+        writer.write(predictions, TIMES["datetime64"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([output, *kept])
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"stconv: removed {tmp_path / stale}, the unfinished output of process {dead}, "
+        "which no longer runs"
+    ]
+
+
+SIGTERM_SCRIPT = """
+import time
+import numpy as np
+from stconv.cli import terminated_as_exit
+from stconv.evaluation.netcdf import ForecastWriter
+
+grid = {grid!r}
+with terminated_as_exit(), ForecastWriter({path!r}, grid, np.ones((3, 4, 2), bool), 2) as writer:
+    writer.write(np.zeros((1, 2, 3, 4, 2)), np.array([0]))
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_during_predict_leaves_no_temporary(tmp_path):
+    """``stconv predict`` writes within `stconv.cli.terminated_as_exit`: a
+    SIGTERM ends it with 143 after the writer removed its temporary."""
+    grid = {key: np.asarray(value).tolist() for key, value in GRID.items()}
+    script = SIGTERM_SCRIPT.format(grid=grid, path=str(tmp_path / "f.nc"))
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline() == "writing\n"
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.stdout.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_handler_is_restored():
+    from stconv.cli import terminated_as_exit
+
+    earlier = signal.getsignal(signal.SIGTERM)
+    with terminated_as_exit():
+        assert signal.getsignal(signal.SIGTERM) is not earlier
+    assert signal.getsignal(signal.SIGTERM) is earlier
+
+
+def inputs_and_run(d):
+    """``d/in/a.nc``, ``d/in/b.nc``, a zarr store ``d/in.zarr``, a folder
+    ``d/data.zarr`` that holds none, links to them and a run ``d/run``."""
+    (d / "in").mkdir()
+    for name in ("a.nc", "b.nc"):
+        (d / "in" / name).write_text("input")
+    (d / "in.zarr").mkdir()
+    (d / "in.zarr" / "zarr.json").write_text("{}")
+    (d / "data.zarr").mkdir()
+    (d / "link.nc").symlink_to(d / "in" / "a.nc")
+    (d / "alias").symlink_to(d / "in")
+    os.link(d / "in" / "a.nc", d / "hard.nc")
+    (d / "run").mkdir()
+    (d / "run" / RunDirectory.MARKER).write_text("{}")
+
+
+@pytest.mark.parametrize(
+    "output, given, fragment",
+    [
+        pytest.param(
+            "{d}/in/b.nc",
+            "{d}/in/*.nc",
+            "in/b.nc' is one of the input files '{d}/in/*.nc': choose",
+            id="glob-member",
+        ),
+        pytest.param(
+            "{d}/in/a.nc",
+            "{d}/in/a.nc",
+            "in/a.nc' is the input file: choose another path",
+            id="the-input",
+        ),
+        pytest.param(
+            "{d}/./in/../in/a.nc", "{d}/in/a.nc", "in/a.nc' is the input file", id="other-spelling"
+        ),
+        pytest.param("{d}/link.nc", "{d}/in/a.nc", "link.nc' is the input file", id="link"),
+        pytest.param(
+            "{d}/alias/a.nc",
+            "{d}/in/*.nc",
+            "alias/a.nc' is one of the input files",
+            id="link-to-folder",
+        ),
+        pytest.param("{d}/hard.nc", "{d}/in/a.nc", "hard.nc' is the input file", id="hard-link"),
+        pytest.param(
+            "{d}/in.zarr/x.nc",
+            "{d}/in.zarr",
+            "in.zarr/x.nc' is inside the input '{d}/in.zarr'",
+            id="inside-zarr-input",
+        ),
+        pytest.param(
+            "{d}/in",
+            "{d}/in.zarr",
+            "in' is a folder: give the path of a netCDF file to write",
+            id="folder",
+        ),
+        pytest.param("{d}/new.nc/", "{d}/in.zarr", "new.nc' is a folder", id="trailing-slash"),
+        pytest.param(".", "{d}/in.zarr", "--output '{d}' is a folder", id="dot"),
+        pytest.param(
+            "", "{d}/in.zarr", "--output '' is empty: give the path of a file to write", id="empty"
+        ),
+        pytest.param(
+            "{d}/run",
+            "{d}/in.zarr",
+            "run' is a run: stconv writes nothing into a run",
+            id="the-run",
+        ),
+        pytest.param(
+            "{d}/data.zarr",
+            "{d}/in.zarr",
+            "data.zarr' is not a zarr store: stconv replaces nothing",
+            id="zarr-not-a-store",
+        ),
+    ],
+)
+def test_outputs_never_touch_inputs_nor_folders(tmp_path, monkeypatch, output, given, fragment):
+    """Refused even with overwrite: compared as real paths, globs expanded."""
+    inputs_and_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as raised:
+        check_new_file(
+            output.format(d=tmp_path), flag="--output", overwrite=True,
+            inputs=(given.format(d=tmp_path),),
+        )  # fmt: skip
+    assert fragment.format(d=tmp_path) in str(raised.value)
+    assert str(raised.value).startswith("--output '")
+
+
+def test_outputs_beside_the_inputs_and_stores_are_accepted(tmp_path):
+    inputs_and_run(tmp_path)
+    (tmp_path / "out.zarr").mkdir()
+    (tmp_path / "out.zarr" / ".zgroup").write_text("{}")
+    for output in ("new.nc", "in/c.nc", "out.zarr", "new.zarr"):
+        path = tmp_path / output
+        check_new_file(path, flag="--output", overwrite=True, inputs=(f"{tmp_path}/in/*.nc",))

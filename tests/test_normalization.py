@@ -1,11 +1,17 @@
 """Normalization: fitted on the training split only, inverted exactly."""
 
-import numpy as np
-import pytest
+import json
 
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from stconv import cli
+from stconv.data import normalization
 from stconv.data.errors import DataError
 from stconv.data.normalization import Normalizer
-from stconv.data.registry import load_dataset
+from stconv.data.registry import load_dataset, training_statistics
 
 
 def test_normalization_is_fitted_on_train_only_and_inverts(series_file, tmp_path):
@@ -43,3 +49,55 @@ def test_per_cell_normalization(series_file):
     np.testing.assert_allclose(normalizer.denormalize(normalizer.normalize(x)), x, rtol=1e-5)
     with pytest.raises(DataError, match=r"normalization='zscore' is invalid: choose from"):
         load_dataset(series_file, normalization="zscore")
+
+
+def warm_field(dtype, steps: int = 300, cells: int = 16) -> xr.DataArray:
+    """Daily temperatures of about 300 K on ``cells`` x ``cells``, one NaN, as ``dtype``."""
+    rng = np.random.default_rng(0)
+    values = (300 + 10 * rng.standard_normal((steps, cells, cells, 1))).astype(dtype)
+    values[5, 2, 3, 0] = np.nan
+    time = pd.date_range("2001-01-01", periods=steps)
+    return xr.DataArray(values, dims=("time", "lat", "lon", "channel"), coords={"time": time})
+
+
+@pytest.mark.parametrize("normalization", ["channel", "cell", "climatology"])
+def test_float16_statistics_are_summed_in_float64(normalization):
+    """300 steps of about 300 K: sums beyond float16's largest value, 65504."""
+    fitted = {
+        dtype: training_statistics(warm_field(dtype), normalization, None, source="f.nc")
+        for dtype in (np.float16, np.float64)
+    }
+    (half, mask, climatology), (full, _, full_climatology) = fitted.values()
+    assert climatology.kind == "annual"  # less than a year: each cell's mean
+    np.testing.assert_allclose(climatology.values, full_climatology.values, rtol=1e-3)
+    np.testing.assert_allclose(half.mean, full.mean, rtol=1e-3)
+    np.testing.assert_allclose(half.std, full.std, rtol=1e-3)
+    assert mask.all() and np.isfinite(half.std).all()
+
+
+def test_a_float16_store_trains(tmp_path, capsys):
+    """netCDF has no float16 (netCDF4 refuses 'f2'); a zarr store keeps it."""
+    field = warm_field(np.float16, steps=40, cells=8).isel(channel=0, drop=True)
+    dataset = field.assign_attrs(units="K").to_dataset(name="tas")
+    dataset = dataset.assign_coords(lat=np.linspace(-10, 10, 8), lon=np.linspace(0, 40, 8))
+    dataset.to_zarr(tmp_path / "tas.zarr")
+    argv = ["train", "--workdir", str(tmp_path / "run"), "--dataset", str(tmp_path / "tas.zarr")]
+    argv += ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16"]
+    argv += ["--forecast-samples", "0", "--epochs", "1", "--input-length", "3", "--horizon", "2"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    statistics = json.loads((tmp_path / "run" / "normalization.json").read_text())
+    np.testing.assert_allclose(statistics["mean"], [300.0], rtol=1e-2)
+
+
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_statistics_read_in_blocks_are_those_of_the_whole(monkeypatch, per_cell):
+    field = warm_field(np.float32, steps=50, cells=6)
+    values = field.values.astype(np.float64)
+    center = np.nanmean(values, axis=0) if per_cell else np.nanmean(values, axis=(0, 1, 2))
+    whole = Normalizer.fit(field, per_cell=per_cell)
+    monkeypatch.setattr(normalization, "BLOCK_VALUES", 100)  # 2 frames a block
+    for blocks in (field, field.chunk(time=7)):  # dask: chunk by chunk
+        fitted = Normalizer.fit(blocks, per_cell=per_cell)
+        np.testing.assert_allclose(fitted.mean, whole.mean, rtol=1e-6)
+        np.testing.assert_allclose(fitted.mean, center, rtol=1e-6)
+        np.testing.assert_allclose(fitted.std, np.nanstd(values - center), rtol=1e-5)

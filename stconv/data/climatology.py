@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from stconv.data.errors import DataError
+from stconv.data.times import floor_dates
 
 KINDS = ("annual", "monthly", "daily", "subdaily")
 DIMS = ("time", "lat", "lon", "channel")
@@ -304,8 +305,16 @@ def steps_in_days(values: np.ndarray) -> np.ndarray:
     return np.array([step / day for step in steps], np.float64)
 
 
+def day_steps(values: np.ndarray) -> np.ndarray:
+    """The steps between successive dates of a 1-D array, in days; between
+    the dates floored to their day where no two fall on one day (a daily or
+    coarser series whose hours jitter, `stconv.data.times`)."""
+    floored = steps_in_days(floor_dates(values, "D"))
+    return floored if np.all(floored >= 1) else steps_in_days(values)
+
+
 def time_kind(times: Times, source: str = "the data") -> str:
-    """The kind of climatology for a time axis, by its median step.
+    """The kind of climatology for a time axis, by its median step (`day_steps`).
 
     Args:
       times: a 1-D time axis: numpy datetime64, cftime objects, or numbers.
@@ -321,7 +330,7 @@ def time_kind(times: Times, source: str = "the data") -> str:
         return "annual"
     if values.dtype == object:  # cftime: unsupported calendars cannot even subtract dates
         normalize_calendar(getattr(values[0], "calendar", "standard"), source)
-    step = float(np.median(steps_in_days(values)))
+    step = float(np.median(day_steps(values)))
     if step <= 0:
         raise DataError(f"{source}: time does not increase: sort the file by time")
     if step >= 300:
@@ -378,7 +387,7 @@ def annual_mean(train: xr.DataArray) -> np.ndarray:
     """Every cell's training mean, ``(1, lat, lon, channel)`` float32."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-        mean = train.mean("time", skipna=True).transpose(*GRID).values[None]
+        mean = train.mean("time", skipna=True, dtype=np.float64).transpose(*GRID).values[None]
     return mean.astype(np.float32, copy=False)
 
 
@@ -461,7 +470,7 @@ def fit_days(
 
 def check_year(times: np.ndarray, calendar: str, source: str) -> None:
     """Raises DataError unless ``times`` cover at least one full year of ``calendar``."""
-    steps = steps_in_days(times)
+    steps = day_steps(times)
     covered = float(steps.sum() + np.median(steps))  # first to last time, plus one step
     if covered < YEAR_DAYS[calendar] - 1e-6:
         raise DataError(

@@ -7,14 +7,16 @@ field's physical units by `Normalizer.denormalize`.
 
 import dataclasses
 import json
+import math
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import xarray as xr
 
 from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS, other_dims
+from stconv.data.files import GRID_DIMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,23 +52,23 @@ class Normalizer:
             the per-channel std of those anomalies.
 
         NaNs are skipped; a channel with no finite value raises DataError.
+        Sums are float64 whatever the field's dtype (`cell_sums`).
         """
-        reduce = [d for d in field.dims if d != "channel"]
-        count = field.notnull().sum(reduce).values
+        sums, counts = cell_sums(field)
+        count = counts.sum((0, 1))
         empty = [str(c) for c, n in zip(field["channel"].values, count, strict=True) if n == 0]
         if empty:
             raise DataError(
                 f"variable {empty[0]!r} has no finite value in the training split; "
                 "drop it or choose another time range"
             )
-        if per_cell:
-            mean = field.mean(other_dims(field), skipna=True)
-            std = (field - mean).std(reduce, skipna=True).values.astype(np.float32)
-            mean = np.nan_to_num(mean.transpose(*GRID_DIMS).values).astype(np.float32)
-        else:
-            mean = field.mean(reduce, skipna=True).values.astype(np.float32)
-            std = field.std(reduce, skipna=True).values.astype(np.float32)
-        return cls(mean, np.where(std > 0, std, 1.0).astype(np.float32))
+        mean = sums.sum((0, 1)) / count
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell_mean = sums / counts  # NaN in cells without data
+        deviations = squared_deviations(field, cell_mean if per_cell else mean)
+        std = np.sqrt(deviations.sum((0, 1)) / count).astype(np.float32)
+        mean = np.nan_to_num(cell_mean) if per_cell else mean
+        return cls(mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
 
     @classmethod
     def fit_anomalies(cls, field: xr.DataArray, climatology: Climatology) -> "Normalizer":
@@ -76,7 +78,7 @@ class Normalizer:
         anomalies = field.values - climatology.at(field["time"].values)
         reduce = tuple(range(anomalies.ndim - 1))
         with np.errstate(invalid="ignore"):
-            std = np.nanstd(anomalies, axis=reduce).astype(np.float32)
+            std = np.nanstd(anomalies, axis=reduce, dtype=np.float64).astype(np.float32)
         std = np.where(np.isfinite(std) & (std > 0), std, 1.0).astype(np.float32)
         return cls(np.zeros_like(std), std, climatology)
 
@@ -125,3 +127,51 @@ class Normalizer:
     def load(cls, path: str | os.PathLike) -> "Normalizer":
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+
+# Values read at once (128 MiB in float64) when summing the statistics.
+BLOCK_VALUES = 2**24
+
+
+def frames(field: xr.DataArray) -> Iterator[np.ndarray]:
+    """The frames of ``field`` (``(..., lat, lon, channel)``) as float64 blocks
+    ``(frames, lat, lon, channel)``, a few leading rows at a time: a dask-backed
+    field is streamed, and no frame is summed in a narrower float (float16
+    overflows beyond 65504)."""
+    data = field.transpose(..., *GRID_DIMS).data
+    for rows in row_blocks(data):
+        block = np.asarray(data[rows], dtype=np.float64)
+        yield block.reshape(-1, *block.shape[-3:])
+
+
+def row_blocks(data) -> list[slice]:
+    """Consecutive slices of ``data``'s first axis: its dask chunks, each read
+    once, or rows of about `BLOCK_VALUES` values."""
+    chunks = getattr(data, "chunks", None)
+    if isinstance(chunks, tuple):  # dask
+        stops = np.cumsum(chunks[0]).tolist()
+    else:
+        rows = max(1, BLOCK_VALUES // max(1, math.prod(data.shape[1:])))
+        stops = [*range(rows, data.shape[0], rows), data.shape[0]]
+    return [slice(start, stop) for start, stop in zip([0, *stops], stops, strict=False)]
+
+
+def cell_sums(field: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Every cell's sum of values (NaN skipped), in float64, and their count,
+    ``(lat, lon, channel)`` each."""
+    sums, counts = 0.0, 0
+    for block in frames(field):
+        valid = ~np.isnan(block)
+        sums = sums + np.where(valid, block, 0.0).sum(axis=0)
+        counts = counts + valid.sum(axis=0)
+    return sums, counts
+
+
+def squared_deviations(field: xr.DataArray, center: np.ndarray) -> np.ndarray:
+    """Every cell's sum of ``(x - center) ** 2`` over its values (NaN skipped),
+    in float64, ``(lat, lon, channel)``; ``center`` broadcasts to a frame."""
+    total = 0.0
+    for block in frames(field):
+        deviations = block - center
+        total = total + np.where(np.isnan(deviations), 0.0, deviations**2).sum(axis=0)
+    return total

@@ -38,11 +38,14 @@ def epoch_batches(
 ) -> grain.DatasetIterator:
     """An iterator over one epoch of batches from ``source``.
 
-    With ``process_count`` > 1, this process's rows of every global batch of
-    ``batch_size``: the global order is cut into local batches of
+    With ``process_count`` > 1, this process's rows of every full global
+    batch of ``batch_size``: the global order is cut into local batches of
     ``batch_size // process_count`` and process ``p`` keeps local batches
     ``p, p + process_count, ...``, so global batch ``k`` is the local batches
-    ``k`` of processes ``0, 1, ...`` one after another. Only those examples are read.
+    ``k`` of processes ``0, 1, ...`` one after another. Only those examples
+    are read, but for the last, smaller batch (unless ``drop_remainder``):
+    every process reads it whole, so that the processes train on the windows
+    one process would (`stconv.training.distributed.global_batch`).
 
     Args:
       source: a random-access source (``len`` and ``[i]``) of dicts of arrays.
@@ -50,8 +53,7 @@ def epoch_batches(
       seed: the run's seed; with ``epoch`` it fixes the order.
       epoch: the epoch number.
       shuffle: False keeps the source's (chronological) order.
-      drop_remainder: drop the last, smaller batch; required with several
-        processes (each must run the same steps).
+      drop_remainder: drop the last, smaller batch.
       num_threads: threads reading examples in the background.
       prefetch: examples read ahead of the consumer.
       process_index: this process (``jax.process_index()``).
@@ -61,23 +63,24 @@ def epoch_batches(
       A grain iterator of dicts of stacked arrays, ``(batch, ...)``.
     """
     check_positive("batch_size", batch_size)
-    check_processes(batch_size, drop_remainder, process_index, process_count)
+    check_processes(batch_size, process_index, process_count)
     dataset = grain.MapDataset.source(source)
     if shuffle:
         dataset = dataset.shuffle(seed=epoch_seed(seed, epoch))
     if process_count == 1:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
-        full = len(source) // batch_size * process_count  # local batches of full global ones
-        dataset = dataset.batch(batch_size // process_count)[:full]
-        dataset = dataset[process_index::process_count]
+        full = len(source) // batch_size * batch_size  # the examples of full global batches
+        shares = dataset[:full].batch(batch_size // process_count)
+        batches = [shares[process_index::process_count]]
+        if len(source) > full and not drop_remainder:
+            batches.append(dataset[full:].batch(len(source) - full))  # read by every process
+        dataset = grain.MapDataset.concatenate(batches)
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     return iter(dataset.to_iter_dataset(options))
 
 
-def check_processes(
-    batch_size: int, drop_remainder: bool, process_index: int, process_count: int
-) -> None:
+def check_processes(batch_size: int, process_index: int, process_count: int) -> None:
     """Raises a ValueError unless the processes can split every batch evenly."""
     if not 0 <= process_index < process_count:
         raise ValueError(
@@ -87,11 +90,6 @@ def check_processes(
         raise ValueError(
             f"batch_size={batch_size} is invalid for {process_count} processes: "
             f"choose a multiple of {process_count}"
-        )
-    if process_count > 1 and not drop_remainder:
-        raise ValueError(
-            f"drop_remainder=False is invalid for {process_count} processes: "
-            "pass drop_remainder=True (every process must run the same steps)"
         )
 
 

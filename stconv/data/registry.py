@@ -179,7 +179,8 @@ def training_climatology(train: xr.DataArray, window: int, source: str) -> Clima
         except DataError as error:
             message = f"{error}; the climatology is each cell's training mean instead"
             warnings.warn(message, ClimatologyWarning, stacklevel=2)
-    mean = train.mean(other_dims(train), skipna=True).transpose(*GRID_DIMS).values
+    mean = train.mean(other_dims(train), skipna=True, dtype=np.float64)
+    mean = mean.transpose(*GRID_DIMS).values.astype(np.float32)
     return Climatology("annual", mean[None])
 
 

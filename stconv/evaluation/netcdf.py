@@ -21,9 +21,11 @@ write the same layout (`forecast_writer` picks one by the path):
 import contextlib
 import itertools
 import os
+import re
+import secrets
 import shutil
-import tempfile
-import uuid
+import socket
+import sys
 from collections.abc import Iterator
 
 import netCDF4
@@ -36,10 +38,13 @@ from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 class ForecastWriter:
     """Writes physical-unit forecasts to the netCDF file ``path``, one batch at a time.
 
-    The file is written under a temporary name of its own (hidden, beside
-    ``path``) and moved to ``path`` when the ``with`` block ends without an
-    exception; otherwise the temporary is removed and an earlier file at
-    ``path`` stays intact::
+    The file is written under a temporary name of its own (`temporary_path`:
+    hidden, beside ``path``) and moved to ``path`` when the ``with`` block
+    ends without an exception; on any other exit the temporary is removed and
+    an earlier file at ``path`` stays intact. Without ``overwrite``, a file
+    that appeared at ``path`` meanwhile is never replaced: FileExistsError.
+    Temporaries of ``path`` left by killed processes are removed first
+    (`remove_stale_temporaries`)::
 
         with ForecastWriter(path, grid, mask, horizon) as writer:
             for predictions, init_times, valid_times in batches:
@@ -57,6 +62,7 @@ class ForecastWriter:
       lead_time: the ``lead_time`` coordinate (`lead_times`); default steps 1..horizon.
       members: an ensemble's member names: forecasts are then ``(n, member,
         lead, lat, lon, channel)``; () for single forecasts.
+      overwrite: replace a file at ``path``.
     """
 
     def __init__(
@@ -67,8 +73,10 @@ class ForecastWriter:
         horizon: int,
         lead_time: xr.Variable | None = None,
         members: tuple[str, ...] = (),
+        overwrite: bool = False,
     ):
         self.path = os.fspath(path)
+        self.overwrite = overwrite
         self.members = tuple(members)
         self.grid = grid
         self.mask = np.asarray(mask, bool)
@@ -90,20 +98,20 @@ class ForecastWriter:
         return (len(self.members),) * bool(self.members) + (self.horizon, *self.mask.shape)
 
     def __enter__(self) -> "ForecastWriter":
-        self.temporary = temporary_beside(self.path)
+        remove_stale_temporaries(self.path)
+        self.temporary = temporary_path(self.path)
+        with self.failures_named():
+            # Mode 0o666 less the umask, as a new file gets; netCDF4 keeps it.
+            os.close(os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         # xarray's lock: a lazily read input may be read by other threads meanwhile.
-        with NETCDF4_PYTHON_LOCK:
-            try:
+        try:
+            with NETCDF4_PYTHON_LOCK, self.failures_named():
                 self.file = netCDF4.Dataset(self.temporary, "w")
-            except BaseException:
-                os.remove(self.temporary)
-                raise
-            try:
                 self.define()
-            except BaseException:
-                self.file.close()
-                os.remove(self.temporary)
-                raise
+        except BaseException:
+            self.close()
+            remove_temporary(self.temporary)
+            raise
         return self
 
     def define(self) -> None:
@@ -177,11 +185,14 @@ class ForecastWriter:
 
     @contextlib.contextmanager
     def failures_named(self) -> Iterator[None]:
-        """Turns the netCDF library's write errors ("NetCDF: HDF error") into an
-        OSError naming the output and, when it is so, the full disk."""
+        """Turns the netCDF library's write errors ("NetCDF: HDF error") and
+        those of the temporary into an OSError naming the output (never the
+        temporary) and, when it is so, the full disk."""
         try:
             yield
-        except RuntimeError as error:
+        except (RuntimeError, OSError) as error:
+            if isinstance(error, OSError):
+                error = error.strerror or error
             folder = os.path.dirname(os.path.abspath(self.path))
             full = shutil.disk_usage(folder).free < 2**20
             raise OSError(
@@ -190,20 +201,22 @@ class ForecastWriter:
             ) from None
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        done = exc_type is None
         try:
-            if done:
-                self.write_times()
+            try:
+                if exc_type is None:
+                    self.write_times()
+            finally:
+                self.close()
+            if exc_type is None:
+                move_into_place(self.temporary, self.path, self.overwrite)
+        finally:  # every exit: an exception, KeyboardInterrupt, SystemExit
+            remove_temporary(self.temporary)
+
+    def close(self) -> None:
+        """Closes the temporary if it is open."""
+        if self.file is not None and self.file.isopen():
             with NETCDF4_PYTHON_LOCK, self.failures_named():
                 self.file.close()
-        except BaseException:
-            done = False
-            raise
-        finally:
-            if done:
-                os.replace(self.temporary, self.path)
-            elif os.path.exists(self.temporary):
-                os.remove(self.temporary)
 
     def write_times(self) -> None:
         """``init_time`` and ``valid_time``, each encoded once over all times, as
@@ -230,8 +243,8 @@ class ZarrForecastWriter(ForecastWriter):
             raise ImportError(
                 f"writing the zarr store {self.path} needs zarr: pip install 'stconv[zarr]'"
             ) from None
-        folder, name = os.path.split(os.path.abspath(self.path))
-        self.temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        remove_stale_temporaries(self.path, folders=True)
+        self.temporary = temporary_path(self.path)  # a folder, made by the first `write`
         return self
 
     def write(
@@ -257,19 +270,19 @@ class ZarrForecastWriter(ForecastWriter):
                     member=np.arange(len(self.members)), member_name=("member", list(self.members))
                 )
         batch = xr.Dataset(data, coords, attrs={"title": "stconv forecast"})
-        if self.count == 0:
-            batch.to_zarr(self.temporary, mode="w-", consolidated=True)
-        else:
-            batch.to_zarr(self.temporary, append_dim="init_time", consolidated=True)
+        with self.failures_named():
+            if self.count == 0:
+                batch.to_zarr(self.temporary, mode="w-", consolidated=True)
+            else:
+                batch.to_zarr(self.temporary, append_dim="init_time", consolidated=True)
         self.count += len(predictions)
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None and self.count:
-            if os.path.exists(self.path):  # only with --overwrite (`check_new_file`)
-                shutil.rmtree(self.path) if os.path.isdir(self.path) else os.remove(self.path)
-            os.replace(self.temporary, self.path)
-        elif os.path.exists(self.temporary):
-            shutil.rmtree(self.temporary)
+        try:
+            if exc_type is None and self.count:
+                move_store_into_place(self.temporary, self.path, self.overwrite)
+        finally:  # every exit: an exception, KeyboardInterrupt, SystemExit
+            remove_temporary(self.temporary)
 
 
 def forecast_writer(path: str | os.PathLike, *args, **kwargs) -> ForecastWriter:
@@ -287,12 +300,140 @@ def forecast_dims(grid: dict, members: bool = False) -> tuple[str, ...]:
     return ("init_time", *member, "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
 
 
-def temporary_beside(path: str) -> str:
-    """A new empty file of its own beside ``path``, hidden, so that writers never share one."""
+TEMPORARY = ".stconv-tmp"  # the end of every temporary's name
+
+
+def temporary_path(path: str) -> str:
+    """A new name beside ``path`` for a temporary of this process:
+    ``.NAME.PID.HOST.RANDOM.stconv-tmp``, hidden, named after ``path`` and
+    its writer, so that `remove_stale_temporaries` knows whose it is."""
     folder, name = os.path.split(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(handle)
-    return temporary
+    owner = f"{os.getpid()}.{socket.gethostname()}"
+    return os.path.join(folder, f".{name}.{owner}.{secrets.token_hex(4)}{TEMPORARY}")
+
+
+def remove_stale_temporaries(path: str, folders: bool = False) -> None:
+    """Removes the temporaries of ``path`` (`temporary_path`: files, or
+    ``folders``) of processes of this host that no longer run (killed while
+    writing), saying so on stderr; nothing else: a live process's, another
+    host's and any other file stay."""
+    from stconv.run import holder_alive
+
+    folder, name = os.path.split(os.path.abspath(path))
+    host = socket.gethostname()
+    pattern = re.compile(
+        rf"\.{re.escape(name)}\.(\d+)\.{re.escape(host)}\.[0-9a-f]{{8}}{re.escape(TEMPORARY)}"
+    )
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder: writing there fails, naming the output
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        kind = entry.is_dir if folders else entry.is_file
+        if not match or not kind(follow_symlinks=False):
+            continue
+        if holder_alive({"pid": match[1], "host": host}):
+            continue
+        try:
+            remove_temporary(entry.path)
+        except OSError:  # another's, read-only: it stays, and is no reason to fail
+            continue
+        print(
+            f"stconv: removed {entry.path}, the unfinished output of process {match[1]}, "
+            "which no longer runs",
+            file=sys.stderr,
+        )
+
+
+def remove_temporary(temporary: str | None) -> None:
+    """Removes a temporary file or folder, if it is there."""
+    if temporary is None or not os.path.lexists(temporary):
+        return
+    if os.path.isdir(temporary) and not os.path.islink(temporary):
+        shutil.rmtree(temporary)
+    else:
+        os.remove(temporary)
+
+
+def move_into_place(temporary: str, path: str, overwrite: bool) -> None:
+    """Moves the file ``temporary`` to ``path``; without ``overwrite``, never
+    over anything there (`appeared`)."""
+    target = os.path.abspath(path)
+    try:
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            link_or_rename(temporary, target)
+    except FileExistsError:
+        raise appeared(path) from None
+    except OSError as error:
+        raise OSError(
+            f"could not move the forecasts to {path}: {error.strerror or error}"
+        ) from None
+
+
+def link_or_rename(temporary: str, target: str) -> None:
+    """Moves the file ``temporary`` to ``target`` unless anything is there
+    (FileExistsError): as a hard link, which fails atomically then, or,
+    where the file system has none, by a rename after a check."""
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (EPERM, ENOTSUP): check, then rename
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.rename(temporary, target)
+    else:
+        os.remove(temporary)
+
+
+def move_store_into_place(temporary: str, path: str, overwrite: bool) -> None:
+    """Moves the zarr store (a folder) ``temporary`` to ``path``: with
+    ``overwrite`` in place of the store there (`replace_store`), else never
+    over anything there (`appeared`)."""
+    target = os.path.abspath(path)
+    try:
+        if overwrite:
+            replace_store(temporary, target)
+        elif os.path.lexists(target):
+            raise FileExistsError(target)
+        else:
+            os.rename(temporary, target)  # fails onto a file or a folder that is not empty
+    except OSError as error:
+        if not overwrite and os.path.lexists(target):
+            raise appeared(path) from None
+        raise OSError(
+            f"could not move the forecasts to {path}: {error.strerror or error}"
+        ) from None
+
+
+def replace_store(temporary: str, target: str) -> None:
+    """Renames the folder ``temporary`` to ``target``; the store at ``target``
+    is moved aside first, and back if the rename fails, then removed."""
+    aside = temporary_path(target) if os.path.lexists(target) else None
+    if aside is not None:
+        os.rename(target, aside)
+    try:
+        os.rename(temporary, target)
+    except BaseException:
+        if aside is not None:
+            os.rename(aside, target)
+            aside = None
+        raise
+    finally:
+        remove_temporary(aside)
+
+
+def appeared(path: str) -> FileExistsError:
+    """The error of a file at ``path`` that appeared while the forecasts
+    were written: it stays as it is."""
+    return FileExistsError(
+        f"{path} appeared while the forecasts were written (another program made it): it is "
+        "left as it is and the forecasts were not written; choose another path, or pass "
+        "--overwrite to replace it"
+    )
 
 
 def variable_attrs(grid: dict, channel: int) -> dict:

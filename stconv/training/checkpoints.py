@@ -10,11 +10,21 @@ restore places the arrays as the state given to it is placed, on any number
 of devices, whatever the placement they were saved from.
 """
 
+import contextlib
+import errno
+import logging
 import os
+import shutil
+from collections.abc import Iterator
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+
+# The errors of a disk (or a quota) that is full, and the free bytes below
+# which a failed write is put down to a full disk whatever its error says.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+FULL_BELOW = 2**20
 
 
 class CheckpointError(ValueError):
@@ -23,6 +33,30 @@ class CheckpointError(ValueError):
     def __init__(self, message: str, corrupt: bool):
         super().__init__(message)
         self.corrupt = corrupt
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (a full disk, an I/O error):
+    the command fails (exit code 1) with one line naming its folder."""
+
+
+class QuietFailures(logging.Filter):
+    """Drops the logs, each with a traceback, of orbax's failed writes: that
+    of an error in one of its writing threads (raised again where the save
+    waits, and named there in one line by `Checkpoints.save`), and asyncio's
+    of the writes abandoned after one failed (``writing``: a save is under
+    way, or failed)."""
+
+    writing = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        in_thread = "_SignalingThread.run() raised an exception" in message
+        abandoned = self.writing and "exception was never retrieved" in message
+        return not (in_thread or abandoned)
+
+
+QUIET = QuietFailures()
 
 
 class Checkpoints:
@@ -36,19 +70,45 @@ class Checkpoints:
             kind: ocp.CheckpointManager(os.path.join(root, kind), options=options)
             for kind in ("latest", "best")
         }
+        for logger in ("absl", "asyncio"):
+            logging.getLogger(logger).addFilter(QUIET)  # once: a filter is added once
 
     def save(self, kind: str, epoch: int, state: nnx.State, record: dict) -> None:
-        """Saves ``state`` (model and optimizer) and ``record`` under ``epoch``."""
-        saved = self.managers[kind].save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
-                record=ocp.args.JsonSave(record),
-            ),
+        """Saves ``state`` (model and optimizer) and ``record`` under ``epoch``.
+
+        Raises:
+          CheckpointWriteError: naming the checkpoint's folder, if it could not
+            be written. orbax leaves the partial folder a temporary, which the
+            next save there replaces: ``stconv train --resume`` continues from
+            the checkpoints written before.
+        """
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(nnx.to_pure_dict(state)), record=ocp.args.JsonSave(record)
         )
-        self.managers[kind].wait_until_finished()
+        with self.failures_named(kind, epoch):
+            saved = self.managers[kind].save(epoch, args=args)
+            self.managers[kind].wait_until_finished()
         if not saved:  # orbax skips a step below the one it holds
             raise RuntimeError(f"checkpoint {self.path(kind)} holds a later epoch than {epoch}")
+
+    @contextlib.contextmanager
+    def failures_named(self, kind: str, epoch: int) -> Iterator[None]:
+        """Turns the errors of orbax (and tensorstore, which raises ValueError)
+        while writing epoch ``epoch`` of ``kind`` into a one-line
+        `CheckpointWriteError` that names its folder and, when it is so, the
+        full disk."""
+        folder = os.path.join(os.fspath(self.managers[kind].directory), str(epoch))
+        QUIET.writing = True
+        try:
+            yield
+        except (OSError, ValueError, RuntimeError) as error:
+            cause = "the disk is full" if disk_full(error, folder) else first_line(error)
+            raise CheckpointWriteError(
+                f"could not write checkpoint {folder}: {cause}; training stopped, keeping the "
+                "checkpoints written before: free space (or fix the disk), then "
+                "`stconv train --resume` continues from them"
+            ) from None
+        QUIET.writing = False  # not after a failure: its abandoned writes fail later
 
     def exists(self, kind: str) -> bool:
         return self.managers[kind].latest_step() is not None
@@ -92,3 +152,25 @@ class Checkpoints:
             ) from None
         nnx.replace_by_pure_dict(state, restored["state"])
         return restored["record"]
+
+
+def disk_full(error: BaseException, folder: str) -> bool:
+    """Whether a write into ``folder`` failed on a full disk or quota: by the
+    error's errno, tensorstore's ``os_error_code`` or message, or the free space."""
+    if isinstance(error, OSError) and error.errno in FULL:
+        return True
+    text = str(error)
+    if any(f"os_error_code='{code}'" in text or os.strerror(code) in text for code in FULL):
+        return True
+    existing = folder
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    return shutil.disk_usage(existing).free < FULL_BELOW
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first line, cut to 160 characters (tensorstore's errors
+    carry their whole spec)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return (str(error).splitlines() or [type(error).__name__])[0][:160]

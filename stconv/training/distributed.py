@@ -177,18 +177,20 @@ def put(array: jax.Array, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
-def global_batch(local_batch: dict, mesh: Mesh) -> dict[str, jax.Array]:
+def global_batch(local_batch: dict, mesh: Mesh, whole: bool = False) -> dict[str, jax.Array]:
     """One global batch over the mesh from this process's rows of it.
 
     Each process passes its consecutive share of the rows (process 0 the
-    first); the global batch has ``process_count`` times as many. A batch whose
-    rows the device count does not divide (the last, smaller batch of an epoch,
-    with one process) is replicated instead of split: the same result, one
-    more compilation.
+    first); the global batch has ``process_count`` times as many; or, if
+    ``whole``, every process passes the whole batch (the last, smaller batch
+    of an epoch). A batch whose rows the device count does not divide is
+    replicated instead of split: the same result, one more compilation.
 
     Raises:
-      ValueError: several processes and rows that do not split over the devices.
+      ValueError: several processes and shares that do not split over the devices.
     """
+    if whole:
+        return {key: split_or_replicated(value, mesh) for key, value in local_batch.items()}
     rows = len(next(iter(local_batch.values()))) * jax.process_count()
     if rows % mesh.size == 0:
         sharding = batch_sharding(mesh)
@@ -203,6 +205,14 @@ def global_batch(local_batch: dict, mesh: Mesh) -> dict[str, jax.Array]:
         key: jax.make_array_from_process_local_data(sharding, np.asarray(value))
         for key, value in local_batch.items()
     }
+
+
+def split_or_replicated(rows: np.ndarray, mesh: Mesh) -> jax.Array:
+    """``rows`` that every process holds in full, split over the mesh's devices
+    if their count divides them, else replicated."""
+    rows = np.asarray(rows)
+    sharding = batch_sharding(mesh) if len(rows) % mesh.size == 0 else replicated(mesh)
+    return jax.make_array_from_callback(rows.shape, sharding, lambda index: rows[index])
 
 
 def split_rows(inputs: np.ndarray, mesh: Mesh) -> jax.Array:

@@ -177,8 +177,9 @@ def train_epoch(
     with a progress bar showing the running loss.
 
     With a ``mesh`` (`make_train_step`'s), every batch is split over its
-    devices; with several processes, each reads only its rows of every batch
-    and the last, smaller batch of the epoch is dropped.
+    devices; with several processes, each reads only its rows of every full
+    batch, and the last, smaller batch of the epoch whole, so that any number
+    of processes trains on the same batches.
 
     Returns:
       ``(state, mean_loss, batches)``; ``batches.get_state()`` is the data
@@ -189,15 +190,14 @@ def train_epoch(
     """
     index, count = (jax.process_index(), jax.process_count()) if mesh is not None else (0, 1)
     batches = epoch_batches(
-        source, batch_size, seed=seed, epoch=epoch, drop_remainder=count > 1,
-        process_index=index, process_count=count,
-    )  # fmt: skip
-    total = num_batches(source, batch_size, drop_remainder=count > 1)
+        source, batch_size, seed=seed, epoch=epoch, process_index=index, process_count=count
+    )
+    total, full = num_batches(source, batch_size), len(source) // batch_size
     bar = tqdm(batches, total=total, desc=description, leave=False)
     losses = []
     for step, batch in enumerate(bar, 1):
         if mesh is not None:
-            batch = distributed.global_batch(batch, mesh)
+            batch = distributed.global_batch(batch, mesh, whole=count > 1 and step > full)
         state, metrics = train_step(state, batch)
         loss = float(metrics["loss"])
         if not np.isfinite(loss):
