@@ -61,6 +61,9 @@ from stconv.run import RunDirectory, check_new_file, complete_description, descr
 from stconv.training.distributed import is_primary
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
+# Data whose mean lies further from the training data's, in their spreads,
+# are in other units than they say (`Forecaster.check_magnitude`).
+TYPICAL_SPREADS = 10
 # The units of the data's variables that give none: one for all, or per variable.
 Units = str | Mapping[str, str] | None
 
@@ -411,6 +414,36 @@ class Forecaster:
             )
         check_extremes(field, source, self.config.allow_extreme_values)
         check_values(field, self.field_mask(field), source)
+        if not self.config.allow_extreme_values:
+            self.check_magnitude(field, source)
+
+    def check_magnitude(self, field: xr.DataArray, source: str) -> None:
+        """Raises DataError where a variable's mean over ``field`` lies more than
+        `TYPICAL_SPREADS` spreads of the training data from their mean: data
+        whose units attribute does not say what they are in (Celsius still
+        labelled K after ``ds.t2m - 273.15``, which keeps the attribute in
+        xarray since 2025). The spread is that of the training climatology over
+        time of year and cells, or the training std if larger; runs that
+        recorded no climatology are not checked."""
+        if self.climatology is None:
+            return
+        trained = self.climatology.values
+        train_mean = np.nanmean(trained, axis=(0, 1, 2))
+        spread = np.nanstd(trained, axis=(0, 1, 2))
+        if self.config.normalization != "none":
+            spread = np.maximum(spread, self.normalizer.std)
+        inside = xr.DataArray(self.field_mask(field), dims=("lat", "lon", "channel"))
+        given = field.where(inside).mean(("time", "lat", "lon")).compute().values
+        distance = np.abs(given - train_mean) / np.where(spread > 0, spread, np.inf)
+        if np.any(distance > TYPICAL_SPREADS):
+            channel = int(np.argmax(distance))
+            units = self.units[channel]
+            raise DataError(
+                f"{source!r}: variable {self.variables[channel]!r} averages "
+                f"{given[channel]:.4g} {units}, {distance[channel]:.0f} spreads from the "
+                f"{train_mean[channel]:.4g} {units} of the run's training data: is it in "
+                "other units than its attribute says? Convert it first"
+            )
 
     def check_units(self, given: list[str], stated: dict[str, str], source: str) -> None:
         """Raises DataError unless every variable is in the run's units: as the

@@ -236,10 +236,11 @@ class RunDirectory:
 
     def data_description(self) -> dict:
         """``data.json`` (`describe_data`), completed for runs of older versions."""
-        return complete_description(self.read_json(self.DATA, "train the run first"))
+        description = self.read_json(self.DATA, "train the run first", ("variables", "units"))
+        return complete_description(description)
 
     def normalizer(self) -> Normalizer:
-        values = self.read_json(self.NORMALIZATION, "train the run first")
+        values = self.read_json(self.NORMALIZATION, "train the run first", ("mean", "std"))
         climatology = self.climatology() if values.get("climatology") else None
         return Normalizer.from_dict(values, climatology)
 
@@ -269,7 +270,9 @@ class RunDirectory:
 
     def provenance(self) -> dict | None:
         """The run's `stconv.provenance` record; None for runs made before it was kept."""
-        return self.read_json(self.PROVENANCE, "") if self.has(self.PROVENANCE) else None
+        if not self.has(self.PROVENANCE):
+            return None
+        return self.read_json(self.PROVENANCE, "", ("config", "inputs", "sessions"))
 
     def save_session(self, record: dict, session: dict) -> None:
         """Writes ``record`` with ``session`` as its last session: replaced if it
@@ -317,9 +320,23 @@ class RunDirectory:
         """Writes ``values`` as strict JSON (ValueError for NaN or infinity)."""
         write_text(self.file(name), json.dumps(values, indent=2, allow_nan=False))
 
-    def read_json(self, name: str, what: str) -> Any:
-        with open(self.require(name, what)) as f:
-            return json.load(f)
+    def read_json(self, name: str, what: str, keys: tuple[str, ...] = ()) -> Any:
+        """The JSON file ``name`` of the run (``what`` to do if it is missing).
+
+        Raises:
+          ValueError: naming the file, if it is not JSON, or not an object
+            holding ``keys``.
+        """
+        path = self.require(name, what)
+        with open(path) as f:
+            try:
+                values = json.load(f)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"run file {path!r} is not JSON ({error}): {DAMAGED}") from None
+        missing = [key for key in keys if not isinstance(values, dict) or key not in values]
+        if missing:
+            raise ValueError(f"run file {path!r} lacks {missing}: {DAMAGED}")
+        return values
 
 
 def write_text(path: str, text: str) -> None:
@@ -335,6 +352,9 @@ def write_text(path: str, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
         raise
+
+
+DAMAGED = "it is not as stconv wrote it; restore it, or train the run again"
 
 
 def lock_owner() -> dict:

@@ -84,6 +84,14 @@ def assign(dataset: xr.Dataset, variable: str, index: tuple, value: float) -> No
     dataset[variable].values[index] = value
 
 
+def corrupt(path: Path) -> None:
+    """Overwrites 200 bytes of the data of an uncompressed netCDF file with 0x7f
+    (3.4e38 as float32), as a damaged disk or transfer might."""
+    data = bytearray(path.read_bytes())
+    data[-1200:-1000] = b"\x7f" * 200
+    path.write_bytes(bytes(data))
+
+
 def truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -92,6 +100,12 @@ def truncate(path: Path) -> None:
 def best_manifest(d: Path, kind: str = "best") -> Path:
     (step,) = (d / "run" / "checkpoints" / kind).iterdir()
     return step / "state" / "manifest.ocdbt"
+
+
+def edit_json(path: Path, edit: Callable[[dict], object]) -> None:
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
 
 
 def edit_config(d: Path, text: str) -> None:
@@ -233,6 +247,7 @@ CASES = [
         pytest.param(lambda d, mp, edit=edit: cmip6(d, edit), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/*_day.nc", *SERIES], 2, ["tas_day.nc' (+1 more) do not combine into one dataset", "give files of one grid and time axis"], id=f"files-{name}")
         for name, edit in COMBINED
     ),
+    pytest.param(lambda d, mp: series(d, lambda ds: None) or corrupt(d / "bad.nc"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc", *SERIES], 2, ["bad.nc", "'tas' reaches 3.4e+38 at time 2001-01-30 00:00:00 (index 29) (in 2 of its cells): beyond 1e+15 in any units"], id="data-corrupt-bytes"),
     pytest.param(lambda d, mp: hot_era5(d), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/era5.nc", *SERIES], 2, ["era5.nc", "'t2m' reaches 4.9e+03 at time 2001-01-03 06:00:00 (index 9) (in 1 of its cells): outside -400..400, the values K can take"], id="data-temperature-beyond-kelvin"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_text("not netCDF"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-not-netcdf"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_bytes(b""), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-empty-file"),
@@ -255,6 +270,11 @@ CASES = [
     pytest.param(lambda d, mp: (d / "run" / "data.json").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no data.json"], id="evaluate-data-json-missing"),
     pytest.param(lambda d, mp: (d / "run" / "normalization.json").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no normalization.json"], id="evaluate-normalization-missing"),
     pytest.param(lambda d, mp: (d / "run" / "mask.npy").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no mask.npy"], id="evaluate-mask-missing"),
+    pytest.param(lambda d, mp: (d / "run" / "normalization.json").write_text("{}"), ["evaluate", "--workdir", "{d}/run"], 2, ["normalization.json' lacks ['mean', 'std']: it is not as stconv wrote it"], id="evaluate-normalization-empty"),
+    pytest.param(lambda d, mp: edit_json(d / "run" / "data.json", lambda v: v.pop("units")), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["data.json' lacks ['units']"], id="predict-data-json-without-units"),
+    pytest.param(lambda d, mp: (d / "run" / "data.json").write_text("{"), ["evaluate", "--workdir", "{d}/run"], 2, ["data.json' is not JSON"], id="evaluate-data-json-not-json"),
+    pytest.param(lambda d, mp: (d / "run" / "provenance.json").write_text("{}"), ["evaluate", "--workdir", "{d}/run"], 2, ["provenance.json' lacks ['config', 'inputs', 'sessions']"], id="evaluate-provenance-empty"),
+    pytest.param(lambda d, mp: (d / "run" / "provenance.json").write_text("{}"), ["info", "{d}/run"], 2, ["provenance.json' lacks"], id="info-provenance-empty"),
     pytest.param(lambda d, mp: shutil.rmtree(d / "run" / "checkpoints"), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no best checkpoint"], id="evaluate-checkpoints-missing"),
     pytest.param(lambda d, mp: truncate(best_manifest(d)), ["evaluate", "--workdir", "{d}/run"], 2, ["best/1 is corrupt or incomplete", "train it again"], id="evaluate-best-corrupt"),
     pytest.param(lambda d, mp: (best_manifest(d).parent / "_METADATA").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["best/1"], id="evaluate-best-metadata-missing"),

@@ -106,30 +106,31 @@ def raises(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "point",
+    "points",
     [
-        "before-saves",
-        "during-best",
-        "after-best",
-        "during-latest",
-        "after-latest",
-        "during-metrics-row",
-        "before-trained",
-        "during-results",
-        "during-test-forecasts",
+        ("before-saves",),
+        ("during-best",),
+        ("after-best",),
+        ("during-latest",),
+        ("after-latest",),
+        ("during-metrics-row",),
+        # After the last epoch: each resumption is killed at the next point.
+        ("before-trained", "during-results", "during-test-forecasts"),
     ],
+    ids="-then-".join,
 )
 def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
-    whole, tmp_path, monkeypatch, point
+    whole, tmp_path, monkeypatch, points
 ):
     workdir = tmp_path / "run"
-    if point.endswith(("saves", "best", "latest")):
-        kill_at(monkeypatch, point)
-    else:
-        kill_in_a_write(monkeypatch, point)
-    with pytest.raises(KeyboardInterrupt):
-        train(workdir)
-    monkeypatch.undo()
+    for attempt, point in enumerate(points):
+        if point.endswith(("saves", "best", "latest")):
+            kill_at(monkeypatch, point)
+        else:
+            kill_in_a_write(monkeypatch, point)
+        with pytest.raises(KeyboardInterrupt):
+            train(workdir, *["--resume"] * bool(attempt))
+        monkeypatch.undo()
     assert train(workdir, "--resume") == 0
     assert rows(workdir) == [
         {**r, "seconds": s["seconds"]} for r, s in zip(rows(whole), rows(workdir), strict=True)

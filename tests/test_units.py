@@ -122,6 +122,25 @@ def test_a_data_array_that_lost_its_units_is_refused_unless_stated(kelvin_run):
         forecaster.forecast(kelvin, units="degC")
 
 
+def test_celsius_that_kept_the_kelvin_attribute_is_refused(kelvin_run):
+    """xarray keeps ``units`` through arithmetic since 2025: the values give it away."""
+    forecaster = Forecaster.load(kelvin_run / "run")
+    with xr.open_dataset(kelvin_run / "new.nc") as dataset:
+        kelvin = dataset["synthetic_0"].load()
+    celsius = kelvin - 273.15
+    assert celsius.attrs["units"] == "K"
+    train_mean = float(np.nanmean(forecaster.climatology.values))
+    given = float(celsius.mean())
+    with pytest.raises(DataError) as error:
+        forecaster.forecast(celsius)
+    message = str(error.value)
+    assert f"'synthetic_0' averages {given:.4g} K" in message
+    assert f"from the {train_mean:.4g} K of the run's training data" in message
+    assert "in other units than its attribute says" in message
+    warmer = kelvin + 5.0  # a warmer climate is not other units
+    assert forecaster.forecast(warmer)["synthetic_0"].shape[0] == 8
+
+
 def test_predict_states_the_units_of_an_input_without_them(kelvin_run, tmp_path, capsys):
     with xr.open_dataset(kelvin_run / "new.nc") as dataset:
         dataset = dataset.load()
