@@ -20,12 +20,9 @@ means) and a ``provenance.json`` of them all. A classification run holds
 ``checkpoints/latest`` and ``confusion_matrix.png``.
 """
 
-import contextlib
 import glob
 import json
 import os
-import socket
-import uuid
 from typing import Any
 
 import numpy as np
@@ -35,6 +32,7 @@ from stconv.config import Config
 from stconv.data.climatology import Climatology
 from stconv.data.features import ExtraInputs
 from stconv.data.normalization import Normalizer
+from stconv.outputs import holder_alive, lock_owner, write_text
 from stconv.training.checkpoints import Checkpoints
 
 
@@ -339,43 +337,7 @@ class RunDirectory:
         return values
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` whole or not at all: into a temporary of its
-    own beside it, renamed over it when complete, removed on any failure or
-    kill that Python sees."""
-    temporary = f"{path}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
-
-
 DAMAGED = "it is not as stconv wrote it; restore it, or train the run again"
-
-
-def lock_owner() -> dict:
-    """This process, as a run's lock names it."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def holder_alive(holder: dict) -> bool:
-    """Whether a lock's holder may still run: a process of this host that
-    exists, or one of another host (which cannot be checked)."""
-    if holder.get("host") != socket.gethostname():
-        return bool(holder)
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    except (KeyError, TypeError, ValueError):
-        return False
-    return True
 
 
 def check_can_write(path: str | os.PathLike, flag: str) -> None:

@@ -203,7 +203,7 @@ OUTPUTS = ["forecasts.nc", "forecasts.zarr"]  # the zarr ones need zarr
 
 
 def temporary_name(output, pid=None, host=None):
-    """The pattern of a temporary of ``output`` (`stconv.evaluation.netcdf.temporary_path`)."""
+    """The pattern of a temporary of ``output`` (`stconv.outputs.temporary_path`)."""
     pid = re.escape(str(pid)) if pid is not None else r"\d+"
     host = re.escape(host if host is not None else socket.gethostname())
     return rf"\.{re.escape(output)}\.{pid}\.{host}\.[0-9a-f]{{8}}\.stconv-tmp"

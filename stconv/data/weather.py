@@ -22,13 +22,13 @@ equilibrium. The values are synthetic (labelled so in the attributes), not
 observations; the parameters are plausible, not fitted to any climate.
 """
 
-import contextlib
 import os
-import uuid
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from stconv.outputs import remove_temporary, temporary_path
 
 # The grid: cell centres over a mid-latitude band and the full circle of longitude.
 LAT_BAND = (20.0, 70.0)  # degrees_north, south edge to north edge
@@ -454,14 +454,11 @@ def weather_file(seed: int = 0, directory: str | os.PathLike | None = None, **si
     os.makedirs(directory, exist_ok=True)
     print(f"generating the weather dataset (seed {seed}) into {path}, once", flush=True)
     dataset = weather_dataset(**chosen, seed=seed)
-    # A temporary name of this call's own in the same directory, renamed when complete.
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    temporary = temporary_path(path)  # renamed when complete
     encoding = {name: {"zlib": True, "complevel": 4} for name in dataset.data_vars}
     try:
         dataset.to_netcdf(temporary, encoding=encoding, format="NETCDF4")
         os.replace(temporary, path)
-    except BaseException:  # killed or failed: no half file, under any name
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
+    finally:  # killed or failed: no half file, under any name
+        remove_temporary(temporary)
     return path

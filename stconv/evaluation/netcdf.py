@@ -21,11 +21,7 @@ write the same layout (`forecast_writer` picks one by the path):
 import contextlib
 import itertools
 import os
-import re
-import secrets
 import shutil
-import socket
-import sys
 from collections.abc import Iterator
 
 import netCDF4
@@ -33,6 +29,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+from stconv.outputs import (
+    move_into_place,
+    move_store_into_place,
+    remove_stale_temporaries,
+    remove_temporary,
+    temporary_path,
+)
 
 
 class ForecastWriter:
@@ -298,142 +302,6 @@ def forecast_dims(grid: dict, members: bool = False) -> tuple[str, ...]:
     names = grid.get("dims", {})
     member = ("member",) if members else ()
     return ("init_time", *member, "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
-
-
-TEMPORARY = ".stconv-tmp"  # the end of every temporary's name
-
-
-def temporary_path(path: str) -> str:
-    """A new name beside ``path`` for a temporary of this process:
-    ``.NAME.PID.HOST.RANDOM.stconv-tmp``, hidden, named after ``path`` and
-    its writer, so that `remove_stale_temporaries` knows whose it is."""
-    folder, name = os.path.split(os.path.abspath(path))
-    owner = f"{os.getpid()}.{socket.gethostname()}"
-    return os.path.join(folder, f".{name}.{owner}.{secrets.token_hex(4)}{TEMPORARY}")
-
-
-def remove_stale_temporaries(path: str, folders: bool = False) -> None:
-    """Removes the temporaries of ``path`` (`temporary_path`: files, or
-    ``folders``) of processes of this host that no longer run (killed while
-    writing), saying so on stderr; nothing else: a live process's, another
-    host's and any other file stay."""
-    from stconv.run import holder_alive
-
-    folder, name = os.path.split(os.path.abspath(path))
-    host = socket.gethostname()
-    pattern = re.compile(
-        rf"\.{re.escape(name)}\.(\d+)\.{re.escape(host)}\.[0-9a-f]{{8}}{re.escape(TEMPORARY)}"
-    )
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # no folder: writing there fails, naming the output
-        return
-    for entry in entries:
-        match = pattern.fullmatch(entry.name)
-        kind = entry.is_dir if folders else entry.is_file
-        if not match or not kind(follow_symlinks=False):
-            continue
-        if holder_alive({"pid": match[1], "host": host}):
-            continue
-        try:
-            remove_temporary(entry.path)
-        except OSError:  # another's, read-only: it stays, and is no reason to fail
-            continue
-        print(
-            f"stconv: removed {entry.path}, the unfinished output of process {match[1]}, "
-            "which no longer runs",
-            file=sys.stderr,
-        )
-
-
-def remove_temporary(temporary: str | None) -> None:
-    """Removes a temporary file or folder, if it is there."""
-    if temporary is None or not os.path.lexists(temporary):
-        return
-    if os.path.isdir(temporary) and not os.path.islink(temporary):
-        shutil.rmtree(temporary)
-    else:
-        os.remove(temporary)
-
-
-def move_into_place(temporary: str, path: str, overwrite: bool) -> None:
-    """Moves the file ``temporary`` to ``path``; without ``overwrite``, never
-    over anything there (`appeared`)."""
-    target = os.path.abspath(path)
-    try:
-        if overwrite:
-            os.replace(temporary, target)
-        else:
-            link_or_rename(temporary, target)
-    except FileExistsError:
-        raise appeared(path) from None
-    except OSError as error:
-        raise OSError(
-            f"could not move the forecasts to {path}: {error.strerror or error}"
-        ) from None
-
-
-def link_or_rename(temporary: str, target: str) -> None:
-    """Moves the file ``temporary`` to ``target`` unless anything is there
-    (FileExistsError): as a hard link, which fails atomically then, or,
-    where the file system has none, by a rename after a check."""
-    try:
-        os.link(temporary, target)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links here (EPERM, ENOTSUP): check, then rename
-        if os.path.lexists(target):
-            raise FileExistsError(target) from None
-        os.rename(temporary, target)
-    else:
-        os.remove(temporary)
-
-
-def move_store_into_place(temporary: str, path: str, overwrite: bool) -> None:
-    """Moves the zarr store (a folder) ``temporary`` to ``path``: with
-    ``overwrite`` in place of the store there (`replace_store`), else never
-    over anything there (`appeared`)."""
-    target = os.path.abspath(path)
-    try:
-        if overwrite:
-            replace_store(temporary, target)
-        elif os.path.lexists(target):
-            raise FileExistsError(target)
-        else:
-            os.rename(temporary, target)  # fails onto a file or a folder that is not empty
-    except OSError as error:
-        if not overwrite and os.path.lexists(target):
-            raise appeared(path) from None
-        raise OSError(
-            f"could not move the forecasts to {path}: {error.strerror or error}"
-        ) from None
-
-
-def replace_store(temporary: str, target: str) -> None:
-    """Renames the folder ``temporary`` to ``target``; the store at ``target``
-    is moved aside first, and back if the rename fails, then removed."""
-    aside = temporary_path(target) if os.path.lexists(target) else None
-    if aside is not None:
-        os.rename(target, aside)
-    try:
-        os.rename(temporary, target)
-    except BaseException:
-        if aside is not None:
-            os.rename(aside, target)
-            aside = None
-        raise
-    finally:
-        remove_temporary(aside)
-
-
-def appeared(path: str) -> FileExistsError:
-    """The error of a file at ``path`` that appeared while the forecasts
-    were written: it stays as it is."""
-    return FileExistsError(
-        f"{path} appeared while the forecasts were written (another program made it): it is "
-        "left as it is and the forecasts were not written; choose another path, or pass "
-        "--overwrite to replace it"
-    )
 
 
 def variable_attrs(grid: dict, channel: int) -> dict:
