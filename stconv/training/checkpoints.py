@@ -41,18 +41,19 @@ class CheckpointWriteError(OSError):
 
 
 class QuietFailures(logging.Filter):
-    """Drops the logs, each with a traceback, of orbax's failed writes: that
-    of an error in one of its writing threads (raised again where the save
-    waits, and named there in one line by `Checkpoints.save`), and asyncio's
-    of the writes abandoned after one failed (``writing``: a save is under
-    way, or failed)."""
+    """Drops the logs, each with a traceback, of orbax's failed writes and
+    reads: that of an error in one of its writing threads (raised again where
+    the save waits, and named there in one line by `Checkpoints.save`), and
+    asyncio's of the reads and writes abandoned after one failed (``active``:
+    a save is under way, or a save or restore failed and was named in one
+    line)."""
 
-    writing = False
+    active = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         in_thread = "_SignalingThread.run() raised an exception" in message
-        abandoned = self.writing and "exception was never retrieved" in message
+        abandoned = self.active and "exception was never retrieved" in message
         return not (in_thread or abandoned)
 
 
@@ -98,7 +99,7 @@ class Checkpoints:
         `CheckpointWriteError` that names its folder and, when it is so, the
         full disk."""
         folder = os.path.join(os.fspath(self.managers[kind].directory), str(epoch))
-        QUIET.writing = True
+        QUIET.active = True
         try:
             yield
         except (OSError, ValueError, RuntimeError) as error:
@@ -108,7 +109,7 @@ class Checkpoints:
                 "checkpoints written before: free space (or fix the disk), then "
                 "`stconv train --resume` continues from them"
             ) from None
-        QUIET.writing = False  # not after a failure: its abandoned writes fail later
+        QUIET.active = False  # not after a failure: its abandoned writes fail later
 
     def exists(self, kind: str) -> bool:
         return self.managers[kind].latest_step() is not None
@@ -140,6 +141,7 @@ class Checkpoints:
                 ),
             )
         except (ValueError, KeyError, TypeError, OSError) as error:
+            QUIET.active = True  # its abandoned reads fail later: named here
             cause = (str(error).splitlines() or [type(error).__name__])[0]
             mismatch = "shape" in cause or "structure" in cause
             what = (
