@@ -95,6 +95,18 @@ def test_streamed_file_equals_the_whole_dataset(tmp_path, times, sizes):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["streamed.nc", "whole.nc"]  # no temporary
 
 
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_coordinates_in_explicit_byte_order_write_without_a_warning(tmp_path):
+    """A zarr input's coordinates come back as ``<f8``: netCDF4 would warn of the byte order."""
+    predictions, mask = forecasts()
+    grid = {**GRID, "lat": GRID["lat"].astype("<f8"), "lon": GRID["lon"].astype(">f8")}
+    with ForecastWriter(tmp_path / "f.nc", grid, mask, 2) as writer:
+        writer.write(predictions, TIMES["datetime64"])
+    with xr.open_dataset(tmp_path / "f.nc") as written:
+        np.testing.assert_array_equal(written["lon"].values, GRID["lon"])
+        np.testing.assert_array_equal(written["lat"].values, GRID["lat"].astype(np.float64))
+
+
 @pytest.mark.parametrize("failure", ["raised", "bad shape"])
 def test_a_failure_midway_leaves_the_earlier_file_intact(tmp_path, failure):
     predictions, mask = forecasts()

@@ -147,6 +147,7 @@ class ForecastWriter:
 
     def coordinate(self, name: str, values: np.ndarray, attrs: dict) -> None:
         """A 1-D coordinate variable; floats get a NaN ``_FillValue``, as xarray writes them."""
+        values = values.astype(values.dtype.newbyteorder("="))  # zarr's come back as ``<f8``
         floating = np.issubdtype(values.dtype, np.floating)
         fill = values.dtype.type(np.nan) if floating else None
         variable = self.file.createVariable(name, values.dtype, (name,), fill_value=fill)
