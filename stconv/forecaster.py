@@ -413,16 +413,17 @@ class Forecaster:
                 "run forecasts only the cells it was fitted on"
             )
         check_extremes(field, source, self.config.allow_extreme_values)
-        check_values(field, self.field_mask(field), source)
+        mask = self.field_mask(field)  # another grid's is a pass over the data: once
+        check_values(field, mask, source)
         if not self.config.allow_extreme_values:
-            self.check_magnitude(field, source)
+            self.check_magnitude(field, mask, source)
 
-    def check_magnitude(self, field: xr.DataArray, source: str) -> None:
-        """Raises DataError where a variable's mean over ``field`` lies more than
-        `TYPICAL_SPREADS` spreads of the training data from their mean: data
-        whose units attribute does not say what they are in (Celsius still
-        labelled K after ``ds.t2m - 273.15``, which keeps the attribute in
-        xarray since 2025). The spread is that of the training climatology over
+    def check_magnitude(self, field: xr.DataArray, mask: np.ndarray, source: str) -> None:
+        """Raises DataError where a variable's mean over ``field`` (its cells in
+        ``mask``) lies more than `TYPICAL_SPREADS` spreads of the training data
+        from their mean: data whose units attribute does not say what they are
+        in (Celsius still labelled K after ``ds.t2m - 273.15``, which keeps the
+        attribute in xarray since 2025). The spread is that of the training climatology over
         time of year and cells, or the training std if larger; runs that
         recorded no climatology are not checked."""
         if self.climatology is None:
@@ -432,7 +433,7 @@ class Forecaster:
         spread = np.nanstd(trained, axis=(0, 1, 2))
         if self.config.normalization != "none":
             spread = np.maximum(spread, self.normalizer.std)
-        inside = xr.DataArray(self.field_mask(field), dims=("lat", "lon", "channel"))
+        inside = xr.DataArray(mask, dims=("lat", "lon", "channel"))
         given = field.where(inside).mean(("time", "lat", "lon")).compute().values
         distance = np.abs(given - train_mean) / np.where(spread > 0, spread, np.inf)
         if np.any(distance > TYPICAL_SPREADS):

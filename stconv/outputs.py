@@ -9,21 +9,37 @@ same file (`remove_stale_temporaries`). `write_text` does all of this for a
 small text file (a run's JSON files).
 """
 
+import contextlib
+import errno
 import os
 import re
 import secrets
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
+
+# The errors of a disk (or a quota) that is full, and the free bytes below
+# which a failed write is put down to a full disk whatever its error says.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+FULL_BELOW = 2**20
 
 
 def write_text(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` (replacing it) whole or not at all."""
+    with replaced_whole(path) as temporary, open(temporary, "w") as f:
+        f.write(text)
+
+
+@contextlib.contextmanager
+def replaced_whole(path: str) -> Iterator[str]:
+    """The path of a new temporary to write in place of ``path``, which it
+    replaces when the ``with`` block ends without an exception; removed on
+    every exit."""
     remove_stale_temporaries(path)
     temporary = temporary_path(path)
     try:
-        with open(temporary, "w") as f:
-            f.write(text)
+        yield temporary
         os.replace(temporary, path)
     finally:
         remove_temporary(temporary)
@@ -161,6 +177,20 @@ def appeared(path: str) -> FileExistsError:
         "left as it is and the forecasts were not written; choose another path, or pass "
         "--overwrite to replace it"
     )
+
+
+def disk_full(error: BaseException, folder: str) -> bool:
+    """Whether a write into ``folder`` failed on a full disk or quota: by the
+    error's errno, tensorstore's ``os_error_code`` or message, or the free space."""
+    if isinstance(error, OSError) and error.errno in FULL:
+        return True
+    text = str(error)
+    if any(f"os_error_code='{code}'" in text or os.strerror(code) in text for code in FULL):
+        return True
+    existing = folder
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    return shutil.disk_usage(existing).free < FULL_BELOW
 
 
 def lock_owner() -> dict:

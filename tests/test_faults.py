@@ -133,10 +133,11 @@ class FullDisk(netCDF4.Dataset):
 
 
 def full_disk(monkeypatch) -> None:
+    from stconv import outputs
     from stconv.evaluation import netcdf
 
     monkeypatch.setattr(netcdf.netCDF4, "Dataset", FullDisk)
-    monkeypatch.setattr(netcdf.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
 
 
 def nothing(d, monkeypatch):

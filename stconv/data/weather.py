@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stconv.outputs import remove_temporary, temporary_path
+from stconv.outputs import replaced_whole
 
 # The grid: cell centres over a mid-latitude band and the full circle of longitude.
 LAT_BAND = (20.0, 70.0)  # degrees_north, south edge to north edge
@@ -454,11 +454,7 @@ def weather_file(seed: int = 0, directory: str | os.PathLike | None = None, **si
     os.makedirs(directory, exist_ok=True)
     print(f"generating the weather dataset (seed {seed}) into {path}, once", flush=True)
     dataset = weather_dataset(**chosen, seed=seed)
-    temporary = temporary_path(path)  # renamed when complete
     encoding = {name: {"zlib": True, "complevel": 4} for name in dataset.data_vars}
-    try:
+    with replaced_whole(path) as temporary:  # killed or failed: no half file, under any name
         dataset.to_netcdf(temporary, encoding=encoding, format="NETCDF4")
-        os.replace(temporary, path)
-    finally:  # killed or failed: no half file, under any name
-        remove_temporary(temporary)
     return path

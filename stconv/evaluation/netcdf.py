@@ -21,7 +21,6 @@ write the same layout (`forecast_writer` picks one by the path):
 import contextlib
 import itertools
 import os
-import shutil
 from collections.abc import Iterator
 
 import netCDF4
@@ -31,6 +30,7 @@ import xarray as xr
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
 from stconv.outputs import (
+    disk_full,
     move_into_place,
     move_store_into_place,
     remove_stale_temporaries,
@@ -196,10 +196,9 @@ class ForecastWriter:
         try:
             yield
         except (RuntimeError, OSError) as error:
+            full = disk_full(error, os.path.dirname(os.path.abspath(self.path)))
             if isinstance(error, OSError):
                 error = error.strerror or error
-            folder = os.path.dirname(os.path.abspath(self.path))
-            full = shutil.disk_usage(folder).free < 2**20
             raise OSError(
                 f"could not write {self.path}: {error}{' (the disk is full)' * full}; "
                 "nothing was written there"

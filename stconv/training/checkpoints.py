@@ -11,20 +11,15 @@ of devices, whatever the placement they were saved from.
 """
 
 import contextlib
-import errno
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 
 import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-# The errors of a disk (or a quota) that is full, and the free bytes below
-# which a failed write is put down to a full disk whatever its error says.
-FULL = (errno.ENOSPC, errno.EDQUOT)
-FULL_BELOW = 2**20
+from stconv.outputs import disk_full
 
 
 class CheckpointError(ValueError):
@@ -154,20 +149,6 @@ class Checkpoints:
             ) from None
         nnx.replace_by_pure_dict(state, restored["state"])
         return restored["record"]
-
-
-def disk_full(error: BaseException, folder: str) -> bool:
-    """Whether a write into ``folder`` failed on a full disk or quota: by the
-    error's errno, tensorstore's ``os_error_code`` or message, or the free space."""
-    if isinstance(error, OSError) and error.errno in FULL:
-        return True
-    text = str(error)
-    if any(f"os_error_code='{code}'" in text or os.strerror(code) in text for code in FULL):
-        return True
-    existing = folder
-    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
-        existing = os.path.dirname(existing)
-    return shutil.disk_usage(existing).free < FULL_BELOW
 
 
 def first_line(error: BaseException) -> str:
