@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from stconv.models.recurrent import MIM, ConvLSTM, PredRNN
-from stconv.models.recurrent.common import dropout2d
+from stconv.models.recurrent.common import LAYER_NORM_EPSILON, dropout2d, layer_norm
 from stconv.training.step import count_parameters, create_optimizer, make_train_step
 
 MODELS = {"convlstm": ConvLSTM, "predrnn": PredRNN, "mim": MIM}
@@ -203,3 +203,39 @@ def test_rejects_bad_input_shapes(name, shape, message):
     model = nnx.eval_shape(lambda: MODELS[name](**GOOD, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match=message):
         model(jnp.zeros(shape))
+
+
+def plain_layer_norm(x, scale, bias):
+    """PyTorch's LayerNorm([C, H, W]) on channels-last input, differentiated by JAX."""
+    axes = (1, 2, 3)
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    variance = jnp.var(x, axis=axes, keepdims=True)
+    return (x - mean) / jnp.sqrt(variance + LAYER_NORM_EPSILON) * scale + bias
+
+
+def test_layer_norm_values_and_gradients_equal_the_plain_form():
+    """`layer_norm`'s hand-written gradients of x, the scale and the bias are JAX's own."""
+    keys = jax.random.split(jax.random.key(0), 4)
+    x = 3.0 + 2.0 * jax.random.normal(keys[0], (3, 5, 6, 4))
+    scale = 1.0 + 0.3 * jax.random.normal(keys[1], (5, 6, 4))
+    bias = jax.random.normal(keys[2], (5, 6, 4))
+    weights = jax.random.normal(keys[3], x.shape)  # a loss that weighs every output
+
+    def loss(function):
+        return lambda *args: jnp.sum(jnp.tanh(function(*args)) * weights)
+
+    np.testing.assert_allclose(
+        layer_norm(x, scale, bias), plain_layer_norm(x, scale, bias), rtol=1e-5, atol=1e-5
+    )
+    ours = jax.grad(loss(layer_norm), argnums=(0, 1, 2))(x, scale, bias)
+    plain = jax.grad(loss(plain_layer_norm), argnums=(0, 1, 2))(x, scale, bias)
+    for name, a, b in zip(("x", "scale", "bias"), ours, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_layer_norm_gradient_keeps_the_input_dtype():
+    """In mixed precision the input is bfloat16 and the parameters float32."""
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 3), jnp.bfloat16)
+    scale, bias = jnp.ones((4, 4, 3)), jnp.zeros((4, 4, 3))
+    grads = jax.grad(lambda *a: jnp.sum(layer_norm(*a) ** 2), argnums=(0, 1, 2))(x, scale, bias)
+    assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.float32, jnp.float32]

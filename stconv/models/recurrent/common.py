@@ -54,9 +54,57 @@ def dropout2d(rate: float) -> nnx.Dropout:
     return nnx.Dropout(rate, broadcast_dims=(1, 2))
 
 
+def _normalized_rows(rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Each row of ``rows`` minus its mean, over its standard deviation, and that
+    deviation's reciprocal ``(n, 1)``."""
+    centered = rows - jnp.mean(rows, axis=1, keepdims=True)
+    variance = jnp.mean(jnp.square(centered), axis=1, keepdims=True)
+    reciprocal = jax.lax.rsqrt(variance + LAYER_NORM_EPSILON)
+    return centered * reciprocal, reciprocal
+
+
+@jax.custom_vjp
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+    """``x`` normalised over all axes but the first, then ``* scale + bias``
+    (both of shape ``x.shape[1:]``).
+
+    The gradients are written by hand: JAX's own sum the scale's and bias's
+    over the batch axis, a reduction to ``lat * lon * channels`` values that
+    XLA's CPU backend runs about 30x slower than the same sum as a matrix
+    product by a vector of ones (13 against 0.4 ms at PredRNN's CHIRPS gates).
+    """
+    return _layer_norm_fwd(x, scale, bias)[0]
+
+
+def _layer_norm_fwd(x, scale, bias):
+    normalized, reciprocal = _normalized_rows(x.reshape(x.shape[0], -1))
+    y = normalized * scale.reshape(1, -1) + bias.reshape(1, -1)
+    return y.reshape(x.shape), (normalized, reciprocal, scale)
+
+
+def _layer_norm_bwd(residuals, grad):
+    normalized, reciprocal, scale = residuals
+    grad = grad.reshape(normalized.shape)
+    ones = jnp.ones((grad.shape[0],), grad.dtype)
+    scale_grad = (ones @ (grad * normalized)).reshape(scale.shape)
+    bias_grad = (ones @ grad).reshape(scale.shape)
+    grad = grad * scale.reshape(1, -1)
+    x_grad = reciprocal * (
+        grad
+        - jnp.mean(grad, axis=1, keepdims=True)
+        - normalized * jnp.mean(grad * normalized, axis=1, keepdims=True)
+    )
+    x_grad = x_grad.reshape(grad.shape[0], *scale.shape).astype(normalized.dtype)
+    return x_grad, scale_grad.astype(scale.dtype), bias_grad.astype(scale.dtype)
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
 class LayerNorm(nnx.Module):
     """LayerNorm over the last three axes jointly, ``(lat, lon, channels)``,
-    with an elementwise scale and bias, like PyTorch's ``nn.LayerNorm([C, H, W])``.
+    with an elementwise scale and bias, like PyTorch's ``nn.LayerNorm([C, H, W])``
+    (`layer_norm`).
 
     Args:
       shape: ``(lat, lon, channels)``.
@@ -67,11 +115,7 @@ class LayerNorm(nnx.Module):
         self.bias = nnx.Param(jnp.zeros(tuple(shape)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        axes = (-3, -2, -1)
-        mean = jnp.mean(x, axis=axes, keepdims=True)
-        variance = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
-        normalized = (x - mean) * jax.lax.rsqrt(variance + LAYER_NORM_EPSILON)
-        return normalized * self.scale[...] + self.bias[...]
+        return layer_norm(x, self.scale[...], self.bias[...])
 
 
 class GateConv(nnx.Module):
