@@ -237,6 +237,30 @@ def test_2d_fast_path_equals_xla_convolution_also_inside_scan(kernel_size, paddi
     np.testing.assert_allclose(got_x, want_x, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("form", ["by_tap", "by_row"])
+@pytest.mark.parametrize(
+    "kernel_size, padding, channels, features",
+    [
+        ((3, 3), ((1, 1), (1, 1)), 1, 7),  # per tap in spatial_kernel_grad
+        ((3, 3), ((1, 1), (1, 1)), 6, 2),  # per row
+        ((5, 3), ((2, 2), (0, 1)), 2, 5),
+        ((2, 4), ((0, 0), (3, 0)), 3, 3),
+    ],
+)
+def test_both_kernel_gradient_forms_equal_xla(kernel_size, padding, channels, features, form):
+    """`spatial_kernel_grad` picks one of two forms by shape; each is XLA's kernel gradient."""
+    kx, kw, kg = jax.random.split(jax.random.key(2), 3)
+    frames = jax.random.normal(kx, (2, 7, 6, channels))
+    w = jax.random.normal(kw, (*kernel_size, channels, features))
+    y, vjp = jax.vjp(lambda w: conv_general(frames, w, (1, 1), padding, (1, 1)), w)
+    grad = jax.random.normal(kg, y.shape)
+    padded = jnp.pad(frames, ((0, 0), *padding, (0, 0)))
+    form_grad = getattr(conv_algorithms, f"kernel_grad_{form}")(padded, grad, kernel_size)
+    np.testing.assert_allclose(form_grad, vjp(grad)[0], rtol=1e-5, atol=1e-5)
+    chosen = conv_algorithms.spatial_kernel_grad(frames, grad, kernel_size, padding)
+    np.testing.assert_allclose(chosen, vjp(grad)[0], rtol=1e-5, atol=1e-5)
+
+
 def test_kernel_dft_is_the_conjugate_spectrum_of_the_padded_kernel():
     k = np.arange(6.0).reshape(2, 3) ** 2
     real, imag = np.asarray(kernel_dft((2, 3), 5, 6), np.float64) @ k.reshape(-1)
