@@ -256,3 +256,41 @@ def test_a_failed_reference_is_named_not_taken_for_no_counterpart(benchmark, mon
         "| mim | cfsr | 1.000 (1.000-1.000) | failed: RuntimeError: a view modified inplace |"
         in (table)
     )
+
+
+@pytest.fixture(scope="module")
+def profile_step(benchmark):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(EXPERIMENTS)
+        spec = importlib.util.spec_from_file_location(
+            "profile_step", os.path.join(EXPERIMENTS, "profile_step.py")
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        patch.setitem(module.CONFIGS, "tiny", TINY)
+        yield module
+
+
+def test_operation_names_the_pass_and_the_jax_operation(profile_step):
+    op = profile_step.operation
+    assert op("jit(train_step)/transpose(jvp())/while/body/closed_call/concatenate") == (
+        "backward",
+        "concatenate",
+    )
+    assert op("jit(train_step)/jvp()/while/body/jit(_pad)/pad") == ("forward", "jit(_pad)/pad")
+    assert op("jit(train_step)/add") == ("other", "add")
+    line = '  %ynn_fusion.3 = f32[15,50,50,8]{3,2,1,0} fusion(%a), metadata={op_name="jit(f)/mul"}'
+    assert profile_step.instruction_sources(line) == {
+        "ynn_fusion.3": ("f32[15,50,50,8]{3,2,1,0}", "jit(f)/mul")
+    }
+
+
+@pytest.mark.parametrize("evaluate", [False, True])
+def test_profile_adds_up_the_traced_operations(profile_step, evaluate, capsys):
+    argv = ["--model", "convlstm", "--config", "tiny", "--steps", "1"] + ["--eval"] * evaluate
+    rows = profile_step.main(argv)
+    passes = {row["pass"] for row in rows}
+    assert all(row["ms"] > 0 for row in rows)
+    assert any(row["operation"].endswith("conv_general_dilated") for row in rows)
+    assert ("backward" in passes) != evaluate  # a forecast has no backward pass
+    assert "of XLA operations per step" in capsys.readouterr().out
