@@ -37,17 +37,21 @@ RUN_FIELDS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def benchmark():
+def experiment_script(name: str):
+    """``experiments/NAME.py`` as a module with the tiny configuration added, while
+    ``experiments/`` is on the path (for its `import benchmark_data, reproduce`)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(EXPERIMENTS)  # for its `import benchmark_data, reproduce`
-        spec = importlib.util.spec_from_file_location(
-            "benchmark", os.path.join(EXPERIMENTS, "benchmark.py")
-        )
+        patch.syspath_prepend(EXPERIMENTS)
+        spec = importlib.util.spec_from_file_location(name, os.path.join(EXPERIMENTS, f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         patch.setitem(module.CONFIGS, "tiny", TINY)
         yield module
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    yield from experiment_script("benchmark")
 
 
 def positive(value) -> bool:
@@ -259,16 +263,8 @@ def test_a_failed_reference_is_named_not_taken_for_no_counterpart(benchmark, mon
 
 
 @pytest.fixture(scope="module")
-def profile_step(benchmark):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.syspath_prepend(EXPERIMENTS)
-        spec = importlib.util.spec_from_file_location(
-            "profile_step", os.path.join(EXPERIMENTS, "profile_step.py")
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        patch.setitem(module.CONFIGS, "tiny", TINY)
-        yield module
+def profile_step():
+    yield from experiment_script("profile_step")
 
 
 def test_operation_names_the_pass_and_the_jax_operation(profile_step):
