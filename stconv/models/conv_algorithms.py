@@ -117,10 +117,12 @@ def spatial_kernel_grad(
       and ``kw`` of the output gradient, side by side.
 
     Per tap copies ``kh * kw * in`` values per pixel, per row ``kh * in + kw * out``.
-    Measured (one process, alternating): per tap, PredRNN's train step at
-    CHIRPS (inputs of 1-64 channels, outputs of 8-224) fell 12-20%; per row,
-    enc-dec3d's, whose phase convolutions have up to 256 channels in and 128 out,
-    was 30-40% faster.
+    Measured (one process, alternating; throwaway scripts, the numbers in
+    experiments/results/benchmark-reference-recurrent.md): per tap, PredRNN's
+    train step at CHIRPS (inputs of 1-64 channels, outputs of 8-224) took
+    0.79-0.86 s against 0.95-1.02 s per row; per row, enc-dec3d's, whose phase
+    convolutions have up to 256 channels in and 128 out, took 0.093 s against
+    0.132 s per tap at CHIRPS and 0.36 s against 0.40 s at CFSR.
 
     Args:
       frames: the input ``(n, lat, lon, in)``.
