@@ -353,10 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     from stconv.provenance import COMMAND
 
     command = COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
+    python_shows = warnings.showwarning
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = one_line_warning(args.command)
-            args.run(args)
+        warnings.showwarning = one_line_warning(args.command)
+        args.run(args)
     except ValueError as error:
         print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 2
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
         return 1
     finally:
+        warnings.showwarning = python_shows  # not the filters: see `quiet_abandoned_work`
         COMMAND.reset(command)
     return 0
 

@@ -30,6 +30,22 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+# The test files that take longest (`pytest --durations=0`), longest first. Each
+# xdist worker runs whole files (``--dist=loadfile``) in this order
+# (``--no-loadscope-reorder``; xdist would start the files of most tests first),
+# so that no long file starts last and keeps one worker busy while the other waits.
+SLOWEST_FILES = (
+    "test_reference.py", "test_conv_algorithms.py", "test_experiment.py", "test_faults.py",
+    "test_kills.py", "test_stconvs2s.py", "test_conv_baselines.py", "test_notebooks.py",
+    "test_recurrent.py", "test_distributed.py", "test_ensemble_runs.py",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # the rest as collected
+
+
 def digest(folder) -> dict:
     """Every file under ``folder`` and the SHA-256 of its bytes."""
     return {

@@ -1,11 +1,18 @@
 """Ensemble scores: the fair CRPS and its parts, spread, spread-skill ratio and
 rank histogram, against hand-computed examples and scoringrules."""
 
+import jax
 import numpy as np
 import pytest
 import scoringrules
 
-from stconv.evaluation.ensemble import EnsembleAccumulator, crps_parts, ensemble_sums, truth_ranks
+from stconv.evaluation.ensemble import (
+    EnsembleAccumulator,
+    crps_parts,
+    ensemble_sums,
+    sorted_members,
+    truth_ranks,
+)
 
 
 def one_cell(values, truth):
@@ -117,3 +124,10 @@ def test_sums_are_per_lead_and_channel():
     members = np.zeros((3, 2, 4, 2, 2, 5), np.float32)
     sums = ensemble_sums(members, members[0], np.ones(members.shape[1:], bool), 1.0, np.ones(2))
     assert sums["crps_skill"].shape == (4, 5) and sums["ranks"].shape == (4, 5, 4)
+
+
+@pytest.mark.parametrize("on_host", [True, False], ids=["numpy", "xla"])
+def test_members_sorted_on_the_host_or_by_xla(on_host):
+    members = np.random.default_rng(1).normal(size=(7, 3, 4, 2)).astype(np.float32)
+    sort = jax.jit(lambda m: sorted_members(m, on_host))
+    np.testing.assert_array_equal(np.asarray(sort(members)), np.sort(members, axis=0))

@@ -1,6 +1,9 @@
-"""Runs of several seeds as ensembles, perturbed members of one run, and the
-climatological ensemble: scores, files, the API and the errors (tiny, synthetic)."""
+"""Runs of several seeds (their mean and spread, and as ensembles), perturbed
+members of one run, and the climatological ensemble: scores, files, the API
+and the errors (tiny, synthetic)."""
 
+import contextlib
+import io
 import json
 
 import numpy as np
@@ -22,9 +25,12 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory):
-    """A run of two seeds, and its printed output."""
+    """A run of two seeds; what it printed is in ``printed.txt`` beside it."""
     workdir = tmp_path_factory.mktemp("ensemble") / "runs"
-    assert cli.main(["train", "--workdir", str(workdir), *TINY, "--iterations", "2"]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["train", "--workdir", str(workdir), *TINY, "--iterations", "2"]) == 0
+    (workdir.parent / "printed.txt").write_text(printed.getvalue())
     return workdir
 
 
@@ -58,6 +64,24 @@ def test_a_run_of_seeds_is_scored_as_their_ensemble(seeds):
     summary = json.loads((seeds / "summary.json").read_text())
     assert summary["ensemble"]["synthetic_0"]["stconvs2s-r"]["ensemble"] == model
     assert (seeds / "ensemble.png").stat().st_size > 10_000
+
+
+def test_iterations_report_mean_and_std(seeds):
+    assert "mean +- std over 2 runs" in (seeds.parent / "printed.txt").read_text()
+    summary = json.loads((seeds / "summary.json").read_text())
+    runs = [run["synthetic_0"] for run in summary["runs"]]
+    means = summary["summary"]["synthetic_0"]
+    rmses = [run["stconvs2s-r"]["rmse"] for run in runs]
+    assert rmses[0] != rmses[1]  # seeds 1000 and 1010
+    assert means["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
+    assert means["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
+    leads = np.array([run["stconvs2s-r"]["weighted_rmse_per_lead"] for run in runs])
+    per_lead = means["stconvs2s-r"]["weighted_rmse_per_lead"]
+    assert per_lead["mean"] == pytest.approx(leads.mean(axis=0).tolist())
+    assert per_lead["std"] == pytest.approx(leads.std(axis=0).tolist())
+    assert means["input_mean"]["rmse"]["std"] == 0.0  # no seed in a baseline
+    assert (seeds / "seed-1010" / "results.json").exists()
+    assert (seeds / "skill_by_lead.png").exists()
 
 
 def test_the_ensemble_mean_is_the_mean_of_the_members_forecasts(seeds):

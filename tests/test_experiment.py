@@ -7,14 +7,13 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import assert_same_checkpoints, time_series_dataset
+from conftest import time_series_dataset
 
 from stconv import cli, experiment
 from stconv.assembly import load_config_dataset
 from stconv.config import Config
 from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.evaluation.netcdf import ForecastWriter
-from stconv.training import step as train_module
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
@@ -90,49 +89,6 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
                      "--output", str(unwritten), "--batch-size", "0"]) == 2  # fmt: skip
     assert "--batch-size=0 is invalid" in capsys.readouterr().err
     assert not unwritten.exists()
-
-
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    assert train(tmp_path / "whole", "--epochs", "3", "--dropout", "0.2") == 0
-    real_batches = train_module.epoch_batches
-
-    class Interrupted:
-        """The real iterator, killed at the third batch of epoch 3."""
-
-        def __init__(self, source, batch_size, *, epoch, **kwargs):
-            self.batches = real_batches(source, batch_size, epoch=epoch, **kwargs)
-            self.epoch, self.step = epoch, 0
-
-        def __iter__(self):
-            return self
-
-        def __next__(self):
-            self.step += 1
-            if self.epoch == 3 and self.step == 3:
-                raise KeyboardInterrupt
-            return next(self.batches)
-
-        def get_state(self):
-            return self.batches.get_state()
-
-    monkeypatch.setattr(train_module, "epoch_batches", Interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(tmp_path / "resumed", "--epochs", "3", "--dropout", "0.2")
-    monkeypatch.undo()
-    assert len(read_rows(tmp_path / "resumed")) == 2
-    assert train(tmp_path / "resumed", "--epochs", "3", "--dropout", "0.2", "--resume") == 0
-    assert (
-        read_rows(tmp_path / "resumed")[-1]["train_loss"]
-        == read_rows(tmp_path / "whole")[-1]["train_loss"]
-    )
-    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
-    resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
-    assert resumed == whole
-    assert_same_checkpoints(tmp_path / "whole", tmp_path / "resumed")  # bit for bit
-    sessions = json.loads((tmp_path / "resumed" / "provenance.json").read_text())["sessions"]
-    assert [(s["kind"], s["finished"] is None) for s in sessions] == [
-        ("train", True), ("resume", False)
-    ]  # the interrupted session stays, unfinished  # fmt: skip
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path, monkeypatch, capsys):
@@ -243,25 +199,6 @@ def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
     assert "best/1 does not fit the model of the run's config.json" in error
     assert error.count("\n") == 1
     assert cli.main(["evaluate", "--workdir", str(tmp_path / "none")]) == 2
-
-
-def test_iterations_report_mean_and_std(tmp_path, capsys):
-    assert train(tmp_path / "runs", "--epochs", "1", "--iterations", "2") == 0
-    assert "mean +- std over 2 runs" in capsys.readouterr().out
-    summary = json.loads((tmp_path / "runs" / "summary.json").read_text())
-    runs = [run["synthetic_0"] for run in summary["runs"]]
-    means = summary["summary"]["synthetic_0"]
-    rmses = [run["stconvs2s-r"]["rmse"] for run in runs]
-    assert rmses[0] != rmses[1]  # seeds 1000 and 1010
-    assert means["stconvs2s-r"]["rmse"]["mean"] == pytest.approx(np.mean(rmses))
-    assert means["stconvs2s-r"]["rmse"]["std"] == pytest.approx(np.std(rmses))
-    leads = np.array([run["stconvs2s-r"]["weighted_rmse_per_lead"] for run in runs])
-    per_lead = means["stconvs2s-r"]["weighted_rmse_per_lead"]
-    assert per_lead["mean"] == pytest.approx(leads.mean(axis=0).tolist())
-    assert per_lead["std"] == pytest.approx(leads.std(axis=0).tolist())
-    assert means["input_mean"]["rmse"]["std"] == 0.0  # no seed in a baseline
-    assert (tmp_path / "runs" / "seed-1010" / "results.json").exists()
-    assert (tmp_path / "runs" / "skill_by_lead.png").exists()
 
 
 def test_time_chunk_streams_the_same_windows_lazily():

@@ -1,5 +1,6 @@
-"""A run killed at any boundary of an epoch resumes to the uninterrupted run,
-bit for bit: results, metrics log, test forecasts and the best checkpoint."""
+"""A run killed at any boundary of an epoch, or inside one, resumes to the
+uninterrupted run, bit for bit: results, metrics log, test forecasts and the
+best checkpoint."""
 
 import json
 import os
@@ -13,6 +14,7 @@ from stconv import cli
 from stconv import run as run_module
 from stconv.evaluation.netcdf import ForecastWriter
 from stconv.run import RunDirectory
+from stconv.training import step as train_module
 from stconv.training.checkpoints import Checkpoints
 
 TINY = [
@@ -144,6 +146,47 @@ def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
         np.testing.assert_array_equal(got["synthetic_0"].values, want["synthetic_0"].values)
     assert_same_checkpoints(whole, workdir, kinds=("best", "latest"))
     assert not [p.name for p in workdir.iterdir() if "tmp" in p.name]  # no temporary left
+
+
+def test_a_kill_inside_an_epoch_resumes_to_the_uninterrupted_run(whole, tmp_path, monkeypatch):
+    """Killed at the third batch of epoch 3: the resumed run continues from
+    epoch 2's checkpoint, with the data order and dropout of the whole run."""
+    real_batches = train_module.epoch_batches
+
+    class Interrupted:
+        """The real iterator, killed at the third batch of epoch 3."""
+
+        def __init__(self, source, batch_size, *, epoch, **kwargs):
+            self.batches = real_batches(source, batch_size, epoch=epoch, **kwargs)
+            self.epoch, self.step = epoch, 0
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            self.step += 1
+            if self.epoch == 3 and self.step == 3:
+                raise KeyboardInterrupt
+            return next(self.batches)
+
+        def get_state(self):
+            return self.batches.get_state()
+
+    workdir = tmp_path / "resumed"
+    monkeypatch.setattr(train_module, "epoch_batches", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(workdir)
+    monkeypatch.undo()
+    assert len(rows(workdir)) == 2
+    assert train(workdir, "--resume") == 0
+    assert rows(workdir)[-1]["train_loss"] == rows(whole)[-1]["train_loss"]
+    resumed = json.loads((workdir / "results.json").read_text())
+    assert resumed == json.loads((whole / "results.json").read_text())
+    assert_same_checkpoints(whole, workdir)  # bit for bit
+    sessions = json.loads((workdir / "provenance.json").read_text())["sessions"]
+    assert [(s["kind"], s["finished"] is None) for s in sessions] == [
+        ("train", True), ("resume", False)
+    ]  # the interrupted session stays, unfinished  # fmt: skip
 
 
 def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys):

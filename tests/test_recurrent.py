@@ -225,10 +225,13 @@ def test_layer_norm_values_and_gradients_equal_the_plain_form():
         return lambda *args: jnp.sum(jnp.tanh(function(*args)) * weights)
 
     np.testing.assert_allclose(
-        layer_norm(x, scale, bias), plain_layer_norm(x, scale, bias), rtol=1e-5, atol=1e-5
+        jax.jit(layer_norm)(x, scale, bias),
+        jax.jit(plain_layer_norm)(x, scale, bias),
+        rtol=1e-5,
+        atol=1e-5,
     )
-    ours = jax.grad(loss(layer_norm), argnums=(0, 1, 2))(x, scale, bias)
-    plain = jax.grad(loss(plain_layer_norm), argnums=(0, 1, 2))(x, scale, bias)
+    ours = jax.jit(jax.grad(loss(layer_norm), argnums=(0, 1, 2)))(x, scale, bias)
+    plain = jax.jit(jax.grad(loss(plain_layer_norm), argnums=(0, 1, 2)))(x, scale, bias)
     for name, a, b in zip(("x", "scale", "bias"), ours, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
 
@@ -237,5 +240,6 @@ def test_layer_norm_gradient_keeps_the_input_dtype():
     """In mixed precision the input is bfloat16 and the parameters float32."""
     x = jax.random.normal(jax.random.key(0), (2, 4, 4, 3), jnp.bfloat16)
     scale, bias = jnp.ones((4, 4, 3)), jnp.zeros((4, 4, 3))
-    grads = jax.grad(lambda *a: jnp.sum(layer_norm(*a) ** 2), argnums=(0, 1, 2))(x, scale, bias)
+    gradients = jax.jit(jax.grad(lambda *a: jnp.sum(layer_norm(*a) ** 2), argnums=(0, 1, 2)))
+    grads = gradients(x, scale, bias)
     assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.float32, jnp.float32]

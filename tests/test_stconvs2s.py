@@ -1,6 +1,7 @@
 """STConvS2S-R and -C against the reference implementation's shapes and sizes."""
 
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -131,9 +132,11 @@ def test_causal_block_sees_only_the_past():
     block.eval()
     spatial.eval()
     x = jax.random.normal(jax.random.key(0), (2, 8, 6, 6, 2))
+    temporal_only = nnx.jit(lambda block, x: block(x))
+    both = nnx.jit(lambda block, spatial, x: spatial(block(x)))
     for t in range(8):
         changed = x.at[:, t + 1 :].set(100.0)
-        for encoder in (block, lambda x: spatial(block(x))):
+        for encoder in (partial(temporal_only, block), partial(both, block, spatial)):
             before, after = encoder(x), encoder(changed)
             np.testing.assert_allclose(before[:, : t + 1], after[:, : t + 1], rtol=1e-5, atol=1e-5)
             if t < 7:

@@ -13,6 +13,7 @@ of devices, whatever the placement they were saved from.
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 
 import jax
@@ -53,6 +54,16 @@ class QuietFailures(logging.Filter):
 
 
 QUIET = QuietFailures()
+
+
+def quiet_abandoned_work() -> None:
+    """After a failed save or restore, silences the rest of orbax's abandoned
+    work: asyncio's logs of its failed tasks, and Python's warnings, at exit,
+    of its coroutines that were never awaited."""
+    QUIET.active = True
+    warnings.filterwarnings(
+        "ignore", message="coroutine '.*' was never awaited", category=RuntimeWarning
+    )
 
 
 class Checkpoints:
@@ -98,6 +109,7 @@ class Checkpoints:
         try:
             yield
         except (OSError, ValueError, RuntimeError) as error:
+            quiet_abandoned_work()
             cause = "the disk is full" if disk_full(error, folder) else first_line(error)
             raise CheckpointWriteError(
                 f"could not write checkpoint {folder}: {cause}; training stopped, keeping the "
@@ -136,7 +148,7 @@ class Checkpoints:
                 ),
             )
         except (ValueError, KeyError, TypeError, OSError) as error:
-            QUIET.active = True  # its abandoned reads fail later: named here
+            quiet_abandoned_work()  # its abandoned reads fail later: named here
             cause = (str(error).splitlines() or [type(error).__name__])[0]
             mismatch = "shape" in cause or "structure" in cause
             what = (
