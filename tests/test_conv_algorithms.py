@@ -9,6 +9,7 @@ import pytest
 
 from stconv.models import conv_algorithms
 from stconv.models.conv_algorithms import (
+    banded_time_conv,
     conv,
     conv_general,
     fourier_applies,
@@ -362,3 +363,61 @@ def test_conv_uses_fourier_for_large_kernels(kernel_size, features, dtype, forwa
     jaxpr = str(jax.make_jaxpr(lambda x, w: conv(x, w, padding=((0, 0), *padding)))(x3, w3))
     # one transform of all frames and one inverse: time offsets are summed in frequency
     assert jaxpr.count("fft_lengths") == (2 if gradients else 0)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, padding, features",
+    [
+        ((5, 5, 5), ((2, 2), (2, 2)), 1),  # a final convolution to the forecast
+        ((3, 3, 1), ((1, 1), (0, 0)), 2),
+        ((2, 1, 4), ((0, 0), (1, 2)), 8),
+        ((6, 3, 3), ((1, 1), (1, 1)), 1),  # one output step
+    ],
+)
+def test_banded_time_conv_equals_xla_3d_convolution(kernel_size, padding, features):
+    kx, kw = jax.random.split(jax.random.key(4))
+    x = jax.random.normal(kx, (2, 6, 7, 6, 3))
+    w = jax.random.normal(kw, (*kernel_size, 3, features))
+    expected = conv_general(x, w, (1, 1, 1), ((0, 0), *padding), (1, 1, 1))
+    got = jax.jit(functools.partial(banded_time_conv, padding=padding))(x, w)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, strides, features, eval_form, train_form",
+    [
+        ((5, 5, 5), (1, 1, 1), 1, "banded", "fft"),  # a final convolution
+        ((5, 5, 5), (1, 1, 1), 9, "fft", "fft"),  # too many channels out
+        ((5, 5, 5), (1, 2, 2), 8, "strided", "polyphase"),  # enc-dec3d's encoder
+    ],
+)
+def test_forecasts_without_gradients_take_their_own_forms(
+    kernel_size, strides, features, eval_form, train_form
+):
+    """Without gradients (a forecast), a 3D convolution to at most 8 channels is
+    banded and a strided one from 8 channels is XLA's; the train step's forward
+    pass and gradients stay the FFTs' and the phases'. Every form equals XLA's."""
+    kx, kw, kg = jax.random.split(jax.random.key(5), 3)
+    x = jax.random.normal(kx, (2, 5, 9, 8, 8))
+    w = jax.random.normal(kw, (*kernel_size, 8, features)) / 30  # outputs of about 1
+    padding = ((2, 2), (1, 2), (2, 1))
+
+    def fast(x, w):
+        return conv(x, w, strides=strides, padding=padding)
+
+    def plain(x, w):
+        return conv_general(x, w, strides, padding, (1, 1, 1))
+
+    def form(jaxpr: str) -> str:
+        if "fft_lengths" in jaxpr:
+            return "fft"
+        if f"window_strides={strides}" in jaxpr and strides != (1, 1, 1):
+            return "strided"
+        return "polyphase" if strides != (1, 1, 1) else "banded"
+
+    assert form(str(jax.make_jaxpr(fast)(x, w))) == eval_form
+    assert form(str(jax.make_jaxpr(jax.grad(lambda x, w: fast(x, w).sum(), (0, 1)))(x, w))) == (
+        train_form
+    )
+    np.testing.assert_allclose(jax.jit(fast)(x, w), plain(x, w), rtol=1e-5, atol=1e-5)
+    assert_same_values_and_gradients(fast, plain, x, w, kg)

@@ -27,6 +27,13 @@ fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
   fast inside ``lax.scan`` bodies and whose kernel gradient
   (`spatial_kernel_grad`) is a few large matrix products.
 
+A forecast takes no gradient, and two forms are faster there than the train
+step's (`jax.custom_vjp` primal functions; the train step keeps its own
+forward pass and gradients): a 3D convolution with several time offsets to
+few channels, such as every model's final one, is a `banded_time_conv`
+(`time_conv`), and a strided convolution from 8 input channels is XLA's own
+(`strided_conv`).
+
 These are exact rewrites of the convolution, not approximations (the FFT's
 rounding is about 1e-6 relative in float32); the tests check values and
 gradients against `conv_general`.
@@ -45,6 +52,17 @@ Padding = Sequence[tuple[int, int]]
 # alone: from 32 channels). experiments/results/benchmark-reference-all.md.
 FOURIER_MIN_KERNEL_AREA = 25
 FOURIER_MIN_CHANNELS = 32
+# From how many input channels XLA's own strided 3D convolution beat the
+# polyphase one in a forward pass alone at the eval batch (enc-dec3d's
+# encoder at batch 64: 81 against 281 ms from 8 channels, 210 against 55 ms
+# from 1). experiments/results/benchmark-reference-eval.md.
+STRIDED_DIRECT_MIN_CHANNELS = 8
+# Up to how many output channels and steps a 3D convolution's forward pass
+# measured faster as one 2D convolution with time in the channels than
+# through FFTs (1.4-2.8x to 1 channel over 5 or 15 steps, 1.05-1.15x to 8;
+# 2x slower to 32). experiments/results/benchmark-reference-eval.md.
+BANDED_MAX_FEATURES = 8
+BANDED_MAX_STEPS = 15
 
 
 def conv_general(
@@ -265,6 +283,65 @@ def fourier_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.
     return y.transpose(0, 2, 3, 1).reshape(batch, out_time, *y.shape[2:], features)
 
 
+def banded_time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """Stride-1 3D convolution of ``(batch, time, lat, lon, in)`` by a
+    ``(kt, kh, kw, in, out)`` kernel without time padding, as one 2D
+    convolution of ``batch`` frames whose channels are all ``time * in``
+    values of a cell, by a kernel banded in time: output step t, channel o
+    reads input steps ``t .. t + kt - 1`` through the kernel's time offsets and
+    zeros elsewhere.
+
+    It does ``time / kt`` times the direct convolution's FLOP, but XLA's CPU
+    convolution runs ``time * in`` channels in and ``out_time * out`` out far
+    faster than a convolution to one channel.
+    """
+    batch, time, lat, lon, channels = x.shape
+    kt, kh, kw, _, features = kernel.shape
+    out_time = time - kt + 1
+    taps = kernel.transpose(1, 2, 0, 3, 4)  # (kh, kw, kt, in, out)
+    columns = [
+        jnp.pad(taps, ((0, 0), (0, 0), (step, out_time - 1 - step), (0, 0), (0, 0)))
+        for step in range(out_time)
+    ]  # each (kh, kw, time, in, out)
+    banded = jnp.stack(columns, axis=-2).reshape(kh, kw, time * channels, out_time * features)
+    frames = x.transpose(0, 2, 3, 1, 4).reshape(batch, lat, lon, time * channels)
+    y = _conv2d(frames, banded, padding)
+    y = y.reshape(batch, *y.shape[1:3], out_time, features)
+    return y.transpose(0, 3, 1, 2, 4)
+
+
+def uses_banded(kernel: jax.Array, out_time: int) -> bool:
+    """Whether a `time_conv`'s forward pass is a `banded_time_conv`: several
+    time offsets, to at most `BANDED_MAX_FEATURES` channels over at most
+    `BANDED_MAX_STEPS` steps, where it measured faster than the FFTs."""
+    return (
+        kernel.shape[0] > 1
+        and kernel.shape[-1] <= BANDED_MAX_FEATURES
+        and out_time <= BANDED_MAX_STEPS
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    """`fourier_time_conv`, whose forward pass is a `banded_time_conv` where
+    `uses_banded` (the final convolutions to the forecast's channels); the
+    gradients are always the FFTs'."""
+    if uses_banded(kernel, x.shape[1] - kernel.shape[0] + 1):
+        return banded_time_conv(x, kernel, padding)
+    return fourier_time_conv(x, kernel, padding)
+
+
+def _time_conv_fwd(x, kernel, padding):
+    return jax.vjp(functools.partial(fourier_time_conv, padding=padding), x, kernel)
+
+
+def _time_conv_bwd(padding, pullback, grad):
+    return pullback(grad)
+
+
+time_conv.defvjp(_time_conv_fwd, _time_conv_bwd)
+
+
 def fourier_applies(frames: jax.Array, kernel: jax.Array) -> bool:
     """Whether FFTs beat the direct convolution by a ``(kh, kw, in, out)`` kernel,
     forward and backward: on the CPU, in float32, for kernels of at least
@@ -319,6 +396,35 @@ def polyphase_conv(
     out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], window, strides, strict=True)]
     y = conv(space_to_depth(x, strides), kernel_to_depth(kernel, strides))
     return y[(slice(None), *(slice(0, n) for n in out))]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def strided_conv(
+    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Padding
+) -> jax.Array:
+    """A strided convolution whose gradients are always `polyphase_conv`'s and
+    whose forward pass alone (a forecast: no gradient taken) is XLA's own
+    strided convolution from `STRIDED_DIRECT_MIN_CHANNELS` input channels.
+
+    The train step's forward pass stays polyphase, which is as fast or faster
+    at the training batch; without gradients, at the eval batch of 64, the
+    polyphase form slows down more than the batch grows and XLA's wins 3-3.5x
+    from 8 channels in (`STRIDED_DIRECT_MIN_CHANNELS`).
+    """
+    if kernel.shape[-2] >= STRIDED_DIRECT_MIN_CHANNELS:
+        return conv_general(x, kernel, strides, padding, (1,) * len(strides))
+    return polyphase_conv(x, kernel, strides, padding)
+
+
+def _strided_conv_fwd(x, kernel, strides, padding):
+    return jax.vjp(functools.partial(polyphase_conv, strides=strides, padding=padding), x, kernel)
+
+
+def _strided_conv_bwd(strides, padding, pullback, grad):
+    return pullback(grad)
+
+
+strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
 def interleave(rank: int) -> list[int]:
@@ -403,7 +509,7 @@ def conv(
     """N-d convolution (N = 1, 2, 3) with fast paths for stride-1 2D and 3D kernels.
 
     A stride-1 2D convolution is a `frame_conv`. A stride-1 3D convolution is
-    a `fourier_time_conv` where `uses_fourier` its spatial kernel, or where
+    a `time_conv` (FFTs in training) where `uses_fourier` its spatial kernel, or where
     `fourier_applies` and it has more than one time offset; else a sum
     over the kernel's time offsets of `frame_conv`s, one per offset, each over
     ``batch * time`` frames; a (k, 1, 1) kernel thus becomes k matrix
@@ -412,7 +518,8 @@ def conv(
     the `dilate`d input: its zeros cost matrix-product FLOP, which XLA's CPU
     convolution takes longer over; where its kernel equals the dilation it is
     a `block_transposed_conv`. On the CPU, a strided 2D or 3D convolution is
-    a `polyphase_conv`. Other convolutions go to `conv_general`.
+    a `strided_conv` (a `polyphase_conv` in training). Other convolutions go
+    to `conv_general`.
 
     Args:
       x: input ``(batch, *spatial, in_channels)``.
@@ -434,7 +541,7 @@ def conv(
     if transposed and is_block_transposed(kernel.shape[:-2], padding, input_dilation):
         return block_transposed_conv(x, kernel)
     if set(strides) != {1} and set(input_dilation) == {1} and uses_polyphase(rank):
-        return polyphase_conv(x, kernel, strides, padding)
+        return strided_conv(x, kernel, strides, padding)
     if rank == 1 or set(strides) != {1} or (rank == 2 and set(input_dilation) != {1}):
         return conv_general(x, kernel, strides, padding, input_dilation)
     if rank == 2:
@@ -448,7 +555,7 @@ def conv(
     if uses_fourier(x, spatial_kernel) or (
         kernel.shape[0] > 1 and fourier_applies(x, spatial_kernel)
     ):
-        return fourier_time_conv(x, kernel, padding[1:])
+        return time_conv(x, kernel, padding[1:])
     batch, padded_time, lat, lon, channels = x.shape
     time = padded_time - kernel.shape[0] + 1
     y = 0
