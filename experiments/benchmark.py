@@ -355,7 +355,8 @@ def conv_calls(model, input_shape: tuple) -> list[tuple]:
 def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
     """Forward+backward time of each conv as stconv writes it, without its FFTs
     (`direct_conv`) and as a plain XLA conv; and its forward pass alone as
-    stconv writes it (what the eval-mode forecast runs)."""
+    stconv writes it, in a forecast (no gradient: ``forward``) and in the
+    train step (``train_forward``, which may take another form)."""
     rows = []
     for x_shape, kernel_shape, *options in conv_calls(model, input_shape):
         x = jax.random.normal(jax.random.key(1), x_shape)
@@ -375,10 +376,10 @@ def benchmark_layers(model, input_shape: tuple, repeats: int) -> list[dict]:
 
             grad = jax.jit(jax.grad(loss, (0, 1)))
             row[f"{label}_ms"] = 1e3 * statistics.median(timed(grad, x, kernel, repeats=repeats))
-        forward = jax.jit(
-            functools.partial(conv, strides=strides, padding=padding, input_dilation=dilation)
-        )
-        row["forward_ms"] = 1e3 * statistics.median(timed(forward, x, kernel, repeats=repeats))
+        forward = functools.partial(conv, strides=strides, padding=padding, input_dilation=dilation)
+        train_forward = jax.jit(lambda x, k, forward=forward: jax.vjp(forward, x, k)[0])
+        for label, fn in (("forward", jax.jit(forward)), ("train_forward", train_forward)):
+            row[f"{label}_ms"] = 1e3 * statistics.median(timed(fn, x, kernel, repeats=repeats))
         rows.append(row)
     return rows
 
@@ -702,14 +703,16 @@ def main(argv: list[str] | None = None) -> dict:
                 run["layers"] = benchmark_layers(model, input_shape, repeats=3)
                 print(
                     "    forward+backward of each conv: stconv's formulation, "
-                    "without FFTs, as a plain XLA conv; stconv's forward alone"
+                    "without FFTs, as a plain XLA conv; stconv's forward alone, in a "
+                    "forecast and in the train step"
                 )
                 for row in run["layers"]:
                     print(
                         f"    input {tuple(row['input'])!s:22s} "
                         f"kernel {tuple(row['kernel'])!s:22s}"
                         f" stconv {row['stconv_ms']:7.1f} ms  direct {row['direct_ms']:7.1f} ms"
-                        f"  xla {row['xla_ms']:7.1f} ms  forward {row['forward_ms']:7.1f} ms",
+                        f"  xla {row['xla_ms']:7.1f} ms  forward {row['forward_ms']:7.1f} ms"
+                        f"  train-step forward {row['train_forward_ms']:7.1f} ms",
                         flush=True,
                     )
             save()

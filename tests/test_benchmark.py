@@ -163,7 +163,10 @@ def test_benchmark_layers_times_every_convolution(benchmark):
     assert calls
     assert [row["kernel"] for row in rows] == [list(kernel) for _, kernel, *_ in calls]
     for row in rows:
-        assert all(row[f"{label}_ms"] > 0 for label in ("stconv", "direct", "xla", "forward"))
+        assert all(
+            row[f"{label}_ms"] > 0
+            for label in ("stconv", "direct", "xla", "forward", "train_forward")
+        )
 
 
 def test_direct_conv_is_conv_without_ffts(benchmark):

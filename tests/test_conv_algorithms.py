@@ -384,36 +384,40 @@ def test_banded_time_conv_equals_xla_3d_convolution(kernel_size, padding, featur
 
 
 @pytest.mark.parametrize(
-    "kernel_size, strides, features, eval_form, train_form",
+    "x_shape, kernel_shape, strides, eval_form, train_form",
     [
-        ((5, 5, 5), (1, 1, 1), 1, "banded", "fft"),  # a final convolution
-        ((5, 5, 5), (1, 1, 1), 9, "fft", "fft"),  # too many channels out
-        ((5, 5, 5), (1, 2, 2), 8, "strided", "polyphase"),  # enc-dec3d's encoder
+        ((2, 5, 9, 8, 8), (5, 5, 5, 8, 1), (1, 1, 1), "banded", "fft"),  # a final convolution
+        ((2, 5, 9, 8, 8), (5, 5, 5, 8, 9), (1, 1, 1), "fft", "fft"),  # too many channels out
+        ((2, 5, 9, 8, 8), (5, 5, 5, 8, 8), (1, 2, 2), "strided", "polyphase"),  # enc-dec3d's
+        ((2, 9, 8, 32), (5, 5, 32, 40), (1, 1), "direct", "fft"),  # a ConvLSTM gate
+        ((2, 9, 8, 40), (5, 5, 40, 32), (1, 1), "fft", "fft"),  # no more channels out
+        ((2, 2, 9, 8, 32), (1, 5, 5, 32, 40), (1, 1, 1), "fft", "fft"),  # over several steps
     ],
 )
 def test_forecasts_without_gradients_take_their_own_forms(
-    kernel_size, strides, features, eval_form, train_form
+    x_shape, kernel_shape, strides, eval_form, train_form
 ):
     """Without gradients (a forecast), a 3D convolution to at most 8 channels is
-    banded and a strided one from 8 channels is XLA's; the train step's forward
-    pass and gradients stay the FFTs' and the phases'. Every form equals XLA's."""
+    banded, a 2D one to more channels than it reads is direct and a strided one
+    from 8 channels is XLA's; the train step keeps the FFTs and the phases.
+    Every form equals XLA's convolution."""
     kx, kw, kg = jax.random.split(jax.random.key(5), 3)
-    x = jax.random.normal(kx, (2, 5, 9, 8, 8))
-    w = jax.random.normal(kw, (*kernel_size, 8, features)) / 30  # outputs of about 1
-    padding = ((2, 2), (1, 2), (2, 1))
+    x = jax.random.normal(kx, x_shape)
+    w = jax.random.normal(kw, kernel_shape) / 30  # outputs of about 1
+    padding = ((2, 2), (1, 2), (2, 1))[-len(strides) :]
 
     def fast(x, w):
         return conv(x, w, strides=strides, padding=padding)
 
     def plain(x, w):
-        return conv_general(x, w, strides, padding, (1, 1, 1))
+        return conv_general(x, w, strides, padding, (1,) * len(strides))
 
     def form(jaxpr: str) -> str:
         if "fft_lengths" in jaxpr:
             return "fft"
-        if f"window_strides={strides}" in jaxpr and strides != (1, 1, 1):
-            return "strided"
-        return "polyphase" if strides != (1, 1, 1) else "banded"
+        if set(strides) != {1}:
+            return "strided" if f"window_strides={strides}" in jaxpr else "polyphase"
+        return "banded" if len(strides) == 3 else "direct"
 
     assert form(str(jax.make_jaxpr(fast)(x, w))) == eval_form
     assert form(str(jax.make_jaxpr(jax.grad(lambda x, w: fast(x, w).sum(), (0, 1)))(x, w))) == (

@@ -27,12 +27,13 @@ fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
   fast inside ``lax.scan`` bodies and whose kernel gradient
   (`spatial_kernel_grad`) is a few large matrix products.
 
-A forecast takes no gradient, and two forms are faster there than the train
-step's (`jax.custom_vjp` primal functions; the train step keeps its own
-forward pass and gradients): a 3D convolution with several time offsets to
-few channels, such as every model's final one, is a `banded_time_conv`
-(`time_conv`), and a strided convolution from 8 input channels is XLA's own
-(`strided_conv`).
+A forecast takes no gradient, and three forms are faster there than the
+train step's (`jax.custom_vjp` primal functions; the train step keeps its
+own forward pass and gradients): a 3D convolution with several time offsets
+to few channels, such as every model's final one, is a `banded_time_conv`;
+a 2D one through FFTs to more channels than it reads (ConvLSTM's and MIM's
+gates) is direct (both `time_conv`); a strided convolution from 8 input
+channels is XLA's own (`strided_conv`).
 
 These are exact rewrites of the convolution, not approximations (the FFT's
 rounding is about 1e-6 relative in float32); the tests check values and
@@ -321,13 +322,25 @@ def uses_banded(kernel: jax.Array, out_time: int) -> bool:
     )
 
 
+def forecast_is_direct(x: jax.Array, kernel: jax.Array) -> bool:
+    """Whether a `time_conv`'s forward pass is direct: a 2D convolution (one
+    step, one time offset) to more channels than it reads, such as ConvLSTM's
+    and MIM's gates, where XLA's CPU convolution measured faster than the
+    FFTs. STConvS2S's (1, k, k) ones over 5 steps measured slower direct."""
+    kt, _, _, channels, features = kernel.shape
+    return x.shape[1] == kt == 1 and features > channels
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def time_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    """`fourier_time_conv`, whose forward pass is a `banded_time_conv` where
-    `uses_banded` (the final convolutions to the forecast's channels); the
-    gradients are always the FFTs'."""
+    """`fourier_time_conv` in the train step; a forecast's forward pass (no
+    gradient) is a `banded_time_conv` where `uses_banded` (the final
+    convolutions to the forecast's channels), direct where
+    `forecast_is_direct`, else the FFTs too."""
     if uses_banded(kernel, x.shape[1] - kernel.shape[0] + 1):
         return banded_time_conv(x, kernel, padding)
+    if forecast_is_direct(x, kernel):
+        return _conv2d(x[:, 0], kernel[0], padding)[:, None]
     return fourier_time_conv(x, kernel, padding)
 
 
@@ -362,14 +375,15 @@ def uses_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
 
 def frame_conv(frames: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
     """Stride-1 2D convolution of ``(n, lat, lon, in)`` frames by a ``(kh, kw, in, out)``
-    kernel: a `pointwise` product for an unpadded (1, 1) kernel, a `fourier_conv`
-    where `uses_fourier`, else `spatial_conv` (with FFT gradients where
+    kernel: a `pointwise` product for an unpadded (1, 1) kernel, a `time_conv`
+    of one time offset (a `fourier_conv` in the train step) where
+    `uses_fourier`, else `spatial_conv` (with FFT gradients where
     `fourier_applies`)."""
     padding = tuple(tuple(p) for p in padding)
     if kernel.shape[:2] == (1, 1) and padding == ((0, 0), (0, 0)):
         return pointwise(frames, kernel[0, 0])
     if uses_fourier(frames, kernel):
-        return fourier_conv(frames, kernel, padding)
+        return time_conv(frames[:, None], kernel[None], padding)[:, 0]
     return spatial_conv(frames, kernel, padding, fourier_applies(frames, kernel))
 
 
