@@ -293,3 +293,39 @@ def test_profile_adds_up_the_traced_operations(profile_step, evaluate, capsys):
     assert any(row["operation"].endswith("conv_general_dilated") for row in rows)
     assert ("backward" in passes) != evaluate  # a forecast has no backward pass
     assert "of XLA operations per step" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def forecast_forms():
+    yield from experiment_script("forecast_forms")
+
+
+def forms_taken() -> list[bool]:
+    """Whether a strided convolution from 8 channels is XLA's, a 3D one to one
+    channel is banded and a 2D one from 32 channels to 64 direct, in jaxprs traced
+    now (fresh functions: traced jaxprs are cached by function)."""
+    x, w = jnp.ones((1, 5, 9, 8, 8)), jnp.ones((5, 5, 5, 8, 8))
+    frames, gate = jnp.ones((1, 9, 8, 32)), jnp.ones((5, 5, 32, 64))
+    strided = jax.make_jaxpr(lambda x, w: conv(x, w, strides=(1, 2, 2), padding=((2, 2),) * 3))
+    final = jax.make_jaxpr(lambda x, w: conv(x, w[..., :1], padding=((2, 2),) * 3))
+    gates = jax.make_jaxpr(lambda x, w: conv(x, w, padding=((2, 2),) * 2))
+    return [
+        "window_strides=(1, 2, 2)" in str(strided(x, w)),
+        "fft" not in str(final(x, w)),
+        "fft" not in str(gates(frames, gate)),
+    ]
+
+
+def test_train_step_forms_turn_the_forecast_forms_off(forecast_forms):
+    assert forms_taken() == [True, True, True]
+    with forecast_forms.train_step_forms():
+        assert forms_taken() == [False, False, False]
+    assert forms_taken() == [True, True, True]
+
+
+def test_forecast_forms_times_both_sides(forecast_forms, capsys):
+    argv = ["--model", "convlstm", "--config", "tiny", "--eval-batch-size", "2", "--repeats", "2"]
+    times = forecast_forms.main(argv)
+    assert sorted(times) == ["forecast forms", "train-step forms"]
+    assert all(len(seconds) == 2 and all(map(positive, seconds)) for seconds in times.values())
+    assert capsys.readouterr().out.count(" median ") == 2
