@@ -28,20 +28,14 @@ import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import CONFIGS
-from profile_step import compiled_step
+from profile_step import compiled_step, step_parser
 
-from stconv import models
 from stconv.models import conv_algorithms
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=models.available())
-    parser.add_argument("--config", required=True, choices=list(CONFIGS))
+    parser = step_parser(__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="time the train step instead")
-    parser.add_argument("--batch-size", type=int, default=15)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each")
     args = parser.parse_args(argv)
     args.eval = not args.train

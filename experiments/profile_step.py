@@ -37,13 +37,19 @@ from stconv.training.step import create_optimizer, make_predict, make_train_step
 INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (\S+) .*?op_name="([^"]+)"')
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments `compiled_step` reads but ``eval``: model, configuration, batches."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", required=True, choices=models.available())
     parser.add_argument("--config", required=True, choices=list(CONFIGS))
-    parser.add_argument("--eval", action="store_true", help="profile the eval forecast instead")
     parser.add_argument("--batch-size", type=int, default=15)
     parser.add_argument("--eval-batch-size", type=int, default=64)
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = step_parser(__doc__.splitlines()[0])
+    parser.add_argument("--eval", action="store_true", help="profile the eval forecast instead")
     parser.add_argument("--steps", type=int, default=2, help="traced steps")
     parser.add_argument("--top", type=int, default=20, help="operations to print")
     return parser.parse_args(argv)
