@@ -45,7 +45,9 @@ def experiment_script(name: str):
         spec = importlib.util.spec_from_file_location(name, os.path.join(EXPERIMENTS, f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        patch.setitem(module.CONFIGS, "tiny", TINY)
+        patch.setitem(importlib.import_module("benchmark").CONFIGS, "tiny", TINY)  # imported
+        if hasattr(module, "CONFIGS"):
+            patch.setitem(module.CONFIGS, "tiny", TINY)
         yield module
 
 
