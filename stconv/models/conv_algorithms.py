@@ -60,8 +60,8 @@ FOURIER_MIN_CHANNELS = 32
 STRIDED_DIRECT_MIN_CHANNELS = 8
 # Up to how many output channels and steps a 3D convolution's forward pass
 # measured faster as one 2D convolution with time in the channels than
-# through FFTs (1.4-2.8x to 1 channel over 5 or 15 steps, 1.05-1.15x to 8;
-# 2x slower to 32). experiments/results/benchmark-reference-eval.md.
+# through FFTs (1.2-2.8x to 1 channel over 5 or 15 steps, 1.06-1.17x to 8;
+# 1.6-2x slower to 32). experiments/results/benchmark-reference-eval.md.
 BANDED_MAX_FEATURES = 8
 BANDED_MAX_STEPS = 15
 
@@ -348,11 +348,14 @@ def _time_conv_fwd(x, kernel, padding):
     return jax.vjp(functools.partial(fourier_time_conv, padding=padding), x, kernel)
 
 
-def _time_conv_bwd(padding, pullback, grad):
+def _train_step_gradients(*nondiff_args_pullback_and_grad):
+    """The bwd rule of `time_conv` and `strided_conv`: the pullback their fwd
+    rule took of the train step's form, applied to the output gradient."""
+    *_, pullback, grad = nondiff_args_pullback_and_grad
     return pullback(grad)
 
 
-time_conv.defvjp(_time_conv_fwd, _time_conv_bwd)
+time_conv.defvjp(_time_conv_fwd, _train_step_gradients)
 
 
 def fourier_applies(frames: jax.Array, kernel: jax.Array) -> bool:
@@ -422,7 +425,7 @@ def strided_conv(
 
     The train step's forward pass stays polyphase, which is as fast or faster
     at the training batch; without gradients, at the eval batch of 64, the
-    polyphase form slows down more than the batch grows and XLA's wins 3-3.5x
+    polyphase form slows down more than the batch grows and XLA's wins 2.5-3.5x
     from 8 channels in (`STRIDED_DIRECT_MIN_CHANNELS`).
     """
     if kernel.shape[-2] >= STRIDED_DIRECT_MIN_CHANNELS:
@@ -434,11 +437,7 @@ def _strided_conv_fwd(x, kernel, strides, padding):
     return jax.vjp(functools.partial(polyphase_conv, strides=strides, padding=padding), x, kernel)
 
 
-def _strided_conv_bwd(strides, padding, pullback, grad):
-    return pullback(grad)
-
-
-strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+strided_conv.defvjp(_strided_conv_fwd, _train_step_gradients)
 
 
 def interleave(rank: int) -> list[int]:
