@@ -309,6 +309,7 @@ def benchmark_model(
     state, metrics, _ = time_train_steps(compiled, state, batch, warmup)
     state, metrics, times = time_train_steps(compiled, state, batch, steps)
     step_seconds = statistics.median(times)
+    train_peak_rss_bytes = peak_rss_bytes()
 
     predict = make_predict(model, horizon)
     inputs = jax.random.normal(key_eval, (eval_batch_size, *input_shape))
@@ -331,7 +332,7 @@ def benchmark_model(
         "eval_compile_s": eval_compile_seconds,
         "eval_s": eval_seconds,
         "eval_samples_per_s": eval_batch_size / eval_seconds,
-        "memory": {**memory, **process_memory()},
+        "memory": {**memory, **process_memory(), "train_peak_rss_bytes": train_peak_rss_bytes},
         "final_loss": float(metrics["loss"]),
     }
 
@@ -614,6 +615,7 @@ def worker(args: argparse.Namespace) -> dict:
     )  # fmt: skip
     if run["status"] == "ok":
         run["peak_rss_bytes"] = run["memory"]["process_peak_rss_bytes"]
+        run["train_peak_rss_bytes"] = run["memory"]["train_peak_rss_bytes"]
     print(json.dumps(run), flush=True)
     return run
 

@@ -78,6 +78,8 @@ def summarize(pair: dict) -> dict:
                 "eval_samples_per_s": spread([r["eval_samples_per_s"] for r in runs]),
                 "peak_rss_bytes": max(r["peak_rss_bytes"] for r in runs),
             }
+            if all("train_peak_rss_bytes" in r for r in runs):  # not in older JSONs
+                summary[side]["train_peak_rss_bytes"] = max(r["train_peak_rss_bytes"] for r in runs)
     if ok["stconv"]:
         summary["stconv"]["compile_s"] = spread([r["compile_s"] for r in ok["stconv"]])
     if ok["reference"]:
@@ -92,9 +94,10 @@ def summarize(pair: dict) -> dict:
         ]
         summary["step_ratio"] = spread(ratios)
         summary["eval_throughput_ratio"] = spread(eval_ratios)
-        summary["memory_ratio"] = summary["stconv"]["peak_rss_bytes"] / max(
-            summary["reference"]["peak_rss_bytes"], 1
-        )
+        memory = {"memory_ratio": "peak_rss_bytes", "train_memory_ratio": "train_peak_rss_bytes"}
+        for ratio, key in memory.items():
+            if key in summary["stconv"] and key in summary["reference"]:
+                summary[ratio] = summary["stconv"][key] / max(summary["reference"][key], 1)
     return summary
 
 
@@ -162,13 +165,17 @@ def markdown(results: dict) -> str:
         "parentheses",
         "",
         "| model | config | stconv step (s) | reference step (s) | stconv / reference "
-        "| eval samples/s stconv / reference | stconv compile (s) | peak RSS stconv / "
-        "reference (GB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| eval samples/s stconv / reference | stconv compile (s) | train steps' peak RSS "
+        "stconv / reference (GB) | peak RSS with the forecast stconv / reference (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in results["pairs"]:
         lines.append(table_row(pair))
     return "\n".join(lines) + "\n"
+
+
+def _gigabytes(side: dict, key: str) -> str:
+    return f"{side[key] / 1e9:.2f}" if key in side else "-"
 
 
 def table_row(pair: dict) -> str:
@@ -176,7 +183,7 @@ def table_row(pair: dict) -> str:
     stconv, reference = summary.get("stconv"), summary.get("reference")
     if stconv is None:
         reason = pair["stconv"][0].get("reason", "?") if pair["stconv"] else "?"
-        return f"| {pair['model']} | {pair['config']} | failed: {reason[:80]} | | | | | |"
+        return f"| {pair['model']} | {pair['config']} | failed: {reason[:80]} | | | | | | |"
     cells = [pair["model"], pair["config"], _range(stconv["step_s"], ".3f")]
     if reference is None:
         missing = "no counterpart"
@@ -191,6 +198,6 @@ def table_row(pair: dict) -> str:
             f"{reference['eval_samples_per_s']['median']:.0f}",
         ]
     cells.append(f"{stconv['compile_s']['median']:.1f}")
-    memory = f"{stconv['peak_rss_bytes'] / 1e9:.2f}"
-    cells.append(f"{memory} / {reference['peak_rss_bytes'] / 1e9:.2f}" if reference else memory)
+    for key in ("train_peak_rss_bytes", "peak_rss_bytes"):
+        cells.append(" / ".join(_gigabytes(side, key) for side in (stconv, reference) if side))
     return "| " + " | ".join(cells) + " |"

@@ -10,7 +10,8 @@ after ``--warmup`` (the paper's RMSE loss ``sqrt(MSE + 1e-6)`` and RMSprop,
 lr 1e-3, alpha 0.9, eps 1e-6, as in the reference's training), the first
 step's time (the reference runs eagerly: there is no compile), the
 eval-mode forecast's samples/s at ``--eval-batch-size`` and the process's
-peak resident memory. Inputs are random normal, as in stconv's worker.
+peak resident memory, after the train steps and after the forecast. Inputs
+are random normal, as in stconv's worker.
 MIM's train step runs under ``record.cloning_split``, as when its golden
 fixtures were recorded: the reference's MIM modifies in place the views that
 ``torch.split`` returns, which torch 2 refuses when it needs gradients. The
@@ -96,6 +97,7 @@ def main() -> None:
     for _ in range(args.warmup - 1):
         train_step()
     times = [train_step() for _ in range(args.steps)]
+    train_peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     model.eval()
     eval_inputs = torch.randn((args.eval_batch_size, 1, args.input_length, *args.grid))
@@ -112,6 +114,7 @@ def main() -> None:
         "step_times_s": times,
         "first_step_s": first_step,
         "eval_samples_per_s": args.eval_batch_size / eval_seconds,
+        "train_peak_rss_bytes": train_peak_rss_bytes,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__,

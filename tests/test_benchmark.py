@@ -199,6 +199,7 @@ def test_side_by_side_alternates_and_reports_ratios(benchmark, monkeypatch, tmp_
         seconds = {"stconv": 1.0, "reference": 2.0}[side] * (1 + 0.1 * len(calls))
         run = {"status": "ok", "step_s": seconds, "eval_samples_per_s": 10 / seconds}
         run["peak_rss_bytes"] = 2e9 if side == "stconv" else 1e9
+        run["train_peak_rss_bytes"] = 1.5e9 if side == "stconv" else 0.5e9
         return {**run, "compile_s": 3.0} if side == "stconv" else {**run, "first_step_s": 4.0}
 
     monkeypatch.setattr(benchmark_reference, "run_worker", scripted)
@@ -211,8 +212,10 @@ def test_side_by_side_alternates_and_reports_ratios(benchmark, monkeypatch, tmp_
     assert summary["step_ratio"]["min"] == pytest.approx(1.1 / 2.4)
     assert summary["step_ratio"]["max"] == pytest.approx(1.4 / 2.6)
     assert summary["memory_ratio"] == pytest.approx(2.0)
+    assert summary["train_memory_ratio"] == pytest.approx(3.0)
     table = (tmp_path / "r.md").read_text()
     assert "| predrnn | cfsr | 1.250 (1.100-1.400) | 2.500 (2.400-2.600) |" in table
+    assert "| 3.0 | 1.50 / 0.50 | 2.00 / 1.00 |" in table  # compile, then both memories
     assert json.loads((tmp_path / "r.json").read_text())["repeats"] == 2
     # The reference is built with the model's own settings (PredRNN: kernel 3, dropout 0.5).
     command = benchmark_reference.reference_command(
@@ -246,6 +249,7 @@ def test_the_worker_prints_one_json_line(benchmark, capsys):
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["status"] == "ok" and printed["step_s"] == run["step_s"]
     assert positive(printed["peak_rss_bytes"]) and positive(printed["compile_s"])
+    assert 0 < printed["train_peak_rss_bytes"] <= printed["peak_rss_bytes"]
 
 
 def test_a_failed_reference_is_named_not_taken_for_no_counterpart(benchmark, monkeypatch, tmp_path):
