@@ -55,8 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def compiled_step(args: argparse.Namespace):
-    """The compiled train step (or forecast) and a function running it once."""
+def compiled_step(args: argparse.Namespace, compiler_options: dict | None = None):
+    """The compiled train step (or forecast) and a function running it once;
+    ``compiler_options`` go to XLA (`jax.stages.Lowered.compile`)."""
     config = CONFIGS[args.config]
     input_shape = (config["input_length"], *config["grid"], 1)
     model = models.create(
@@ -67,13 +68,14 @@ def compiled_step(args: argparse.Namespace):
     train_step, state = make_train_step(model, create_optimizer(model))
     if args.eval:
         inputs = jax.random.normal(key_x, (args.eval_batch_size, *input_shape))
-        compiled = make_predict(model, config["horizon"]).lower(state[0], inputs).compile()
+        lowered = make_predict(model, config["horizon"]).lower(state[0], inputs)
+        compiled = lowered.compile(compiler_options)
         return compiled, lambda: compiled(state[0], inputs)
     batch = {
         "inputs": jax.random.normal(key_x, (args.batch_size, *input_shape)),
         "targets": jax.random.normal(key_y, (args.batch_size, config["horizon"], *input_shape[1:])),
     }
-    compiled = train_step.lower(state, batch).compile()
+    compiled = train_step.lower(state, batch).compile(compiler_options)
     holder = {"state": state}
 
     def run():

@@ -17,6 +17,7 @@ from flax import nnx
 from stconv import models
 from stconv.models.conv_algorithms import conv
 from stconv.models.layers import Conv
+from stconv.training import heap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = os.path.join(ROOT, "experiments")
@@ -335,3 +336,46 @@ def test_forecast_forms_times_both_sides(forecast_forms, capsys):
     assert sorted(times) == ["forecast forms", "train-step forms"]
     assert all(len(seconds) == 2 and all(map(positive, seconds)) for seconds in times.values())
     assert capsys.readouterr().out.count(" median ") == 2
+
+
+@pytest.fixture(scope="module")
+def profile_memory():
+    yield from experiment_script("profile_memory")
+
+
+def test_memory_report_allocations_are_read_and_alike_ones_added_up(profile_memory):
+    report = (
+        "Memory Space: default (color=0)\n"
+        "Total bytes: 6291488 (6.00MiB)\n"
+        "  cumulative_size;       size;       offset; used_by_n_values; shapes_list\n"
+        "  ------------------------------------------------------------\n"
+        "    2.00MiB( 33%);    2.00MiB;            0;                2; 2\u00d7f32[5,15,80]\n"
+        "    4.00MiB( 67%);    2.00MiB;      2097152;                2; 2\u00d7f32[5,15,80]\n"
+        "    5.50MiB( 92%);    1.50MiB;      4194304;                1; c64[8,3]\n"
+        "    6.00MiB(100%);        32B;      5767168;                1; f32[8]\n"
+        "\n"
+        "  cumulative_size;       size;       offset; used_by_n_values; shapes_list\n"
+        "    9.00MiB(100%);    9.00MiB;            0;                1; f32[9]\n"
+    )
+    rows = profile_memory.allocations(report)  # the default memory space only
+    assert [row["bytes"] for row in rows] == [2 * 2**20, 2 * 2**20, 1.5 * 2**20, 32]
+    groups = profile_memory.largest_groups(rows, top=2)
+    assert groups == [
+        {"shapes": "2\u00d7f32[5,15,80]", "count": 2, "bytes": 4 * 2**20},
+        {"shapes": "c64[8,3]", "count": 1, "bytes": 1.5 * 2**20},
+    ]
+
+
+def test_memory_profile_follows_the_stages_and_xla_buffers(profile_memory, capsys, monkeypatch):
+    trims = []
+    monkeypatch.setattr(heap, "_malloc_trim", trims.append)
+    argv = ["--model", "convlstm", "--config", "tiny", "--steps", "1", "--keep-heap"]
+    result = profile_memory.main(argv)
+    assert trims == []  # --keep-heap: the compile left its freed memory in the heap
+    stages = result["stages"]
+    assert list(stages) == ["imports", "runtime", "model and compile", "train steps"]
+    peaks = [stage["peak_bytes"] for stage in stages.values()]
+    assert peaks == sorted(peaks) and all(stage["rss_bytes"] > 0 for stage in stages.values())
+    assert result["buffers"]["temp"] > 0 and result["allocations"] > 0
+    assert 0 < result["largest"][0]["bytes"] <= result["buffers"]["temp"]
+    assert "largest, alike ones added up" in capsys.readouterr().out

@@ -5,5 +5,6 @@
 - `loop`: `fit`, the epoch loop with validation, early stopping and checkpoints;
 - `precision`: bfloat16 computation with float32 state;
 - `distributed`: devices, the data mesh, shardings, several hosts;
-- `checkpoints`: orbax checkpoints of the latest and the best epoch.
+- `checkpoints`: orbax checkpoints of the latest and the best epoch;
+- `heap`: the compiler's freed memory given back after each compile.
 """

@@ -8,6 +8,10 @@ steps and returns the new state with its input buffers donated, and
 Given a `stconv.training.distributed.data_mesh`, the step is compiled once for the
 mesh: the state stays replicated (or FSDP-split) across the devices and every
 batch is split over them; forward passes split their inputs likewise.
+
+Making either one has the heap trimmed after every compile from then on
+(`stconv.training.heap`), so that the compiler's freed memory does not sit
+under the step's buffers.
 """
 
 from collections.abc import Callable
@@ -21,7 +25,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from stconv.data.pipeline import epoch_batches, num_batches
-from stconv.training import distributed
+from stconv.training import distributed, heap
 from stconv.training.losses import rmse_loss
 from stconv.training.precision import in_dtype, mixed_precision_loss, policy_dtype
 
@@ -72,6 +76,7 @@ def make_apply(
     devices, padded to a multiple of their number, and the outputs come back
     whole to every process.
     """
+    heap.trim_after_compiles()
     dtype = policy_dtype(compute_dtype)
     model.eval()
     graphdef = nnx.graphdef(model)
@@ -139,6 +144,7 @@ def make_train_step(
       reused. Call ``nnx.update((model, optimizer), state)`` to write the
       state back into the objects.
     """
+    heap.trim_after_compiles()
     dtype = policy_dtype(compute_dtype)
     if dtype is not None:
         loss_fn = mixed_precision_loss(loss_fn, dtype)
