@@ -14,7 +14,8 @@ inputs at one of the paper's configurations (`benchmark.CONFIGS`), as in
 
 The compiler's freed memory is given back before the step runs, as in
 training (`stconv.training.heap`); ``--keep-heap`` leaves it in the heap, to
-see what that saves. Reads ``/proc/self/status``, so Linux only.
+see what that saves; ``--no-fourier`` convolves directly where stconv would
+use FFTs, to see what their spectra cost. Reads ``/proc/self/status``, so Linux only.
 """
 
 import argparse
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from profile_step import compiled_step, step_parser
 
+from stconv.models import conv_algorithms
 from stconv.training import heap
 
 ALLOCATION = re.compile(r"^\s*[\d.]+\w*\(\s*\d+%\);\s*([\d.]+)(\w*);\s*\d+;\s*\d+;\s*(.*)$")
@@ -46,6 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-heap", action="store_true",
         help="keep what the compiler frees in the heap (no `stconv.training.heap` trim)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-fourier", action="store_true",
+        help="convolve directly where stconv would use FFTs (what their buffers cost)",
     )  # fmt: skip
     return parser.parse_args(argv)
 
@@ -123,15 +129,23 @@ def profile(args: argparse.Namespace, dump_folder: str) -> dict:
     }
 
 
+def no_fourier(frames: jax.Array, kernel: jax.Array) -> bool:
+    """`stconv.models.conv_algorithms.fourier_applies` for ``--no-fourier``."""
+    return False
+
+
 def gigabytes(n: float) -> str:
     return f"{n / 1e9:.3f}"
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    keep = mock.patch.object(heap, "_malloc_trim", lambda pad: 0) if args.keep_heap else None
-    with tempfile.TemporaryDirectory() as folder, keep or contextlib.nullcontext():
-        result = profile(args, folder)
+    with contextlib.ExitStack() as stack:
+        if args.keep_heap:
+            stack.enter_context(mock.patch.object(heap, "_malloc_trim", lambda pad: 0))
+        if args.no_fourier:
+            stack.enter_context(mock.patch.object(conv_algorithms, "fourier_applies", no_fourier))
+        result = profile(args, stack.enter_context(tempfile.TemporaryDirectory()))
     what = "eval forecast" if args.eval else "train step"
     print(f"{args.model} at {args.config}, {what}; resident memory (GB):")
     print(f"{'stage':20} {'now':>7} {'peak':>7}")

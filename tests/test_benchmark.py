@@ -379,3 +379,17 @@ def test_memory_profile_follows_the_stages_and_xla_buffers(profile_memory, capsy
     assert result["buffers"]["temp"] > 0 and result["allocations"] > 0
     assert 0 < result["largest"][0]["bytes"] <= result["buffers"]["temp"]
     assert "largest, alike ones added up" in capsys.readouterr().out
+
+
+def test_memory_profile_without_fourier_holds_no_spectra(profile_memory, monkeypatch):
+    import benchmark as imported
+
+    tiny_k5 = {
+        **TINY,
+        "horizon": 5,
+        "hyperparameters": {**TINY["hyperparameters"], "kernel_size": 5},
+    }
+    monkeypatch.setitem(imported.CONFIGS, "tiny-k5", tiny_k5)  # 5x5: FFTs on the CPU
+    argv = ["--model", "conv3d", "--config", "tiny-k5", "--steps", "1"]
+    assert profile_memory.main(argv)["complex_bytes"] > 0
+    assert profile_memory.main([*argv, "--no-fourier"])["complex_bytes"] == 0
