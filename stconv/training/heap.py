@@ -6,8 +6,8 @@ buffers, allocated next, raise the process's resident memory on top of them.
 Trimming the heap after each compile, before the program runs, returns them:
 MIM's train step at CHIRPS peaks at 1.47 instead of 1.69 GB
 (`python experiments/profile_memory.py --model mim --config chirps`, and with
-``--keep-heap``). A trim took 0.12 s after that 9 s compile, so compiles
-shorter than `MIN_COMPILE_SECONDS`, which free little, skip it.
+``--keep-heap``). A trim took 0.12 s after that 9 s compile, so only compiles
+of `MIN_COMPILE_SECONDS` or more, the large programs', are followed by one.
 """
 
 import ctypes
