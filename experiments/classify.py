@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 from stconv import cli
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -5,11 +5,11 @@
 
 Reads the main job's three seeds in ``--workdir`` (trained first with
 ``stconv train --preset main`` if the folder holds no finished run) and scores
-them as one ensemble on the test split (`stconv.forecaster.Forecaster.ensemble`),
+them as one ensemble on the test split (`stconv.runs.forecaster.Forecaster.ensemble`),
 beside the climatological ensemble (every training year a member) and the
 deterministic baselines (whose CRPS is their area-weighted MAE). Then the
 cheaper members: one seed's forecasts from perturbed inputs
-(`stconv.forecaster.Forecaster.perturbed`), the noise chosen on the
+(`stconv.runs.forecaster.Forecaster.perturbed`), the noise chosen on the
 validation split only (`Forecaster.choose_perturbation`, as ``stconv evaluate
 --members`` does), scored the same way. Writes a Markdown report with the
 command, machine, date and commits.
@@ -23,12 +23,12 @@ import time
 import numpy as np
 from report import current_commit, write_markdown
 
-from stconv.assembly import load_config_dataset
 from stconv.configs import get_config
-from stconv.experiment import train_and_evaluate
-from stconv.forecaster import Forecaster
-from stconv.provenance import machine
-from stconv.run import RunDirectory
+from stconv.runs.assembly import load_config_dataset
+from stconv.runs.directory import RunDirectory
+from stconv.runs.experiment import train_and_evaluate
+from stconv.runs.forecaster import Forecaster
+from stconv.runs.provenance import machine
 
 SELECTION_MEMBERS = 10  # members of each perturbed ensemble tried
 MEMBERS = (3, 10)  # perturbed ensembles scored on the test split

@@ -3,7 +3,7 @@ commit they run at, and writing the report."""
 
 import os
 
-from stconv.provenance import code_version
+from stconv.runs.provenance import code_version
 
 
 def current_commit() -> str:

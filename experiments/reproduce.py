@@ -9,7 +9,7 @@
     python experiments/reproduce.py --datasets hadcm3-a1b --epochs 10 --iterations 1 \\
         --workdir runs/embedded --output experiments/results/embedded
 
-Each cell (model, dataset, horizon) is one `stconv.experiment.train_and_evaluate`
+Each cell (model, dataset, horizon) is one `stconv.runs.experiment.train_and_evaluate`
 run with the paper's protocol: seeds 1000, 1010, 1020, RMSprop, batch 15, up
 to 80 epochs with early stopping (patience 16), the best epoch restored for
 the test. Hyperparameters follow the paper: CFSR 3 layers, 32 filters,
@@ -20,7 +20,7 @@ Writes ``results.md`` and ``results.csv``: test RMSE and MAE (mean +- std
 over the runs, over the whole test set, in the data's units), seconds per
 epoch, best epoch, and the published numbers beside them. Each row names the
 SHA-256 of its data files and the code and software versions that made it
-(from the cell's `stconv.provenance` record); cells of one dataset and
+(from the cell's `stconv.runs.provenance` record); cells of one dataset and
 horizon made from different data files are refused in one table.
 """
 
@@ -40,8 +40,8 @@ from stconv import models
 from stconv.config import Config
 from stconv.configs import cell_settings
 from stconv.evaluation.scoring import BASELINES
-from stconv.experiment import train_and_evaluate
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
+from stconv.runs.experiment import train_and_evaluate
 
 # Table 2 of Castro et al. (2021): test RMSE, MAE, mean of 3 runs.
 PUBLISHED = {

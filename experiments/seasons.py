@@ -22,14 +22,14 @@ import sys
 import numpy as np
 from report import current_commit, write_markdown
 
-from stconv.assembly import load_config_dataset
 from stconv.configs import get_config
 from stconv.data.windows import time_segments
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import WithClimatology, climatology_forecast, evaluate
-from stconv.experiment import train_and_evaluate
-from stconv.provenance import machine
-from stconv.run import RunDirectory
+from stconv.runs.assembly import load_config_dataset
+from stconv.runs.directory import RunDirectory
+from stconv.runs.experiment import train_and_evaluate
+from stconv.runs.provenance import machine
 
 # The two models compared: the preset, and the preset without the extra inputs.
 MODELS = {

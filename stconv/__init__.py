@@ -13,8 +13,9 @@ The public API (imported on first use, so ``import stconv`` stays light):
 The layers, each importing only from those before it in this list:
 `checks`, the model registry (`stconv.models`, names only), `config` and
 `configs` (none of them loads JAX); `data`, the models, `training`,
-`evaluation`; `run` and `provenance`; `assembly` (a run from its config);
-`forecaster`; `reporting`; `experiment` (training); `cli` (the flags).
+`evaluation`; then the application layer `stconv.runs` (`directory` and
+`provenance`; `assembly`, a run from its config; `forecaster`; `reporting`;
+`experiment`, training); `cli` (the flags).
 """
 
 import importlib
@@ -23,9 +24,9 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "Config": "stconv.config",
-    "train_and_evaluate": "stconv.experiment",
-    "Forecaster": "stconv.forecaster",
-    "RunDirectory": "stconv.run",
+    "train_and_evaluate": "stconv.runs.experiment",
+    "Forecaster": "stconv.runs.forecaster",
+    "RunDirectory": "stconv.runs.directory",
     "load_dataset": "stconv.data.registry",
 }
 __all__ = [*_PUBLIC, "models"]

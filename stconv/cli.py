@@ -28,7 +28,7 @@ from stconv.configs import PRESETS, get_config
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from stconv.experiment import train_and_evaluate
+    from stconv.runs.experiment import train_and_evaluate
 
     train_and_evaluate(
         config_from_args(args),
@@ -39,7 +39,7 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
-    from stconv.experiment import evaluate_run
+    from stconv.runs.experiment import evaluate_run
 
     check_member_flags(args)
     evaluate_run(
@@ -54,7 +54,7 @@ def chosen_perturbation(workdir: str) -> float:
     Raises:
       ValueError: if the run has not been evaluated so.
     """
-    from stconv.run import RunDirectory
+    from stconv.runs.directory import RunDirectory
 
     run = RunDirectory(workdir)
     if run.has(run.PERTURBED_RESULTS):
@@ -75,13 +75,13 @@ def check_member_flags(args: argparse.Namespace) -> None:
 
 
 def info_command(args: argparse.Namespace) -> None:
-    from stconv.provenance import run_info
+    from stconv.runs.provenance import run_info
 
     print(run_info(args.workdir))
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from stconv.forecaster import Forecaster
+    from stconv.runs.forecaster import Forecaster
 
     check_member_flags(args)
     forecaster = Forecaster.load(args.workdir, unfinished=args.unfinished)
@@ -320,7 +320,7 @@ def add_unfinished_flag(parser: argparse.ArgumentParser) -> None:
 
 def add_member_flags(parser: argparse.ArgumentParser) -> None:
     """``--members`` and ``--perturbation``: an ensemble of one run's forecasts
-    from perturbed inputs (`stconv.forecaster.Forecaster.perturbed`)."""
+    from perturbed inputs (`stconv.runs.forecaster.Forecaster.perturbed`)."""
     parser.add_argument(
         "--members",
         type=int,
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     running (training diverged, a file could not be written). Bugs keep their
     traceback."""
     args = parser().parse_args(argv)
-    from stconv.provenance import COMMAND
+    from stconv.runs.provenance import COMMAND
 
     command = COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])
     python_shows = warnings.showwarning
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 def one_line_warning(command: str):
     """A `warnings.showwarning` that prints a run's provenance warnings as one
     ``stconv COMMAND: warning: ...`` line each; other warnings as Python does."""
-    from stconv.provenance import ProvenanceWarning, UnfinishedRunWarning, UnitsWarning
+    from stconv.runs.provenance import ProvenanceWarning, UnfinishedRunWarning, UnitsWarning
 
     python_shows = warnings.showwarning
 

@@ -21,7 +21,7 @@ RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # `stconv.training.step`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
 ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
-# The noises of perturbed-input members (`stconv.forecaster.Forecaster.perturbed`),
+# The noises of perturbed-input members (`stconv.runs.forecaster.Forecaster.perturbed`),
 # in training standard deviations, among which `choose_perturbation` picks the
 # one whose ensemble has the lowest CRPS on the validation split.
 PERTURBATION_SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)

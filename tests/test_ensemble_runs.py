@@ -15,7 +15,7 @@ from stconv import cli
 from stconv.data.climatology import Climatology, fit_climatology, member_frames
 from stconv.data.errors import DataError
 from stconv.evaluation.metrics import area_weights
-from stconv.forecaster import Forecaster
+from stconv.runs.forecaster import Forecaster
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",

@@ -9,11 +9,12 @@ import pytest
 import xarray as xr
 from conftest import time_series_dataset
 
-from stconv import cli, experiment
-from stconv.assembly import load_config_dataset
+from stconv import cli
 from stconv.config import Config
 from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.evaluation.netcdf import ForecastWriter
+from stconv.runs import experiment
+from stconv.runs.assembly import load_config_dataset
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",

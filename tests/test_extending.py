@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from stconv import cli, models
-from stconv.assembly import build
 from stconv.config import Config
 from stconv.data import registry
 from stconv.data.errors import DataError
@@ -17,8 +16,9 @@ from stconv.data.files import open_field, resolve_paths
 from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.evaluation import metrics
 from stconv.evaluation.plots import skill_figure
-from stconv.reporting import format_summary, format_table, summarize
-from stconv.run import RunDirectory
+from stconv.runs.assembly import build
+from stconv.runs.directory import RunDirectory
+from stconv.runs.reporting import format_summary, format_table, summarize
 from stconv.training.step import count_parameters
 
 FLAGS = [

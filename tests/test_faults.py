@@ -412,7 +412,7 @@ def test_latitudes_that_cannot_be_weighted_train_unweighted_on_request(tmp_path,
 
 
 def test_predict_never_writes_non_finite_forecasts(root, tmp_path):
-    from stconv.forecaster import Forecaster
+    from stconv.runs.forecaster import Forecaster
 
     forecaster = Forecaster.load(root / "run")
     forecaster.predict = lambda x: np.full((len(x), 5, 16, 16, 1), np.inf, np.float32)

@@ -12,8 +12,8 @@ from conftest import time_series_dataset
 from stconv import cli
 from stconv.data.errors import DataError
 from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
-from stconv.forecaster import Forecaster
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
+from stconv.runs.forecaster import Forecaster
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",

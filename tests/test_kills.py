@@ -11,9 +11,9 @@ import xarray as xr
 from conftest import assert_same_checkpoints
 
 from stconv import cli
-from stconv import run as run_module
 from stconv.evaluation.netcdf import ForecastWriter
-from stconv.run import RunDirectory
+from stconv.runs import directory as run_module
+from stconv.runs.directory import RunDirectory
 from stconv.training import step as train_module
 from stconv.training.checkpoints import Checkpoints
 
@@ -183,7 +183,7 @@ def test_a_kill_at_any_boundary_resumes_to_the_uninterrupted_run(
 
 def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys):
     from stconv.data.synthetic import write_synthetic_netcdf
-    from stconv.forecaster import Forecaster
+    from stconv.runs.forecaster import Forecaster
 
     workdir = tmp_path / "run"
     kill_at(monkeypatch, "after-latest")

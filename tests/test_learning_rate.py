@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from stconv.assembly import build
 from stconv.config import Config
+from stconv.runs.assembly import build
 from stconv.training.step import paper_optimizer
 
 

@@ -22,8 +22,8 @@ from stconv.config import Config
 from stconv.data.normalization import Normalizer
 from stconv.evaluation.netcdf import ForecastWriter, forecast_writer
 from stconv.evaluation.scoring import evaluate
-from stconv.forecaster import Forecaster
-from stconv.run import RunDirectory, check_new_file
+from stconv.runs.directory import RunDirectory, check_new_file
+from stconv.runs.forecaster import Forecaster
 from stconv.training.step import make_predict
 
 GRID = {

@@ -14,11 +14,12 @@ import pytest
 import xarray as xr
 from conftest import assert_same_checkpoints
 
-from stconv import cli, provenance
+from stconv import cli
 from stconv.data.pipeline import epoch_batches
 from stconv.data.registry import EMBEDDED_FILE, data_files, load_dataset
 from stconv.data.synthetic import write_synthetic_netcdf
-from stconv.forecaster import Forecaster
+from stconv.runs import provenance
+from stconv.runs.forecaster import Forecaster
 
 TINY = [
     "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16",

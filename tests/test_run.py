@@ -7,7 +7,7 @@ import pytest
 
 from stconv.config import Config
 from stconv.data.registry import load_dataset
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
 
 
 def test_data_description_round_trip(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stconv.evaluation.scoring import add_skill, baselines, evaluate
-from stconv.reporting import format_table
+from stconv.runs.reporting import format_table
 
 
 def windows():

@@ -9,12 +9,12 @@ import pytest
 import xarray as xr
 
 from stconv import cli
-from stconv.assembly import load_config_dataset
 from stconv.data.errors import DataError
 from stconv.data.registry import ClimatologyWarning, load_dataset
 from stconv.data.weather import weather_dataset
-from stconv.forecaster import Forecaster
-from stconv.run import RunDirectory
+from stconv.runs.assembly import load_config_dataset
+from stconv.runs.directory import RunDirectory
+from stconv.runs.forecaster import Forecaster
 
 TINY = ["--num-layers", "1", "--hidden-dim", "4", "--kernel-size", "3", "--epochs", "1"]
 TINY += ["--input-length", "3", "--horizon", "2", "--forecast-samples", "0"]

@@ -11,8 +11,8 @@ from stconv import cli
 from stconv.data.checks import EXTREME, check_extremes, plausible_range
 from stconv.data.errors import DataError
 from stconv.data.synthetic import write_synthetic_netcdf
-from stconv.forecaster import Forecaster, stated_units
-from stconv.provenance import UnitsWarning
+from stconv.runs.forecaster import Forecaster, stated_units
+from stconv.runs.provenance import UnitsWarning
 
 
 def field(values: np.ndarray, units: list[str]) -> xr.DataArray:

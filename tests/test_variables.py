@@ -13,9 +13,9 @@ import xarray as xr
 from stconv import cli
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import cmip6_like, era5_like
-from stconv.forecaster import Forecaster
-from stconv.reporting import format_results, summarize
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
+from stconv.runs.forecaster import Forecaster
+from stconv.runs.reporting import format_results, summarize
 
 TINY = [
     "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "8",

@@ -20,8 +20,8 @@ from stconv.classification.data import image_file, image_splits
 from stconv.classification.models import CLASSIFIERS
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation import plots
-from stconv.provenance import PhaseClock, Session, describe_inputs, new_record
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
+from stconv.runs.provenance import PhaseClock, Session, describe_inputs, new_record
 from stconv.training.loop import fit
 from stconv.training.step import count_parameters, create_optimizer, make_apply, make_train_step
 

@@ -2,7 +2,7 @@
 forecast, and turned back into physical units.
 
 Every forecast of stconv goes this way: validation and the test of a run
-(`stconv.evaluation.scoring.evaluate`), and `stconv.forecaster.Forecaster`'s
+(`stconv.evaluation.scoring.evaluate`), and `stconv.runs.forecaster.Forecaster`'s
 ``forecast``, ``write`` (``stconv predict``) and ``evaluate``.
 """
 

@@ -3,7 +3,7 @@
 Every score is one `Metric` of the table `METRICS`: the sums it needs from
 each batch, and its value from those sums. `ErrorAccumulator` adds the sums up
 over all batches; ``results.json``, the printed tables, the multi-seed
-summary and the skill plot (`stconv.reporting`, `stconv.evaluation.plots`)
+summary and the skill plot (`stconv.runs.reporting`, `stconv.evaluation.plots`)
 iterate over the table, so a new score is one entry.
 
 For every lead time, over all windows and valid cells (``e`` the error

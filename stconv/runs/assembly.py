@@ -1,8 +1,8 @@
 """A run assembled from its config: the dataset, the model and its
 optimizer, and the forecast function of a trained run restored from its files.
 
-Training (`stconv.experiment`) and every use of a finished run
-(`stconv.forecaster.Forecaster`) assemble runs here, and only here.
+Training (`stconv.runs.experiment`) and every use of a finished run
+(`stconv.runs.forecaster.Forecaster`) assemble runs here, and only here.
 """
 
 import os
@@ -15,7 +15,7 @@ from stconv.config import Config
 from stconv.data.features import split_static
 from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
 from stconv.models.residual import Residual
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
 from stconv.training.step import create_optimizer, make_predict, make_train_step, paper_optimizer

@@ -24,9 +24,9 @@ from stconv.evaluation import plots
 from stconv.evaluation.inference import to_physical
 from stconv.evaluation.metrics import METRICS
 from stconv.evaluation.netcdf import ForecastWriter, lead_times
-from stconv.forecaster import Forecaster
-from stconv.provenance import PhaseClock
-from stconv.run import RunDirectory
+from stconv.runs.directory import RunDirectory
+from stconv.runs.forecaster import Forecaster
+from stconv.runs.provenance import PhaseClock
 from stconv.training.distributed import is_primary
 
 SKILL = "skill_vs_persistence"  # the skill column of the tables
@@ -37,7 +37,7 @@ def report_test_split(
     forecaster: Forecaster, dataset: Dataset, run: RunDirectory, clock: PhaseClock
 ) -> dict:
     """Test scores of the model and the baselines on ``dataset``'s test split
-    (`stconv.forecaster.Forecaster.score`); forecasts, maps, skill plot, the tables.
+    (`stconv.runs.forecaster.Forecaster.score`); forecasts, maps, skill plot, the tables.
 
     Forecasts stream to ``test_forecasts.nc`` batch by batch; only the
     ``forecast_samples`` windows drawn in ``forecast_maps.png`` are kept.
@@ -162,7 +162,7 @@ def report_ensemble(
     clock: PhaseClock,
     perturbed: bool = False,
 ) -> dict:
-    """The ensemble ``forecaster`` (`stconv.forecaster.Forecaster.ensemble`)
+    """The ensemble ``forecaster`` (`stconv.runs.forecaster.Forecaster.ensemble`)
     scored on ``dataset``'s test split beside the baselines and the
     climatological ensemble of its training split: written by process 0 to
     ``run``'s ``results.json`` (every forecast's ensemble scores under

@@ -26,8 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from stconv import models, provenance
-from stconv.assembly import restore_predict
+from stconv import models
 from stconv.checks import check_positive
 from stconv.config import PERTURBATION_SCALES, Config
 from stconv.data.checks import check_extremes, check_values
@@ -57,7 +56,9 @@ from stconv.evaluation.scoring import (
     evaluate,
     name_and_score,
 )
-from stconv.run import RunDirectory, check_new_file, complete_description, describe_data
+from stconv.runs import provenance
+from stconv.runs.assembly import restore_predict
+from stconv.runs.directory import RunDirectory, check_new_file, complete_description, describe_data
 from stconv.training.distributed import is_primary
 
 Data = str | os.PathLike | xr.Dataset | xr.DataArray
@@ -74,7 +75,7 @@ class Forecaster:
     Args:
       config: the run's configuration.
       description: what the run was trained on, as its ``data.json``
-        (`stconv.run.describe_data`): ``variables`` in channel order, their
+        (`stconv.runs.directory.describe_data`): ``variables`` in channel order, their
         ``units``, ``input_shape``, and, for runs that recorded them, the
         ``lat`` and ``lon`` coordinates (else only the grid's shape is
         checked) and whether they are latitudes (``geographic``).
@@ -83,7 +84,7 @@ class Forecaster:
       climatology: the training climatology (physical units), or None (not recorded).
       predict: normalized ``(n, input_length, lat, lon, channel)`` windows to
         normalized ``(n, horizon, lat, lon, channel)`` forecasts.
-      origin: the run's provenance record (`stconv.provenance`); None for runs
+      origin: the run's provenance record (`stconv.runs.provenance`); None for runs
         made before records were kept, and for runs not loaded from a folder.
       path: the run's folder, if it was loaded from one.
       extra: the static fields and calendar features the run reads beside
@@ -123,7 +124,7 @@ class Forecaster:
     @classmethod
     def load(cls, workdir: str | os.PathLike, unfinished: bool = False) -> "Forecaster":
         """The best epoch of the finished run in ``workdir`` (or its ARIMA fit),
-        on the devices present. A `stconv.provenance.ProvenanceWarning` per
+        on the devices present. A `stconv.runs.provenance.ProvenanceWarning` per
         library whose version differs from the one that made the run.
 
         A run of several seeds (``--iterations N``) loads as their ensemble
@@ -785,7 +786,7 @@ class Forecaster:
     ) -> dict[str, dict]:
         """`score` of every complete window of ``data`` (``input_length`` inputs
         and ``horizon`` targets) against the truth in it, as ``stconv
-        evaluate`` prints them (`stconv.reporting.format_table`); ``other_grid``
+        evaluate`` prints them (`stconv.runs.reporting.format_table`); ``other_grid``
         and ``units`` as for `field`.
         """
         field = self.field(data, other_grid=other_grid, units=units)

@@ -8,7 +8,7 @@
         ...
     # written again, finished, with the phases and the peak memory
 
-A run's record (`stconv.run.RunDirectory.provenance`) holds the resolved
+A run's record (`stconv.runs.directory.RunDirectory.provenance`) holds the resolved
 configuration, its seeds, every input file (resolved path, size, modification
 time, SHA-256) with the variables, units, grid and time range read, and one
 *session* per command that wrote the run (``train``, ``resume``, ``evaluate``,
@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from stconv import __version__, run
+from stconv import __version__
+from stconv.runs import directory as run
 
 # The distributions whose versions decide a run's numbers (import name differs for some).
 SOFTWARE = (
@@ -147,7 +148,7 @@ def describe_inputs(paths: Sequence[str | os.PathLike]) -> list[dict]:
 
 def describe_data(dataset) -> dict:
     """What was read from a `stconv.data.registry.Dataset`: its ``data.json``
-    entries (`stconv.run.describe_data`) but the grid's extent for its
+    entries (`stconv.runs.directory.describe_data`) but the grid's extent for its
     coordinates, and each split's first and last forecast initialisation
     (sample indices for the paper's files)."""
     described = run.describe_data(dataset)
@@ -305,7 +306,7 @@ class Session:
         changes: Sequence[str] = (),
         save: bool = True,
     ) -> None:
-        """Makes this the session of ``record``, a `stconv.run.RunDirectory`'s:
+        """Makes this the session of ``record``, a `stconv.runs.directory.RunDirectory`'s:
         of ``kind`` if given, going on despite ``changes`` (`software_changes`,
         `input_changes`); written now if ``save``. Call it in the process that
         writes the run's files only."""

@@ -1,9 +1,9 @@
 """`train_and_evaluate`: the main job, from a config to a trained, tested run.
 
-It orchestrates: the run is assembled from its config (`stconv.assembly`),
-trained (`stconv.training`), and tested and reported (`stconv.reporting`); the
-run's files are written and read through `stconv.run.RunDirectory`, and each
-command is one session of the run's record (`stconv.provenance.Session`).
+It orchestrates: the run is assembled from its config (`stconv.runs.assembly`),
+trained (`stconv.training`), and tested and reported (`stconv.runs.reporting`); the
+run's files are written and read through `stconv.runs.directory.RunDirectory`, and each
+command is one session of the run's record (`stconv.runs.provenance.Session`).
 `evaluate_run` tests a finished run again (``stconv evaluate``).
 
 Training runs on all devices, or ``config.num_devices`` of them
@@ -17,8 +17,7 @@ import functools
 import numpy as np
 from flax import nnx
 
-from stconv import models, provenance
-from stconv.assembly import build, config_files, load_config_dataset, resolved, targets_of
+from stconv import models
 from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
@@ -26,9 +25,11 @@ from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import evaluate
-from stconv.forecaster import Forecaster
-from stconv.reporting import report_ensemble, report_seeds, report_test_split
-from stconv.run import RunDirectory
+from stconv.runs import provenance
+from stconv.runs.assembly import build, config_files, load_config_dataset, resolved, targets_of
+from stconv.runs.directory import RunDirectory
+from stconv.runs.forecaster import Forecaster
+from stconv.runs.reporting import report_ensemble, report_seeds, report_test_split
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
 from stconv.training.loop import fit
@@ -178,7 +179,7 @@ def train_and_evaluate(
 
     A fitted model (``arima``) is fitted once (`fit_and_evaluate`): its fit does
     not depend on the seed. Every run, and the folder of several, gets a
-    provenance record (`stconv.provenance`); ``allow_changed_data`` lets
+    provenance record (`stconv.runs.provenance`); ``allow_changed_data`` lets
     ``resume`` continue on input files that changed since the run began.
     """
     distributed.maybe_initialize()
@@ -243,9 +244,9 @@ def train_once(
     """One run: train with early stopping, restore the best epoch, test, write outputs.
 
     ``dataset`` is ``config``'s, if already loaded, and ``inputs`` its files'
-    records (`stconv.provenance.describe_inputs`), if already hashed. Every
+    records (`stconv.runs.provenance.describe_inputs`), if already hashed. Every
     process runs it; process 0 writes the files and, with ``lock``, takes the
-    workdir's lock (`stconv.run.RunDirectory.acquire_lock`).
+    workdir's lock (`stconv.runs.directory.RunDirectory.acquire_lock`).
     """
     with provenance.Session("train") as session:
         clock = session.clock
@@ -398,11 +399,11 @@ def evaluate_run(
     epoch on its dataset, checked against ``data.json``, with a warning per
     library version and input file that differs from the run's record; adds an
     ``evaluate`` session to the record. A run of several seeds is tested as
-    their ensemble (`stconv.reporting.report_ensemble`); with ``members``, a
+    their ensemble (`stconv.runs.reporting.report_ensemble`); with ``members``, a
     run of one seed as the ensemble of its forecasts from ``members``
-    perturbed inputs (`stconv.forecaster.Forecaster.perturbed`) with noise
+    perturbed inputs (`stconv.runs.forecaster.Forecaster.perturbed`) with noise
     ``perturbation`` (None: chosen on the validation split,
-    `stconv.forecaster.Forecaster.choose_perturbation`), written to
+    `stconv.runs.forecaster.Forecaster.choose_perturbation`), written to
     ``perturbed_results.json`` and ``perturbed_ensemble.png``. A run whose
     training has not ended is refused, unless ``unfinished`` (`Forecaster.load`)."""
     with provenance.Session("evaluate") as session:

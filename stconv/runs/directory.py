@@ -44,7 +44,7 @@ class RunDirectory:
 
     MARKER = "stconv-run.json"  # marks the folder as a run of stconv's
     CONFIG = "config.json"
-    PROVENANCE = "provenance.json"  # what made the run (`stconv.provenance`)
+    PROVENANCE = "provenance.json"  # what made the run (`stconv.runs.provenance`)
     DATA = "data.json"
     NORMALIZATION = "normalization.json"
     MASK = "mask.npy"
@@ -205,7 +205,7 @@ class RunDirectory:
         config.save(self.file(self.CONFIG))
 
     def save_data(self, dataset) -> None:
-        """What a forecast of new data needs (`stconv.forecaster`): the
+        """What a forecast of new data needs (`stconv.runs.forecaster`): the
         normalization, the `describe_data` record, the mask, the training
         climatology and the static inputs of a `stconv.data.registry.Dataset`."""
         dataset.normalizer.save(self.file(self.NORMALIZATION))
@@ -267,7 +267,7 @@ class RunDirectory:
         return ExtraInputs.from_dict(description.get("extra_inputs", {}), static, shape)
 
     def provenance(self) -> dict | None:
-        """The run's `stconv.provenance` record; None for runs made before it was kept."""
+        """The run's `stconv.runs.provenance` record; None for runs made before it was kept."""
         if not self.has(self.PROVENANCE):
             return None
         return self.read_json(self.PROVENANCE, "", ("config", "inputs", "sessions"))
