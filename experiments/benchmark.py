@@ -67,7 +67,7 @@ from benchmark_data import peak_rss_bytes, stream, synthetic_file
 from jax.extend import core as jax_core
 
 from stconv import models
-from stconv.configs import DATASET_SETTINGS, MODEL_SETTINGS
+from stconv.config.presets import DATASET_SETTINGS, MODEL_SETTINGS
 from stconv.data.registry import load_dataset
 from stconv.models.conv_algorithms import conv, conv_general
 from stconv.training.step import count_parameters, create_optimizer, make_predict, make_train_step

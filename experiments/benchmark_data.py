@@ -19,11 +19,11 @@ import sys
 import time
 
 import jax
-from tqdm import tqdm
 
 from stconv.data.pipeline import epoch_batches
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import write_synthetic_netcdf
+from stconv.outputs import progress_bar
 
 
 def peak_rss_bytes() -> int:
@@ -83,7 +83,7 @@ def stream(
     )
     iterator = itertools.chain.from_iterable(epochs)
     next(iterator)  # start the reader threads
-    bar = tqdm(total=batches, desc="batches", unit="batch", disable=not progress)
+    bar = progress_bar(total=batches, desc="batches", unit="batch", show=progress, leave=True)
     samples = timed = 0
     start = time.perf_counter()
     while timed < batches and (seconds is None or time.perf_counter() - start < seconds):

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 
-from stconv.configs import MODEL_SETTINGS
+from stconv.config.presets import MODEL_SETTINGS
 from stconv.models.reference_weights import WEIGHT_MAPS
 
 HERE = os.path.dirname(os.path.abspath(__file__))

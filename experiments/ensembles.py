@@ -21,9 +21,11 @@ import sys
 import time
 
 import numpy as np
+import xarray as xr
 from report import current_commit, write_markdown
 
-from stconv.configs import get_config
+from stconv.config import get_config
+from stconv.evaluation.scores import as_dataset
 from stconv.runs.assembly import load_config_dataset
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
@@ -34,15 +36,32 @@ SELECTION_MEMBERS = 10  # members of each perturbed ensemble tried
 MEMBERS = (3, 10)  # perturbed ensembles scored on the test split
 
 
-def score(forecaster: Forecaster, dataset, split: str, train: bool = False) -> tuple[dict, float]:
-    """The scores of ``forecaster`` on ``split`` of the first target, and the
-    seconds they took."""
+def score(
+    forecaster: Forecaster, dataset, split: str, train: bool = False
+) -> tuple[xr.Dataset, float]:
+    """The scores of ``forecaster`` on ``split`` of the first target
+    (`stconv.evaluation.scores.as_dataset`), and the seconds they took."""
     start = time.perf_counter()
     results = forecaster.score(
-        dataset.splits[split], dataset.grid["lat"], f"the {split} split",
+        dataset.splits[split], dataset.grid.lat, f"the {split} split",
         train=dataset.splits["train"] if train else None,
     )  # fmt: skip
-    return next(iter(results.values())), time.perf_counter() - start
+    return as_dataset(results).isel(variable=0), time.perf_counter() - start
+
+
+def per_lead(scores: xr.Dataset, metric: str) -> np.ndarray:
+    """One forecast's ``metric`` per lead time."""
+    return scores["per_lead"].sel(metric=metric).values
+
+
+def ensemble_per_lead(ensemble: xr.Dataset, metric: str) -> np.ndarray:
+    """One forecast's ensemble score ``metric`` per lead time."""
+    return ensemble["ensemble_per_lead"].sel(ensemble_metric=metric).values
+
+
+def ensemble_overall(ensemble: xr.Dataset, metric: str) -> float:
+    """One forecast's ensemble score ``metric`` over all leads."""
+    return float(ensemble["ensemble_overall"].sel(ensemble_metric=metric))
 
 
 def table(rows: list[tuple[str, list[float]]], title: str, digits: int = 3) -> str:
@@ -58,14 +77,20 @@ def table(rows: list[tuple[str, list[float]]], title: str, digits: int = 3) -> s
     return "\n".join(lines)
 
 
-def rank_fractions(ensemble: dict) -> str:
-    counts = np.sum(ensemble["rank_histogram"], axis=0)
+def rank_counts(ensemble: xr.Dataset) -> np.ndarray:
+    """One forecast's rank histogram over all leads: its ``members + 1`` ranks."""
+    ranks = int(ensemble["members"]) + 1
+    return ensemble["rank_histogram"].values[:, :ranks].sum(axis=0)
+
+
+def rank_fractions(ensemble: xr.Dataset) -> str:
+    counts = rank_counts(ensemble)
     return ", ".join(f"{v:.2f}" for v in counts / counts.sum())
 
 
-def extremes(ensemble: dict) -> str:
+def extremes(ensemble: xr.Dataset) -> str:
     """The fractions of cells whose truth lies below or above every member."""
-    counts = np.sum(ensemble["rank_histogram"], axis=0)
+    counts = rank_counts(ensemble)
     low, high = counts[0] / counts.sum(), counts[-1] / counts.sum()
     return f"{low:.2f} below every member, {high:.2f} above every member"
 
@@ -79,7 +104,8 @@ def training_seconds(workdir: str) -> float:
 
 def commits_of(workdir: str) -> str:
     sessions = RunDirectory(workdir).provenance()["sessions"]
-    return ", ".join(sorted({f"`{s['stconv']['commit'][:7]}`" for s in sessions}))
+    commits = {s["stconv"]["commit"] for s in sessions}  # None: installed without git
+    return ", ".join(sorted(f"`{c[:7]}`" if c else "(no git commit)" for c in commits))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,50 +116,52 @@ def main(argv: list[str] | None = None) -> None:
     top = RunDirectory(args.workdir)
     if not top.has(top.SUMMARY):
         train_and_evaluate(get_config("main"), args.workdir)
-    summary = top.read_json(top.SUMMARY, "")
+    runs = top.read_json(top.SUMMARY, "")["runs"]
     ensemble = Forecaster.load(args.workdir)
     config = ensemble.config
     dataset = load_config_dataset(config)
 
     seeds, seeds_seconds = score(ensemble, dataset, "test", train=True)
-    model = config.model
-    variable = next(iter(summary["runs"][0]))
-    units = seeds[model]["units"]
+    model = config.model.name
+    variable, units = str(seeds["variable"].values), str(seeds["units"].values)
+    runs = [as_dataset(run).sel(variable=variable, forecast=model) for run in runs]
     seed_numbers = [int(name.split()[-1]) for name in ensemble.members]
     member = Forecaster.load(top.iteration(seed_numbers[0]).path)
     scale, validation = member.choose_perturbation(
-        dataset.splits["validation"], dataset.grid["lat"], SELECTION_MEMBERS
+        dataset.splits["validation"], dataset.grid.lat, SELECTION_MEMBERS
     )
     perturbed = {}
     for count in MEMBERS:
         perturbed[count] = score(member.perturbed(count, scale), dataset, "test")
 
     member_rmse = [
-        (f"seed {seed} (member)", run[variable][model]["rmse_per_lead"])
-        for seed, run in zip(seed_numbers, summary["runs"], strict=True)
+        (f"seed {seed} (member)", per_lead(run, "rmse"))
+        for seed, run in zip(seed_numbers, runs, strict=True)
     ]
     ensembles = {
-        f"{len(seed_numbers)} seeds": seeds[model]["ensemble"],
+        f"{len(seed_numbers)} seeds": seeds.sel(forecast=model),
         **{
-            f"{c} perturbed (seed {seed_numbers[0]})": perturbed[c][0][model]["ensemble"]
+            f"{c} perturbed (seed {seed_numbers[0]})": perturbed[c][0].sel(forecast=model)
             for c in MEMBERS
         },
-        "climatological ensemble": seeds["climatological_ensemble"]["ensemble"],
+        "climatological ensemble": seeds.sel(forecast="climatological_ensemble"),
     }
-    crps_rows = [(name, e["crps_per_lead"]) for name, e in ensembles.items()]
+    crps_rows = [(name, ensemble_per_lead(e, "crps")) for name, e in ensembles.items()]
     crps_rows += [
-        (f"{name} (its wMAE)", seeds[name]["ensemble"]["crps_per_lead"])
+        (f"{name} (its wMAE)", ensemble_per_lead(seeds.sel(forecast=name), "crps"))
         for name in ("input_mean", "persistence")
     ]
-    ratio_rows = [(name, e["spread_skill_ratio_per_lead"]) for name, e in ensembles.items()]
-    spread_rows = [(name, e["spread_per_lead"]) for name, e in ensembles.items()]
-    mean_rmse = seeds[model]["rmse_per_lead"]
+    ratio_rows = [
+        (name, ensemble_per_lead(e, "spread_skill_ratio")) for name, e in ensembles.items()
+    ]
+    spread_rows = [(name, ensemble_per_lead(e, "spread")) for name, e in ensembles.items()]
+    mean_rmse = per_lead(seeds.sel(forecast=model), "rmse")
     best_member = np.min([values for _, values in member_rmse], axis=0)
     mean_member = np.mean([values for _, values in member_rmse], axis=0)
-    crps_seeds = np.asarray(seeds[model]["ensemble"]["crps_per_lead"])
-    crps_climate = np.asarray(ensembles["climatological ensemble"]["crps_per_lead"])
-    mae_input_mean = np.asarray(seeds["input_mean"]["ensemble"]["crps_per_lead"])
-    ratios = {name: e["spread_skill_ratio"] for name, e in ensembles.items()}
+    crps_seeds = ensemble_per_lead(seeds.sel(forecast=model), "crps")
+    crps_climate = ensemble_per_lead(ensembles["climatological ensemble"], "crps")
+    mae_input_mean = ensemble_per_lead(seeds.sel(forecast="input_mean"), "crps")
+    ratios = {name: ensemble_overall(e, "spread_skill_ratio") for name, e in ensembles.items()}
 
     def verdict(holds) -> str:
         holds = np.asarray(holds)
@@ -170,8 +198,12 @@ def main(argv: list[str] | None = None) -> None:
         + " (1 is reliable; below 1 under-dispersive: the members agree more than their "
         "error says).",
         "- The ensemble mean's area-weighted RMSE: "
-        + ", ".join(f"{name} {e['ensemble_mean_rmse']:.3f}" for name, e in ensembles.items())
-        + f" {units} (one seed alone: {summary['runs'][0][variable][model]['weighted_rmse']:.3f}).",
+        + ", ".join(
+            f"{name} {ensemble_overall(e, 'ensemble_mean_rmse'):.3f}"
+            for name, e in ensembles.items()
+        )
+        + f" {units} (one seed alone: "
+        f"{float(runs[0]['overall'].sel(metric='weighted_rmse')):.3f}).",
         f"- Perturbed inputs: noise {scale} training std, chosen on the validation split "
         f"(CRPS over the training std, {SELECTION_MEMBERS} members: "
         + ", ".join(f"{s:g}: {c:.4f}" for s, c in validation.items())
@@ -186,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         f"## RMSE per lead time ({units})",
         "",
         table([*member_rmse, ("ensemble mean of the seeds", mean_rmse),
-               ("input_mean", seeds["input_mean"]["rmse_per_lead"])], "forecast"),
+               ("input_mean", per_lead(seeds.sel(forecast="input_mean"), "rmse"))], "forecast"),
         "",
         f"## CRPS per lead time ({units}); a single forecast's is its area-weighted MAE",
         "",
@@ -204,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *[f"- {name}: {rank_fractions(e)}" for name, e in ensembles.items()
           if name != "climatological ensemble"],
-        f"- climatological ensemble ({ensembles['climatological ensemble']['members']} members): "
+        f"- climatological ensemble ({int(ensembles['climatological ensemble']['members'])} "
+        "members): "
         f"{extremes(ensembles['climatological ensemble'])}",
         "",
     ]  # fmt: skip

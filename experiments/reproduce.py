@@ -37,9 +37,8 @@ import jax
 import numpy as np
 
 from stconv import models
-from stconv.config import Config
-from stconv.configs import cell_settings
-from stconv.evaluation.scoring import BASELINES
+from stconv.config import Config, cell_settings
+from stconv.evaluation.scores import BASELINES, as_dataset, summary, summary_dataset
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
 
@@ -132,7 +131,7 @@ def cell_config(model: str, dataset: str, horizon: int, args: argparse.Namespace
         mask = os.path.join(args.data_dir, CHIRPS_MASK)
         if dataset == "chirps" and os.path.exists(mask):
             settings["mask_file"] = mask
-    return Config(
+    return Config.from_flags(
         model=model,
         dataset=dataset,
         horizon=horizon,
@@ -150,27 +149,28 @@ def run_cell(config: Config, workdir: str) -> dict:
     """Trains and tests one cell (resuming an interrupted one); its row of the
     table: the scores of its (first) target variable."""
     results = train_and_evaluate(config, workdir, resume=os.path.exists(workdir))
-    if "summary" in results:
-        runs = [first_variable(run) for run in results["runs"]]
-        metrics = first_variable(results["summary"])[config.model]
-    else:
-        runs = [first_variable(results)]
-        metrics = {k: {"mean": v, "std": 0.0} for k, v in runs[0][config.model].items()}
+    runs = results["runs"] if "summary" in results else [results]
+    first = as_dataset(runs[0]).isel(variable=0)["overall"]  # the first target's scores
+    summarized = (  # the mean and std over the runs (of one run: itself, std 0)
+        summary_dataset(results["summary"])
+        if "summary" in results
+        else summary([as_dataset(results)])
+    )
+    model = summarized.isel(variable=0)["overall"].sel(forecast=config.model.name)
     paths = glob.glob(os.path.join(workdir, "**", RunDirectory.METRICS), recursive=True)
     histories = [read_jsonl(path) for path in sorted(paths)]
     row = {
-        "model": config.model,
-        "dataset": config.dataset,
-        "horizon": config.horizon,
+        "model": config.model.name,
+        "dataset": config.data.dataset,
+        "horizon": config.data.horizon,
         "runs": len(runs),
-        "rmse_mean": metrics["rmse"]["mean"],
-        "rmse_std": metrics["rmse"]["std"],
-        "mae_mean": metrics["mae"]["mean"],
-        "mae_std": metrics["mae"]["std"],
-        "weighted_rmse_mean": metrics["weighted_rmse"]["mean"],
-        "weighted_rmse_std": metrics["weighted_rmse"]["std"],
-        "acc_mean": metrics["acc"]["mean"],
-        **{f"{name}_rmse": runs[0][name]["rmse"] for name in BASELINES},
+        **{
+            f"{metric}_{statistic}": float(model.sel(metric=metric, statistic=statistic))
+            for metric in ("rmse", "mae", "weighted_rmse")
+            for statistic in ("mean", "std")
+        },
+        "acc_mean": float(model.sel(metric="acc", statistic="mean")),
+        **{f"{name}_rmse": float(first.sel(forecast=name, metric="rmse")) for name in BASELINES},
         "seconds_per_epoch": mean_or_none([r["seconds"] for h in histories for r in h]),
         "best_epoch": mean_or_none([best_epoch(h) for h in histories if h]),
     }
@@ -178,11 +178,6 @@ def run_cell(config: Config, workdir: str) -> dict:
     with open(os.path.join(workdir, "cell.json"), "w") as f:
         json.dump(row, f, indent=2)
     return row
-
-
-def first_variable(results: dict) -> dict:
-    """``{forecast: scores}`` of the first target variable of a run's results."""
-    return next(iter(results.values()))
 
 
 def made_by(origin: dict | None) -> dict:

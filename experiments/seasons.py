@@ -20,12 +20,13 @@ import os
 import sys
 
 import numpy as np
+import xarray as xr
 from report import current_commit, write_markdown
 
-from stconv.configs import get_config
+from stconv.config import get_config
 from stconv.data.windows import time_segments
-from stconv.evaluation.metrics import grid_weights
-from stconv.evaluation.scoring import WithClimatology, climatology_forecast, evaluate
+from stconv.evaluation.scores import as_dataset, summary_dataset
+from stconv.evaluation.scoring import RunScoring, climatology_forecast, score_run
 from stconv.runs.assembly import load_config_dataset
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
@@ -49,44 +50,62 @@ def trained(config, workdir: str) -> dict:
     return train_and_evaluate(config, workdir)
 
 
-def training_mean_scores(config) -> dict:
-    """The test scores of the training mean of every cell and of the
-    climatology by day of year, on the preset's test windows of t2m."""
-    dataset = load_config_dataset(config.replace(variables=(TARGET,), normalization="channel"))
+def training_mean_scores(config) -> xr.Dataset:
+    """The test scores (`stconv.evaluation.scores`) of t2m of the training mean
+    of every cell beside the baselines (the climatology by day of year among
+    them), on the preset's test windows: scored as a run's forecasts are
+    (`stconv.evaluation.scoring.score_run`)."""
+    dataset = load_config_dataset(config.override(variables=(TARGET,), normalization="channel"))
     split = dataset.splits["test"]
     start, stop = time_segments(split.field.sizes["time"])["train"]
     mean = split.field.isel(time=slice(start, stop)).mean("time").values
     normalized = np.nan_to_num(dataset.normalizer.normalize(mean)).astype(np.float32)
-    forecasters = {
-        "training mean": lambda x: climatology_forecast(normalized, x, config.horizon),
-        "climatology": None,  # carried by the windows
-    }
-    source = WithClimatology(split, dataset.climatology, dataset.normalizer)
-    weights = grid_weights(dataset.grid, config.area_weights)
-    scores = evaluate(forecasters, source, dataset.normalizer.std, 64, weights=weights)
-    return {name: values[0] for name, values in scores.items()}
+    horizon = config.data.horizon
+    scoring = RunScoring(
+        model="training mean", targets=(TARGET,), units=dataset.grid.units[:1],
+        normalizer=dataset.normalizer, climatology=dataset.climatology, horizon=horizon,
+        batch_size=64, area_weights=config.evaluation.area_weights,
+        geographic=dataset.grid.geographic,
+    )  # fmt: skip
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        return climatology_forecast(normalized, inputs, horizon)
+
+    results = score_run(predict, scoring, split, dataset.grid.lat, "the test split of t2m")
+    return as_dataset(results).sel(variable=TARGET)
 
 
-def per_lead(summary: dict, forecast: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    values = summary[TARGET][forecast][f"{metric}_per_lead"]
-    return np.asarray(values["mean"]), np.asarray(values["std"])
+def summary_of(result: dict) -> xr.Dataset:
+    """The multi-seed summary of t2m of ``result`` (``{"runs", "summary"}``) as a
+    Dataset (`stconv.evaluation.scores.summary_dataset`); its first forecast
+    is the model's."""
+    return summary_dataset(result["summary"]).sel(variable=TARGET)
 
 
-def rows(results: dict, baselines: dict, metric: str) -> list[tuple[str, list[str]]]:
+def per_lead(summary: xr.Dataset, forecast: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    values = summary["per_lead"].sel(forecast=forecast, metric=metric)
+    return values.sel(statistic="mean").values, values.sel(statistic="std").values
+
+
+def model_of(summary: xr.Dataset) -> str:
+    return str(summary["forecast"].values[0])
+
+
+def rows(results: dict, baselines: xr.Dataset, metric: str) -> list[tuple[str, list[str]]]:
     """One row per forecast: the ``metric`` per lead, mean +- std over the seeds."""
     table = []
     for name, result in results.items():
-        model = next(iter(result["summary"][TARGET]))
-        mean, std = per_lead(result["summary"], model, metric)
+        summary = summary_of(result)
+        mean, std = per_lead(summary, model_of(summary), metric)
         cells = [f"{m:.3f} +- {s:.3f}" for m, s in zip(mean, std, strict=True)]
         table.append((f"STConvS2S-R, {name}", cells))
-    summary = next(iter(results.values()))["summary"]
+    summary = summary_of(next(iter(results.values())))
     for forecast in ("persistence", "input_mean", "climatology"):
         mean, _ = per_lead(summary, forecast, metric)
         label = "climatology by day of year" if forecast == "climatology" else forecast
         table.append((label, [f"{m:.3f}" for m in mean]))
-    if metric in baselines["training mean"]:
-        values = baselines["training mean"][f"{metric}_per_lead"]
+    if metric in baselines["metric"]:
+        values = baselines["per_lead"].sel(forecast="training mean", metric=metric).values
         table.append(("training mean of every cell", [f"{v:.3f}" for v in values]))
     return table
 
@@ -99,16 +118,14 @@ def markdown(table: list[tuple[str, list[str]]], title: str) -> str:
     return "\n".join(lines)
 
 
-def findings(results: dict, baselines: dict) -> list[str]:
+def findings(results: dict, baselines: xr.Dataset) -> list[str]:
     """The comparison's claims, each checked on the numbers."""
-    every = next(iter(results.values()))["summary"]
-    model = {
-        name: per_lead(result["summary"], next(iter(result["summary"][TARGET])), "rmse")
-        for name, result in results.items()
-    }
+    summaries = {name: summary_of(result) for name, result in results.items()}
+    every = next(iter(summaries.values()))
+    model = {name: per_lead(s, model_of(s), "rmse") for name, s in summaries.items()}
     full, alone = model["all inputs"], model["t2m alone"]
-    seasonal = np.asarray(every[TARGET]["climatology"]["rmse_per_lead"]["mean"])
-    flat = np.asarray(baselines["training mean"]["rmse_per_lead"])
+    seasonal = per_lead(every, "climatology", "rmse")[0]
+    flat = baselines["per_lead"].sel(forecast="training mean", metric="rmse").values
     gain = alone[0] - full[0]
     spread = np.maximum(full[1], alone[1])
     best_baseline = np.min(
@@ -120,9 +137,9 @@ def findings(results: dict, baselines: dict) -> list[str]:
         return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
 
     def overall(name: str) -> tuple[float, float]:
-        summary = results[name]["summary"][TARGET]
-        scores = summary[next(iter(summary))]["rmse"]
-        return scores["mean"], scores["std"]
+        summary = summaries[name]
+        scores = summary["overall"].sel(forecast=model_of(summary), metric="rmse")
+        return float(scores.sel(statistic="mean")), float(scores.sel(statistic="std"))
 
     (full_all, full_std), (alone_all, alone_std) = overall("all inputs"), overall("t2m alone")
     overall_gain = "yes" if alone_all - full_all > max(full_std, alone_std) else "no"
@@ -223,8 +240,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- machine: {host['platform']}, {host['cpu_count']} CPU cores, {host['backend']}",
         "- data: `--dataset weather` (`stconv.data.weather`, synthetic, seed 0): daily, "
         "1990-2009, 16x32 over 20-70N; test years the last 20% of the days",
-        "- models: the `weather` preset (`stconv/configs`), and the same without u10, v10, "
-        "orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K "
+        "- models: the `weather` preset (`stconv/config/presets.py`), and the same without "
+        "u10, v10, orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K "
         "(RMSE over every window and cell, as the paper's) and by the area-weighted ACC against "
         "the climatology by day of year (61-day window)",
         "",

@@ -11,8 +11,8 @@ The public API (imported on first use, so ``import stconv`` stays light):
 - `models`: the model registry (`stconv.models.create`).
 
 The layers, each importing only from those before it in this list:
-`checks`, the model registry (`stconv.models`, names only), `config` and
-`configs` (none of them loads JAX); `data`, the models, `training`,
+`checks`, the model registry (`stconv.models`, names only), `config` (the
+sections, presets and TOML files; none of them loads JAX); `data`, the models, `training`,
 `evaluation`; then the application layer `stconv.runs` (`directory` and
 `provenance`; `assembly`, a run from its config; `forecaster`; `reporting`;
 `experiment`, training); `cli` (the flags).

@@ -5,16 +5,18 @@ stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
 stconv info runs/r
 
-This module parses the flags (every `stconv.config.Config` field is one) and
-calls the library; it loads neither JAX nor Flax until a command runs, so
-``--help`` answers at once. Each command runs on all devices; on a cluster,
-every process runs the same command
-(`stconv.training.distributed.maybe_initialize`).
+This module parses the flags (every field of the `stconv.config.Config`
+sections is one, named by `stconv.config.FLAGS`) and calls the library, and
+writes the config fields that the library's errors name as those flags; it
+loads neither JAX nor Flax until a command runs, so ``--help`` answers at once.
+Each command runs on all devices; on a cluster, every process runs the same
+command (`stconv.training.distributed.maybe_initialize`).
 """
 
 import argparse
 import contextlib
 import dataclasses
+import re
 import signal
 import sys
 import threading
@@ -23,8 +25,10 @@ import typing
 import warnings
 from collections.abc import Iterator
 
-from stconv.config import Config, model_names
-from stconv.configs import PRESETS, get_config
+from stconv.checks import NamesParameters, ParameterNote
+from stconv.config import FLAGS, PRESETS, SECTIONS, Config, read_toml, to_toml
+from stconv.config.run import flag_name, flattened
+from stconv.config.sections import choices_of
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -41,7 +45,6 @@ def train_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.runs.experiment import evaluate_run
 
-    check_member_flags(args)
     evaluate_run(
         args.workdir, members=args.members, perturbation=args.perturbation,
         unfinished=args.unfinished,
@@ -68,23 +71,34 @@ def chosen_perturbation(workdir: str) -> float:
     )
 
 
-def check_member_flags(args: argparse.Namespace) -> None:
-    """Raises ValueError for ``--perturbation`` without ``--members``."""
-    if args.perturbation is not None and args.members is None:
-        raise ValueError("--perturbation needs --members K: the number of perturbed forecasts")
+# The flags of library parameters not spelled by the rule (``--`` and the name with dashes).
+PARAMETER_FLAGS = {"path": "--output", "data": "--input"}
+# The commands of the library's functions that its messages tell a user to call.
+COMMANDS = {"train_and_evaluate": "stconv train", "evaluate_run": "stconv evaluate"}
+
+
+def parameter_flag(name: str) -> str:
+    """The flag of a parameter a `stconv.checks.ParameterError` names
+    (``members``), or the command of a function it names (``evaluate_run``)."""
+    return COMMANDS.get(name) or PARAMETER_FLAGS.get(name) or "--" + name.replace("_", "-")
 
 
 def info_command(args: argparse.Namespace) -> None:
     from stconv.runs.provenance import run_info
 
-    print(run_info(args.workdir))
+    if args.config:
+        from stconv.runs.directory import RunDirectory
+
+        print(to_toml(RunDirectory(args.workdir).config()), end="")
+    else:
+        print(run_info(args.workdir))
 
 
 def predict_command(args: argparse.Namespace) -> None:
     from stconv.runs.forecaster import Forecaster
 
-    check_member_flags(args)
     forecaster = Forecaster.load(args.workdir, unfinished=args.unfinished)
+    forecaster.check_members(args.members, args.perturbation)
     if args.members is not None:
         perturbation = args.perturbation or chosen_perturbation(args.workdir)
         forecaster = forecaster.perturbed(args.members, perturbation)
@@ -136,80 +150,105 @@ def classify_command(args: argparse.Namespace) -> None:
     )
 
 
-def _field_type(field: dataclasses.Field) -> type:
+def field_type(section: type, field: dataclasses.Field) -> type:
     """The flag's type: ``str | None`` -> str."""
-    hint = typing.get_type_hints(Config)[field.name]
+    hint = typing.get_type_hints(section)[field.name]
     if isinstance(hint, types.UnionType):
         return next(t for t in typing.get_args(hint) if t is not type(None))
     return hint
 
 
-HELP = {
-    "variables": "the input variables, comma-separated: names, or NAME:LEVEL for one level of "
-    "a variable with a vertical dimension (z:500); default every gridded variable",
-    "targets": "the variables to forecast, comma-separated, among the inputs; default all",
-    "target_weights": "one weight per target in the loss, comma-separated; default equal",
-    "bbox": "lat_min,lat_max,lon_min,lon_max: a region, in either longitude convention, "
-    "across longitude 0 or 180 too (write --bbox=-10,... when it starts with a minus)",
-    "static": "FILE[:var,var]: fields without time (orography, land-sea mask) added as "
-    "normalized inputs, never forecast; FILE may be a dataset name (weather)",
-    "time_features": "add the sine and cosine of the day of year (and hour of day) as inputs",
-    "climatology_window": "days the climatology by day of year is smoothed over (odd)",
-    "allow_extreme_values": "accept values beyond what their units allow in the data (refused by "
-    "default as fill values without _FillValue or corrupt data)",
-    "model": "one of {models}; arima: per-cell SARIMAX(5,0,1) fitted on the training split "
-    "(pip install 'stconv[arima]'), which ignores the network, optimizer, epoch, seed and "
-    "iterations options",
-    "arima_center": "arima: forecast around each cell's training mean (train) or around each "
-    "window's mean (window)",
-    "arima_max_train_length": "arima: fit each cell on the last N training steps only",
-    "num_devices": "train on the first N devices (None: all of them); batch_size must be a "
-    "multiple of N",
-    "time_chunk": "open the data lazily (dask), N time steps per chunk, for files larger "
-    "than memory",
-    "fsdp": "split parameters and optimizer state over the devices instead of replicating them",
-    "learning_rate_schedule": "constant (the paper's), or cosine: from the learning rate down "
-    "to zero over --epochs epochs",
-    "compute_dtype": "float32, or bfloat16: compute in bfloat16 on GPUs and TPUs, with the "
-    "parameters, optimizer state and loss in float32 (slower on CPUs)",
-}
+def flag_of(section: str, field: str) -> str:
+    """The flag of a config field, by the rule that makes the flags: ``--``
+    and its flat name (`stconv.config.FLAGS`) with dashes; the one field of
+    several options is given one option at a time (``--model-option``)."""
+    flat = next(flat for flat, place in FLAGS.items() if place == (section, field))
+    kind = field_type(SECTIONS[section], SECTIONS[section].__dataclass_fields__[field])
+    return "--" + (flat.removesuffix("s") if kind is dict else flat).replace("_", "-")
+
+
+FIELD_NAME = re.compile(rf"\b({'|'.join(SECTIONS)})\.([a-z_]+)\b(?:=(True|False)\b|(=))?")
+
+
+def as_flags(message: str) -> str:
+    """A library's message with each config field it names written as its flag:
+    ``training.learning_rate=inf`` as ``--learning-rate inf``,
+    ``data.time_features=False`` as ``--no-time-features``."""
+
+    def flag(match: re.Match) -> str:
+        section, field, boolean, equals = match.groups()
+        if field not in SECTIONS[section].__dataclass_fields__:
+            return match.group(0)
+        spelled = flag_of(section, field)
+        if boolean == "False":
+            return spelled.replace("--", "--no-", 1)
+        if boolean == "True":
+            return spelled
+        return spelled + (" " if equals else "")
+
+    return FIELD_NAME.sub(flag, message)
+
+
+def flag_help(field: dataclasses.Field, flag: str) -> str:
+    """A flag's help: the field's sentence, its choices and its default (where set)."""
+    text = as_flags(field.metadata["help"])  # the fields it names, as flags
+    if field.metadata.get("signed"):  # argparse would take a value "-10,..." for a flag
+        text += f" (write {flag}=-10,... where the first value is negative)"
+    if callable(field.metadata.get("choices")):  # many (the models): in words
+        text += f"; choose from {', '.join(choices_of(field))}"
+    default = field.default
+    if default is not None and default is not dataclasses.MISSING and not isinstance(default, bool):
+        text += f" (default {default})"
+    elif isinstance(default, bool):
+        text += f" (default --{'' if default else 'no-'}{flag_name(field).replace('_', '-')})"
+    return text.replace("%", "%%")
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--preset``, ``--field-name`` for every Config field (``--no-residual``
-    for booleans) and ``--model-option KEY=VALUE`` for the model's own options;
-    `config_from_args` applies the flags given over the preset's values, or
-    over the defaults."""
+    """Adds ``--preset``, ``--config`` and a flag for every field of the config's
+    sections (`stconv.config.FLAGS`: ``--hidden-dim``, ``--no-residual`` for
+    booleans, ``--model-option KEY=VALUE`` for the model's own options);
+    `config_from_args` applies the flags given over the config file's values,
+    over the preset's, over the defaults."""
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         help="start from these settings (main: the README's main job; paper-cfsr, "
         "paper-chirps: the paper's; weather: t2m from winds, orography and calendar on the "
-        "weather dataset); the flags given override them",
+        "weather dataset); --config and the flags given override them",
     )
-    for field in dataclasses.fields(Config):
-        flag = "--" + field.name.replace("_", "-")
-        kind = _field_type(field)
-        if typing.get_origin(kind) is tuple:  # several values: comma-separated
-            kind = comma_list(typing.get_args(kind)[0])
-        if kind is dict:  # model_options
-            parser.add_argument(
-                "--model-option", dest=field.name, action="append", metavar="KEY=VALUE",
-                default=argparse.SUPPRESS,
-                help="one of the model's own keyword options (repeatable), e.g. "
-                "channel_increase=false for STConvS2S (stconv.models.options)",
-            )  # fmt: skip
-            continue
-        help_ = HELP.get(field.name, "").format(models=", ".join(model_names()))
-        help_ = f"{help_}; default {field.default}" if help_ else f"default {field.default}"
-        # Flags not given stay out of the namespace, so a preset's values stand.
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                help=help_,
-            )  # fmt: skip
-        else:
-            parser.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=help_)
+    parser.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="a TOML file of the config's sections ([data], [model], [training], [evaluation], "
+        "[execution]; `stconv info --config RUN` prints a run's): it overrides the preset, "
+        "the flags given override it",
+    )
+    for section in SECTIONS.values():
+        for field in dataclasses.fields(section):
+            flat, kind = flag_name(field), field_type(section, field)
+            flag = flag_of(section.NAME, field.name)
+            # Flags not given stay out of the namespace, so a preset's values stand.
+            if kind is dict:  # the model's options: KEY=VALUE, one at a time
+                parser.add_argument(
+                    flag, dest=flat, action="append", metavar="KEY=VALUE",
+                    default=argparse.SUPPRESS, help=flag_help(field, flag),
+                )  # fmt: skip
+                continue
+            if typing.get_origin(kind) is tuple:  # several values: comma-separated
+                kind = comma_list(typing.get_args(kind)[0])
+            if kind is bool:
+                parser.add_argument(
+                    flag, dest=flat, action=argparse.BooleanOptionalAction,
+                    default=argparse.SUPPRESS, help=flag_help(field, flag),
+                )  # fmt: skip
+            else:
+                choices = field.metadata.get("choices")  # few: in the metavar
+                metavar = f"{{{','.join(choices)}}}" if isinstance(choices, tuple) else None
+                parser.add_argument(
+                    flag, dest=flat, type=kind, default=argparse.SUPPRESS, metavar=metavar,
+                    help=flag_help(field, flag),
+                )  # fmt: skip
 
 
 def comma_list(kind: type):
@@ -223,19 +262,24 @@ def comma_list(kind: type):
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset (``--preset``, or the defaults) with the flags given.
+    """The preset (``--preset``, or the defaults), then the TOML file
+    (``--config``), then the flags given.
 
     Raises:
-      ValueError: for a ``--model-option`` that is not ``KEY=VALUE``, and
+      ValueError: naming the file, for an invalid config file; for a
+        ``--model-option`` that is not ``KEY=VALUE``; and naming the field for
         every invalid value (`stconv.config.Config`).
     """
-    given = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)
-    }
+    given = {flat: getattr(args, flat) for flat in FLAGS if hasattr(args, flat)}
     if "model_options" in given:
         given["model_options"] = dict(map(model_option, given["model_options"]))
     preset = getattr(args, "preset", None)
-    return get_config(preset, **given) if preset is not None else Config(**given)
+    values = dict(PRESETS[preset]) if preset is not None else {}
+    if getattr(args, "config", None) is not None:
+        sections = read_toml(args.config)
+        Config.from_dict(sections, f"file {args.config!r}")  # alone first: errors name the file
+        values.update(flattened(sections))
+    return Config.from_flags(**{**values, **given})
 
 
 def model_option(text: str) -> tuple[str, str]:
@@ -294,6 +338,12 @@ def parser() -> argparse.ArgumentParser:
         "info", help="what made a run: data, code, software, machine and time of each command"
     )
     info.add_argument("workdir", help="folder of a run")
+    info.add_argument(
+        "--config",
+        action="store_true",
+        help="print the run's configuration only, as a TOML file that `stconv train --config` "
+        "reads",
+    )
     info.set_defaults(run=info_command)
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"
@@ -339,9 +389,15 @@ def one_line(error: BaseException) -> str:
     """The error's message and notes on one line (an OSError names its file)."""
     if isinstance(error, OSError) and error.filename is not None:
         message = f"{error.filename}: {error.strerror or error}"
+    elif isinstance(error, NamesParameters):  # the library's parameters as their flags
+        message = error.spelled(parameter_flag)
     else:
         message = str(error)
-    return "; ".join([message, *getattr(error, "__notes__", [])]).replace("\n", " ")
+    notes = [
+        note.spelled(parameter_flag) if isinstance(note, ParameterNote) else note
+        for note in getattr(error, "__notes__", [])
+    ]
+    return "; ".join([message, *notes]).replace("\n", " ")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,15 +414,27 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = one_line_warning(args.command)
         args.run(args)
     except ValueError as error:
-        print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"stconv {args.command}: error: {error_line(args, error)}", file=sys.stderr)
         return 2
     except (RuntimeError, ImportError, OSError) as error:
-        print(f"stconv {args.command}: error: {one_line(error)}", file=sys.stderr)
+        print(f"stconv {args.command}: error: {error_line(args, error)}", file=sys.stderr)
         return 1
     finally:
         warnings.showwarning = python_shows  # not the filters: see `quiet_abandoned_work`
         COMMAND.reset(command)
     return 0
+
+
+def error_line(args: argparse.Namespace, error: BaseException) -> str:
+    """`one_line`; of ``train``, with the config fields it names as their
+    flags (`as_flags`), unless it is about the values of the ``--config`` file."""
+    message = one_line(error)
+    config_file = getattr(args, "config", None)
+    if args.command == "train" and not (
+        config_file and message.startswith(f"file {config_file!r}")
+    ):
+        return as_flags(message)
+    return message
 
 
 def one_line_warning(command: str):

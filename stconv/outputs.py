@@ -7,6 +7,9 @@ into place when complete (`move_into_place`; a zarr store:
 temporary of a process that was killed is removed by the next write of the
 same file (`remove_stale_temporaries`). `write_text` does all of this for a
 small text file (a run's JSON files).
+
+Progress bars (`progress_bar`) are drawn on a terminal only: a log file gets
+the lines the commands print (one per epoch), not the bar's frames.
 """
 
 import contextlib
@@ -17,10 +20,14 @@ import secrets
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
+from tqdm import tqdm
+
+from stconv.checks import ParameterNote
 
 # The errors of a disk (or a quota) that is full, and the free bytes below
-# which a failed write is put down to a full disk whatever its error says.
+# which a failed write whose error names no cause is put down to a full disk.
 FULL = (errno.ENOSPC, errno.EDQUOT)
 FULL_BELOW = 2**20
 
@@ -171,26 +178,58 @@ def replace_store(temporary: str, target: str) -> None:
 
 def appeared(path: str) -> FileExistsError:
     """The error of a file at ``path`` that appeared while the forecasts
-    were written: it stays as it is."""
-    return FileExistsError(
+    were written: it stays as it is (a note names the parameter ``overwrite``)."""
+    error = FileExistsError(
         f"{path} appeared while the forecasts were written (another program made it): it is "
-        "left as it is and the forecasts were not written; choose another path, or pass "
-        "--overwrite to replace it"
+        "left as it is and the forecasts were not written"
     )
+    error.add_note(
+        ParameterNote("choose another path, or pass {overwrite} to replace it", overwrite=True)
+    )
+    return error
 
 
 def disk_full(error: BaseException, folder: str) -> bool:
     """Whether a write into ``folder`` failed on a full disk or quota: by the
-    error's errno, tensorstore's ``os_error_code`` or message, or the free space."""
+    error's errno, tensorstore's ``os_error_code`` or message, or, for an
+    error that names no cause of its own (netCDF's "HDF error"), the free
+    space of a file system that has any (``/proc`` has none, and is not full)."""
     if isinstance(error, OSError) and error.errno in FULL:
         return True
     text = str(error)
     if any(f"os_error_code='{code}'" in text or os.strerror(code) in text for code in FULL):
         return True
+    if isinstance(error, OSError) and isinstance(error.errno, int) and error.errno > 0:
+        return False  # the system said what it was (netCDF's own codes are negative)
     existing = folder
     while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
         existing = os.path.dirname(existing)
-    return shutil.disk_usage(existing).free < FULL_BELOW
+    usage = shutil.disk_usage(existing)
+    return usage.total > 0 and usage.free < FULL_BELOW
+
+
+def progress_bar(iterable: Iterable | None = None, *, show: bool = True, **options) -> tqdm:
+    """A tqdm progress bar on stderr, drawn only where stderr is a terminal
+    (and ``show``): redirected to a log file, its carriage-return frames would
+    bury the one line per epoch that training prints. Not drawn, it iterates
+    over ``iterable`` and its methods do nothing.
+
+    Args:
+      iterable: what the bar counts, or None to `tqdm.update` it by hand.
+      show: False draws no bar, even on a terminal.
+      **options: tqdm's (``total``, ``desc``, ``unit``, ...); the bar is
+        removed when done unless ``leave=True``.
+
+    Returns:
+      The bar, to iterate over or update.
+    """
+    stream = sys.stderr
+    try:
+        terminal = stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        terminal = False
+    options = {"leave": False, **options}
+    return tqdm(iterable, file=stream, disable=not (show and terminal), **options)
 
 
 def lock_owner() -> dict:

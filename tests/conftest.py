@@ -20,14 +20,37 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-# One JAX compilation cache for the session, new each time and in this process
-# only (subprocesses count their own compilations): the tiny runs that many
-# tests train compile the same programs, which are then compiled once.
-COMPILATION_CACHE = tempfile.mkdtemp(prefix="stconv-tests-jax-cache-")
-atexit.register(shutil.rmtree, COMPILATION_CACHE, ignore_errors=True)
+# One JAX compilation cache for the session, new each time, shared by its test
+# processes and their subprocesses (the `stconv` commands the tests run, the
+# notebooks' kernels): the first process (pytest, or xdist's controller) makes it
+# and removes it at exit, and every process started from it reads its path from
+# the environment (JAX's ``JAX_COMPILATION_CACHE_DIR``). The tiny runs that many
+# tests train, in any process, compile the same programs, which are then compiled
+# once. Programs that compile in under 0.1 s (op-by-op dispatch) are not written:
+# writing each costs more than compiling it again. Tests that count compilations in
+# a subprocess take the cache out of its environment (`without_compilation_cache`).
+CACHE_ENVIRONMENT = {
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+if "STCONV_TESTS_JAX_CACHE" not in os.environ:
+    os.environ["STCONV_TESTS_JAX_CACHE"] = tempfile.mkdtemp(prefix="stconv-tests-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["STCONV_TESTS_JAX_CACHE"], ignore_errors=True)
+COMPILATION_CACHE = os.environ["STCONV_TESTS_JAX_CACHE"]
+os.environ.update(CACHE_ENVIRONMENT, JAX_COMPILATION_CACHE_DIR=COMPILATION_CACHE)
 jax.config.update("jax_compilation_cache_dir", COMPILATION_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def without_compilation_cache(environment: dict) -> dict:
+    """``environment`` without the session's compilation cache: a process that
+    counts its compilations compiles everything itself."""
+    return {
+        key: value
+        for key, value in environment.items()
+        if key not in CACHE_ENVIRONMENT and key != "JAX_COMPILATION_CACHE_DIR"
+    }
 
 
 # The test files that take longest (`pytest --durations=0`), longest first. Each
@@ -53,6 +76,28 @@ def digest(folder) -> dict:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+# The flags of `tiny_run`: one epoch of a one-layer STConvS2S-R on the synthetic
+# dataset (16 x 16, 400 daily steps), no forecast maps, forecasts in batches of 8.
+TINY_RUN = (
+    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
+    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1", "--eval-batch-size", "8",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny run (`TINY_RUN`), trained once per test process and shared by
+    the tests that read it; a test that writes into a run copies it first
+    (``shutil.copytree``). When the session ends, its files must be as trained."""
+    from stconv import cli
+
+    workdir = tmp_path_factory.mktemp("tiny") / "run"
+    assert cli.main(["train", "--workdir", str(workdir), *TINY_RUN]) == 0
+    trained = digest(workdir)
+    yield workdir
+    assert digest(workdir) == trained, f"a test wrote into the shared {workdir}: copy it first"
 
 
 def time_series_dataset(num_steps=30, lat=4, lon=5, variables=("tas",), start="2001-01-01"):

@@ -144,7 +144,7 @@ def test_model_names_and_help(tmp_path, capsys):
     assert cli.main(["train", "--workdir", str(tmp_path), "--model", "unet"]) == 2
     assert "or 'arima'" in capsys.readouterr().err
     assert cli.main(["train", "--workdir", str(tmp_path), "--arima-center", "last"]) == 2
-    assert "arima_center='last' is invalid" in capsys.readouterr().err
+    assert "--arima-center 'last' is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
     assert "ignores the network, optimizer, epoch" in " ".join(capsys.readouterr().out.split())

@@ -77,7 +77,8 @@ def test_a_failed_save_is_named_in_one_line(tmp_path, monkeypatch, error, cause)
     folder = os.path.join(tmp_path, "run", "checkpoints", "latest", "4")
     message = str(raised.value)
     assert message.startswith(f"could not write checkpoint {folder}: {cause}")
-    assert "\n" not in message and message.endswith("`stconv train --resume` continues from them")
+    resumed = "`train_and_evaluate(resume=True)` continues from them"  # the command line's: flags
+    assert "\n" not in message and message.endswith(resumed)
     checkpoints.save("best", 4, state(), {"epoch": 4})  # another kind is written
     assert checkpoints.epoch("best") == 4
 
@@ -96,6 +97,7 @@ def test_a_full_disk_stops_the_executable_in_one_line(tmp_path):
     folder = os.path.join(workdir, "checkpoints")
     assert lines[0].startswith(f"stconv train: error: could not write checkpoint {folder}")
     assert "/2: the disk is full; training stopped" in lines[0]
+    assert lines[0].endswith("then `stconv train --resume` continues from them")
 
 
 def is_said(line: str) -> bool:

@@ -8,6 +8,8 @@ import sys
 import pytest
 
 from stconv import cli
+from stconv.checks import ParameterNote
+from stconv.training.step import TrainingError
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
@@ -17,6 +19,18 @@ TINY = [
 
 def train(workdir, *extra):
     return cli.main(["train", "--workdir", str(workdir), *TINY, *extra])
+
+
+def test_calls_and_notes_name_functions_in_python_and_commands_on_the_command_line():
+    error = TrainingError("kept (`{evaluate_run}` tests it)", evaluate_run={"unfinished": True})
+    assert str(error) == "kept (`evaluate_run(unfinished=True)` tests it)"
+    error.add_note(ParameterNote("rerun with {resume} into `{train_and_evaluate}`", resume=True,
+                                 train_and_evaluate={"workdir": "runs/r"}))  # fmt: skip
+    assert error.__notes__ == ["rerun with resume=True into `train_and_evaluate(workdir='runs/r')`"]
+    assert cli.one_line(error) == (
+        "kept (`stconv evaluate --unfinished` tests it); rerun with --resume into "
+        "`stconv train --workdir runs/r`"
+    )
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
@@ -32,9 +46,10 @@ def test_preset_with_overriding_flags_is_what_the_run_records(tmp_path):
     flags += ["--num-layers", "1"]
     flags += ["--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16"]
     assert cli.main(["train", "--workdir", str(workdir), *flags]) == 0
-    config = json.loads((workdir / "config.json").read_text())
-    assert (config["epochs"], config["num_layers"], config["dataset"]) == (1, 1, "synthetic")
-    assert config["residual"] is True and config["normalization"] == "cell"  # from the preset
+    config = json.loads((workdir / "config.json").read_text())  # nested, by section
+    data, model, training = config["data"], config["model"], config["training"]
+    assert (training["epochs"], model["num_layers"], data["dataset"]) == (1, 1, "synthetic")
+    assert model["residual"] is True and data["normalization"] == "cell"  # from the preset
     with pytest.raises(SystemExit) as exit_:  # argparse: the choices, exit code 2
         cli.main(["train", "--workdir", str(tmp_path / "other"), "--preset", "nope"])
     assert exit_.value.code == 2 and not (tmp_path / "other").exists()
@@ -55,12 +70,12 @@ def test_the_flags_and_the_config_load_neither_jax_nor_flax():
     and checking a config imports no JAX, Flax or xarray (checked in a fresh process)."""
     code = """if True:
         import contextlib, io, sys
-        from stconv import cli, config, configs
+        from stconv import cli, config
         for argv in (["--help"], ["train", "--help"]):
             with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
                 cli.main(argv)
         args = cli.parser().parse_args(["train", "--workdir", "w", "--preset", "main"])
-        assert cli.config_from_args(args).residual
+        assert cli.config_from_args(args).model.residual
         print(sorted(m for m in ("jax", "jaxlib", "flax", "xarray") if m in sys.modules))
     """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import time_series_dataset
+from conftest import TINY_RUN, time_series_dataset
 
 from stconv import cli
 from stconv.config import Config
@@ -186,15 +186,17 @@ def test_resume_continues_from_best_when_latest_is_removed(tmp_path, capsys):
     assert [row["epoch"] for row in read_rows(tmp_path / "run")] == [1, 2]
 
 
-def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
+def test_workdir_and_checkpoint_mismatches(tiny_run, tmp_path, capsys):
     workdir = tmp_path / "run"
-    assert train(workdir, "--epochs", "1") == 0
-    assert train(workdir, "--epochs", "1") == 2
+    shutil.copytree(tiny_run, workdir)  # a finished run of TINY_RUN (one epoch)
+    again = ["train", "--workdir", str(workdir), *TINY_RUN]
+    assert cli.main(again) == 2
     assert "already holds this run: pass --resume" in capsys.readouterr().err
-    assert train(workdir, "--epochs", "2") == 2
+    assert cli.main([*again, "--epochs", "2"]) == 2
     assert "holds another run (its config.json differs in ['epochs'])" in capsys.readouterr().err
     config = json.loads((workdir / "config.json").read_text())
-    (workdir / "config.json").write_text(json.dumps({**config, "hidden_dim": 3}))
+    config["model"]["hidden_dim"] = 3
+    (workdir / "config.json").write_text(json.dumps(config))
     assert cli.main(["evaluate", "--workdir", str(workdir)]) == 2
     error = capsys.readouterr().err
     assert "best/1 does not fit the model of the run's config.json" in error
@@ -204,14 +206,14 @@ def test_workdir_and_checkpoint_mismatches(tmp_path, capsys):
 
 def test_time_chunk_streams_the_same_windows_lazily():
     eager = load_config_dataset(Config())
-    lazy = load_config_dataset(Config(time_chunk=16))
+    lazy = load_config_dataset(Config.from_flags(time_chunk=16))
     for split in ("train", "test"):
         for index in (0, len(eager.splits[split]) - 1):
             got, want = lazy.splits[split][index], eager.splits[split][index]
             for key in want:
                 np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
     with pytest.raises(ValueError, match="time_chunk=0 is invalid"):
-        Config(time_chunk=0)
+        Config.from_flags(time_chunk=0)
 
 
 def test_more_forecast_samples_than_test_windows_draws_them_all(tmp_path, capsys):
@@ -235,7 +237,7 @@ def test_a_run_stores_its_dataset_resolved_and_evaluates_from_any_folder(tmp_pat
     flags += ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3"]
     assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["dataset"] == str(data / "series.nc")
+    assert config["data"]["dataset"] == str(data / "series.nc")
     monkeypatch.chdir(tmp_path)
     assert cli.main(["evaluate", "--workdir", "run"]) == 0
     monkeypatch.chdir(data)  # resumed as given, from where it was trained

@@ -1,12 +1,13 @@
 """The fault catalog: bad files, flags, workdirs, run files and outputs against every command.
 
-Each case runs the CLI in-process on a copy of one tiny trained run and its
-input files, and asserts the exit code (2: unusable input, flag or run file;
-1: a failure while running), a one-line message that names the culprit, and
-that no file changed, appeared or disappeared (SHA-256 of every file before
-and after).
+Each case runs the CLI in-process on one tiny trained run and its input files
+(a copy of them when its setup writes a file first), and asserts the exit code
+(2: unusable input, flag or run file; 1: a failure while running), a one-line
+message that names the culprit, and that no file changed, appeared or
+disappeared (SHA-256 of every file before and after).
 """
 
+import errno
 import json
 import os
 import shutil
@@ -19,26 +20,39 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import digest, paper_format_dataset, time_series_dataset
+from conftest import TINY_RUN, digest, paper_format_dataset, time_series_dataset
 
 from stconv import cli
 from stconv.data.synthetic import cmip6_like, era5_like, write_synthetic_netcdf
 
-TINY = [
-    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1",
-]  # fmt: skip
+TINY = [*TINY_RUN]  # the flags of the shared run (`conftest.tiny_run`)
 SERIES = ["--input-length", "3", "--horizon", "2"]  # for the 40-step files of `series`
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    """A finished tiny run (``run``), an input for it (``new.nc``) and a file of the user's."""
+def root(tmp_path_factory, tiny_run) -> Path:
+    """A finished tiny run (``run``, a copy of `conftest.tiny_run`), an input for it
+    (``new.nc``) and a file of the user's."""
     root = tmp_path_factory.mktemp("faults")
-    assert cli.main(["train", "--workdir", str(root / "run"), *TINY]) == 0
+    shutil.copytree(tiny_run, root / "run")
     write_synthetic_netcdf(root / "new.nc", 12, 16, 16, seed=3, variable="synthetic_0")
     (root / "mine.nc").write_text("the user's own file")
     return root
+
+
+@pytest.fixture(scope="module")
+def root_files(root) -> dict:
+    """`digest` of ``root`` as made: the cases that write nothing run in it, not in a copy."""
+    return digest(root)
+
+
+def remove_new_entries(root: Path, files: dict) -> None:
+    """Removes what a failed case left at the top of ``root`` (a workdir, an
+    output), so that the cases after it do not fail for it too."""
+    kept = {name.split("/")[0] for name in files}
+    for path in root.iterdir():
+        if path.name not in kept:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
 # Files the cases write into their copy before the command runs.
@@ -121,6 +135,34 @@ def read_only(monkeypatch, folder: Path) -> None:
     )
 
 
+def refuses_files(monkeypatch, folder: Path) -> None:
+    """Makes ``folder`` refuse new files and folders with ENOENT, as ``/proc``
+    does though `os.access` calls it writable (for any user running the tests)."""
+    folder.mkdir(exist_ok=True)
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refused(path) -> FileNotFoundError:
+        return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path))
+
+    def open_(path, flags, *args, **kwargs):
+        if Path(path).parent == folder and flags & os.O_CREAT:
+            raise refused(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def mkdir(path, *args, **kwargs):
+        if Path(path).parent == folder:
+            raise refused(path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def statistics(d: Path, **values) -> None:
+    """The run's ``normalization.json`` with ``values`` (JSON: NaN is written as is)."""
+    edit_json(d / "run" / "normalization.json", lambda v: v.update(values))
+
+
 class FullDisk(netCDF4.Dataset):
     """A netCDF file whose variables fail to write, as on a full disk."""
 
@@ -140,31 +182,47 @@ def full_disk(monkeypatch) -> None:
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
 
 
+def writes_nothing(setup: Callable) -> Callable:
+    """Marks a setup that writes no file: its case runs in the module's ``root``
+    itself, not in a copy, and ``root`` must be unchanged after it."""
+    setup.writes_nothing = True
+    return setup
+
+
+@writes_nothing
 def nothing(d, monkeypatch):
     pass
+
+
+@writes_nothing
+def in_folder(d, monkeypatch):
+    """The command runs from ``d``."""
+    monkeypatch.chdir(d)
 
 
 # (setup(d, monkeypatch), argv(d), exit code, fragments the one line must hold)
 TRAIN_FLAGS = [
     ("model-unknown", ["--model", "unet"], "model 'unet' is unknown: choose from"),
     ("dataset-unknown", ["--dataset", "era5"], "dataset 'era5' is unknown: choose from"),
-    ("epochs-zero", ["--epochs", "0"], "epochs=0 is invalid"),
-    ("learning-rate-negative", ["--learning-rate", "-1"], "learning_rate=-1.0 is invalid"),
+    ("epochs-zero", ["--epochs", "0"], "--epochs 0 is invalid"),
+    ("learning-rate-negative", ["--learning-rate", "-1"], "--learning-rate -1.0 is invalid"),
+    ("learning-rate-infinite", ["--learning-rate", "inf"], "--learning-rate inf is invalid: must be a finite number > 0"),
+    ("learning-rate-nan", ["--learning-rate", "nan"], "--learning-rate nan is invalid: must be a finite number > 0"),
     ("kernel-too-large", ["--kernel-size", "40"], "kernel_size=40 is invalid"),
-    ("seed-negative", ["--seed", "-1"], "seed=-1 is invalid"),
-    ("seed-beyond-32-bits", ["--seed", str(2**70)], f"seed={2**70} is invalid: must be at most 2**32 - 1"),
+    ("seed-negative", ["--seed", "-1"], "--seed -1 is invalid"),
+    ("seed-beyond-32-bits", ["--seed", str(2**70)], f"--seed {2**70} is invalid: must be at most 2**32 - 1"),
     ("seed-last-iteration-beyond-32-bits", ["--seed", str(2**32 - 5), "--iterations", "2"], "the last seed, seed + 10 * (iterations - 1), must be at most 4294967295"),
-    ("batch-size-zero", ["--batch-size", "0"], "batch_size=0 is invalid"),
-    ("horizon-zero", ["--horizon", "0"], "horizon=0 is invalid"),
-    ("input-length-zero", ["--input-length", "0"], "input_length=0 is invalid"),
-    ("normalization-unknown", ["--normalization", "zscore"], "normalization='zscore'"),
+    ("batch-size-zero", ["--batch-size", "0"], "--batch-size 0 is invalid"),
+    ("horizon-zero", ["--horizon", "0"], "--horizon 0 is invalid"),
+    ("input-length-zero", ["--input-length", "0"], "--input-length 0 is invalid"),
+    ("normalization-unknown", ["--normalization", "zscore"], "--normalization 'zscore'"),
     ("num-layers-zero", ["--num-layers", "0"], "num_layers=0 is invalid"),
     ("hidden-dim-zero", ["--hidden-dim", "0"], "hidden_dim=0 is invalid"),
-    ("patience-zero", ["--patience", "0"], "patience=0 is invalid"),
-    ("iterations-zero", ["--iterations", "0"], "iterations=0 is invalid"),
-    ("time-chunk-zero", ["--time-chunk", "0"], "time_chunk=0 is invalid"),
-    ("compute-dtype-unknown", ["--compute-dtype", "int8"], "compute_dtype='int8' is invalid"),
-    ("residual-base-unknown", ["--residual-base", "median"], "residual_base='median' is invalid"),
+    ("patience-zero", ["--patience", "0"], "--patience 0 is invalid"),
+    ("iterations-zero", ["--iterations", "0"], "--iterations 0 is invalid"),
+    ("time-chunk-zero", ["--time-chunk", "0"], "--time-chunk 0 is invalid"),
+    ("compute-dtype-unknown", ["--compute-dtype", "int8"], "--compute-dtype 'int8' is invalid"),
+    ("residual-base-unknown", ["--residual-base", "median"], "--residual-base 'median' is invalid"),
     ("paper-dataset-without-path", ["--dataset", "cfsr"], "dataset 'cfsr' needs path="),
     ("dataset-file-missing", ["--dataset", "{d}/none.nc"], "none.nc' does not exist"),
     ("mask-file-missing", ["--mask-file", "{d}/none.npy"], "none.npy' does not exist"),
@@ -181,7 +239,7 @@ BAD_SERIES = [
     ("inf-in-validation", lambda ds: assign(ds, "tas", (30, 0, 2), -np.inf), "'tas' is infinite at time 2001-01-31"),
     ("validation-and-test-missing", lambda ds: assign(ds, "tas", slice(24, None), np.nan), "'tas' is missing in every valid cell at time 2001-01-25"),
     ("one-frame-missing", lambda ds: assign(ds, "tas", 5, np.nan), "missing in every valid cell at time 2001-01-06"),
-    ("default-fill-value-without-attribute", lambda ds: assign(ds, "tas", (20, 1, 2), 9.969209968386869e36), "'tas' reaches 9.97e+36 at time 2001-01-21 00:00:00 (index 20) (in 1 of its cells): beyond 1e+15 in any units, a fill value without _FillValue, corrupt data or other units; mark missing values with _FillValue, or pass --allow-extreme-values"),
+    ("default-fill-value-without-attribute", lambda ds: assign(ds, "tas", (20, 1, 2), 9.969209968386869e36), "'tas' reaches 9.97e+36 at time 2001-01-21 00:00:00 (index 20) (in 1 of its cells): beyond 1e+15 in any units, a fill value without _FillValue, corrupt data or other units; mark missing values with _FillValue, or accept them with --allow-extreme-values"),
     ("absurd-values-in-test-years", lambda ds: assign(ds, "tas", 36, 1e30), "'tas' reaches 1e+30 at time 2001-02-06 00:00:00 (index 36) (in 20 of its cells)"),
     ("string-variable", lambda ds: ds.assign(tas=ds["tas"].astype(str)), "variable 'tas' holds <U"),
     ("time-duplicated", lambda ds: ds.isel(time=[0, 1, 2, 2, *range(3, 40)]), "time is duplicated at index 3"),
@@ -195,15 +253,15 @@ BAD_SERIES = [
 
 # (setup, flags, fragment) of runs of several variables.
 VARIABLES = [
-    ("target-not-an-input", era5, ["--variables", "t2m,u10", "--targets", "msl"], ["targets=('msl',) is invalid: ['msl'] are not among the input variables ['t2m', 'u10']: every target must be an input"]),
+    ("target-not-an-input", era5, ["--variables", "t2m,u10", "--targets", "msl"], ["--targets ('msl',) is invalid: ['msl'] are not among the input variables ['t2m', 'u10']: every target must be an input"]),
     ("target-not-in-the-file", era5, ["--targets", "tp"], ["era5.nc", "target 'tp' is not an input variable: the inputs are ['t2m', 'u10', 'msl']"]),
     ("variable-unknown", era5, ["--variables", "t2m,tp"], ["era5.nc", "has no gridded variable 'tp': available are ['t2m', 'u10', 'msl']"]),
     ("level-needed", lambda d: era5(d, (1000, 850, 500)), ["--variables", "z"], ["era5.nc", "variable 'z' has 3 levels on 'pressure_level' (1000, 850, 500): choose one as z:LEVEL, e.g. --variables z:1000"]),
     ("level-missing", lambda d: era5(d, (1000, 850, 500)), ["--variables", "z:300"], ["era5.nc", "variable 'z' has no level '300' on 'pressure_level': choose from 1000, 850, 500"]),
     ("level-of-a-surface-variable", era5, ["--variables", "t2m:500"], ["era5.nc", "variable 't2m' has no vertical dimension: write 't2m' without ':500'"]),
-    ("target-weights-per-target", era5, ["--targets", "t2m,u10", "--target-weights", "1"], ["target_weights=(1.0,) is invalid: give one weight per target (2: ['t2m', 'u10'])"]),
-    ("target-weights-per-input", era5, ["--target-weights", "1,2"], ["era5.nc", "target_weights=(1.0, 2.0) is invalid: give one weight per target (3: ['t2m', 'u10', 'msl'])"]),
-    ("bbox-latitudes-inverted", era5, ["--bbox", "40,-40,0,10"], ["bbox=(40.0, -40.0, 0.0, 10.0) is invalid: give lat_min,lat_max,lon_min,lon_max"]),
+    ("target-weights-per-target", era5, ["--targets", "t2m,u10", "--target-weights", "1"], ["--target-weights (1.0,) is invalid: give one weight per target (2: ['t2m', 'u10'])"]),
+    ("target-weights-per-input", era5, ["--target-weights", "1,2"], ["era5.nc", "--target-weights (1.0, 2.0) is invalid: give one weight per target (3: ['t2m', 'u10', 'msl'])"]),
+    ("bbox-latitudes-inverted", era5, ["--bbox", "40,-40,0,10"], ["--bbox (40.0, -40.0, 0.0, 10.0) is invalid: give lat_min,lat_max,lon_min,lon_max"]),
     ("bbox-outside-the-grid", era5, ["--bbox", "70,80,0,10"], ["era5.nc", "bbox=(70.0, 80.0, 0.0, 10.0) selects no grid cells"]),
 ]  # fmt: skip
 # Files of one CMIP6 variable each that do not combine: other grids or time axes.
@@ -258,6 +316,8 @@ CASES = [
     pytest.param(nothing, ["train", "--workdir", "{d}/mine.nc", *TINY], 2, ["mine.nc' is a file: choose a folder"], id="workdir-is-a-file"),
     pytest.param(lambda d, mp: (d / "mine").mkdir() or (d / "mine" / "metrics.jsonl").write_text("{}"), ["train", "--workdir", "{d}/mine", *TINY], 2, ["mine' is not empty and holds no stconv run"], id="workdir-foreign"),
     pytest.param(lambda d, mp: read_only(mp, d / "ro"), ["train", "--workdir", "{d}/ro/run", *TINY], 2, ["ro/run' cannot be written", "read-only"], id="workdir-read-only"),
+    pytest.param(nothing, ["train", "--workdir", "/proc/stconv_run", *TINY], 2, ["workdir '/proc/stconv_run' cannot be written", "choose another path"], id="workdir-in-proc"),
+    pytest.param(lambda d, mp: refuses_files(mp, d / "pseudo"), ["train", "--workdir", "{d}/pseudo/run", *TINY], 2, ["workdir '{d}/pseudo/run' cannot be written: making a file in '{d}/pseudo' fails (No such file or directory)"], id="workdir-refuses-files"),
     pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY], 2, ["run' already holds this run: pass --resume"], id="workdir-same-run"),
     pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY, "--epochs", "3"], 2, ["run' holds another run (its config.json differs in ['epochs'])"], id="workdir-other-run"),
     pytest.param(lambda d, mp: truncate(best_manifest(d, "latest")), ["train", "--workdir", "{d}/run", *TINY, "--resume"], 2, ["latest/1 is corrupt or incomplete", "remove", "rerun with --resume"], id="resume-latest-corrupt"),
@@ -272,6 +332,11 @@ CASES = [
     pytest.param(lambda d, mp: (d / "run" / "normalization.json").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no normalization.json"], id="evaluate-normalization-missing"),
     pytest.param(lambda d, mp: (d / "run" / "mask.npy").unlink(), ["evaluate", "--workdir", "{d}/run"], 2, ["run' has no mask.npy"], id="evaluate-mask-missing"),
     pytest.param(lambda d, mp: (d / "run" / "normalization.json").write_text("{}"), ["evaluate", "--workdir", "{d}/run"], 2, ["normalization.json' lacks ['mean', 'std']: it is not as stconv wrote it"], id="evaluate-normalization-empty"),
+    pytest.param(lambda d, mp: statistics(d, std=[0.0]), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["run file '{d}/run/normalization.json': std[0] = 0 is invalid: a standard deviation must be a positive finite number", "train the run again"], id="predict-normalization-std-zero"),
+    pytest.param(lambda d, mp: statistics(d, std=[-2.5]), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["normalization.json'", "std[0] = -2.5 is invalid"], id="predict-normalization-std-negative"),
+    pytest.param(lambda d, mp: statistics(d, std=[float("nan")]), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["normalization.json'", "std[0] = nan is invalid"], id="predict-normalization-std-nan"),
+    pytest.param(lambda d, mp: statistics(d, mean=[float("inf")]), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["normalization.json'", "mean holds values that are not finite"], id="predict-normalization-mean-infinite"),
+    pytest.param(lambda d, mp: statistics(d, std=[0.0]), ["evaluate", "--workdir", "{d}/run"], 2, ["normalization.json'", "std[0] = 0 is invalid"], id="evaluate-normalization-std-zero"),
     pytest.param(lambda d, mp: edit_json(d / "run" / "data.json", lambda v: v.pop("units")), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 2, ["data.json' lacks ['units']"], id="predict-data-json-without-units"),
     pytest.param(lambda d, mp: (d / "run" / "data.json").write_text("{"), ["evaluate", "--workdir", "{d}/run"], 2, ["data.json' is not JSON"], id="evaluate-data-json-not-json"),
     pytest.param(lambda d, mp: (d / "run" / "provenance.json").write_text("{}"), ["evaluate", "--workdir", "{d}/run"], 2, ["provenance.json' lacks ['config', 'inputs', 'sessions']"], id="evaluate-provenance-empty"),
@@ -291,9 +356,9 @@ CASES = [
     pytest.param(nothing, predict("{d}", "{d}/new.nc", "{d}/new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input"),
     pytest.param(lambda d, mp: (d / "in").mkdir() or [xr.load_dataset(d / "new.nc").isel(time=part).to_netcdf(d / "in" / name) for name, part in (("a.nc", slice(0, 6)), ("b.nc", slice(6, None)))], predict("{d}", "{d}/in/b.nc", "{d}/in/*.nc", "--overwrite"), 2, ["--output", "b.nc' is one of the input files '{d}/in/*.nc'"], id="predict-output-in-input-glob"),
     pytest.param(lambda d, mp: (d / "link.nc").symlink_to(d / "new.nc"), predict("{d}", "{d}/link.nc", "{d}/new.nc", "--overwrite"), 2, ["--output", "link.nc' is the input file"], id="predict-output-links-to-input"),
-    pytest.param(lambda d, mp: mp.chdir(d), predict("{d}", "./run/../new.nc", "./new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input-other-spelling"),
+    pytest.param(in_folder, predict("{d}", "./run/../new.nc", "./new.nc", "--overwrite"), 2, ["--output", "new.nc' is the input file"], id="predict-output-is-input-other-spelling"),
     pytest.param(nothing, predict("{d}", "{d}", "{d}/new.nc"), 2, ["--output '{d}' is a folder: give the path of a netCDF file"], id="predict-output-is-a-folder"),
-    pytest.param(lambda d, mp: mp.chdir(d), predict("{d}", ".", "{d}/new.nc", "--overwrite"), 2, ["--output '{d}' is a folder"], id="predict-output-dot"),
+    pytest.param(in_folder, predict("{d}", ".", "{d}/new.nc", "--overwrite"), 2, ["--output '{d}' is a folder"], id="predict-output-dot"),
     pytest.param(nothing, predict("{d}", "", "{d}/new.nc"), 2, ["--output '' is empty: give the path of a file to write"], id="predict-output-empty"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc/", "{d}/new.nc"), 2, ["--output", "forecast.nc' is a folder"], id="predict-output-trailing-slash"),
     pytest.param(nothing, predict("{d}", "{d}/run", "{d}/new.nc", "--overwrite"), 2, ["--output", "run' is a run: stconv writes nothing into a run"], id="predict-output-is-the-run"),
@@ -303,6 +368,8 @@ CASES = [
     pytest.param(nothing, predict("{d}", "{d}/run/checkpoints/f.nc", "{d}/new.nc"), 2, ["--output", "f.nc' is inside the run"], id="predict-output-in-checkpoints"),
     pytest.param(nothing, predict("{d}", "{d}/nowhere/forecast.nc", "{d}/new.nc"), 2, ["--output", "its folder", "nowhere' does not exist"], id="predict-output-folder-missing"),
     pytest.param(lambda d, mp: read_only(mp, d / "ro"), predict("{d}", "{d}/ro/forecast.nc", "{d}/new.nc"), 2, ["--output", "cannot be written", "read-only"], id="predict-output-read-only"),
+    pytest.param(nothing, predict("{d}", "/proc/x.nc", "{d}/new.nc"), 2, ["--output '/proc/x.nc' cannot be written", "choose another path"], id="predict-output-in-proc"),
+    pytest.param(lambda d, mp: refuses_files(mp, d / "pseudo"), predict("{d}", "{d}/pseudo/x.nc", "{d}/new.nc"), 2, ["--output '{d}/pseudo/x.nc' cannot be written: making a file in '{d}/pseudo' fails (No such file or directory)"], id="predict-output-refuses-files"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "degC"), 2, ["new.nc", "variable 'synthetic_0' is in K, not in degC as --units says"], id="predict-units-contradict-the-file"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "tas=K"), 2, ["--units names ['tas'], which are not the run's variables ['synthetic_0']"], id="predict-units-of-another-variable"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--batch-size", "0"), 2, ["--batch-size=0 is invalid"], id="predict-batch-size-zero"),
@@ -324,11 +391,17 @@ CASES = [
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning would be a second line
 @pytest.mark.parametrize("setup, argv, code, fragments", CASES)
-def test_fault(root, tmp_path, monkeypatch, capsys, setup, argv, code, fragments):
-    d = tmp_path / "case"
-    shutil.copytree(root, d)
+def test_fault(
+    root, root_files, tmp_path, monkeypatch, capsys, request, setup, argv, code, fragments
+):
+    shared = getattr(setup, "writes_nothing", False)
+    d = root if shared else tmp_path / "case"
+    if shared:
+        request.addfinalizer(lambda: remove_new_entries(root, root_files))
+    else:
+        shutil.copytree(root, d)
     setup(d, monkeypatch)
-    before = digest(d)
+    before = root_files if shared else digest(d)
     try:
         exit_code = cli.main([arg.format(d=d) for arg in argv])
     except SystemExit as exit_:  # argparse's own errors

@@ -1,5 +1,5 @@
 """`stconv.Forecaster`: a trained run loaded from Python, forecasting and evaluating
-new data (a tiny run on synthetic data, trained once for the module)."""
+new data (the tiny run on synthetic data that the tests share, `conftest.tiny_run`)."""
 
 import shutil
 
@@ -7,7 +7,7 @@ import dask.array
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import time_series_dataset
+from conftest import TINY_RUN, time_series_dataset
 
 from stconv import cli
 from stconv.data.errors import DataError
@@ -15,18 +15,15 @@ from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
 
-TINY = [
-    "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1", "--eval-batch-size", "8",
-]  # fmt: skip
+TINY = [*TINY_RUN]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished run, a new file of its variable and what `stconv predict` wrote."""
+def trained(tmp_path_factory, tiny_run):
+    """A finished run (shared: read only), a new file of its variable and what
+    `stconv predict` wrote."""
     root = tmp_path_factory.mktemp("forecaster")
-    workdir = root / "run"
-    assert cli.main(["train", "--workdir", str(workdir), *TINY]) == 0
+    workdir = tiny_run
     new_file = root / "new.nc"
     write_synthetic_netcdf(new_file, 30, 16, 16, seed=9, variable="synthetic_0")
     output = root / "predicted.nc"
@@ -113,13 +110,14 @@ def assert_one_scoring(workdir, test_data, weighted: bool) -> None:
     assert {r["area_weighted"] for r in scores.values()} == {weighted}
 
 
-def test_the_test_split_is_scored_one_way_on_a_geographic_grid(trained):
-    workdir, _, _ = trained
+def test_the_test_split_is_scored_one_way_on_a_geographic_grid(trained, tmp_path):
+    workdir = tmp_path / "run"  # `stconv evaluate` writes into it
+    shutil.copytree(trained[0], workdir)
     field = synthetic_field(400, 16, 16)  # the run's dataset: test split from step 320
     test_data = field.isel(channel=0, time=slice(320, None)).to_dataset(name="synthetic_0")
     assert_one_scoring(workdir, test_data, weighted=True)
     forecaster = Forecaster.load(workdir)
-    assert forecaster.config.model == "stconvs2s-r" and forecaster.variables == ["synthetic_0"]
+    assert forecaster.config.model.name == "stconvs2s-r" and forecaster.variables == ["synthetic_0"]
 
 
 def test_the_test_split_is_scored_one_way_on_a_grid_without_latitudes(tmp_path):
@@ -160,7 +158,7 @@ def test_the_public_api_is_importable_from_the_package():
     import stconv
 
     assert stconv.Forecaster is Forecaster and stconv.RunDirectory is RunDirectory
-    assert callable(stconv.train_and_evaluate) and stconv.Config().model == "stconvs2s-r"
+    assert callable(stconv.train_and_evaluate) and stconv.Config().model.name == "stconvs2s-r"
     assert "stconvs2s-r" in stconv.models.available()
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         stconv.nothing  # noqa: B018

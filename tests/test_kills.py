@@ -197,7 +197,8 @@ def test_an_unfinished_run_is_refused_unless_asked(tmp_path, monkeypatch, capsys
         assert cli.main(command) == 2
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and "holds a run whose training has not ended" in error
-    with pytest.raises(ValueError, match="pass --unfinished to use its best checkpoint"):
+        assert "pass --unfinished to use its best checkpoint" in error  # the flag
+    with pytest.raises(ValueError, match="pass unfinished=True to use its best checkpoint"):
         Forecaster.load(workdir)
     assert not (workdir / "results.json").exists()
     assert cli.main(["evaluate", "--workdir", str(workdir), "--unfinished"]) == 0

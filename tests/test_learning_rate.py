@@ -41,7 +41,7 @@ def test_cosine_falls_from_the_rate_to_zero_over_the_decay_steps():
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_build_decays_over_the_configs_epochs(schedule):
-    config = Config(
+    config = Config.from_flags(
         num_layers=1, hidden_dim=2, kernel_size=3, epochs=2, learning_rate_schedule=schedule
     )
     _, optimizer = build(config, (5, 4, 4, 1), steps_per_epoch=3)

@@ -1,9 +1,12 @@
 """Streaming forecasts: the netCDF writer, padded batches that compile once, lazy windows;
 outputs that never touch inputs and leave no temporary."""
 
+import dataclasses
+import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,21 +20,23 @@ import pytest
 import xarray as xr
 from flax import nnx
 
-from stconv import models
+from stconv import models, outputs
 from stconv.config import Config
+from stconv.data.grid import Grid
 from stconv.data.normalization import Normalizer
 from stconv.evaluation.netcdf import ForecastWriter, forecast_writer
 from stconv.evaluation.scoring import evaluate
 from stconv.runs.directory import RunDirectory, check_new_file
 from stconv.runs.forecaster import Forecaster
+from stconv.runs.trained import TrainedRun
 from stconv.training.step import make_predict
 
-GRID = {
-    "lat": np.linspace(-5, 5, 3, dtype=np.float32),
-    "lon": np.arange(4.0),
-    "channel": ["tas", "pr"],
-    "units": ["K", "kg m-2 s-1"],
-}
+GRID = Grid(
+    lat=np.linspace(-5, 5, 3, dtype=np.float32),
+    lon=np.arange(4.0),
+    channels=("tas", "pr"),
+    units=("K", "kg m-2 s-1"),
+)
 
 
 def whole_dataset(predictions, init_times, mask):
@@ -40,13 +45,13 @@ def whole_dataset(predictions, init_times, mask):
     coords = {
         "init_time": init_times,
         "lead_time": ("lead_time", np.arange(1, predictions.shape[1] + 1), {"units": "steps"}),
-        "lat": ("lat", GRID["lat"], {"units": "degrees_north", "axis": "Y"}),
-        "lon": ("lon", GRID["lon"], {"units": "degrees_east", "axis": "X"}),
+        "lat": ("lat", GRID.lat, {"units": "degrees_north", "axis": "Y"}),
+        "lon": ("lon", GRID.lon, {"units": "degrees_east", "axis": "X"}),
     }
     dims = ("init_time", "lead_time", "lat", "lon")
     data_vars = {
-        name: (dims, predictions[..., c], {"units": GRID["units"][c]})
-        for c, name in enumerate(GRID["channel"])
+        name: (dims, predictions[..., c], {"units": GRID.units[c]})
+        for c, name in enumerate(GRID.channels)
     }
     return xr.Dataset(data_vars, coords, attrs={"title": "stconv forecast"})
 
@@ -99,12 +104,12 @@ def test_streamed_file_equals_the_whole_dataset(tmp_path, times, sizes):
 def test_coordinates_in_explicit_byte_order_write_without_a_warning(tmp_path):
     """A zarr input's coordinates come back as ``<f8``: netCDF4 would warn of the byte order."""
     predictions, mask = forecasts()
-    grid = {**GRID, "lat": GRID["lat"].astype("<f8"), "lon": GRID["lon"].astype(">f8")}
+    grid = dataclasses.replace(GRID, lat=GRID.lat.astype("<f8"), lon=GRID.lon.astype(">f8"))
     with ForecastWriter(tmp_path / "f.nc", grid, mask, 2) as writer:
         writer.write(predictions, TIMES["datetime64"])
     with xr.open_dataset(tmp_path / "f.nc") as written:
-        np.testing.assert_array_equal(written["lon"].values, GRID["lon"])
-        np.testing.assert_array_equal(written["lat"].values, GRID["lat"].astype(np.float64))
+        np.testing.assert_array_equal(written["lon"].values, GRID.lon)
+        np.testing.assert_array_equal(written["lat"].values, GRID.lat.astype(np.float64))
 
 
 @pytest.mark.parametrize("failure", ["raised", "bad shape"])
@@ -179,10 +184,10 @@ def test_forecasts_read_and_predict_one_batch_at_a_time():
         shapes.append(inputs.shape)
         return np.repeat(inputs.mean(axis=1, keepdims=True), 2, axis=1)
 
-    config = Config(input_length=3, horizon=2, eval_batch_size=4)
+    config = Config.from_flags(input_length=3, horizon=2, eval_batch_size=4)
     description = {"variables": ["a", "b"], "units": "K", "input_shape": [3, 3, 4, 2]}
     mask = np.ones((3, 4, 2), bool)
-    forecaster = Forecaster(config, description, normalizer, mask, None, predict)
+    forecaster = Forecaster(TrainedRun(config, description, normalizer, mask), predict)
     field = forecaster.field(data.chunk({"time": 5}))
     batches = list(forecaster.forecast_batches(field, mask))
     # 10 windows: batches of 4, 4 and 2, every one padded to 4 windows.
@@ -200,12 +205,16 @@ def test_forecasts_read_and_predict_one_batch_at_a_time():
 
 def test_eval_batch_size_is_validated_and_old_configs_load(tmp_path):
     with pytest.raises(
-        ValueError, match=r"^eval_batch_size=0 is invalid: must be an integer >= 1$"
+        ValueError, match=r"^evaluation.eval_batch_size=0 is invalid: must be an integer >= 1$"
     ):
-        Config(eval_batch_size=0)
-    saved = {k: v for k, v in vars(Config(batch_size=8)).items() if k != "eval_batch_size"}
+        Config.from_flags(eval_batch_size=0)
+    saved = {  # the flat config.json of an older run
+        k: v for k, v in Config.from_flags(batch_size=8).flags().items() if k != "eval_batch_size"
+    }
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    assert Config.load(tmp_path / "config.json") == Config(batch_size=8, eval_batch_size=64)
+    assert Config.load(tmp_path / "config.json") == Config.from_flags(
+        batch_size=8, eval_batch_size=64
+    )
 
 
 # Outputs: moved into place whole, never over a file that appeared meanwhile,
@@ -262,6 +271,7 @@ def test_a_file_that_appears_meanwhile_is_left_alone(tmp_path, output):
     with pytest.raises(FileExistsError) as raised:
         theirs = write_while_another_appears(path, overwrite=False)
     assert str(raised.value).startswith(f"{path} appeared while the forecasts were written")
+    assert raised.value.__notes__ == ["choose another path, or pass overwrite=True to replace it"]
     assert "stconv-tmp" not in str(raised.value)
     theirs = path / "zarr.json" if output.endswith(".zarr") else path
     assert theirs.read_text() == "theirs"
@@ -334,9 +344,10 @@ SIGTERM_SCRIPT = """
 import time
 import numpy as np
 from stconv.cli import terminated_as_exit
+from stconv.data.grid import Grid
 from stconv.evaluation.netcdf import ForecastWriter
 
-grid = {grid!r}
+grid = Grid.from_description({grid!r})
 with terminated_as_exit(), ForecastWriter({path!r}, grid, np.ones((3, 4, 2), bool), 2) as writer:
     writer.write(np.zeros((1, 2, 3, 4, 2)), np.array([0]))
     print("writing", flush=True)
@@ -347,7 +358,7 @@ with terminated_as_exit(), ForecastWriter({path!r}, grid, np.ones((3, 4, 2), boo
 def test_sigterm_during_predict_leaves_no_temporary(tmp_path):
     """``stconv predict`` writes within `stconv.cli.terminated_as_exit`: a
     SIGTERM ends it with 143 after the writer removed its temporary."""
-    grid = {key: np.asarray(value).tolist() for key, value in GRID.items()}
+    grid = GRID.description()
     script = SIGTERM_SCRIPT.format(grid=grid, path=str(tmp_path / "f.nc"))
     process = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, text=True
@@ -465,3 +476,18 @@ def test_outputs_beside_the_inputs_and_stores_are_accepted(tmp_path):
     for output in ("new.nc", "in/c.nc", "out.zarr", "new.zarr"):
         path = tmp_path / output
         check_new_file(path, flag="--output", overwrite=True, inputs=(f"{tmp_path}/in/*.nc",))
+
+
+def test_a_failed_write_is_put_down_to_a_full_disk_only_where_it_is(tmp_path, monkeypatch):
+    """What the system said stands (a missing folder is no full disk); an
+    error that names no cause is put down to the free space, where the file
+    system has any (``/proc`` has no blocks at all, and is not full)."""
+    hdf = RuntimeError("NetCDF: HDF error")
+    assert outputs.disk_full(OSError(errno.ENOSPC, "No space left on device"), str(tmp_path))
+    assert not outputs.disk_full(hdf, str(tmp_path))  # space is left
+    usage = shutil._ntuple_diskusage
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 0))
+    assert outputs.disk_full(hdf, str(tmp_path))
+    assert not outputs.disk_full(OSError(errno.ENOENT, "No such file or directory"), "/x")
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: usage(0, 0, 0))
+    assert not outputs.disk_full(hdf, "/proc")

@@ -31,6 +31,28 @@ def test_normalization_is_fitted_on_train_only_and_inverts(series_file, tmp_path
     assert raw.normalizer.mean.tolist() == [0.0] and raw.normalizer.std.tolist() == [1.0]
 
 
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"mean": [1.0], "std": [0.0]}, "std[0] = 0 is invalid: a standard deviation must be"),
+        ({"mean": [1.0, 2.0], "std": [1.0, -2.0]}, "std[1] = -2 is invalid"),
+        ({"mean": [1.0], "std": [float("inf")]}, "std[0] = inf is invalid"),
+        ({"mean": [1.0], "std": [float("nan")]}, "std[0] = nan is invalid"),
+        ({"mean": [float("nan")], "std": [1.0]}, "mean holds values that are not finite"),
+        ({"mean": [1.0, 2.0], "std": [1.0]}, "mean of shape (2,) and std of shape (1,) do not fit"),
+        ({"mean": [1.0], "std": []}, "mean of shape (1,) and std of shape (0,) do not fit"),
+    ],
+    ids=["std-zero", "std-negative", "std-infinite", "std-nan", "mean-nan", "shapes", "std-empty"],
+)  # fmt: skip
+def test_statistics_that_give_no_forecast_are_refused(values, message):
+    """A run's normalization.json as stconv never writes it (`Normalizer.fit`
+    makes every std positive and finite): refused when read."""
+    with pytest.raises(ValueError) as raised:
+        Normalizer.from_dict(values)
+    assert message in str(raised.value)
+    Normalizer.from_dict({"mean": np.zeros((2, 3, 1)).tolist(), "std": [2.0]})  # per cell
+
+
 def test_per_cell_normalization(series_file):
     dataset = load_dataset(series_file, input_length=3, horizon=2, normalization="cell")
     normalizer = dataset.normalizer

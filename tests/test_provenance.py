@@ -60,7 +60,7 @@ def metrics_rows(workdir) -> list[dict]:
 
 def test_a_run_records_its_data_code_software_machine_and_time(runs):
     made = record(runs / "a")
-    assert made["config"]["dataset"] == str(runs / "data.nc") and made["seeds"] == [1000]
+    assert made["config"]["data"]["dataset"] == str(runs / "data.nc") and made["seeds"] == [1000]
     (item,) = made["inputs"]
     data = (runs / "data.nc").read_bytes()
     assert item["path"] == os.path.realpath(runs / "data.nc")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from stconv.models import ModelSpec
 from stconv.models.recurrent import MIM, ConvLSTM, PredRNN
 from stconv.models.recurrent.common import LAYER_NORM_EPSILON, dropout2d, layer_norm
 from stconv.training.step import count_parameters, create_optimizer, make_train_step
@@ -60,15 +61,8 @@ REFERENCE = [
 def build(name, input_length, horizon, grid, channels, num_layers, d, k, **kwargs):
     # RBG keys: XLA compiles their random draws far faster than threefry's.
     rngs = nnx.Rngs(jax.random.key(0, impl="rbg"))
-    return MODELS[name](
-        (input_length, *grid, channels),
-        horizon,
-        num_layers=num_layers,
-        hidden_dim=d,
-        kernel_size=k,
-        rngs=rngs,
-        **kwargs,
-    )
+    spec = ModelSpec((input_length, *grid, channels), horizon, num_layers, d, k, **kwargs)
+    return MODELS[name](spec, rngs=rngs)
 
 
 def abstract_output_shape(model, input_shape):
@@ -186,7 +180,7 @@ GOOD = dict(input_shape=(5, 8, 8, 1), horizon=5, num_layers=2, hidden_dim=4, ker
 )
 def test_rejects_bad_hyperparameters(name, changes, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        MODELS[name](**{**GOOD, **changes}, rngs=nnx.Rngs(0))
+        MODELS[name](ModelSpec(**{**GOOD, **changes}), rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -200,7 +194,7 @@ def test_rejects_bad_hyperparameters(name, changes, message):
     ],
 )
 def test_rejects_bad_input_shapes(name, shape, message):
-    model = nnx.eval_shape(lambda: MODELS[name](**GOOD, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: MODELS[name](ModelSpec(**GOOD), rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match=message):
         model(jnp.zeros(shape))
 

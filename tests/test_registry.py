@@ -12,9 +12,9 @@ from stconv.data.registry import load_dataset
 def test_embedded_dataset_loads_with_its_real_shape_and_coordinates():
     dataset = load_dataset("hadcm3-a1b")
     assert dataset.input_shape == (5, 37, 49, 1)
-    assert dataset.grid["lat"][0] == 15.0 and dataset.grid["lat"][-1] == 60.0
-    assert dataset.grid["lon"][0] == 225.0 and dataset.grid["lon"][-1] == 315.0
-    assert dataset.grid["channel"] == ["air_temperature"] and dataset.grid["units"] == ["K"]
+    assert dataset.grid.lat[0] == 15.0 and dataset.grid.lat[-1] == 60.0
+    assert dataset.grid.lon[0] == 225.0 and dataset.grid.lon[-1] == 315.0
+    assert dataset.grid.channels == ("air_temperature",) and dataset.grid.units == ("K",)
     # 240 years: 144 / 48 / 48 on time, windows of 10 frames.
     assert [len(dataset.splits[s]) for s in ("train", "validation", "test")] == [135, 39, 39]
     assert 280 < float(dataset.normalizer.mean[0]) < 290

@@ -13,9 +13,9 @@ from stconv.runs.directory import RunDirectory
 def test_data_description_round_trip(tmp_path):
     dataset = load_dataset("synthetic", synthetic_shape=(60, 6, 7, 2), input_length=3, horizon=2)
     run = RunDirectory(tmp_path / "run")
-    run.save_config(Config(dataset="synthetic"))
+    run.save_config(Config.from_flags(dataset="synthetic"))
     run.save_data(dataset)
-    assert run.config() == Config(dataset="synthetic")
+    assert run.config() == Config.from_flags(dataset="synthetic")
     assert run.data_description() == {
         "variables": ["synthetic_0", "synthetic_1"],
         "units": ["K", "K"],
@@ -23,8 +23,8 @@ def test_data_description_round_trip(tmp_path):
         "standard_name": ["", ""],
         "targets": ["synthetic_0", "synthetic_1"],
         "input_shape": [3, 6, 7, 2],
-        "lat": dataset.grid["lat"].tolist(),
-        "lon": dataset.grid["lon"].tolist(),
+        "lat": dataset.grid.lat.tolist(),
+        "lon": dataset.grid.lon.tolist(),
         "geographic": True,
         "dims": {"time": "time", "lat": "lat", "lon": "lon"},
     }
@@ -32,6 +32,24 @@ def test_data_description_round_trip(tmp_path):
     assert run.climatology().to_dict() == dataset.climatology.to_dict()
     np.testing.assert_array_equal(run.climatology().values, dataset.climatology.values)
     np.testing.assert_allclose(run.normalizer().mean, dataset.normalizer.mean)
+    grid = run.grid()  # read back from data.json as it was
+    assert grid.description() == dataset.grid.description()
+    np.testing.assert_array_equal(grid.lat, dataset.grid.lat)
+    assert grid.channels == ("synthetic_0", "synthetic_1") and grid.geographic
+
+
+def test_the_grid_of_a_run_of_an_older_version(tmp_path):
+    """data.json without long and standard names, ``geographic`` and ``dims``,
+    with one unit for all variables; and before the coordinates were kept."""
+    run = RunDirectory(tmp_path)
+    old = {"variables": ["tas", "pr"], "units": "K", "input_shape": [5, 2, 3, 2]}
+    run.write_json(run.DATA, {**old, "lat": [10.0, 20.0], "lon": [0.0, 1.0, 2.0]})
+    grid = run.grid()
+    assert grid.channels == ("tas", "pr") and grid.units == ("K", "K")
+    assert grid.long_names == ("", "") and grid.geographic and grid.shape == (2, 3)
+    assert grid.dims == {"time": "time", "lat": "lat", "lon": "lon"}
+    run.write_json(run.DATA, old)
+    assert run.grid() is None
 
 
 def test_history_is_cut_back_to_the_resumed_epoch(tmp_path):

@@ -63,7 +63,7 @@ def test_less_than_a_year_falls_back_to_each_cells_mean_with_a_warning(weather):
 
 
 def test_an_even_window_is_refused_not_fallen_back_from(weather):
-    with pytest.raises(DataError, match="climatology_window is 4: it must be a positive odd"):
+    with pytest.raises(DataError, match=r"data\.climatology_window=4 is invalid: must be odd"):
         load_dataset(str(weather / "weather.nc"), variables="t2m", climatology_window=4)
 
 
@@ -135,7 +135,7 @@ def test_new_data_without_dates_or_on_another_grid_is_refused(seasonal_run, weat
     forecaster = Forecaster.load(seasonal_run)
     data = xr.open_dataset(weather / "weather.nc")
     numbers = data.assign_coords(time=np.arange(data.sizes["time"], dtype=float))
-    with pytest.raises(DataError, match="--time-features needs a time axis of dates"):
+    with pytest.raises(DataError, match=r"data\.time_features=True needs a time axis of dates"):
         forecaster.forecast(numbers)
     other = data.isel(lat=slice(0, 4))
     with pytest.raises(DataError, match=r"reads static fields \['orography'\] of its own grid"):
@@ -145,7 +145,7 @@ def test_new_data_without_dates_or_on_another_grid_is_refused(seasonal_run, weat
 def test_a_static_file_on_another_grid_is_refused(weather, tmp_path):
     orography = xr.open_dataset(weather / "orography.nc").isel(lon=slice(0, 5))
     orography.to_netcdf(tmp_path / "small.nc")
-    with pytest.raises(DataError, match=r"--static '.*small.nc' is on another grid \(lon"):
+    with pytest.raises(DataError, match=r"data.static='.*small.nc' is on another grid \(lon"):
         load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "small.nc"))
 
 
@@ -154,7 +154,7 @@ def test_time_features_need_dates(tmp_path):
     data = data.assign_coords(time=np.arange(data.sizes["time"], dtype=float))
     data["time"].attrs = {"axis": "T"}
     data.to_netcdf(tmp_path / "numbers.nc")
-    with pytest.raises(DataError, match="--time-features needs a time axis of dates"):
+    with pytest.raises(DataError, match=r"data\.time_features=True needs a time axis of dates"):
         load_dataset(str(tmp_path / "numbers.nc"), time_features=True)
 
 
@@ -163,7 +163,7 @@ def test_an_ensemble_of_a_seasonal_run_is_scored_against_the_seasons(seasonal_ru
     dataset = load_config_dataset(forecaster.config)
     ensemble = forecaster.perturbed(2, 0.3)
     test, train = dataset.splits["test"], dataset.splits["train"]
-    results = ensemble.score(test, dataset.grid["lat"], "the test split", train=train)["t2m"]
+    results = ensemble.score(test, dataset.grid.lat, "the test split", train=train)["t2m"]
     assert set(results) == {
         "stconvs2s-r", "persistence", "climatology", "input_mean", "climatological_ensemble",
     }  # fmt: skip

@@ -10,8 +10,9 @@ from test_faults import SERIES, TINY, series
 from stconv import cli
 from stconv.data.checks import EXTREME, check_extremes, plausible_range
 from stconv.data.errors import DataError
+from stconv.data.field_checks import stated_units
 from stconv.data.synthetic import write_synthetic_netcdf
-from stconv.runs.forecaster import Forecaster, stated_units
+from stconv.runs.forecaster import Forecaster
 from stconv.runs.provenance import UnitsWarning
 
 
@@ -60,7 +61,7 @@ def test_each_channel_is_checked_against_its_own_units():
     assert "'v0' reaches 1.01e+05 at time 1 (index 1)" not in message  # the first frame
     assert "'v0' reaches 1e+05 at time 0 (index 0)" in message
     assert "outside -400..400, the values K can take" in message
-    assert "pass --allow-extreme-values" in message
+    assert "accept them with data.allow_extreme_values=True" in message
     check_extremes(field(values[:, ::-1].copy(), ["K", "Pa"]), "f.nc", allowed=True)
     anomalies = np.array([[-3.5], [2.0]])  # temperature anomalies are in K too
     check_extremes(field(anomalies, ["K"]), "f.nc")
@@ -87,8 +88,8 @@ def test_stated_units(units, expected):
 @pytest.mark.parametrize(
     "units, message",
     [
-        ("c=K", "--units names \\['c'\\], which are not the run's variables \\['a', 'b'\\]"),
-        ("a=K,b", "--units 'a=K,b' is invalid: write UNITS for all variables, or NAME=UNITS"),
+        ("c=K", "^units names \\['c'\\], which are not the run's variables \\['a', 'b'\\]"),
+        ("a=K,b", "^units='a=K,b' is invalid: write UNITS for all variables, or NAME=UNITS"),
     ],
 )
 def test_stated_units_refused(units, message):
@@ -97,10 +98,11 @@ def test_stated_units_refused(units, message):
 
 
 @pytest.fixture(scope="module")
-def kelvin_run(tmp_path_factory):
-    """A tiny finished run of data in K, and its input as a Dataset."""
+def kelvin_run(tmp_path_factory, tiny_run):
+    """A tiny finished run of data in K (``run``, a copy of `conftest.tiny_run`),
+    and an input for it (``new.nc``)."""
     root = tmp_path_factory.mktemp("units")
-    assert cli.main(["train", "--workdir", str(root / "run"), *TINY]) == 0
+    shutil.copytree(tiny_run, root / "run")
     write_synthetic_netcdf(root / "new.nc", 12, 16, 16, seed=3, variable="synthetic_0")
     return root
 
@@ -111,14 +113,14 @@ def test_a_data_array_that_lost_its_units_is_refused_unless_stated(kelvin_run):
         kelvin = dataset["synthetic_0"].load()
     # Lost as xarray's arithmetic lost them before 2025, or as a DataArray built from numpy.
     celsius = (kelvin - 273.15).drop_attrs()
-    with pytest.raises(DataError, match="'synthetic_0' has no units and the run was trained in K"):
+    with pytest.raises(DataError, match="trained in K: pass units='K' if it is in K"):
         forecaster.forecast(celsius)
     stated = forecaster.forecast(kelvin.drop_attrs(), units="K")
     np.testing.assert_allclose(
         stated["synthetic_0"].values, forecaster.forecast(kelvin)["synthetic_0"].values
     )
     assert stated["synthetic_0"].attrs["units"] == "K"
-    with pytest.raises(DataError, match="is in K, not in degC as --units says"):
+    with pytest.raises(DataError, match="is in K, not in degC as units says"):
         forecaster.forecast(kelvin, units="degC")
 
 
@@ -148,7 +150,7 @@ def test_predict_states_the_units_of_an_input_without_them(kelvin_run, tmp_path,
     dataset.to_netcdf(tmp_path / "plain.nc")
     argv = ["predict", "--workdir", str(kelvin_run / "run"), "--input", str(tmp_path / "plain.nc")]
     assert cli.main([*argv, "--output", str(tmp_path / "f.nc")]) == 2
-    assert "pass --units K (units= in Python) if it is in K" in capsys.readouterr().err
+    assert "pass --units K if it is in K" in capsys.readouterr().err  # Python: units='K'
     assert cli.main([*argv, "--output", str(tmp_path / "f.nc"), "--units", "K"]) == 0
     with xr.open_dataset(tmp_path / "f.nc") as forecast:
         assert forecast["synthetic_0"].attrs["units"] == "K"

@@ -128,9 +128,9 @@ def test_cmip6_files_one_variable_each_combine(tmp_path, calendar):
         dataset.to_netcdf(tmp_path / f"{name}_day_model_ssp245_r1i1p1f1_gn_2000.nc")
     pattern = str(tmp_path / "*_day_*.nc")
     dataset = load_dataset(pattern, input_length=3, horizon=2, targets=["tas"])
-    assert dataset.grid["channel"] == ["tas", "uas"] and dataset.targets == ["tas"]
-    assert dataset.grid["units"] == ["K", "m s-1"]
-    assert dataset.grid["standard_name"] == ["air_temperature", "eastward_wind"]
+    assert dataset.grid.channels == ("tas", "uas") and dataset.targets == ["tas"]
+    assert dataset.grid.units == ("K", "m s-1")
+    assert dataset.grid.standard_names == ("air_temperature", "eastward_wind")
     example = dataset.splits["train"][0]
     assert example["inputs"].shape == (3, 6, 8, 2) and example["targets"].shape == (2, 6, 8, 1)
     if calendar == "360_day":
@@ -154,6 +154,6 @@ def test_a_variable_without_units_is_taken_as_in_no_units(tmp_path):
     del data["msl"].attrs["units"]
     data.to_netcdf(tmp_path / "era5.nc")
     dataset = load_dataset(str(tmp_path / "era5.nc"), input_length=3, horizon=2, targets=["msl"])
-    assert dataset.grid["units"] == ["", "K", "m s**-1"]
+    assert dataset.grid.units == ("", "K", "m s**-1")
     scores = {"persistence": {"rmse": 1.0, "rmse_per_lead": [1.0], "units": ""}}
     assert "in no units;" in format_results({"msl": scores})

@@ -18,6 +18,7 @@ from flax import nnx
 from stconv.checks import check_above_zero, check_positive, check_seed
 from stconv.classification.data import image_file, image_splits
 from stconv.classification.models import CLASSIFIERS
+from stconv.config.sections import TrainingConfig
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation import plots
 from stconv.runs.directory import RunDirectory
@@ -40,19 +41,17 @@ def train_classifier(
     name: str,
     splits: dict,
     workdir: str,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
+    training: TrainingConfig,
     clock: PhaseClock | None = None,
 ) -> dict:
-    """Trains one classifier; returns its test accuracy, parameters and training
-    time. ``clock`` gets the seconds of its compile, training and evaluation."""
+    """Trains one classifier with Adam for ``training.epochs`` epochs (no
+    validation: no early stopping) from ``training.seed``; returns its test
+    accuracy, parameters and training time. ``clock`` gets the seconds of its
+    compile, training and evaluation."""
     clock = clock or PhaseClock()
     image_shape = splits["train"].images.shape[1:]
-    model = CLASSIFIERS[name](image_shape, rngs=nnx.Rngs(seed))
-    optimizer = create_optimizer(model, optax.adam(learning_rate))
+    model = CLASSIFIERS[name](image_shape, rngs=nnx.Rngs(training.seed))
+    optimizer = create_optimizer(model, optax.adam(training.learning_rate))
     train_step, state = make_train_step(model, optimizer, cross_entropy)
     logits = make_apply(model, lambda model, images: model(images))
     run = RunDirectory(workdir)
@@ -60,9 +59,8 @@ def train_classifier(
     with open(run.file(run.METRICS), "w") as log, clock.phase(f"{name} training"):
         state, _ = fit(
             clock.first_call(train_step, f"{name} compile"), state, splits["train"],
-            run.checkpoints(), lambda row, _: log.write(json.dumps(row) + "\n"),
-            epochs=epochs, batch_size=batch_size, seed=seed, saved={"model": name},
-            description=f"{name} epoch",
+            run.checkpoints(), lambda row, _: log.write(json.dumps(row) + "\n"), training,
+            saved={"model": name}, description=f"{name} epoch",
         )  # fmt: skip
     seconds = time.perf_counter() - start
     with clock.phase(f"{name} evaluation"):
@@ -73,7 +71,7 @@ def train_classifier(
         "accuracy": float(np.mean(predicted == labels)),
         "parameters": count_parameters(model),
         "train_seconds": seconds,
-        "epochs": epochs,
+        "epochs": training.epochs,
     }
 
 
@@ -95,6 +93,10 @@ def classify(
     check_positive("batch_size", batch_size)
     check_above_zero("learning_rate", learning_rate)
     check_seed("seed", seed)
+    # The trainer's section: classify's options, the others unused (Adam, no validation).
+    training = TrainingConfig(
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed
+    )
     run = RunDirectory(workdir)
     if run.has(run.CONFIG) or run.has(run.SUMMARY) or run.member_runs():
         raise ValueError(
@@ -122,10 +124,7 @@ def classify(
         for name in models:
             model_dir = run.model(name)
             os.makedirs(model_dir, exist_ok=True)
-            results[name] = train_classifier(
-                name, splits, model_dir, epochs=epochs, batch_size=batch_size,
-                learning_rate=learning_rate, seed=seed, clock=session.clock,
-            )  # fmt: skip
+            results[name] = train_classifier(name, splits, model_dir, training, session.clock)
             r = results[name]
             print(
                 f"{name}: test accuracy {r['accuracy']:.2%}, {r['parameters']:,} parameters, "

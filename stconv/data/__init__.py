@@ -9,5 +9,6 @@
 - `registry`: the table of datasets by name, or a path (`load_dataset`);
 - `pipeline`: grain batches in a fixed order per seed and epoch;
 - `checks`: checks of data against what the computation needs;
+- `field_checks`: new data read for a trained run and checked against it;
 - `errors`: `DataError`, raised on bad input data.
 """

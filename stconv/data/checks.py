@@ -113,7 +113,7 @@ def first_irregular_step(times: xr.DataArray) -> int | None:
 def check_extremes(field: xr.DataArray, source: str, allowed: bool = False) -> None:
     """Raises DataError at the first frame where a variable of ``field`` holds a
     finite value outside what its units allow (`plausible_range`), unless
-    ``allowed`` (``--allow-extreme-values``). One pass (a dask-backed field is
+    ``allowed`` (``data.allow_extreme_values``). One pass (a dask-backed field is
     streamed)."""
     if allowed:
         return
@@ -133,7 +133,7 @@ def check_extremes(field: xr.DataArray, source: str, allowed: bool = False) -> N
             f"{worst:.3g} at {frame_name(field, index[:-1])} (in {int(counts[index])} of its "
             f"cells): {range_name(channel_units(field)[channel])}, a fill value without "
             "_FillValue, corrupt data or other units; mark missing values with _FillValue, "
-            "or pass --allow-extreme-values to use them"
+            "or accept them with data.allow_extreme_values=True"
         )
 
 

@@ -4,8 +4,9 @@ They are appended after the variables' channels of every input window, in
 training and in forecasts alike (`stconv.data.sources.model_inputs`):
 
 - static fields without time (orography, land-sea mask, soil type), from
-  ``--static FILE[:var,var]``, normalized per field over the grid's cells;
-- with ``--time-features``, the sine and cosine of the fraction of the year
+  ``static=FILE[:var,var]`` (`stconv.config.DataConfig`), normalized per
+  field over the grid's cells;
+- with ``time_features``, the sine and cosine of the fraction of the year
   (calendar-aware: 360, 365 or 366 days) and, for sub-daily data, of the
   hour of day, at each input frame's time.
 
@@ -36,7 +37,7 @@ class ExtraInputs:
       static: ``(lat, lon, k)`` normalized static fields (``k`` may be 0).
       static_names: their names.
       calendar: the calendar features' names (`YEAR_FEATURES`, and
-        `DAY_FEATURES` for sub-daily data); empty without ``--time-features``.
+        `DAY_FEATURES` for sub-daily data); empty without ``time_features``.
     """
 
     static: np.ndarray
@@ -120,15 +121,15 @@ def calendar_names(times: xr.DataArray, source: str) -> tuple[str, ...]:
     values = times.values
     if not is_dates(values) or len(values) < 2:
         raise DataError(
-            f"{source}: --time-features needs a time axis of dates, and its times are "
-            f"{values.dtype} numbers: drop --time-features or give a file with CF dates"
+            f"{source}: data.time_features=True needs a time axis of dates, and its times are "
+            f"{values.dtype} numbers: set data.time_features=False or give a file with CF dates"
         )
     sub_daily = time_kind(values, source) == "subdaily"
     return YEAR_FEATURES + (DAY_FEATURES if sub_daily else ())
 
 
 def split_static(spec: str, exists: Callable[[str], bool] = os.path.exists) -> tuple[str, str]:
-    """``--static FILE[:var,var]`` as ``(FILE, "var,var")`` (``""``: every static
+    """``static`` (``FILE[:var,var]``) as ``(FILE, "var,var")`` (``""``: every static
     variable); a colon belongs to FILE unless what precedes it ``exists``."""
     path, colon, names = spec.rpartition(":")
     return (path, names) if colon and exists(path) else (spec, "")
@@ -142,7 +143,7 @@ def static_fields(
     ``field``, as ``(lat, lon, channel)`` in physical units.
 
     Args:
-      spec: the ``--static`` value.
+      spec: the ``static`` value.
       field: the ``(time, lat, lon, channel)`` field they go with.
       bbox: the region selected of the field, selected of them too.
       resolve: a dataset name to its file (``weather``), else the name.
@@ -156,14 +157,14 @@ def static_fields(
     dataset = open_dataset(resolve_paths(path), None)
     roles = {dim_role(dataset, str(dim)): str(dim) for dim in dataset.dims}
     if "lat" not in roles or "lon" not in roles:
-        raise DataError(f"--static {path!r} has no latitude and longitude dimensions")
+        raise DataError(f"data.static={path!r} has no latitude and longitude dimensions")
     dataset = dataset.rename({roles["lat"]: "lat", roles["lon"]: "lon"})
     static = [str(v) for v, a in dataset.data_vars.items() if set(a.dims) == {"lat", "lon"}]
     wanted = names.split(",") if names else static
     missing = [name for name in wanted if name not in static]
     if missing or not wanted:
         raise DataError(
-            f"--static {path!r} has no static variable {missing[0] if missing else ''!r} "
+            f"data.static={path!r} has no static variable {missing[0] if missing else ''!r} "
             f"(latitude and longitude only): available are {static}"
         )
     arrays = [dataset[name].transpose("lat", "lon") for name in wanted]
@@ -181,7 +182,7 @@ def check_same_grid(static: xr.DataArray, field: xr.DataArray, path: str) -> Non
         ours, theirs = static[dim].values, field[dim].values
         if ours.shape != theirs.shape or not np.allclose(ours, theirs):
             raise DataError(
-                f"--static {path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
+                f"data.static={path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
                 f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
                 "regrid it to the data's grid first"
             )

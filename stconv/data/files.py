@@ -255,8 +255,8 @@ def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: s
         levels = [f"{value:g}" for value in np.asarray(array[dim].values, float)]
         raise DataError(
             f"file {source!r}: variable {name!r} has {len(levels)} levels on {dim!r} "
-            f"({', '.join(levels)}): choose one as {name}:LEVEL, e.g. --variables "
-            f"{name}:{levels[0]}"
+            f"({', '.join(levels)}): choose one as {name}:LEVEL, e.g. "
+            f"data.variables={name}:{levels[0]}"
         )
     return array.squeeze(extra, drop=True).transpose(*DIMS).rename(name)
 

@@ -114,8 +114,14 @@ class Normalizer:
 
     @classmethod
     def from_dict(cls, values: dict, climatology: Climatology | None = None) -> "Normalizer":
-        """The statistics of `to_dict`, with the run's ``climatology`` where they use one."""
+        """The statistics of `to_dict`, with the run's ``climatology`` where they use one.
+
+        Raises:
+          ValueError: naming the statistic, unless they are as `fit` makes
+            them (`check_statistics`).
+        """
         mean, std = (np.asarray(values[k], np.float32) for k in ("mean", "std"))
+        check_statistics(mean, std)
         return cls(mean, std, climatology if values.get("climatology") else None)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -127,6 +133,26 @@ class Normalizer:
     def load(cls, path: str | os.PathLike) -> "Normalizer":
         with open(path) as f:
             return cls.from_dict(json.load(f))
+
+
+def check_statistics(mean: np.ndarray, std: np.ndarray) -> None:
+    """Raises ValueError, naming the statistic, unless ``std`` holds one
+    positive finite standard deviation per channel and ``mean`` finite values
+    of as many channels (per channel or per cell): as `Normalizer.fit` makes
+    them, and as forecasts need (a zero or negative ``std`` gives none)."""
+    if std.ndim != 1 or not len(std) or mean.ndim not in (1, 3) or mean.shape[-1] != len(std):
+        raise ValueError(
+            f"mean of shape {mean.shape} and std of shape {std.shape} do not fit: std holds "
+            "one value per channel, mean one per channel (or per cell and channel)"
+        )
+    bad = np.flatnonzero(~(np.isfinite(std) & (std > 0)))
+    if bad.size:
+        raise ValueError(
+            f"std[{bad[0]}] = {std[bad[0]]:g} is invalid: a standard deviation must be a "
+            "positive finite number"
+        )
+    if not np.isfinite(mean).all():
+        raise ValueError("mean holds values that are not finite: every mean must be a number")
 
 
 # Values read at once (128 MiB in float64) when summing the statistics.

@@ -20,15 +20,12 @@ import iris_sample_data
 import numpy as np
 import xarray as xr
 
-from stconv.checks import check_choice
-from stconv.config import NORMALIZATIONS
+from stconv.config import DataConfig
 from stconv.data.checks import check_extremes, check_values
 from stconv.data.climatology import Climatology, check_window, fit_climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names, normalized_static, static_fields
 from stconv.data.files import (
-    CHANNEL_ATTRIBUTES,
-    DIMS,
     GRID_DIMS,
     channel_name,
     open_dataset,
@@ -36,6 +33,7 @@ from stconv.data.files import (
     other_dims,
     resolve_paths,
 )
+from stconv.data.grid import Grid
 from stconv.data.masks import load_mask_file, nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import FieldWindows, SampleWindows
@@ -59,8 +57,8 @@ class Dataset:
         (`stconv.data.climatology`; for annual data each cell's mean), in
         physical units: the climatology forecast and the ACC's reference.
       spec: the window lengths.
-      grid: `grid_of` the field: coordinates, ``channel`` names, their
-        ``units`` and other attributes.
+      grid: the field's `Grid`: coordinates, channel names, their units
+        and other attributes.
       targets: the variables forecast: the first channels (inputs hold them
         first, then the other input variables).
       extra: the inputs appended after the variables: static fields and
@@ -73,7 +71,7 @@ class Dataset:
     mask: np.ndarray
     climatology: Climatology
     spec: WindowSpec
-    grid: dict
+    grid: Grid
     targets: list[str]
     extra: ExtraInputs | None = None
 
@@ -84,34 +82,6 @@ class Dataset:
         extra = 0 if self.extra is None else self.extra.count
         lat, lon, channels = self.mask.shape
         return (self.spec.input_length, lat, lon, channels + extra)
-
-
-def grid_of(array: xr.DataArray) -> dict:
-    """The grid of a field: ``lat`` and ``lon`` (their coordinates, or the row
-    and column indices where the file has none, as the paper's), whether
-    ``lat`` holds latitudes (``geographic``), the file's own names of the
-    dimensions (``dims``), and per channel its name (``channel``) and the
-    variable's ``units``, ``long_name`` and ``standard_name`` (``""`` where
-    the file gives none)."""
-
-    def values(dim: str) -> np.ndarray:
-        if dim in array.coords:
-            return array[dim].values
-        return np.arange(array.sizes[dim], dtype=np.float32)
-
-    def per_channel(attribute: str) -> list[str]:
-        if attribute in array.coords:
-            return [str(value) for value in array[attribute].values]
-        return [""] * array.sizes["channel"]
-
-    return {
-        "lat": values("lat"),
-        "lon": values("lon"),
-        "channel": [str(c) for c in array["channel"].values],
-        **{attribute: per_channel(attribute) for attribute in CHANNEL_ATTRIBUTES},
-        "geographic": "lat" in array.coords,
-        "dims": dict(array.attrs.get("dims", {dim: dim for dim in DIMS})),
-    }
 
 
 def targets_first(field: xr.DataArray, targets: Sequence[str] | None, source: str):
@@ -129,7 +99,7 @@ def targets_first(field: xr.DataArray, targets: Sequence[str] | None, source: st
         if name not in names:
             raise DataError(
                 f"{source}: target {target!r} is not an input variable: the inputs are "
-                f"{names}; add it to --variables, or choose targets among them"
+                f"{names}; add it to data.variables, or choose targets among them"
             )
     order = [names.index(name) for name in wanted]
     order += [i for i in range(len(names)) if i not in order]
@@ -213,27 +183,24 @@ def dataset_file(name: str) -> str:
 
 
 def field_dataset(
-    name: str,
+    data: DataConfig,
     field: xr.DataArray,
     spec: WindowSpec,
     fractions: Sequence[float],
-    normalization: str,
-    mask_file: str | None,
-    targets: Sequence[str] | None = None,
-    climatology_window: int = 61,
     extra: ExtraInputs | None = None,
-    allow_extreme_values: bool = False,
 ) -> Dataset:
-    """Splits a ``(time, lat, lon, channel)`` field on time and windows each split;
-    the ``targets`` channels (default all) first, the ``extra`` inputs last."""
+    """Splits a ``(time, lat, lon, channel)`` field of the dataset of ``data``
+    on time and windows each split; its targets (default all) first, the
+    ``extra`` inputs last; normalized and masked as ``data`` says."""
+    name = data.dataset
     source = f"dataset {name!r}"
-    field, targets = targets_first(field, targets, source)
+    field, targets = targets_first(field, data.targets, source)
     starts = split_starts(field.sizes["time"], spec, fractions, source)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    check_extremes(field, field.attrs.get("source", name), allow_extreme_values)
+    check_extremes(field, field.attrs.get("source", name), data.allow_extreme_values)
     normalizer, mask, climatology = training_statistics(
-        train, normalization, mask_file, climatology_window, source
+        train, data.normalization, data.mask_file, data.climatology_window, source
     )
     check_values(field, mask, field.attrs.get("source", name))
     outputs = len(targets)
@@ -241,7 +208,7 @@ def field_dataset(
         split: FieldWindows(field, starts[split], spec, normalizer, mask, outputs, extra)
         for split in starts
     }
-    grid = grid_of(field)
+    grid = Grid.of(field)
     return Dataset(name, splits, normalizer, mask, climatology, spec, grid, targets, extra)
 
 
@@ -249,19 +216,12 @@ def is_paper_format(dataset: xr.Dataset) -> bool:
     return {"x", "y"} <= set(dataset.data_vars) and "sample" in dataset.dims
 
 
-def paper_dataset(
-    name: str,
-    dataset: xr.Dataset,
-    path: str,
-    spec: WindowSpec,
-    normalization: str,
-    mask_file: str | None,
-    targets: Sequence[str] | None = None,
-    allow_extreme_values: bool = False,
-) -> Dataset:
+def paper_dataset(data: DataConfig, dataset: xr.Dataset, path: str, spec: WindowSpec) -> Dataset:
     """The paper's pre-windowed files (``x``, ``y``; dims sample, time, lat, lon, channel),
     opened from ``path``, with the reference's split on sample index. Their
-    channels are named ``channel_0``, ...; the ``targets`` (default all) first."""
+    channels are named ``channel_0``, ...; the targets of ``data`` (default
+    all) first; normalized and masked as ``data`` says."""
+    name, targets, allow_extreme_values = data.dataset, data.targets, data.allow_extreme_values
     for variable in ("x", "y"):
         if variable not in dataset:
             raise DataError(
@@ -289,30 +249,36 @@ def paper_dataset(
     train_inputs = x.isel(sample=slice(0, len(samples["train"])), time=slice(0, spec.input_length))
     check_extremes(x.isel(time=slice(0, spec.input_length)), f"{path} (x)", allow_extreme_values)
     check_extremes(y.isel(time=slice(0, spec.horizon)), f"{path} (y)", allow_extreme_values)
-    normalizer, mask, climatology = training_statistics(train_inputs, normalization, mask_file)
+    normalizer, mask, climatology = training_statistics(
+        train_inputs, data.normalization, data.mask_file
+    )
     check_values(x.isel(time=slice(0, spec.input_length)), mask, f"{path} (x)")
     check_values(y.isel(time=slice(0, spec.horizon)), mask, f"{path} (y)")
     outputs = len(targets)
     splits = {s: SampleWindows(x, y, samples[s], spec, normalizer, mask, outputs) for s in samples}
-    return Dataset(name, splits, normalizer, mask, climatology, spec, grid_of(x), targets)
+    return Dataset(name, splits, normalizer, mask, climatology, spec, Grid.of(x), targets)
 
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """What `load_dataset` was asked for, as a dataset's opener reads it."""
+    """What `load_dataset` was asked for, as a dataset's opener reads it.
 
-    name: str
+    Attributes:
+      data: the data section (`stconv.config.DataConfig`): the dataset's
+        name or path, ``data_path``, variables, targets, ... as given.
+      spec: the windows (`stconv.data.windows.WindowSpec`).
+      chunks: dask chunks to keep the data lazy; None loads them.
+      synthetic_shape, seed: of the synthetic field (and the weather file's seed).
+      open_options: more keyword arguments for `stconv.data.files.open_field`
+        (``dims``, ``time_range``, ``bbox``).
+    """
+
+    data: DataConfig
     spec: WindowSpec
-    normalization: str
-    path: str | None = None
-    variables: str | Sequence[str] | None = None
-    targets: Sequence[str] | None = None
-    mask_file: str | None = None
     chunks: Mapping | None = None
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1)
     seed: int = 0
     open_options: dict = dataclasses.field(default_factory=dict)
-    allow_extreme_values: bool = False
 
 
 Opened = xr.DataArray | Dataset  # a (time, lat, lon, channel) field, or a dataset already split
@@ -336,20 +302,18 @@ class Entry:
 
 
 def open_embedded(request: Request) -> xr.DataArray:
-    variables = request.variables or "air_temperature"
+    variables = request.data.variables or "air_temperature"
     return open_field(EMBEDDED_FILE, variables, chunks=request.chunks, **request.open_options)
 
 
 def open_paper_file(request: Request) -> Dataset:
-    if request.path is None:
+    path = request.data.data_path
+    if path is None:
         raise DataError(
-            f"dataset {request.name!r} needs path= the paper's netCDF file (see data/README.md)"
+            f"dataset {request.data.dataset!r} needs path= the paper's netCDF file "
+            "(see data/README.md)"
         )
-    dataset = open_dataset(request.path, request.chunks)
-    return paper_dataset(
-        request.name, dataset, request.path, request.spec, request.normalization,
-        request.mask_file, request.targets, request.allow_extreme_values,
-    )  # fmt: skip
+    return paper_dataset(request.data, open_dataset(path, request.chunks), path, request.spec)
 
 
 def open_synthetic(request: Request) -> xr.DataArray:
@@ -358,7 +322,7 @@ def open_synthetic(request: Request) -> xr.DataArray:
 
 def open_weather(request: Request) -> xr.DataArray:
     return open_field(
-        weather_file(request.seed), request.variables, chunks=request.chunks,
+        weather_file(request.seed), request.data.variables, chunks=request.chunks,
         **request.open_options,
     )  # fmt: skip
 
@@ -405,15 +369,11 @@ def is_path(name: str) -> bool:
 
 def open_path(request: Request) -> Opened:
     """A netCDF file, glob or zarr store: the paper's format, or a field."""
-    dataset = open_dataset(request.name, request.chunks)
+    name = request.data.dataset
+    dataset = open_dataset(name, request.chunks)
     if is_paper_format(dataset):
-        return paper_dataset(
-            request.name, dataset, request.name, request.spec, request.normalization,
-            request.mask_file, request.targets, request.allow_extreme_values,
-        )  # fmt: skip
-    return open_field(
-        request.name, request.variables, chunks=request.chunks, **request.open_options
-    )
+        return paper_dataset(request.data, dataset, name, request.spec)
+    return open_field(name, request.data.variables, chunks=request.chunks, **request.open_options)
 
 
 def opener(name: str) -> Callable[[Request], Opened]:
@@ -434,73 +394,73 @@ def data_files(name: str, path: str | None = None, mask_file: str | None = None)
 
 
 def load_dataset(
-    name: str,
+    data: DataConfig | str,
     *,
-    input_length: int = 5,
-    horizon: int = 5,
     stride: int = 1,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
-    normalization: str = "channel",
-    path: str | None = None,
-    variables: str | Sequence[str] | None = None,
-    targets: Sequence[str] | None = None,
-    mask_file: str | None = None,
     chunks: Mapping | None = None,
     synthetic_shape: tuple[int, int, int, int] = (400, 16, 16, 1),
     seed: int = 0,
-    climatology_window: int = 61,
-    static: str | None = None,
-    time_features: bool = False,
-    allow_extreme_values: bool = False,
-    **open_options,
+    path: str | None = None,
+    **options,
 ) -> Dataset:
     """Loads a dataset by name or path, split, normalized and masked.
 
+    ``load_dataset(DataConfig(dataset="hadcm3-a1b", horizon=3))`` (a run's
+    data section), or with the dataset's name and the section's fields as
+    keywords: ``load_dataset("hadcm3-a1b", horizon=3)``.
+
     Args:
-      name: a name of `DATASETS` or a file path / glob.
-      input_length: input frames per window.
-      horizon: target frames per window.
+      data: the data section (`stconv.config.DataConfig`: the dataset, its
+        variables and targets, window lengths, normalization, mask, static
+        and calendar inputs, bbox), or a name of `DATASETS` or a file path /
+        glob, with the section's other fields in ``options``.
       stride: steps between window starts (time-series data only).
       fractions: train, validation, test fractions of time (the paper's files
         use the reference's sample split instead).
-      normalization: ``channel`` (per-channel mean and std of the training
-        split), ``cell`` (each cell's own training mean, so the model sees
-        anomalies), ``climatology`` (anomalies from the climatology by time of
-        year) or ``none`` (raw values, as the paper did).
-      path: the file for ``cfsr`` and ``chirps``.
-      variables: variable(s) to stack as channels: names, or ``NAME:LEVEL`` for
-        one level of a variable with a vertical dimension; default every
-        gridded variable.
-      targets: the variables to forecast, among ``variables``; default all.
-      mask_file: a land mask (``.npy`` or netCDF, nonzero = valid) instead of
-        masking cells that are NaN throughout the training split.
       chunks: dask chunks to keep the data lazy, e.g. ``{"time": 64}``.
       synthetic_shape: ``(time, lat, lon, channels)`` of the synthetic field.
       seed: the synthetic field's seed.
-      climatology_window: days the climatology by day of year is smoothed
-        over (`stconv.data.climatology`).
-      static: ``FILE[:var,var]``: static fields added as inputs.
-      time_features: add the calendar features as inputs.
-      allow_extreme_values: accept values beyond `stconv.data.checks.EXTREME`.
-      **open_options: ``dims``, ``bbox``, ``time_range`` for `stconv.data.files.open_field`.
+      path: with a name: the section's ``data_path`` (the file of ``cfsr`` and ``chirps``).
+      **options: with a name: the section's fields (``input_length``,
+        ``horizon``, ``normalization``, ``variables``, ``targets``,
+        ``mask_file``, ``climatology_window``, ``static``, ``time_features``,
+        ``allow_extreme_values``, ``bbox``); and ``dims``, ``time_range`` for
+        `stconv.data.files.open_field`.
+
+    Raises:
+      DataError: naming the file, variable or field that is not usable.
     """
-    spec = WindowSpec(input_length, horizon, stride)
-    check_choice("normalization", normalization, NORMALIZATIONS, DataError)
-    request = Request(
-        name, spec, normalization, path, variables, targets, mask_file, chunks, synthetic_shape,
-        seed, open_options, allow_extreme_values,
-    )  # fmt: skip
+    if isinstance(data, str):
+        data, options = data_section(data, path, options)
+    spec = WindowSpec(data.input_length, data.horizon, stride)
+    if data.bbox is not None:
+        options = {**options, "bbox": data.bbox}
+    request = Request(data, spec, chunks, synthetic_shape, seed, options)
+    name = data.dataset
     opened = opener(name)(request)
     if isinstance(opened, Dataset):
-        if static is not None or time_features:
+        if data.static is not None or data.time_features:
             raise DataError(
                 f"dataset {name!r} is pre-windowed without dates or coordinates: it takes "
-                "no --static and no --time-features"
+                "no data.static and no data.time_features"
             )
         return opened
-    bbox = open_options.get("bbox")
-    extra = extra_inputs(opened, static, time_features, bbox, f"dataset {name!r}")
-    return field_dataset(
-        name, opened, spec, fractions, normalization, mask_file, targets, climatology_window,
-        extra, allow_extreme_values,
-    )  # fmt: skip
+    extra = extra_inputs(opened, data.static, data.time_features, data.bbox, f"dataset {name!r}")
+    return field_dataset(data, opened, spec, fractions, extra)
+
+
+def data_section(name: str, path: str | None, options: dict) -> tuple[DataConfig, dict]:
+    """The data section of ``load_dataset(name, path=..., **options)`` and the
+    options that are not its fields (`stconv.data.files.open_field`'s).
+
+    Raises:
+      DataError: naming the field, for an invalid value.
+    """
+    fields = {field.name for field in dataclasses.fields(DataConfig)}
+    given = {key: value for key, value in options.items() if key in fields}
+    try:
+        data = DataConfig(dataset=name, data_path=path, **given)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    return data, {key: value for key, value in options.items() if key not in fields}

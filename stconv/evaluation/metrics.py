@@ -2,9 +2,10 @@
 
 Every score is one `Metric` of the table `METRICS`: the sums it needs from
 each batch, and its value from those sums. `ErrorAccumulator` adds the sums up
-over all batches; ``results.json``, the printed tables, the multi-seed
-summary and the skill plot (`stconv.runs.reporting`, `stconv.evaluation.plots`)
-iterate over the table, so a new score is one entry.
+over all batches; `stconv.evaluation.scores` makes them a Dataset, from which
+``results.json``, the printed tables, the multi-seed summary and the skill
+plot are derived, so a new score is one entry (how it is shown, its label
+and columns, is `stconv.runs.presentation.PRESENTATION`, keyed by its name).
 
 For every lead time, over all windows and valid cells (``e`` the error
 forecast - truth in physical units, ``w`` the area weight of the cell's
@@ -50,29 +51,33 @@ def area_weights(lat: np.ndarray, source: str = "the data") -> np.ndarray | None
     if not np.all(np.abs(lat) <= 90):
         raise DataError(
             f"{source}: latitudes {lat.min():g}..{lat.max():g} are outside [-90, 90]: area "
-            "weights need geographic latitudes (pass --no-area-weights for another grid)"
+            "weights need geographic latitudes (pass evaluation.area_weights=False for another "
+            "grid)"
         )
     steps = np.diff(lat)
     if not (np.all(steps > 0) or np.all(steps < 0)):
         raise DataError(
             f"{source}: latitudes are not monotonic: area weights need a regular "
-            "latitude-longitude grid (pass --no-area-weights for another grid)"
+            "latitude-longitude grid (pass evaluation.area_weights=False for another grid)"
         )
     weights = np.cos(np.deg2rad(lat))
     return (weights / weights.mean()).astype(np.float32)
 
 
-def grid_weights(grid: dict, enabled: bool = True, source: str = "the data") -> np.ndarray | None:
-    """The one rule for area weights: `area_weights` of the grid's ``lat``
-    where its rows are latitudes (``geographic``, true unless recorded false),
-    None when not ``enabled`` (``--no-area-weights``) or they are not.
+def grid_weights(
+    latitudes: np.ndarray | None, enabled: bool = True, source: str = "the data"
+) -> np.ndarray | None:
+    """The one rule for area weights: `area_weights` of a grid's
+    ``latitudes`` (`stconv.data.grid.Grid.latitudes`: None where its rows are
+    not latitudes), None when not ``enabled`` (``evaluation.area_weights``) or
+    there are none.
 
     Raises:
       DataError: naming ``source``, for latitudes that cannot be weighted.
     """
-    if not enabled or not grid.get("geographic", True):
+    if not enabled or latitudes is None:
         return None
-    return area_weights(grid["lat"], source)
+    return area_weights(latitudes, source)
 
 
 class Terms(NamedTuple):
@@ -93,37 +98,27 @@ def over_cells(x: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """A score: per-lead sums over each batch, and the score from summed sums.
+    """A score: per-lead sums over each batch, and the score from summed sums
+    (the mathematics only: how a score is shown is
+    `stconv.runs.presentation.PRESENTATION`).
 
     Attributes:
-      label: its column in the printed tables (``RMSE``).
-      width: that column's width, in characters (values show 3 decimals).
       sums: `Terms` of one batch -> ``{name: (lead, channel) sums}`` (traced
         by JAX; metrics that need the same sum give it the same name).
       value: the summed sums -> the score, elementwise: called per lead time
         and channel (arrays ``(lead, channel)``) and per channel over the
         whole set (the sums over leads).
-      title: what the skill plot calls it; default ``label``.
       in_units: in the data's units (an error), or a pure number (ACC).
       needs_climatology: scored only where a training climatology is known.
-      weighted: area-weighted: drawn only where the scores are.
-      in_table: a column of the run's printed table.
-      in_summary_table: a block (mean +- std per lead time) of the multi-seed table.
-      plot: the panel of ``skill_by_lead.png`` it is drawn in per lead time;
-        None draws it nowhere.
+      weighted: area-weighted (equal to its unweighted twin where the grid
+        has no latitudes).
     """
 
-    label: str
     sums: Callable[[Terms], dict[str, jax.Array]]
     value: Callable[[dict[str, np.ndarray]], np.ndarray]
-    width: int = 7
-    title: str = ""
     in_units: bool = True
     needs_climatology: bool = False
     weighted: bool = False
-    in_table: bool = True
-    in_summary_table: bool = False
-    plot: str | None = None
 
 
 def squared_sums(t: Terms) -> dict[str, jax.Array]:
@@ -171,24 +166,17 @@ def per_weight(name: str) -> Callable[[dict], np.ndarray]:
 
 
 METRICS: dict[str, Metric] = {
-    "rmse": Metric(
-        "RMSE", squared_sums, lambda s: np.sqrt(per_cell("squared")(s)),
-        in_summary_table=True, plot="RMSE",
-    ),
+    "rmse": Metric(squared_sums, lambda s: np.sqrt(per_cell("squared")(s))),
     "weighted_rmse": Metric(
-        "wRMSE", weighted_squared_sums, lambda s: np.sqrt(per_weight("weighted_squared")(s)),
-        title="area-weighted", weighted=True, in_summary_table=True, plot="RMSE",
+        weighted_squared_sums, lambda s: np.sqrt(per_weight("weighted_squared")(s)),
+        weighted=True,
     ),
-    "mae": Metric("MAE", absolute_sums, per_cell("absolute")),
-    "weighted_mae": Metric(
-        "wMAE", weighted_absolute_sums, per_weight("weighted_absolute"), weighted=True,
-        in_table=False,
-    ),
-    "bias": Metric("bias", signed_sums, per_cell("signed")),
+    "mae": Metric(absolute_sums, per_cell("absolute")),
+    "weighted_mae": Metric(weighted_absolute_sums, per_weight("weighted_absolute"), weighted=True),
+    "bias": Metric(signed_sums, per_cell("signed")),
     "acc": Metric(
-        "ACC", anomaly_correlation_sums,
-        lambda s: s["acc"] / np.maximum(s["acc_windows"], 1), width=6,
-        title="anomaly correlation", in_units=False, needs_climatology=True, plot="ACC",
+        anomaly_correlation_sums, lambda s: s["acc"] / np.maximum(s["acc_windows"], 1),
+        in_units=False, needs_climatology=True,
     ),
 }  # fmt: skip
 

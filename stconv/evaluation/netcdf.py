@@ -21,7 +21,7 @@ write the same layout (`forecast_writer` picks one by the path):
 import contextlib
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import netCDF4
 import numpy as np
@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
 
+from stconv.data.grid import Grid
 from stconv.outputs import (
     disk_full,
     move_into_place,
@@ -58,9 +59,9 @@ class ForecastWriter:
 
     Args:
       path: the file to write.
-      grid: the `stconv.data.registry.grid_of` dict of the forecast variables:
-        ``lat``, ``lon``, ``dims`` (the input's names of them), and per
-        variable ``channel`` (its name), ``units``, ``long_name``, ``standard_name``.
+      grid: the `stconv.data.grid.Grid` of the forecast variables: ``lat``,
+        ``lon``, ``dims`` (the input's names of them), and per variable its
+        name (``channels``), ``units``, ``long_names``, ``standard_names``.
       mask: ``(lat, lon, channel)`` True where forecasts are valid.
       horizon: the lead times of every forecast.
       lead_time: the ``lead_time`` coordinate (`lead_times`); default steps 1..horizon.
@@ -72,7 +73,7 @@ class ForecastWriter:
     def __init__(
         self,
         path: str | os.PathLike,
-        grid: dict,
+        grid: Grid,
         mask: np.ndarray,
         horizon: int,
         lead_time: xr.Variable | None = None,
@@ -121,7 +122,7 @@ class ForecastWriter:
     def define(self) -> None:
         """Dimensions, coordinates (but ``init_time``'s values) and empty variables."""
         lat_name, lon_name = self.dims[-2:]
-        lat, lon = np.asarray(self.grid["lat"]), np.asarray(self.grid["lon"])
+        lat, lon = self.grid.lat, self.grid.lon
         self.file.setncattr("title", "stconv forecast")
         for name, size in (("init_time", None), ("lead_time", self.horizon)):
             self.file.createDimension(name, size)
@@ -135,7 +136,7 @@ class ForecastWriter:
         self.encoded("lead_time", self.lead_time)
         self.coordinate(lat_name, lat, {"units": "degrees_north", "axis": "Y"})
         self.coordinate(lon_name, lon, {"units": "degrees_east", "axis": "X"})
-        for c, name in enumerate(self.grid["channel"]):
+        for c, name in enumerate(self.grid.channels):
             variable = self.file.createVariable(
                 str(name),
                 "f4",
@@ -143,7 +144,7 @@ class ForecastWriter:
                 fill_value=np.float32(np.nan),
                 chunksizes=(1, *self.forecast_shape[:-1]),  # one forecast per chunk
             )
-            variable.setncatts(variable_attrs(self.grid, c))
+            variable.setncatts(self.grid.attrs(c))
 
     def coordinate(self, name: str, values: np.ndarray, attrs: dict) -> None:
         """A 1-D coordinate variable; floats get a NaN ``_FillValue``, as xarray writes them."""
@@ -170,7 +171,7 @@ class ForecastWriter:
         predictions = self.checked(predictions, init_times)
         stop = self.count + len(predictions)
         with NETCDF4_PYTHON_LOCK, self.failures_named():
-            for c, name in enumerate(self.grid["channel"]):
+            for c, name in enumerate(self.grid.channels):
                 self.file[str(name)][self.count : stop] = predictions[..., c]
         self.init_times.append(np.asarray(init_times))
         if valid_times is not None:
@@ -231,7 +232,7 @@ class ForecastWriter:
             if self.valid_times and len(self.valid_times) == len(self.init_times):
                 valid = np.concatenate(self.valid_times)
                 self.encoded("valid_time", xr.Variable(("init_time", "lead_time"), valid))
-                for name in self.grid["channel"]:  # read back as their coordinate
+                for name in self.grid.channels:  # read back as their coordinate
                     self.file[str(name)].setncattr("coordinates", "valid_time")
 
 
@@ -257,8 +258,8 @@ class ZarrForecastWriter(ForecastWriter):
         predictions = self.checked(predictions, init_times)
         lat_name, lon_name = self.dims[-2:]
         data = {
-            str(name): (self.dims, predictions[..., c], variable_attrs(self.grid, c))
-            for c, name in enumerate(self.grid["channel"])
+            str(name): (self.dims, predictions[..., c], self.grid.attrs(c))
+            for c, name in enumerate(self.grid.channels)
         }
         coords = {"init_time": np.asarray(init_times)}
         if valid_times is not None:
@@ -266,8 +267,8 @@ class ZarrForecastWriter(ForecastWriter):
         if self.count == 0:
             coords.update(
                 lead_time=self.lead_time,
-                **{lat_name: (lat_name, np.asarray(self.grid["lat"]), {"units": "degrees_north"})},
-                **{lon_name: (lon_name, np.asarray(self.grid["lon"]), {"units": "degrees_east"})},
+                **{lat_name: (lat_name, self.grid.lat, {"units": "degrees_north"})},
+                **{lon_name: (lon_name, self.grid.lon, {"units": "degrees_east"})},
             )
             if self.members:
                 coords.update(
@@ -295,23 +296,12 @@ def forecast_writer(path: str | os.PathLike, *args, **kwargs) -> ForecastWriter:
     return (ZarrForecastWriter if zarr_store else ForecastWriter)(path, *args, **kwargs)
 
 
-def forecast_dims(grid: dict, members: bool = False) -> tuple[str, ...]:
+def forecast_dims(grid: Grid, members: bool = False) -> tuple[str, ...]:
     """A forecast variable's dimensions: ``init_time``, ``member`` for an
     ensemble, ``lead_time`` and the input's own names of the latitude and
-    longitude (``grid["dims"]``)."""
-    names = grid.get("dims", {})
+    longitude (``grid.dims``)."""
     member = ("member",) if members else ()
-    return ("init_time", *member, "lead_time", names.get("lat", "lat"), names.get("lon", "lon"))
-
-
-def variable_attrs(grid: dict, channel: int) -> dict:
-    """The ``units`` (always), ``long_name`` and ``standard_name`` (where known) of a variable."""
-    attrs = {"units": str(grid["units"][channel])}
-    for name in ("long_name", "standard_name"):
-        value = grid.get(name, [""] * (channel + 1))[channel]
-        if value:
-            attrs[name] = str(value)
-    return attrs
+    return ("init_time", *member, "lead_time", grid.dim("lat"), grid.dim("lon"))
 
 
 def lead_steps(horizon: int) -> xr.Variable:
@@ -331,3 +321,98 @@ def lead_times(times: np.ndarray, horizon: int) -> xr.Variable:
     (step,) = steps
     spans = np.array([(step * k).to_timedelta64() for k in range(1, horizon + 1)])
     return xr.Variable(("lead_time",), spans)
+
+
+def valid_times(
+    times: np.ndarray, input_length: int, horizon: int, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """``(init_time, lead_time)`` of the windows ``start .. stop - 1`` of a
+    time axis: the time each forecast is for (extrapolated with the last
+    time step beyond the data)."""
+    step = times[-1] - times[-2] if len(times) > 1 else 1
+    extended = np.concatenate([times, [times[-1] + step * k for k in range(1, horizon + 1)]])
+    stop = len(times) - input_length + 1 if stop is None else stop
+    starts = np.arange(start, stop) + input_length
+    return extended[starts[:, None] + np.arange(horizon)]
+
+
+def target_grid(field: xr.DataArray, outputs: int, units: list[str]) -> Grid:
+    """The grid of a forecast file of ``field``'s first ``outputs`` channels:
+    the `Grid` of ``field`` for the targets only, in the ``units`` a run was trained in."""
+    return Grid.of(field).first(outputs).in_units(units)
+
+
+def forecast_dataset(
+    field: xr.DataArray,
+    grid: Grid,
+    forecasts,
+    input_length: int,
+    horizon: int,
+    members: tuple[str, ...] = (),
+) -> xr.Dataset:
+    """The forecasts ``(init_time, [member,] lead_time, lat, lon, target)`` of
+    every window of ``field`` as a Dataset in the layout of a forecast file:
+    one variable per target of ``grid`` (`target_grid`), ``init_time``,
+    ``lead_time``, ``valid_time``, the input's own latitude and longitude,
+    and an ensemble's ``member`` and ``member_name``. ``forecasts`` may be
+    dask-backed: the Dataset then is too."""
+    times = field["time"].values
+    dims = forecast_dims(grid, bool(members))
+    lat_name, lon_name = dims[-2:]
+    coords = {
+        "init_time": times[input_length - 1 :],
+        "lead_time": lead_times(times, horizon),
+        lat_name: (lat_name, field["lat"].values, {"units": "degrees_north"}),
+        lon_name: (lon_name, field["lon"].values, {"units": "degrees_east"}),
+        "valid_time": (("init_time", "lead_time"), valid_times(times, input_length, horizon)),
+    }
+    if members:
+        coords["member"] = np.arange(len(members))
+        coords["member_name"] = ("member", list(members))
+    data_vars = {
+        name: (dims, forecasts[..., c], grid.attrs(c)) for c, name in enumerate(grid.channels)
+    }
+    return xr.Dataset(data_vars, coords)
+
+
+def write_forecasts(
+    path: str | os.PathLike,
+    field: xr.DataArray,
+    batches: Iterable[np.ndarray],
+    mask: np.ndarray,
+    units: list[str],
+    input_length: int,
+    horizon: int,
+    members: tuple[str, ...] = (),
+    *,
+    data: str | os.PathLike,
+    mean: bool = False,
+    overwrite: bool = False,
+) -> int:
+    """Writes the physical forecast ``batches`` of every window of ``field``
+    (read from ``data``) to ``path`` (`forecast_writer`): its targets, the
+    first ``len(units)`` channels, in ``units``, NaN outside ``mask``; an
+    ensemble's ``members``, or their ``mean``. Returns the number written.
+
+    Raises:
+      RuntimeError: naming ``data``, for a forecast that is not finite inside
+        ``mask``; the file is then not written.
+    """
+    times, outputs = field["time"].values, len(units)
+    writer = forecast_writer(
+        path, target_grid(field, outputs, units), mask[..., :outputs], horizon,
+        lead_times(times, horizon), () if mean else members, overwrite=overwrite,
+    )  # fmt: skip
+    init_times = times[input_length - 1 :]
+    with writer:
+        for predictions in batches:
+            predictions = predictions.mean(axis=1) if mean else predictions
+            if np.isinf(predictions).any() or np.isnan(predictions[..., writer.mask]).any():
+                raise RuntimeError(
+                    f"the forecasts of {os.fspath(data)!r} from {writer.count} on are not "
+                    f"finite inside the run's mask: nothing was written to {writer.path}"
+                )
+            start, stop = writer.count, writer.count + len(predictions)
+            valid = valid_times(times, input_length, horizon, start, stop)
+            writer.write(predictions, init_times[start:stop], valid)
+    return writer.count

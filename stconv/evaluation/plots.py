@@ -1,14 +1,16 @@
 """Figures of a run: the learning curve, skill by lead time, forecast maps
 and an ensemble's scores (matplotlib, PNG)."""
 
+import dataclasses
 import itertools
 import os
 
 import numpy as np
+import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
-from stconv.evaluation.metrics import METRICS
+from stconv.data.grid import Grid
 
 
 def learning_curve(
@@ -32,66 +34,84 @@ def learning_curve(
     figure.savefig(path, dpi=100)
 
 
-def skill_by_lead(results: dict[str, dict], path: str | os.PathLike) -> None:
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """One score of `skill_figure`, drawn per lead time.
+
+    Attributes:
+      metric: its name in the scores (``"rmse"``).
+      label: its axis label (``"RMSE"``).
+      title: what the panel calls it (``"area-weighted"``).
+      in_units: in the variable's units (an error), or a pure number (ACC).
+      weighted: area-weighted: drawn only where the scores are.
+    """
+
+    metric: str
+    label: str
+    title: str
+    in_units: bool = True
+    weighted: bool = False
+
+
+def skill_by_lead(scores: xr.Dataset, panels: list[list[Curve]], path: str | os.PathLike) -> None:
     """`skill_figure` as a PNG."""
-    skill_figure(results).savefig(path, dpi=100)
+    skill_figure(scores, panels).savefig(path, dpi=100)
 
 
-def skill_figure(results: dict[str, dict]) -> Figure:
-    """Per lead time, every metric of `stconv.evaluation.metrics.METRICS` that
-    names a ``plot`` panel, for every forecast of `stconv.evaluation.scoring`
-    results (``{variable: {forecast: scores}}``): one row per target variable
-    in its units, one panel per name, the first metric of a panel solid, the
-    others dashed (area-weighted ones only where the scores are weighted).
+def skill_figure(scores: xr.Dataset, panels: list[list[Curve]]) -> Figure:
+    """Per lead time, the ``panels``' curves (those of
+    `stconv.runs.presentation.skill_panels`) of every forecast of ``scores``
+    (`stconv.evaluation.scores`): one row per target variable in its units,
+    one panel per list, its first curve solid, the others dashed
+    (area-weighted ones only where the scores are weighted).
 
     Errors that differ by more than a factor 3 are drawn on a log scale; a
     forecast whose pure-number score is 0 at every lead (climatology's ACC: no
     anomaly by construction) is named instead of drawn, so that the others
     keep their resolution.
     """
-    panels: dict[str, list] = {}
-    for name, metric in METRICS.items():
-        if metric.plot is not None:
-            panels.setdefault(metric.plot, []).append((name, metric))
-    figure = Figure(figsize=(5.5 * len(panels), 3.8 * len(results)))
-    rows = figure.subplots(len(results), len(panels), squeeze=False)
-    several = len(results) > 1
-    for axes, (variable, scores) in zip(rows, results.items(), strict=True):
-        colors = {forecast: f"C{i}" for i, forecast in enumerate(scores)}
-        units = next(iter(scores.values())).get("units", "")
-        for axis, metrics in zip(axes, panels.values(), strict=True):
-            draw_panel(axis, metrics, scores, units, colors)
-            if several:
+    variables = scores["variable"].values
+    figure = Figure(figsize=(5.5 * len(panels), 3.8 * len(variables)))
+    rows = figure.subplots(len(variables), len(panels), squeeze=False)
+    colors = {str(forecast): f"C{i}" for i, forecast in enumerate(scores["forecast"].values)}
+    for axes, variable in zip(rows, variables, strict=True):
+        of = scores.sel(variable=variable)
+        units = str(of["units"].values) if "units" in of.coords else ""
+        for axis, curves in zip(axes, panels, strict=True):
+            draw_panel(axis, curves, of, units, colors)
+            if len(variables) > 1:
                 axis.set_title(f"{variable}: {axis.get_title()}")
         axes[0].legend(fontsize=8)
     figure.tight_layout()
     return figure
 
 
-def draw_panel(axis, metrics: list, results: dict, units: str, colors: dict) -> None:
-    """One panel of `skill_figure`: ``metrics`` (``(name, Metric)``) of every forecast."""
+def draw_panel(axis, curves: list[Curve], scores: xr.Dataset, units: str, colors: dict) -> None:
+    """One panel of `skill_figure`: the ``curves`` of every forecast of one
+    variable's ``scores``."""
     flat, dashed, values = [], set(), []
-    for position, (name, metric) in enumerate(metrics):
-        for forecast, result in results.items():
-            scores = result.get(f"{name}_per_lead")
-            if scores is None or (metric.weighted and not result.get("area_weighted")):
+    weighted = scores.attrs.get("area_weighted", False)
+    for position, curve in enumerate(curves):
+        if curve.metric not in scores["metric"] or (curve.weighted and not weighted):
+            continue
+        for forecast in scores["forecast"].values:
+            per_lead = scores["per_lead"].sel(forecast=forecast, metric=curve.metric).values
+            if not curve.in_units and not per_lead.any():
+                flat.append(str(forecast))
                 continue
-            if not metric.in_units and not any(scores):
-                flat.append(forecast)
-                continue
-            style = dict(marker="o", label=forecast)
+            style = dict(marker="o", label=str(forecast))
             if position:
                 style = dict(marker=".", linestyle="--")
-                dashed.add(metric.title or metric.label)
-            axis.plot(range(1, len(scores) + 1), scores, color=colors[forecast], **style)
-            values += scores
-    first = metrics[0][1]
-    in_units = all(metric.in_units for _, metric in metrics)
+                dashed.add(curve.title)
+            axis.plot(scores["lead_time"].values, per_lead, color=colors[forecast], **style)
+            values += per_lead.tolist()
+    first = curves[0]
+    in_units = all(curve.in_units for curve in curves)
     if in_units and values and min(values) > 0 and max(values) > 3 * min(values):
         axis.set_yscale("log")
         axis.yaxis.set_major_formatter(ScalarFormatter())
         axis.yaxis.set_minor_formatter(ScalarFormatter())
-    title = first.title or first.label
+    title = first.title
     if dashed:
         title += f" (dashed: {', '.join(sorted(dashed))})"
     if flat:
@@ -102,34 +122,40 @@ def draw_panel(axis, metrics: list, results: dict, units: str, colors: dict) -> 
     axis.grid(alpha=0.3, which="both")
 
 
-def ensemble_scores(results: dict[str, dict], path: str | os.PathLike) -> None:
+def ensemble_scores(scores: xr.Dataset, path: str | os.PathLike) -> None:
     """`ensemble_figure` as a PNG."""
-    ensemble_figure(results).savefig(path, dpi=100)
+    ensemble_figure(scores).savefig(path, dpi=100)
 
 
-def ensemble_figure(results: dict[str, dict]) -> Figure:
-    """Per target variable (one row): the CRPS per lead time of every
-    forecast, the spread-skill ratio of every ensemble (1: reliable), and the
-    rank histogram of every ensemble over all lead times, as the fraction of
-    cells per rank (flat at ``1 / (M + 1)`` for a reliable ensemble)."""
-    figure = Figure(figsize=(16, 3.8 * len(results)))
-    rows = figure.subplots(len(results), 3, squeeze=False)
-    several = len(results) > 1
-    for (crps, ratio, ranks), (variable, scores) in zip(rows, results.items(), strict=True):
-        units = next(iter(scores.values())).get("units", "")
-        for i, (forecast, result) in enumerate(scores.items()):
-            ensemble, color = result["ensemble"], f"C{i}"
-            leads = range(1, len(ensemble["crps_per_lead"]) + 1)
-            crps.plot(leads, ensemble["crps_per_lead"], marker="o", color=color, label=forecast)
-            if ensemble["members"] < 2:
+def ensemble_figure(scores: xr.Dataset) -> Figure:
+    """Per target variable (one row) of ``scores`` (`stconv.evaluation.scores`,
+    with an ensemble's): the CRPS per lead time of every forecast, the
+    spread-skill ratio of every ensemble (1: reliable), and the rank
+    histogram of every ensemble over all lead times, as the fraction of cells
+    per rank (flat at ``1 / (M + 1)`` for a reliable ensemble)."""
+    variables = scores["variable"].values
+    figure = Figure(figsize=(16, 3.8 * len(variables)))
+    rows = figure.subplots(len(variables), 3, squeeze=False)
+    leads = scores["lead_time"].values
+    for (crps, ratio, ranks), variable in zip(rows, variables, strict=True):
+        of = scores.sel(variable=variable)
+        units = str(of["units"].values) if "units" in of.coords else ""
+        for i, forecast in enumerate(of["forecast"].values):
+            one, color = of.sel(forecast=forecast), f"C{i}"
+            per_lead = one["ensemble_per_lead"]
+            values = per_lead.sel(ensemble_metric="crps").values
+            crps.plot(leads, values, marker="o", color=color, label=str(forecast))
+            members = int(one["members"])
+            if members < 2:
                 continue
-            ratio.plot(leads, ensemble["spread_skill_ratio_per_lead"], marker="o", color=color)
-            counts = np.sum(ensemble["rank_histogram"], axis=0)
+            spread_skill = per_lead.sel(ensemble_metric="spread_skill_ratio").values
+            ratio.plot(leads, spread_skill, marker="o", color=color)
+            counts = np.sum(one["rank_histogram"].values[:, : members + 1], axis=0)
             positions = np.linspace(0, 1, len(counts))
-            label = f"{forecast} ({ensemble['members']} members)"
+            label = f"{forecast} ({members} members)"
             ranks.step(positions, counts / counts.sum(), where="mid", color=color, label=label)
         ratio.axhline(1.0, color="gray", linestyle="--")
-        prefix = f"{variable}: " if several else ""
+        prefix = f"{variable}: " if len(variables) > 1 else ""
         crps.set(xlabel="lead time (steps)", ylabel=f"CRPS ({units})", title=f"{prefix}CRPS")
         ratio.set(xlabel="lead time (steps)", ylabel="spread / skill", title="spread-skill ratio")
         ranks.set(
@@ -151,14 +177,14 @@ def forecast_maps(
     truths: np.ndarray,
     forecasts: np.ndarray,
     titles: list[str],
-    grid: dict,
+    grid: Grid,
     path: str | os.PathLike,
 ) -> None:
     """One row per sample and target variable: last input frame, truth,
     forecast and error at lead 1 (``(samples, lat, lon, variable)`` each,
-    physical units; the variables' names and units from ``grid``), north up."""
+    physical units; the variables' names and units from the `Grid` ``grid``), north up."""
     samples, variables = len(truths), truths.shape[-1]
-    lat = np.asarray(grid["lat"])
+    lat = grid.lat
     origin = "upper" if len(lat) > 1 and lat[0] > lat[-1] else "lower"
     figure = Figure(figsize=(14, 3 * samples * variables))
     axes = figure.subplots(samples * variables, 4, squeeze=False)
@@ -173,13 +199,13 @@ def forecast_maps(
             (fields[2], "forecast", dict(vmin=low, vmax=high, cmap="viridis")),
             (error, "forecast - truth", dict(vmin=-bound, vmax=bound, cmap="RdBu_r")),
         ]
-        name = f"{grid['channel'][c]}, " if variables > 1 else ""
+        name = f"{grid.channels[c]}, " if variables > 1 else ""
         for axis, (values, panel, style) in zip(axes[row], panels, strict=True):
             image = axis.imshow(values, origin=origin, **style)
             axis.set_title(f"{name}{titles[sample]}: {panel}", fontsize=9)
             axis.set_xticks([])
             axis.set_yticks([])
-            figure.colorbar(image, ax=axis, shrink=0.8, label=grid["units"][c])
+            figure.colorbar(image, ax=axis, shrink=0.8, label=grid.units[c])
     figure.tight_layout()
     figure.savefig(path, dpi=90)
 

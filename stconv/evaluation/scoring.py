@@ -11,6 +11,7 @@ the best baseline; `name_and_score` gives the results their layout: one
 entry per target variable, each ``{forecast: scores}`` in its own units.
 """
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -21,7 +22,10 @@ from stconv.data.normalization import Normalizer
 from stconv.data.pipeline import epoch_batches
 from stconv.evaluation.ensemble import EnsembleAccumulator
 from stconv.evaluation.inference import Predictor, predicted_batches, unpadded
-from stconv.evaluation.metrics import ErrorAccumulator, skill
+from stconv.evaluation.metrics import ErrorAccumulator, grid_weights
+from stconv.evaluation.predictors import members_of
+from stconv.evaluation.scores import BASELINES as BASELINES  # the baselines' names
+from stconv.evaluation.scores import as_dataset, as_results, scored, with_skill
 
 
 def persistence(inputs: np.ndarray, horizon: int) -> np.ndarray:
@@ -201,9 +205,6 @@ def from_batch(padded: dict, name: str, ensembles: tuple[str, ...]) -> np.ndarra
     return np.moveaxis(values, 1, 0) if name in ensembles else values
 
 
-BASELINES = ("persistence", "climatology", "input_mean")
-
-
 def baselines(
     climatology: np.ndarray | str | None, horizon: int, outputs: int | None = None
 ) -> dict[str, Predictor | None]:
@@ -225,28 +226,17 @@ def baselines(
 
 
 def add_skill(results: dict[str, dict]) -> dict[str, dict]:
-    """Adds to every forecast its skill ``1 - MSE / MSE_reference`` (area-weighted
-    MSE), overall and per lead, against persistence and against the best
-    baseline present (the lowest weighted RMSE): ``skill_vs_persistence``,
-    ``best_baseline``, ``skill_vs_best_baseline`` and their ``..._per_lead``."""
-    present = [name for name in BASELINES if name in results]
-    if not present:
+    """Adds to every forecast of one variable's ``results`` (``{forecast:
+    scores}``) its skill (`stconv.evaluation.scores.with_skill`): against
+    persistence and against the best baseline present (the lowest weighted
+    RMSE), ``skill_vs_persistence``, ``best_baseline``,
+    ``skill_vs_best_baseline`` and their ``..._per_lead``."""
+    if not any(name in results for name in BASELINES):
         return results
-    best = min(present, key=lambda name: results[name]["weighted_rmse"])
-    references = {"persistence": "persistence", "best_baseline": best}
-    for result in results.values():
-        for key, reference in references.items():
-            if reference not in results:
-                continue
-            ref = results[reference]
-            result[f"skill_vs_{key}"] = float(
-                skill(result["weighted_rmse"] ** 2, ref["weighted_rmse"] ** 2)
-            )
-            result[f"skill_vs_{key}_per_lead"] = skill(
-                np.square(result["weighted_rmse_per_lead"]),
-                np.square(ref["weighted_rmse_per_lead"]),
-            ).tolist()
-        result["best_baseline"] = best
+    skilled = as_results(with_skill(as_dataset({"": results})))[""]
+    for name, result in results.items():
+        skills = {k: v for k, v in skilled[name].items() if k.startswith("skill_vs_")}
+        result.update(skills, best_baseline=skilled[name]["best_baseline"])
     return results
 
 
@@ -278,23 +268,101 @@ def name_and_score(
     units: list[str],
     climatology: str | None = None,
 ) -> dict[str, dict]:
-    """The results of `evaluate` in their layout: per target variable (in
-    channel order), ``{forecast: scores}`` with the forecaster ``"model"``
-    named ``model``, each forecast's scores with the variable's ``units``,
-    the ``climatology`` its ACC and the climatology forecast used
-    (`stconv.data.climatology.Climatology.describe`; left out when there was
-    none) and its skill (`add_skill`)."""
-    used = {} if climatology is None else {"climatology": climatology}
-    return {
-        variable: add_skill(
-            {
-                model if name == "model" else name: {
-                    **scores[channel],
-                    "units": units[channel],
-                    **used,
-                }
-                for name, scores in results.items()
-            }
-        )
-        for channel, variable in enumerate(variables)
-    }
+    """The results of `evaluate` in the layout of ``results.json``
+    (`stconv.evaluation.scores.as_results` of `stconv.evaluation.scores.scored`):
+    per target variable (in channel order), ``{forecast: scores}`` with the
+    forecaster ``"model"`` named ``model``, each forecast's scores with the
+    variable's ``units``, the ``climatology`` its ACC and the climatology
+    forecast used (`stconv.data.climatology.Climatology.describe`; left out
+    when there was none) and its skill."""
+    return as_results(scored(results, model, variables, units, climatology))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunScoring:
+    """What scoring a trained run's forecasts takes (`score_run`).
+
+    Attributes:
+      model: the model's name, the forecast's in the results.
+      targets: the variables forecast (the first channels).
+      units: the targets' units.
+      normalizer: the training statistics of every channel.
+      climatology: the training climatology (physical units), or None (not recorded).
+      horizon: the lead times of every forecast.
+      batch_size: windows per batch.
+      area_weights: weight scores by cell area where the rows are latitudes.
+      geographic: the grid's rows are latitudes.
+    """
+
+    model: str
+    targets: tuple[str, ...]
+    units: tuple[str, ...]
+    normalizer: Normalizer
+    climatology: Climatology | None
+    horizon: int
+    batch_size: int
+    area_weights: bool = True
+    geographic: bool = True
+
+    @property
+    def outputs(self) -> int:
+        return len(self.targets)
+
+
+def score_run(
+    predict: Predictor,
+    run: RunScoring,
+    source,
+    lat: np.ndarray,
+    what: str,
+    on_batch: Callable[[dict, dict], None] | None = None,
+    on_run_grid: bool = True,
+    train=None,
+) -> dict[str, dict]:
+    """The scores of ``predict``'s forecasts (`stconv.evaluation.predictors`) of
+    every window of ``source`` beside the baselines, in the layout of
+    `name_and_score`, checked finite; as `stconv.runs.forecaster.Forecaster.score`
+    documents. An ensemble predictor is scored by its mean and gets the
+    ensemble scores; with ``train`` (the training split) beside the
+    climatological ensemble of its frames, where they have times."""
+    outputs = run.outputs
+    ensembles = ("model",) if members_of(predict) else ()
+    train_times = None if train is None else train.series_times()
+    known = run.climatology is not None and on_run_grid
+    if ensembles and known and train_times is not None:
+        source = WithClimatologicalEnsemble(
+            source, train.series()[..., :outputs], train_times,
+            run.climatology.first(outputs), run.normalizer.first(outputs),
+            f"{what}: the training split",
+        )  # fmt: skip
+        ensembles += (CLIMATOLOGICAL_ENSEMBLE,)
+    climatology, source = reference(run, source, on_run_grid)
+    forecasters = {"model": predict, **baselines(climatology, run.horizon, outputs)}
+    forecasters.update({name: None for name in ensembles[1:]})  # carried by the windows
+    weights = grid_weights(lat if run.geographic else None, run.area_weights, what)
+    constant = climatology if isinstance(climatology, np.ndarray) else None
+    results = evaluate(
+        forecasters, source, run.normalizer.std[:outputs], run.batch_size, on_batch,
+        what=what, climatology=constant, weights=weights, ensembles=ensembles,
+    )  # fmt: skip
+    described = run.climatology.describe() if climatology is not None else None
+    named = name_and_score(results, run.model, list(run.targets), list(run.units), described)
+    check_finite(named, what)
+    return named
+
+
+def reference(run: RunScoring, source, on_run_grid: bool = True):
+    """The climatology forecast of ``source``'s windows and the ACC's
+    reference: ``(climatology, source)``, with ``climatology`` the
+    normalized ``(lat, lon, targets)`` mean of every cell for annual data,
+    ``"carried"`` for a climatology by time of year (then ``source``'s
+    windows carry it, `WithClimatology`), or None where it is not known
+    (another grid, runs of old versions)."""
+    if run.climatology is None or not on_run_grid:
+        return None, source
+    normalizer = run.normalizer.first(run.outputs)
+    climatology = run.climatology.first(run.outputs)
+    if climatology.kind == "annual":
+        values = normalizer.normalize(climatology.values[0])
+        return np.nan_to_num(values, nan=0.0).astype(np.float32), source
+    return "carried", WithClimatology(source, climatology, normalizer)

@@ -1,20 +1,22 @@
 """Models by name: ``create("stconvs2s-r", input_shape=..., horizon=...)``.
 
 The registry is one table, `MODELS`: each name is a constructor, written
-``"module:Name"`` so that listing the names (``stconv --help``, checking a
+``"module:Name"`` so that listing the names (the command line's help, checking a
 config) loads neither JAX nor Flax, and the keyword options that the name
 fixes (the paper's ablations are options of `STConvS2S`). A new model is one
 entry, or one `register` call.
 
-Every network takes ``input_shape=(input_length, lat, lon, channels)``,
-``horizon``, the hyperparameters of `COMMON` and ``rngs`` (default
-``nnx.Rngs(0)``). Its other keyword parameters are its own options
-(`options`): ``stconv train --model-option channel_increase=false`` sets one
-without a new `stconv.config.Config` field. Models fitted in closed form
-instead (``arima``) are listed in `FITTED`, by the module that fits, saves and
-loads them.
+Every network is built as ``Model(spec, *, rngs, **options)``: ``spec`` is a
+`ModelSpec`, the hyperparameters every model takes (``input_shape=(input_length,
+lat, lon, channels)``, ``horizon``, ``num_layers``, ...), declared and checked
+once; `create` makes it from the keyword arguments of those names (`COMMON`)
+and passes ``rngs`` (default ``nnx.Rngs(0)``). The constructor's other keyword
+parameters are its own options (`options`): the config's ``model.options``
+(``{"channel_increase": False}``) sets one without a new `stconv.config.Config` field.
+Models fitted in closed form instead (``arima``) are listed in `FITTED`, by the
+module that fits, saves and loads them.
 
-The package: `conv_algorithms` (how each convolution is computed), `layers`
+The package: `spec` (`ModelSpec`), `conv_algorithms` (how each convolution is computed), `layers`
 (Conv, BatchNorm, ConvBlock), `blocks` (STConvS2S's blocks), `stconvs2s`,
 `conv_baselines` and `recurrent` (the models), `residual`, `arima`,
 `reference_weights` (the reference's weights in stconv's layout) and `checks`
@@ -30,11 +32,11 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-# The hyperparameters every network takes (`stconv.config.Config` fields).
-COMMON = (
-    "input_shape", "horizon", "num_layers", "hidden_dim", "kernel_size", "dropout",
-    "output_channels", "rngs",
-)  # fmt: skip
+from stconv.models.spec import FIELDS, ModelSpec
+
+# The keyword arguments of `create` that every network takes: `ModelSpec`'s
+# fields (`stconv.config.Config` fields and the data's shapes) and its rngs.
+COMMON = (*FIELDS, "rngs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +140,7 @@ def constructor(name: str) -> Callable[..., Any]:
 
 def options(name: str) -> dict[str, Any]:
     """The own keyword options of model ``name`` and their annotated types:
-    its constructor's keyword-only parameters but `COMMON` and those the name fixes."""
+    its constructor's keyword-only parameters but `COMMON` (``rngs``) and those the name fixes."""
     if is_fitted(name):
         return {}
     build = imported(name)
@@ -169,7 +171,7 @@ def parse_options(name: str, given: dict[str, Any]) -> dict[str, Any]:
         if key not in own:
             allowed = f"its options are {sorted(own)}" if own else "it has no options"
             raise ValueError(
-                f"model {name!r} has no option {key!r} (--model-option {key}=...): {allowed}"
+                f"model {name!r} has no option {key!r} (model.options {key}=...): {allowed}"
             )
         parsed[key] = option_value(key, value, own[key])
     return parsed
@@ -221,16 +223,20 @@ def create(name: str, *, rngs=None, **kwargs):
     Args:
       name: a name from `available()`, e.g. ``"stconvs2s-r"``.
       rngs: random streams for initialisation and dropout; ``nnx.Rngs(0)`` if None.
-      **kwargs: the model's keyword arguments: ``input_shape``, ``horizon``,
-        ``num_layers``, ``hidden_dim``, ``kernel_size``, ``dropout`` and its
-        own `options`.
+      **kwargs: the fields of `ModelSpec` (``input_shape``, ``horizon``,
+        ``num_layers``, ``hidden_dim``, ``kernel_size``, ``dropout``,
+        ``output_channels``) and the model's own `options`.
 
     Returns:
       The model, in training mode.
+
+    Raises:
+      ValueError: naming the first invalid hyperparameter or option.
     """
     build = constructor(name)
+    spec = ModelSpec(**{key: kwargs.pop(key) for key in FIELDS if key in kwargs})
     if rngs is None:
         from flax import nnx
 
         rngs = nnx.Rngs(0)
-    return build(rngs=rngs, **kwargs)
+    return build(spec, rngs=rngs, **kwargs)

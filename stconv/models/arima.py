@@ -23,7 +23,7 @@ model as fitted, whose forecasts relax towards that mean. Where the field
 drifts away from its training period (the A1B warming of the embedded data),
 that pulls every forecast back towards the old climate; ``center="window"``
 takes the mean of the window's T inputs instead, so the model forecasts
-departures from the window's own level (like ``--residual`` for the networks).
+departures from the window's own level (like ``model.residual`` for the networks).
 
 Like the deep models, the forecaster sees only the T input frames of a window,
 and it is scored by `stconv.evaluation.scoring.evaluate` on every test window, in
@@ -48,10 +48,10 @@ import time
 import warnings
 
 import numpy as np
-from tqdm import tqdm
 
 from stconv.checks import check_choice
 from stconv.config import ARIMA_CENTERS
+from stconv.outputs import progress_bar
 
 try:
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
@@ -217,7 +217,7 @@ def fit(
     workers = min(workers or os.cpu_count() or 1, max(len(cells), 1))
     if workers == 1:
         with threadpool_limits(1):
-            fitted = [fit_one(a) for a in tqdm(anomalies, desc=description, leave=False)]
+            fitted = [fit_one(a) for a in progress_bar(anomalies, desc=description)]
     else:
         # Spawned, not forked: the workers hold none of the parent's (JAX) threads.
         context = multiprocessing.get_context("spawn")
@@ -225,7 +225,7 @@ def fit(
             workers, mp_context=context, initializer=single_threaded_blas
         ) as pool:
             results = pool.map(fit_one, anomalies, chunksize=8)
-            fitted = list(tqdm(results, total=len(cells), desc=description, leave=False))
+            fitted = list(progress_bar(results, total=len(cells), desc=description))
 
     params = np.full((*mask.shape, order[0] + order[2] + 1), np.nan)
     weights = np.zeros((*mask.shape, horizon, input_length))
@@ -277,7 +277,7 @@ def fit_run(config, dataset, run, resume: bool = False) -> ARIMAForecaster:
     Args:
       config: the run's `stconv.config.Config`.
       dataset: its `stconv.data.registry.Dataset`.
-      run: its `stconv.run.RunDirectory`.
+      run: its `stconv.runs.directory.RunDirectory`.
       resume: reuse a fit saved by an interrupted run.
     """
     if resume and run.has(run.ARIMA):
@@ -286,7 +286,9 @@ def fit_run(config, dataset, run, resume: bool = False) -> ARIMAForecaster:
         return forecaster
     start = time.perf_counter()
     forecaster = fit_dataset(
-        dataset, center=config.arima_center, max_train_length=config.arima_max_train_length
+        dataset,
+        center=config.model.arima_center,
+        max_train_length=config.model.arima_max_train_length,
     )
     print(
         f"fitted SARIMAX{forecaster.order} to {forecaster.cells} cells in "

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from stconv.models.layers import Conv, ConvBlock
+from stconv.models.spec import ModelSpec
 
 
 def channel_schedule(num_layers: int, hidden_dim: int, increase: bool = True) -> list[int]:
@@ -278,18 +279,16 @@ class TemporalGenerator(nnx.Module):
 class ForecastHead(nnx.Module):
     """The end of every convolutional forecaster: the `TemporalGenerator` when
     ``horizon > input_length``, then a (k, k, k) conv with bias, "same"
-    padding, from ``hidden_dim`` to the output channels."""
+    padding, from ``hidden_dim`` to the ``spec.targets`` output channels.
 
-    def __init__(
-        self,
-        hidden_dim: int,
-        out_features: int,
-        input_length: int,
-        horizon: int,
-        kernel_size: int,
-        *,
-        rngs: nnx.Rngs,
-    ):
+    Args:
+      hidden_dim: the channels it takes.
+      spec: the model's hyperparameters (input length, horizon, k, output channels).
+      rngs: random streams for initialisation.
+    """
+
+    def __init__(self, hidden_dim: int, spec: ModelSpec, *, rngs: nnx.Rngs):
+        input_length, horizon, kernel_size = spec.input_length, spec.horizon, spec.kernel_size
         self.generator = (
             TemporalGenerator(hidden_dim, input_length, horizon, kernel_size, rngs=rngs)
             if horizon > input_length
@@ -297,7 +296,7 @@ class ForecastHead(nnx.Module):
         )
         self.final = Conv(
             hidden_dim,
-            out_features,
+            spec.targets,
             (kernel_size,) * 3,
             padding=(same_padding(kernel_size),) * 3,
             use_bias=True,

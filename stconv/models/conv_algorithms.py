@@ -4,7 +4,7 @@ Tensors are channels-last: ``(batch, *spatial, channels)``. For STConvS2S the
 spatial axes are ``(time, lat, lon)``.
 
 `conv` writes stride-1 convolutions the way XLA's CPU backend runs them
-fastest (measured in ``experiments/benchmark.py`` and ``--layers``):
+fastest (measured by ``experiments/benchmark.py``, its layers included):
 
 - a 3D kernel is a sum over its time offsets of 2D convolutions over
   ``batch * time`` frames, so a ``(1, k, k)`` kernel is one 2D convolution

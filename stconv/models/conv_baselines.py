@@ -15,13 +15,9 @@ import jax
 from flax import nnx
 
 from stconv.models.blocks import ForecastHead, same_padding
-from stconv.models.checks import (
-    check_input,
-    output_channels_of,
-    validate_generator_horizon,
-    validate_hyperparameters,
-)
+from stconv.models.checks import check_input, validate_generator_horizon
 from stconv.models.layers import LEAKY_RELU_SLOPE, BatchNorm, Conv, ConvBlock
+from stconv.models.spec import ModelSpec
 
 
 def factorized_channels(kernel_size: int, in_features: int, out_features: int) -> int:
@@ -32,44 +28,26 @@ def factorized_channels(kernel_size: int, in_features: int, out_features: int) -
 
 
 class Conv2Plus1D(nnx.Module):
-    """``num_layers`` (2+1)D layers of ``hidden_dim`` channels, then `ForecastHead`.
+    """``spec.num_layers`` (2+1)D layers of ``spec.hidden_dim`` channels, then
+    `ForecastHead`.
 
     Each layer is a (1, k, k) conv block to `factorized_channels` channels and
-    a (k, 1, 1) conv block to ``hidden_dim``, both with ``k // 2`` padding.
+    a (k, 1, 1) conv block to ``hidden_dim``, both with ``k // 2`` padding,
+    then ``spec.dropout`` (the reference has none).
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers: (2+1)D layers.
-      hidden_dim: channels of every layer's output.
-      kernel_size: k.
-      dropout: dropout rate after each layer (the reference has none).
-      output_channels: the channels its final convolution forecasts, the first input
-        channels (the targets); None: all of them (the reference's `--output-channels`).
+      spec: the hyperparameters every model takes (`ModelSpec`).
       rngs: random streams for initialisation and dropout.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        *,
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
-        output_channels: int | None = None,
-        rngs: nnx.Rngs,
-    ):
-        validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
-        input_length, _, _, channels = input_shape
-        validate_generator_horizon(input_length, horizon)
-        self.input_shape = tuple(input_shape)
-        self.kernel_size = kernel_size
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        validate_generator_horizon(spec)
+        self.spec = spec
+        hidden_dim, kernel_size = spec.hidden_dim, spec.kernel_size
         pad = same_padding(kernel_size)
         self.layers = nnx.List()
-        in_features = channels
-        for _ in range(num_layers):
+        in_features = spec.channels
+        for _ in range(spec.num_layers):
             middle = factorized_channels(kernel_size, in_features, hidden_dim)
             spatial = ConvBlock(
                 in_features,
@@ -83,19 +61,16 @@ class Conv2Plus1D(nnx.Module):
                 hidden_dim,
                 (kernel_size, 1, 1),
                 padding=(pad, (0, 0), (0, 0)),
-                dropout=dropout,
+                dropout=spec.dropout,
                 rngs=rngs,
             )
             self.layers.append(nnx.Sequential(spatial, temporal))
             in_features = hidden_dim
-        self.head = ForecastHead(
-            hidden_dim, output_channels_of(output_channels, channels), input_length, horizon,
-            kernel_size, rngs=rngs,
-        )  # fmt: skip
+        self.head = ForecastHead(hidden_dim, spec, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""
-        check_input(x, self.input_shape, self.kernel_size)
+        check_input(x, self.spec)
         for layer in self.layers:
             x = layer(x)
         return self.head(x)
@@ -109,48 +84,33 @@ class EncoderDecoder3D(nnx.Module):
     ``d, 2d, 4d, ...``; BatchNorm. Decoder: ``num_layers`` transposed convs
     (1, s, s) with stride s, bias and LeakyReLU, each halving the channels.
     `ForecastHead`, then the centre of the grid is cropped back to the
-    input's size.
+    input's size. ``num_layers`` encoder (and decoder) layers, ``d = hidden_dim``;
+    ``k = kernel_size`` must be >= 2 (the stride is ``k // 2``) and ``dropout`` 0
+    (the reference has no dropout here).
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers: encoder (and decoder) layers.
-      hidden_dim: ``d``, the channels of the first encoder layer.
-      kernel_size: k >= 2 (the stride is ``k // 2``).
-      dropout: must be 0 (the reference has no dropout here).
-      output_channels: as `Conv2Plus1D`'s.
+      spec: the hyperparameters every model takes (`ModelSpec`).
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        *,
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
-        output_channels: int | None = None,
-        rngs: nnx.Rngs,
-    ):
-        validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
-        input_length, _, _, channels = input_shape
-        validate_generator_horizon(input_length, horizon)
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        validate_generator_horizon(spec)
+        num_layers, hidden_dim, kernel_size = spec.num_layers, spec.hidden_dim, spec.kernel_size
         if kernel_size < 2:
             raise ValueError(
                 f"kernel_size={kernel_size} is invalid for enc-dec3d: must be >= 2 "
                 "(the spatial stride is kernel_size // 2)"
             )
-        if dropout != 0.0:
-            raise ValueError(f"dropout={dropout!r} is invalid for enc-dec3d: it has no dropout")
-        self.input_shape = tuple(input_shape)
-        self.kernel_size = kernel_size
+        if spec.dropout != 0.0:
+            raise ValueError(
+                f"dropout={spec.dropout!r} is invalid for enc-dec3d: it has no dropout"
+            )
+        self.spec = spec
         stride = kernel_size // 2
         pad = same_padding(kernel_size)
         self.encoder = nnx.List()
         features = [hidden_dim * 2**i for i in range(num_layers)]
-        for in_features, out_features in zip([channels, *features], features, strict=False):
+        for in_features, out_features in zip([spec.channels, *features], features, strict=False):
             self.encoder.append(
                 Conv(
                     in_features,
@@ -183,21 +143,18 @@ class EncoderDecoder3D(nnx.Module):
                 )
             )
             in_features = out_features
-        self.head = ForecastHead(
-            in_features, output_channels_of(output_channels, channels), input_length, horizon,
-            kernel_size, rngs=rngs,
-        )  # fmt: skip
+        self.head = ForecastHead(in_features, spec, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""
-        check_input(x, self.input_shape, self.kernel_size)
+        check_input(x, self.spec)
         for conv in self.encoder:
             x = nnx.leaky_relu(conv(x), LEAKY_RELU_SLOPE)
         x = self.norm(x)
         for conv in self.decoder:
             x = nnx.leaky_relu(conv(x), LEAKY_RELU_SLOPE)
         x = self.head(x)
-        return centre_crop(x, self.input_shape[1:3])
+        return centre_crop(x, self.spec.grid)
 
 
 def centre_crop(x: jax.Array, grid: Sequence[int]) -> jax.Array:

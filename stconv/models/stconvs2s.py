@@ -15,7 +15,6 @@ here they use the same generator as STConvS2S when ``horizon > input_length``.
 """
 
 import functools
-from collections.abc import Sequence
 
 import jax
 from flax import nnx
@@ -26,12 +25,8 @@ from stconv.models.blocks import (
     TemporalBlock,
     TemporalReversedBlock,
 )
-from stconv.models.checks import (
-    check_input,
-    output_channels_of,
-    validate_generator_horizon,
-    validate_hyperparameters,
-)
+from stconv.models.checks import check_input, validate_generator_horizon
+from stconv.models.spec import ModelSpec
 
 TEMPORAL_BLOCKS = {
     "reversed": TemporalReversedBlock,
@@ -41,14 +36,10 @@ TEMPORAL_BLOCKS = {
 
 
 def validate_blocks(
-    input_length: int,
-    num_layers: int,
-    kernel_size: int,
-    temporal_block: str | None,
-    spatial_first: bool,
-    factorized: bool,
+    spec: ModelSpec, temporal_block: str | None, spatial_first: bool, factorized: bool
 ) -> None:
     """Raises ValueError naming the first invalid choice of blocks."""
+    input_length, num_layers, kernel_size = spec.input_length, spec.num_layers, spec.kernel_size
     if temporal_block is not None and temporal_block not in TEMPORAL_BLOCKS:
         raise ValueError(
             f"temporal_block={temporal_block!r} is invalid: choose from "
@@ -73,63 +64,52 @@ def validate_blocks(
 
 
 class STConvS2S(nnx.Module):
-    """The STConvS2S encoder-decoder.
+    """The STConvS2S encoder-decoder: its blocks have ``spec.num_layers`` layers,
+    ``spec.hidden_dim`` channels between them (the schedule's ``d``), the
+    (k, 1, 1), (1, k, k) and final (k, k, k) kernels ``k = spec.kernel_size``,
+    and ``spec.dropout`` after each temporal and spatial layer.
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
+      spec: the hyperparameters every model takes (`ModelSpec`).
       temporal_block: ``"reversed"`` (STConvS2S-R), ``"causal"`` (STConvS2S-C),
         ``"symmetric"`` (no causal constraint) or None (no temporal block).
-      num_layers: layers in the temporal and the spatial block.
-      hidden_dim: channels between the blocks (the schedule's ``d``).
-      kernel_size: k of the (k, 1, 1), (1, k, k) and final (k, k, k) kernels.
-      dropout: dropout rate after each temporal and spatial layer.
       channel_increase: the channel schedule ``2d, 4d, ..., d``; if False every
         layer has ``d`` channels.
       spatial_first: the spatial block before the temporal block.
       factorized: if False, the temporal block's layers have (k, k, k) kernels
         and there is no spatial block (and no channel increase, as in the
         reference's ablation).
-      output_channels: the channels its final convolution forecasts, the first input
-        channels (the targets); None: all of them (the reference's `--output-channels`).
       rngs: random streams for initialisation and dropout.
     """
 
     def __init__(
         self,
-        input_shape: Sequence[int],
-        horizon: int,
+        spec: ModelSpec,
         *,
         temporal_block: str | None = "reversed",
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
         channel_increase: bool = True,
         spatial_first: bool = False,
         factorized: bool = True,
-        output_channels: int | None = None,
         rngs: nnx.Rngs,
     ):
-        validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
-        input_length, _, _, channels = input_shape
-        validate_generator_horizon(input_length, horizon)
-        validate_blocks(
-            input_length, num_layers, kernel_size, temporal_block, spatial_first, factorized
-        )
-        self.input_shape = tuple(input_shape)
-        self.kernel_size = kernel_size
+        validate_generator_horizon(spec)
+        validate_blocks(spec, temporal_block, spatial_first, factorized)
+        self.spec = spec
         self.spatial_first = spatial_first
+        num_layers, hidden_dim, kernel_size = spec.num_layers, spec.hidden_dim, spec.kernel_size
         if factorized:
-            options = dict(channel_increase=channel_increase, dropout=dropout, rngs=rngs)
+            options = dict(channel_increase=channel_increase, dropout=spec.dropout, rngs=rngs)
         else:
             options = dict(
-                spatial_kernel_size=kernel_size, channel_increase=False, dropout=dropout, rngs=rngs
+                spatial_kernel_size=kernel_size,
+                channel_increase=False,
+                dropout=spec.dropout,
+                rngs=rngs,
             )
         # The first block maps the input channels to the schedule, the second
         # keeps hidden_dim.
-        temporal_in = hidden_dim if spatial_first else channels
-        spatial_in = channels if spatial_first or temporal_block is None else hidden_dim
+        temporal_in = hidden_dim if spatial_first else spec.channels
+        spatial_in = spec.channels if spatial_first or temporal_block is None else hidden_dim
         self.temporal = (
             TEMPORAL_BLOCKS[temporal_block](
                 temporal_in, hidden_dim, num_layers, kernel_size, **options
@@ -142,14 +122,11 @@ class STConvS2S(nnx.Module):
             if factorized
             else None
         )
-        self.head = ForecastHead(
-            hidden_dim, output_channels_of(output_channels, channels), input_length, horizon,
-            kernel_size, rngs=rngs,
-        )  # fmt: skip
+        self.head = ForecastHead(hidden_dim, spec, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, max(T, horizon), lat, lon, C)``."""
-        check_input(x, self.input_shape, self.kernel_size)
+        check_input(x, self.spec)
         blocks = [self.temporal, self.spatial]
         if self.spatial_first:
             blocks.reverse()

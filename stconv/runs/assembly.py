@@ -11,7 +11,7 @@ from collections.abc import Callable
 from flax import nnx
 
 from stconv import models
-from stconv.config import Config
+from stconv.config import Config, ModelConfig
 from stconv.data.features import split_static
 from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
 from stconv.models.residual import Residual
@@ -30,41 +30,54 @@ def resolved(config: Config) -> Config:
             return path  # a name (or nothing that could be read: its error names it as given)
         return os.path.abspath(os.path.expanduser(path))
 
-    static = config.static
+    data = config.data
+    static = data.static
     if static is not None:
         path, names = split_static(
             static, lambda path: path in DATASETS or os.path.exists(os.path.expanduser(path))
         )
         static = f"{absolute(path)}:{names}" if path != static else absolute(static)
-    return config.replace(
-        dataset=absolute(config.dataset), data_path=absolute(config.data_path),
-        mask_file=absolute(config.mask_file), static=static,
+    data = data.replace(
+        dataset=absolute(data.dataset), data_path=absolute(data.data_path),
+        mask_file=absolute(data.mask_file), static=static,
     )  # fmt: skip
+    return config.replace(data=data)
 
 
 def config_files(config: Config) -> list[str]:
     """The files ``config``'s dataset is read from (`stconv.data.registry.data_files`)."""
-    return data_files(config.dataset, config.data_path, config.mask_file)
+    return data_files(config.data.dataset, config.data.data_path, config.data.mask_file)
 
 
 def load_config_dataset(config: Config) -> Dataset:
-    """``config``'s dataset, windowed, split, normalized and masked."""
-    return load_dataset(
-        config.dataset,
-        path=config.data_path,
-        input_length=config.input_length,
-        horizon=config.horizon,
-        normalization=config.normalization,
-        variables=config.variables,
-        targets=config.targets,
-        mask_file=config.mask_file,
-        climatology_window=config.climatology_window,
-        static=config.static,
-        time_features=config.time_features,
-        allow_extreme_values=config.allow_extreme_values,
-        chunks=None if config.time_chunk is None else {"time": config.time_chunk},
-        **({} if config.bbox is None else {"bbox": config.bbox}),
+    """``config``'s dataset, windowed, split, normalized and masked: its data
+    section, read lazily in chunks of ``config.execution.time_chunk`` steps if set."""
+    chunk = config.execution.time_chunk
+    return load_dataset(config.data, chunks=None if chunk is None else {"time": chunk})
+
+
+def create_model(
+    model: ModelConfig,
+    input_shape: tuple,
+    horizon: int,
+    output_channels: int | None = None,
+    seed: int = 0,
+) -> nnx.Module:
+    """The network of the model section (with its own options, and the
+    residual wrapper if asked) for samples of ``input_shape``, initialised
+    from ``seed``: it forecasts ``horizon`` steps of the first
+    ``output_channels`` channels of its inputs (the targets; default all)."""
+    network = models.create(
+        model.name,
+        input_shape=input_shape,
+        horizon=horizon,
+        output_channels=output_channels,
+        rngs=nnx.Rngs(seed),
+        **model.hyperparameters(),
     )
+    if model.residual:
+        network = Residual(network, model.residual_base, output_channels)
+    return network
 
 
 def build(
@@ -73,25 +86,17 @@ def build(
     output_channels: int | None = None,
     steps_per_epoch: int = 1,
 ) -> tuple[nnx.Module, nnx.Optimizer]:
-    """The model (with its own options, and the residual wrapper if asked) and
-    its optimizer, initialised from ``config.seed``: it forecasts the first
-    ``output_channels`` channels of its inputs (the targets; default all).
-    A ``cosine`` learning-rate schedule decays over ``config.epochs`` epochs of
-    ``steps_per_epoch`` steps."""
-    model = models.create(
-        config.model,
-        input_shape=input_shape,
-        horizon=config.horizon,
-        output_channels=output_channels,
-        rngs=nnx.Rngs(config.seed),
-        **config.model_kwargs(),
+    """The model (`create_model`) and its optimizer, initialised from
+    ``config.training.seed``. A ``cosine`` learning-rate schedule decays over
+    ``config.training.epochs`` epochs of ``steps_per_epoch`` steps."""
+    training = config.training
+    model = create_model(
+        config.model, input_shape, config.data.horizon, output_channels, training.seed
     )
-    if config.residual:
-        model = Residual(model, config.residual_base, output_channels)
     decay_steps = None
-    if config.learning_rate_schedule == "cosine":
-        decay_steps = config.epochs * steps_per_epoch
-    return model, create_optimizer(model, paper_optimizer(config.learning_rate, decay_steps))
+    if training.learning_rate_schedule == "cosine":
+        decay_steps = training.epochs * steps_per_epoch
+    return model, create_optimizer(model, paper_optimizer(training.learning_rate, decay_steps))
 
 
 def targets_of(predict: Callable, output_channels: int | None) -> Callable:
@@ -113,12 +118,12 @@ def restore_predict(
       ValueError: naming the run, if it has no best checkpoint or it cannot
         be read (`stconv.training.checkpoints.CheckpointError`).
     """
-    if models.is_fitted(config.model):
-        return targets_of(models.fitted(config.model).load_run(run), output_channels)
+    if models.is_fitted(config.model.name):
+        return targets_of(models.fitted(config.model.name).load_run(run), output_channels)
     distributed.maybe_initialize()
     mesh = distributed.data_mesh()
     model, optimizer = build(config, input_shape, output_channels)
-    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.fsdp)
+    _, state = make_train_step(model, optimizer, mesh=mesh, fsdp=config.execution.fsdp)
     checkpoints = run.checkpoints()
     if not checkpoints.exists("best"):
         raise ValueError(f"workdir {run.path!r} has no best checkpoint: train the run first")
@@ -128,5 +133,5 @@ def restore_predict(
         if error.corrupt:
             error.add_note("the run's best epoch is lost: train it again into a new workdir")
         raise
-    predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
+    predict = make_predict(model, config.data.horizon, config.training.compute_dtype, mesh)
     return lambda inputs: predict(state[0], inputs)

@@ -7,7 +7,7 @@ A forecasting run holds ``stconv-run.json`` (the mark of a run),
 ``config.json``, ``data.json`` (variables, units,
 input shape, grid coordinates, extra inputs), ``normalization.json``, ``mask.npy``,
 ``climatology.npy`` and ``climatology.json`` (the training climatology by time of
-year, in physical units, and its kind), ``static.npy`` (with ``--static``),
+year, in physical units, and its kind), ``static.npy`` (with ``data.static``),
 ``provenance.json`` (data, code, software, machine and time of every command
 that wrote the run), ``metrics.jsonl`` (one line per epoch), ``learning_curve.png``,
 ``checkpoints/{latest,best}``, ``results.json``, ``test_forecasts.nc``,
@@ -28,11 +28,19 @@ from typing import Any
 import numpy as np
 
 from stconv import __version__
+from stconv.checks import ParameterError
 from stconv.config import Config
 from stconv.data.climatology import Climatology
 from stconv.data.features import ExtraInputs
+from stconv.data.grid import Grid
 from stconv.data.normalization import Normalizer
-from stconv.outputs import holder_alive, lock_owner, write_text
+from stconv.outputs import (
+    holder_alive,
+    lock_owner,
+    remove_temporary,
+    temporary_path,
+    write_text,
+)
 from stconv.training.checkpoints import Checkpoints
 
 
@@ -237,10 +245,27 @@ class RunDirectory:
         description = self.read_json(self.DATA, "train the run first", ("variables", "units"))
         return complete_description(description)
 
+    def grid(self) -> Grid | None:
+        """The `Grid` of the run's variables, from ``data.json``; None for runs
+        made before it recorded the coordinates."""
+        description = self.data_description()
+        return Grid.from_description(description) if "lat" in description else None
+
     def normalizer(self) -> Normalizer:
+        """The run's normalization statistics.
+
+        Raises:
+          ValueError: naming ``normalization.json``, if it is missing, or its
+            statistics are not as stconv writes them (a standard deviation
+            that is not a positive finite number gives no forecast).
+        """
         values = self.read_json(self.NORMALIZATION, "train the run first", ("mean", "std"))
         climatology = self.climatology() if values.get("climatology") else None
-        return Normalizer.from_dict(values, climatology)
+        try:
+            return Normalizer.from_dict(values, climatology)
+        except (ValueError, TypeError) as error:
+            path = self.file(self.NORMALIZATION)
+            raise ValueError(f"run file {path!r}: {error}; {DAMAGED}") from None
 
     def mask(self) -> np.ndarray:
         return np.load(self.require(self.MASK, "train the run first"))
@@ -341,16 +366,29 @@ DAMAGED = "it is not as stconv wrote it; restore it, or train the run again"
 
 
 def check_can_write(path: str | os.PathLike, flag: str) -> None:
-    """Raises ValueError naming ``flag`` unless ``path`` (or the nearest folder
-    above it that exists) may be written: not read-only, not another user's."""
+    """Raises ValueError naming ``flag`` and ``path`` unless the folder
+    ``path`` is (or, a file or a path not made yet, the nearest folder above
+    it that exists) may be written: not read-only, not another user's, and a
+    place that takes new files (a new file of its own is made there and
+    removed at once: ``/proc`` and other pseudo file systems refuse it, and
+    the error says what the system said)."""
     existing = os.path.abspath(path)
-    while not os.path.exists(existing):
+    while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK):
         raise ValueError(
             f"{flag} {os.fspath(path)!r} cannot be written: {existing!r} is read-only "
             "(a read-only file system, or no permission): choose another path"
         )
+    probe = temporary_path(os.path.join(existing, "probe"))
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as error:
+        raise ValueError(
+            f"{flag} {os.fspath(path)!r} cannot be written: making a file in {existing!r} "
+            f"fails ({error.strerror or error}): choose another path"
+        ) from None
+    remove_temporary(probe)
 
 
 def describe_data(dataset) -> dict:
@@ -359,18 +397,13 @@ def describe_data(dataset) -> dict:
     the targets, the input shape, the grid coordinates, whether they are
     latitudes and longitudes, the input's own names of the dimensions and,
     where the run reads any, the extra inputs (static fields, calendar)."""
-    grid = dataset.grid
-    description = {
-        "variables": grid["channel"],
-        "units": grid["units"],
-        "long_name": grid["long_name"],
-        "standard_name": grid["standard_name"],
+    grid = dataset.grid.description()
+    variables = ("variables", "units", "long_name", "standard_name")
+    description = {  # in the order stconv always wrote them
+        **{key: grid.pop(key) for key in variables},
         "targets": list(dataset.targets),
         "input_shape": list(dataset.input_shape),
-        "lat": np.asarray(grid["lat"]).tolist(),
-        "lon": np.asarray(grid["lon"]).tolist(),
-        "geographic": grid.get("geographic", True),
-        "dims": grid["dims"],
+        **grid,  # lat, lon, geographic, dims
     }
     if dataset.extra is not None and dataset.extra.count:
         description["extra_inputs"] = dataset.extra.to_dict()
@@ -404,7 +437,8 @@ def check_new_file(
     ``runs`` nor any folder marked as a run, that is no folder (but a zarr
     store for a path ending ``.zarr``: `check_file_path`), that is none of
     ``inputs`` (`check_not_input`), and that does not exist yet (or
-    ``overwrite`` says to replace it).
+    ``overwrite`` says to replace it: a `stconv.checks.ParameterError` naming
+    ``overwrite``).
     """
     given = os.fspath(path)
     if not given.strip():
@@ -428,10 +462,11 @@ def check_new_file(
     check_file_path(given, flag)
     check_not_input(path, flag, inputs)
     if os.path.exists(path) and not overwrite:
-        raise ValueError(
-            f"{flag} {path!r} exists: pass --overwrite to replace it, or choose another path"
+        raise ParameterError(
+            f"{flag} {path!r} exists: pass {{overwrite}} to replace it, or choose another path",
+            overwrite=True,
         )
-    check_can_write(folder, flag)
+    check_can_write(path, flag)
 
 
 def check_not_input(path: str, flag: str, inputs: tuple) -> None:

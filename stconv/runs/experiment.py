@@ -6,18 +6,19 @@ run's files are written and read through `stconv.runs.directory.RunDirectory`, a
 command is one session of the run's record (`stconv.runs.provenance.Session`).
 `evaluate_run` tests a finished run again (``stconv evaluate``).
 
-Training runs on all devices, or ``config.num_devices`` of them
+Training runs on all devices, or ``config.execution.num_devices`` of them
 (`stconv.training.distributed`); with several processes, all run the same job and
 process 0 writes the files (the checkpoints are written by all together).
 """
 
-import dataclasses
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from flax import nnx
 
 from stconv import models
+from stconv.checks import ParameterError, ParameterNote
 from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
@@ -44,31 +45,31 @@ def new_record(
     first session; ``inputs``: its files' records, if already hashed."""
     if inputs is None:
         inputs = provenance.describe_inputs(config_files(config))
-    return provenance.new_record(
-        dataclasses.asdict(config), seeds, inputs, provenance.describe_data(dataset)
-    )
+    return provenance.new_record(config.to_dict(), seeds, inputs, provenance.describe_data(dataset))
 
 
 def check_area_weights(config: Config, dataset: Dataset) -> None:
     """Raises DataError, before any file is written, if the test scores would
     weight latitudes that cannot be weighted (`grid_weights`)."""
-    grid_weights(dataset.grid, config.area_weights, f"dataset {config.dataset!r}")
+    grid_weights(
+        dataset.grid.latitudes, config.evaluation.area_weights, f"dataset {config.data.dataset!r}"
+    )
 
 
 def target_loss(config: Config, dataset: Dataset):
     """The training loss: the paper's RMSE of the targets' normalized errors,
-    weighted per target by ``config.target_weights`` (`stconv.training.losses`).
+    weighted per target by ``config.training.target_weights`` (`stconv.training.losses`).
 
     Raises:
       DataError: if the weights do not give one weight per target.
     """
-    weights = config.target_weights
+    weights = config.training.target_weights
     if weights is None:
         return forecast_loss
     if len(weights) != len(dataset.targets):
         raise DataError(
-            f"dataset {config.dataset!r}: target_weights={weights!r} is invalid: give one "
-            f"weight per target ({len(dataset.targets)}: {dataset.targets})"
+            f"dataset {config.data.dataset!r}: training.target_weights={weights!r} is invalid: "
+            f"give one weight per target ({len(dataset.targets)}: {dataset.targets})"
         )
     return functools.partial(forecast_loss, weights=weights)
 
@@ -111,11 +112,12 @@ def prepare_workdir(
 ) -> list[str]:
     """Creates the run's directory or checks that it holds this run.
 
-    The placement (``num_devices``, ``fsdp``) may change between a run and its
-    resumption: it does not change the result. A resumption warns when the
-    software differs from the run's record and refuses input files that
-    changed, unless ``allow_changed_data`` (`check_resumed_inputs`). Every
-    process checks; process 0 writes.
+    The placement (the execution section: ``num_devices``, ``fsdp``,
+    ``time_chunk``) may change between a run and its resumption: it does not
+    change the result. A resumption warns when the software differs from the
+    run's record and refuses input files that changed, unless
+    ``allow_changed_data`` (`check_resumed_inputs`). Every process checks;
+    process 0 writes.
 
     Returns:
       The differences from the run's record that a resumption goes on with.
@@ -125,10 +127,9 @@ def prepare_workdir(
     distributed.barrier("workdir checked")  # before process 0 writes config.json
     if exists:
         saved = resolved(run.config())  # a run of an older version: relative to here
+        before = saved.flags()
         changed = [
-            k
-            for k, v in vars(config).items()
-            if k not in EXECUTION_FIELDS and getattr(saved, k) != v
+            k for k, v in config.flags().items() if k not in EXECUTION_FIELDS and before[k] != v
         ]
         if changed:
             raise ValueError(
@@ -136,9 +137,10 @@ def prepare_workdir(
                 "choose a new workdir"
             )
         if not resume:
-            raise ValueError(
-                f"workdir {run.path!r} already holds this run: pass --resume to continue it "
-                "or choose a new workdir"
+            raise ParameterError(
+                f"workdir {run.path!r} already holds this run: pass {{resume}} to continue it "
+                "or choose a new workdir",
+                resume=True,
             )
         return check_resumed_inputs(config, run, allow_changed_data)
     if distributed.is_primary():
@@ -156,10 +158,11 @@ def check_resumed_inputs(config: Config, run: RunDirectory, allow_changed_data: 
     software = provenance.software_changes(origin)
     inputs = provenance.input_changes(origin["inputs"], config_files(config))
     if inputs and not allow_changed_data:
-        raise ValueError(
+        raise ParameterError(
             f"workdir {run.path!r} was trained on other data: {'; '.join(inputs)}: resuming "
-            "would mix two datasets in one run; pass --allow-changed-data to resume anyway, "
-            "or train into a new workdir"
+            "would mix two datasets in one run; pass {allow_changed_data} to resume anyway, "
+            "or train into a new workdir",
+            allow_changed_data=True,
         )
     provenance.warn(run.path, software + inputs)
     return software + inputs
@@ -174,7 +177,7 @@ def session_kind(resume: bool, existing: dict | None) -> str:
 def train_and_evaluate(
     config: Config, workdir: str, resume: bool = False, allow_changed_data: bool = False
 ) -> dict:
-    """Trains ``config.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
+    """Trains ``config.training.iterations`` runs (seeds ``seed, seed + 10, ...``) and returns
     the test metrics; with several iterations, also their mean and std.
 
     A fitted model (``arima``) is fitted once (`fit_and_evaluate`): its fit does
@@ -185,9 +188,9 @@ def train_and_evaluate(
     distributed.maybe_initialize()
     config = resolved(config)
     try:
-        if models.is_fitted(config.model):
+        if models.is_fitted(config.model.name):
             return fit_and_evaluate(config, workdir, resume, allow_changed_data)
-        if config.iterations == 1:
+        if config.training.iterations == 1:
             return train_once(
                 config, workdir, resume, allow_changed_data=allow_changed_data, lock=True
             )
@@ -198,14 +201,14 @@ def train_and_evaluate(
 
 
 def train_seeds(config: Config, workdir: str, resume: bool, allow_changed_data: bool) -> dict:
-    """The runs of ``config.iterations`` seeds in ``workdir``, their summary
+    """The runs of ``config.training.iterations`` seeds in ``workdir``, their summary
     and their ensemble (`train_and_evaluate`)."""
     with provenance.Session("train") as session:
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)  # checked once, before any file is written
         top = RunDirectory(workdir)  # the runs of every seed and their summary
         top.check_writable()
-        seeds = [config.seed + 10 * i for i in range(config.iterations)]
+        seeds = [config.training.seed + 10 * i for i in range(config.training.iterations)]
         existing = top.provenance()
         origin = existing or new_record(config, dataset, seeds)
         if distributed.is_primary():
@@ -214,8 +217,8 @@ def train_seeds(config: Config, workdir: str, resume: bool, allow_changed_data: 
             session.attach(top, origin, kind=session_kind(resume, existing))
         runs = []
         for i, seed in enumerate(seeds):
-            print(f"iteration {i + 1}/{config.iterations}, seed {seed}")
-            run_config = config.replace(seed=seed, iterations=1)
+            print(f"iteration {i + 1}/{config.training.iterations}, seed {seed}")
+            run_config = config.override(seed=seed, iterations=1)
             path = top.iteration(seed).path
             with session.clock.phase(f"seed {seed}"):
                 runs.append(
@@ -246,74 +249,52 @@ def train_once(
     ``dataset`` is ``config``'s, if already loaded, and ``inputs`` its files'
     records (`stconv.runs.provenance.describe_inputs`), if already hashed. Every
     process runs it; process 0 writes the files and, with ``lock``, takes the
-    workdir's lock (`stconv.runs.directory.RunDirectory.acquire_lock`).
-    """
+    workdir's lock (`stconv.runs.directory.RunDirectory.acquire_lock`)."""
     with provenance.Session("train") as session:
         clock = session.clock
-        mesh = distributed.data_mesh(config.num_devices)
-        distributed.check_batch_size(config.batch_size, mesh)
-        print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.fsdp}")
+        mesh = distributed.data_mesh(config.execution.num_devices)
+        distributed.check_batch_size(config.training.batch_size, mesh)
+        print(f"{distributed.describe(mesh)}{', parameters split (FSDP)' * config.execution.fsdp}")
         primary = distributed.is_primary()
         if dataset is None:
             with clock.phase("data_loading"):
                 dataset = load_config_dataset(config)
         check_area_weights(config, dataset)
         loss_fn = target_loss(config, dataset)
-        steps_per_epoch = num_batches(dataset.splits["train"], config.batch_size)
+        steps_per_epoch = num_batches(dataset.splits["train"], config.training.batch_size)
         model, optimizer = build(config, dataset.input_shape, len(dataset.targets), steps_per_epoch)
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
         if lock and primary:  # `train_and_evaluate` releases it
             run.acquire_lock()
         existing = run.provenance()
-        origin = existing or new_record(config, dataset, [config.seed], inputs)
+        origin = existing or new_record(config, dataset, [config.training.seed], inputs)
         if primary:
             run.save_data(dataset)
+        dtype = config.training.compute_dtype
         train_step, state = make_train_step(
-            model, optimizer, loss_fn, compute_dtype=config.compute_dtype, mesh=mesh,
-            fsdp=config.fsdp,
-        )  # fmt: skip
-        predict = make_predict(model, config.horizon, config.compute_dtype, mesh)
+            model, optimizer, loss_fn, compute_dtype=dtype, mesh=mesh, fsdp=config.execution.fsdp
+        )
+        predict = make_predict(model, config.data.horizon, dtype, mesh)
         checkpoints = run.checkpoints()
-        units, several = dataset.grid["units"][0], len(dataset.targets) > 1
+        units, several = dataset.grid.units[0], len(dataset.targets) > 1
         record = resume_record(checkpoints, state) if resume else None
         history = run.read_history(record["epoch"] if record else 0) if primary else []
         if primary:  # the run's inputs and software, from its start (or resumption)
             session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
 
-        def validate(state: nnx.State) -> dict:
-            forecaster = {"model": lambda x: predict(state[0], x)}
-            validation = dataset.splits["validation"]
-            std = dataset.normalizer.std[: len(dataset.targets)]
-            what = f"the validation split of {config.dataset!r}"
-            scores = evaluate(forecaster, validation, std, config.eval_batch_size, what=what)
-            return validation_scores(scores["model"], std, config.target_weights, dataset)
-
+        validate = validator(config, dataset, predict)
         events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
-
-        def on_epoch(row: dict, improved: bool) -> None:
-            history.append(row)
-            if primary:
-                run.append_history(row)
-                events.write(row)
-            print(
-                f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, "
-                f"{validation_text(row, units, several)}{' (best)' if improved else ''}, "
-                f"{row['seconds']:.1f} s"
-            )
-
+        on_epoch = epoch_writer(run if primary else None, events, history, units, several)
         with clock.phase("training"):  # validation included; the first step's compile apart
             state, record = fit(
                 clock.first_call(train_step), state, dataset.splits["train"], checkpoints,
-                on_epoch, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                validate=validate, patience=config.patience, record=record,
+                on_epoch, config.training, validate=validate, record=record,
                 saved={"normalization": dataset.normalizer.to_dict()}, mesh=mesh,
             )  # fmt: skip
-        if events is not None:
+        if primary:  # the events' writer too
             events.close()
-        if primary:
             run.mark_trained(record)
-
         try:
             if primary:
                 with clock.phase("writing"):
@@ -328,11 +309,54 @@ def train_once(
             forecaster = Forecaster.from_dataset(config, dataset, lambda x: predict(state[0], x))
             return report_test_split(forecaster, dataset, run, clock)
         except Exception as error:  # the training itself is done and kept: say so
-            error.add_note(
-                f"the training is finished and kept in {workdir}: rerun the test with "
-                f"`stconv evaluate --workdir {workdir}`"
-            )
+            error.add_note(kept_training(workdir))
             raise
+
+
+def kept_training(workdir: str) -> ParameterNote:
+    """The note of an error after the training of ``workdir`` ended: it is
+    kept, and the call that tests it again (`evaluate_run`)."""
+    return ParameterNote(
+        f"the training is finished and kept in {workdir}: rerun the test with `{{evaluate_run}}`",
+        evaluate_run={"workdir": workdir},
+    )
+
+
+def epoch_writer(
+    run: RunDirectory | None, events: EpochWriter | None, history: list, units: str, several: bool
+) -> Callable[[dict, bool], None]:
+    """``on_epoch`` of `stconv.training.loop.fit`: keeps each epoch's row in
+    ``history`` and, on the process that writes (``run`` given), in the run's
+    log and TensorBoard ``events``; prints it as one line."""
+
+    def on_epoch(row: dict, improved: bool) -> None:
+        history.append(row)
+        if run is not None:
+            run.append_history(row)
+            events.write(row)
+        print(
+            f"epoch {row['epoch']:3d}: train loss {row['train_loss']:.4f}, "
+            f"{validation_text(row, units, several)}{' (best)' if improved else ''}, "
+            f"{row['seconds']:.1f} s"
+        )
+
+    return on_epoch
+
+
+def validator(config: Config, dataset: Dataset, predict: Callable) -> Callable:
+    """``validate(state)``: what early stopping compares (`validation_scores`)
+    of ``predict(params, inputs)`` with the state's parameters, on the
+    validation split."""
+
+    def validate(state: nnx.State) -> dict:
+        forecaster = {"model": lambda x: predict(state[0], x)}
+        validation = dataset.splits["validation"]
+        std = dataset.normalizer.std[: len(dataset.targets)]
+        what = f"the validation split of {config.data.dataset!r}"
+        scores = evaluate(forecaster, validation, std, config.evaluation.eval_batch_size, what=what)
+        return validation_scores(scores["model"], std, config.training.target_weights, dataset)
+
+    return validate
 
 
 def resume_record(checkpoints, state: nnx.State) -> dict | None:
@@ -353,8 +377,11 @@ def resume_record(checkpoints, state: nnx.State) -> dict | None:
             raise
         if kind == "latest" and checkpoints.exists("best"):
             error.add_note(
-                f"remove {checkpoints.path('latest')} and rerun with --resume to continue "
-                f"from the best epoch ({checkpoints.path('best')})"
+                ParameterNote(
+                    f"remove {checkpoints.path('latest')} and rerun with {{resume}} to continue "
+                    f"from the best epoch ({checkpoints.path('best')})",
+                    resume=True,
+                )
             )
         else:
             error.add_note("train again into a new workdir")
@@ -370,7 +397,7 @@ def fit_and_evaluate(
     fitted on the training split and saved into the run by its module, then
     tested like a network; ``resume`` reuses a saved fit."""
     with provenance.Session("train") as session:
-        module = models.fitted(config.model)  # before any file: it may need an extra
+        module = models.fitted(config.model.name)  # before any file: it may need an extra
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
         check_area_weights(config, dataset)
@@ -408,20 +435,19 @@ def evaluate_run(
     training has not ended is refused, unless ``unfinished`` (`Forecaster.load`)."""
     with provenance.Session("evaluate") as session:
         forecaster = Forecaster.load(workdir, unfinished)
-        if members is not None:
-            forecaster.check_perturbable(members, perturbation)  # before the data are read
+        forecaster.check_members(members, perturbation)  # before the data are read
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
         if members is not None:
             if perturbation is None:
-                validation, lat = dataset.splits["validation"], dataset.grid["lat"]
+                validation, lat = dataset.splits["validation"], dataset.grid.lat
                 perturbation, tried = forecaster.choose_perturbation(validation, lat, members)
                 each = ", ".join(f"{scale:g}: {crps:.4f}" for scale, crps in tried.items())
                 print(f"perturbation {perturbation:g}, the lowest validation CRPS ({each})")
             forecaster = forecaster.perturbed(members, perturbation)
         data_run = (run.member_runs() or [run])[0]  # a run of several seeds: its first
-        data_run.check_data(dataset, f"dataset {config.dataset!r}")
+        data_run.check_data(dataset, f"dataset {config.data.dataset!r}")
         origin = forecaster.origin
         if origin is not None:
             inputs = provenance.input_changes(origin["inputs"], config_files(config))

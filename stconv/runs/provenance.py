@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from stconv import __version__
+from stconv.config.run import flattened
 from stconv.runs import directory as run
 
 # The distributions whose versions decide a run's numbers (import name differs for some).
@@ -56,7 +57,7 @@ class ProvenanceWarning(UserWarning):
 
 
 class UnfinishedRunWarning(UserWarning):
-    """A run whose training has not ended is used, as asked (``--unfinished``)."""
+    """A run whose training has not ended is used, as asked (``unfinished``)."""
 
 
 class UnitsWarning(UserWarning):
@@ -391,7 +392,7 @@ def run_info(workdir: str | os.PathLike) -> str:
 
 def format_record(record: dict) -> str:
     """The record as ``stconv info`` prints it: data, code, software, machine, time."""
-    settings = record.get("config") or {}
+    settings = flattened(record.get("config") or {})  # nested, or flat in older records
     lines = [f"configuration: {', '.join(f'{k}={v!r}' for k, v in settings.items())}"]
     lines.append(f"seeds: {record.get('seeds')}")
     data = record.get("data")

@@ -11,21 +11,31 @@ summary of several seeds, per target variable, each in its own units.
   (``results.json`` and ``ensemble.png`` of their folder, `format_ensemble`).
 
 Results are ``{variable: {forecast: scores}}``
-(`stconv.evaluation.scoring.name_and_score`); tables and summaries iterate
-over `stconv.evaluation.metrics.METRICS`. With one target variable the tables
-read as they did before there could be several.
+(`stconv.evaluation.scoring.name_and_score`), the layout of
+``results.json``; the tables, summaries and plots are derived from them as a
+Dataset (`stconv.evaluation.scores`), each metric shown as
+`stconv.runs.presentation.PRESENTATION` says. With one target variable the
+tables read as they did before there could be several.
 """
 
 import numpy as np
+import xarray as xr
 
 from stconv.data.climatology import DESCRIPTIONS
 from stconv.data.registry import Dataset
 from stconv.evaluation import plots
 from stconv.evaluation.inference import to_physical
-from stconv.evaluation.metrics import METRICS
 from stconv.evaluation.netcdf import ForecastWriter, lead_times
+from stconv.evaluation.scores import (
+    as_dataset,
+    as_results,
+    summary,
+    summary_dataset,
+    summary_record,
+)
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
+from stconv.runs.presentation import shown, skill_panels
 from stconv.runs.provenance import PhaseClock
 from stconv.training.distributed import is_primary
 
@@ -46,24 +56,24 @@ def report_test_split(
     """
     config, outputs = forecaster.config, forecaster.outputs
     normalizer, mask = forecaster.normalizer.first(outputs), dataset.mask[..., :outputs]
-    source, lat = dataset.splits["test"], dataset.grid["lat"]
-    what = f"the test split of {config.dataset!r}"
+    source, lat = dataset.splits["test"], dataset.grid.lat
+    what = f"the test split of {config.data.dataset!r}"
     if not is_primary():
         with clock.phase("evaluation"):
             return forecaster.score(source, lat, what)
     init_times, valid_times = source.init_times(), source.valid_times()
-    samples = min(config.forecast_samples, len(source))
-    if samples < config.forecast_samples:
+    samples = min(config.evaluation.forecast_samples, len(source))
+    if samples < config.evaluation.forecast_samples:
         print(
-            f"forecast_samples={config.forecast_samples} is more than the {len(source)} test "
-            f"windows: drawing all {samples}"
+            f"evaluation.forecast_samples={config.evaluation.forecast_samples} is more than the "
+            f"{len(source)} test windows: drawing all {samples}"
         )
     picks = np.linspace(0, len(source) - 1, samples).astype(int)
     drawn = {}  # window index -> last input frame, truth and prediction at lead 1
-    grid = {**dataset.grid, **{k: dataset.grid[k][:outputs] for k in TARGET_KEYS}}
-    lead_time = lead_times(source.times(), config.horizon)
+    grid = dataset.grid.first(outputs)  # a forecast file's variables are the targets
+    lead_time = lead_times(source.times(), config.data.horizon)
     writer = ForecastWriter(
-        run.file(run.TEST_FORECASTS), grid, mask, config.horizon, lead_time, overwrite=True
+        run.file(run.TEST_FORECASTS), grid, mask, config.data.horizon, lead_time, overwrite=True
     )  # evaluate writes the run's test forecasts again
     with clock.phase("evaluation"), writer:
 
@@ -89,18 +99,15 @@ def report_test_split(
 
         results = forecaster.score(source, lat, what, on_batch=write)
     with clock.phase("writing"):
-        run.write_json(run.RESULTS, results)
-        print(format_results(results))
-        plots.skill_by_lead(results, run.file(run.SKILL_BY_LEAD))
-        if config.forecast_samples:
+        scores = as_dataset(results)
+        run.write_json(run.RESULTS, as_results(scores))
+        print(format_results(scores))
+        plots.skill_by_lead(scores, skill_panels(), run.file(run.SKILL_BY_LEAD))
+        if config.evaluation.forecast_samples:
             rows = [drawn[index] for index in picks]
             titles = [f"init {str(t)[:10]}, lead 1" for t in init_times[picks]]
             plots.forecast_maps(*stacked(rows), titles, grid, run.file(run.FORECAST_MAPS))
     return results
-
-
-# The entries of a grid that are per channel: a forecast file's are the targets'.
-TARGET_KEYS = ("channel", "units", "long_name", "standard_name")
 
 
 def stacked(rows: list[tuple]) -> tuple[np.ndarray, ...]:
@@ -110,48 +117,24 @@ def stacked(rows: list[tuple]) -> tuple[np.ndarray, ...]:
 
 def summarize(runs: list[dict]) -> dict:
     """``{variable: {forecast: {score: {"mean", "std"}}}}`` over the runs of
-    several seeds: every metric of `METRICS`, overall and per lead time
+    several seeds (`stconv.evaluation.scores.summary_record`): every metric of
+    `stconv.evaluation.metrics.METRICS`, overall and per lead time
     (elementwise), and the skill against persistence."""
-    scores = [SKILL]
-    for name in METRICS:
-        scores += [name, f"{name}_per_lead"]
-    return {
-        variable: {
-            forecast: {
-                score: {
-                    "mean": np.mean([run[variable][forecast][score] for run in runs], 0).tolist(),
-                    "std": np.std([run[variable][forecast][score] for run in runs], 0).tolist(),
-                }
-                for score in scores
-                if score in runs[0][variable][forecast]
-            }
-            for forecast in runs[0][variable]
-        }
-        for variable in runs[0]
-    }
+    return summary_record(summary([as_dataset(run) for run in runs]))
 
 
 def report_seeds(runs: list[dict], top: RunDirectory) -> dict:
-    """The runs of several seeds `summarize`d: printed (`format_summaries`) and,
-    by process 0, written to ``summary.json`` with the runs, and drawn
+    """The runs of several seeds summarized (`stconv.evaluation.scores.summary`):
+    printed (`format_summaries`) and, by process 0, written to
+    ``summary.json`` with the runs (`summarize`), and drawn
     (``skill_by_lead.png`` of the means). Returns ``{"runs", "summary"}``."""
-    summary = summarize(runs)
-    print(format_summaries(summary, runs[0], len(runs)))
-    written = {"runs": runs, "summary": summary}
+    summarized = summary([as_dataset(run) for run in runs])
+    print(format_summaries(summarized, len(runs)))
+    written = {"runs": runs, "summary": summary_record(summarized)}
     if is_primary():
         top.write_json(RunDirectory.SUMMARY, written)
-        means = {
-            variable: {
-                forecast: {
-                    **{score: values["mean"] for score, values in scores.items()},
-                    "area_weighted": runs[0][variable][forecast]["area_weighted"],
-                    "units": units_of(runs[0][variable]),
-                }
-                for forecast, scores in forecasts.items()
-            }
-            for variable, forecasts in summary.items()
-        }
-        plots.skill_by_lead(means, top.file(top.SKILL_BY_LEAD))
+        means = summarized.sel(statistic="mean")
+        plots.skill_by_lead(means, skill_panels(), top.file(top.SKILL_BY_LEAD))
     return written
 
 
@@ -170,138 +153,170 @@ def report_ensemble(
     run's perturbed inputs, to ``perturbed_results.json`` and
     ``perturbed_ensemble.png``, beside the run's own), and printed
     (`format_ensemble`)."""
-    what = f"the test split of {forecaster.config.dataset!r}"
+    what = f"the test split of {forecaster.config.data.dataset!r}"
     with clock.phase("ensemble evaluation"):
         results = forecaster.score(
-            dataset.splits["test"], dataset.grid["lat"], what, train=dataset.splits["train"]
+            dataset.splits["test"], dataset.grid.lat, what, train=dataset.splits["train"]
         )
     if forecaster.perturbation is not None:
         for forecasts in results.values():
-            forecasts[forecaster.config.model]["ensemble"]["perturbation"] = forecaster.perturbation
-    print(format_ensemble(results, forecaster.members))
+            forecasts[forecaster.config.model.name]["ensemble"]["perturbation"] = (
+                forecaster.perturbation
+            )
+    scores = as_dataset(results)
+    print(format_ensemble(scores, forecaster.members))
     if is_primary():
         with clock.phase("writing"):
             results_file = run.PERTURBED_RESULTS if perturbed else run.RESULTS
             plot = run.PERTURBED_ENSEMBLE_PLOT if perturbed else run.ENSEMBLE_PLOT
-            run.write_json(results_file, results)
-            plots.ensemble_scores(results, run.file(plot))
+            run.write_json(results_file, as_results(scores))
+            plots.ensemble_scores(scores, run.file(plot))
     return results
 
 
-def format_ensemble(results: dict[str, dict], members: tuple[str, ...]) -> str:
+def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, ...]) -> str:
     """A text table per target variable of the ensemble scores of every
-    forecast (`stconv.evaluation.ensemble`), in its units."""
-    several = len(results) > 1
+    forecast (`stconv.evaluation.ensemble`) of ``results`` (a Dataset of
+    `stconv.evaluation.scores`, or its ``results.json`` layout), in its units."""
+    scores = as_dataset(results) if isinstance(results, dict) else results
+    several = scores.sizes["variable"] > 1
     tables = []
-    for variable, forecasts in results.items():
-        units = units_of(forecasts)
-        leads = len(next(iter(forecasts.values()))["ensemble"]["crps_per_lead"])
+    for variable in scores["variable"].values:
+        of_variable = scores.sel(variable=variable)
         of = f" of {variable}" if several else ""
         lines = [
-            f"ensemble scores{of} over the whole test split, in {units or 'no units'}: the "
+            f"ensemble scores{of} over the whole test split, in "
+            f"{units_in(of_variable) or 'no units'}: the "
             f"model's {len(members)} members ({', '.join(members)}); CRPS (fair, area-weighted) "
             "= skill - spread part, a single forecast's CRPS is its wMAE; spread sqrt(mean "
             "unbiased variance); ratio sqrt((M+1)/M) spread / wRMSE of the mean; per lead: CRPS",
             f"{'forecast':24s} {'members':>7s} {'CRPS':>7s} {'skill':>7s} {'spread':>7s} "
             f"{'std':>7s} {'ratio':>6s} {'wRMSE':>7s}  "
-            + " ".join(f"{'lead ' + str(i + 1):>7s}" for i in range(leads)),
+            + " ".join(f"{'lead ' + str(lead):>7s}" for lead in scores["lead_time"].values),
         ]
-        for name, scores in forecasts.items():
-            e = scores["ensemble"]
-            ratio = f"{e['spread_skill_ratio']:6.3f}" if e["members"] > 1 else f"{'-':>6s}"
-            per_lead = " ".join(f"{value:7.3f}" for value in e["crps_per_lead"])
+        for name in scores["forecast"].values:
+            one = of_variable.sel(forecast=name)
+            e = {
+                str(k): float(v)
+                for k, v in zip(
+                    one["ensemble_metric"].values, one["ensemble_overall"].values, strict=True
+                )
+            }
+            count = int(one["members"])
+            ratio = f"{e['spread_skill_ratio']:6.3f}" if count > 1 else f"{'-':>6s}"
+            crps = one["ensemble_per_lead"].sel(ensemble_metric="crps").values.tolist()
+            per_lead = " ".join(f"{value:7.3f}" for value in crps)
+            wrmse = float(one["overall"].sel(metric="weighted_rmse"))
             lines.append(
-                f"{name:24s} {e['members']:7d} {e['crps']:7.3f} {e['crps_skill']:7.3f} "
+                f"{name:24s} {count:7d} {e['crps']:7.3f} {e['crps_skill']:7.3f} "
                 f"{e['crps_spread']:7.3f} {e['spread']:7.3f} {ratio} "
-                f"{scores['weighted_rmse']:7.3f}  {per_lead}"
+                f"{wrmse:7.3f}  {per_lead}"
             )
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
 
-def units_of(results: dict[str, dict]) -> str:
-    """The units of one variable's results (``""`` for results without them)."""
-    return next(iter(results.values())).get("units", "")
-
-
-def format_results(results: dict[str, dict], split: str = "test") -> str:
-    """`format_table` of every target variable, in its units; a variable is
-    named in its table's first line when there are several."""
-    several = len(results) > 1
+def format_results(results: xr.Dataset | dict[str, dict], split: str = "test") -> str:
+    """`format_table` of every target variable of ``results`` (a Dataset of
+    `stconv.evaluation.scores`, or its ``results.json`` layout), in its units;
+    a variable is named in its table's first line when there are several."""
+    scores = as_dataset(results) if isinstance(results, dict) else results
+    several = scores.sizes["variable"] > 1
     return "\n\n".join(
-        format_table(scores, units_of(scores), split, variable if several else None)
-        for variable, scores in results.items()
+        format_table(of, units_in(of), split, str(variable) if several else None)
+        for variable, of in ((v, scores.sel(variable=v)) for v in scores["variable"].values)
     )
 
 
+def units_in(scores: xr.Dataset) -> str:
+    """The units of one variable's ``scores`` (``""`` for scores without them)."""
+    return str(scores["units"].values) if "units" in scores.coords else ""
+
+
 def format_table(
-    results: dict[str, dict], units: str, split: str = "test", variable: str | None = None
+    results: xr.Dataset | dict[str, dict],
+    units: str,
+    split: str = "test",
+    variable: str | None = None,
 ) -> str:
-    """A text table of one variable: one row per forecast, its scores (the
-    metrics of `METRICS` shown in tables, and the skill) over the whole
-    ``split`` and its RMSE per lead time."""
-    first = next(iter(results.values()))
-    leads = len(first["rmse_per_lead"])
-    weighted = first.get("area_weighted", False)
-    columns = [(name, m.label, m.width) for name, m in METRICS.items() if m.in_table]
+    """A text table of one variable (its Dataset of `stconv.evaluation.scores`,
+    or its ``{forecast: scores}``): one row per forecast, its scores (the
+    metrics of `stconv.evaluation.metrics.METRICS` shown in tables, and the
+    skill) over the whole ``split`` and its RMSE per lead time."""
+    scores = as_dataset({"": results}).isel(variable=0) if isinstance(results, dict) else results
+    weighted = scores.attrs.get("area_weighted", False)
+    columns = [(name, p.label, p.width) for name, p in shown().items() if p.in_table]
     columns.append((SKILL, "skill", 7))
     header = " ".join(f"{label:>{width}s}" for _, label, width in columns)
     header = f"{'forecast':14s} {header}  " + " ".join(
-        f"{'lead ' + str(i + 1):>7s}" for i in range(leads)
+        f"{'lead ' + str(lead):>7s}" for lead in scores["lead_time"].values
     )
     of = f" of {variable}" if variable else ""
     lines = [
         f"{split} scores{of} over the whole {split} split, in {units or 'no units'}; wRMSE "
         + ("area-weighted (cos latitude)" if weighted else "= RMSE (not area-weighted)")
-        + f"; ACC against the training climatology{seasonal_note(first)}; skill 1 - "
+        + f"; ACC against the training climatology{seasonal_note(scores.attrs)}; skill 1 - "
         "wMSE/wMSE of persistence; per lead time: RMSE",
         header,
     ]
-    for name, result in results.items():
-        cells = [
-            f"{result[key]:{width}.3f}" if key in result else f"{'-':>{width}s}"
-            for key, _, width in columns
+    metrics = set(scores["metric"].values.tolist())
+    for name in scores["forecast"].values:
+        overall = scores["overall"].sel(forecast=name)
+        values = [
+            float(overall.sel(metric=key)) if key in metrics else np.nan for key, *_ in columns
         ]
-        per_lead = " ".join(f"{value:7.3f}" for value in result["rmse_per_lead"])
+        cells = [
+            f"{value:{width}.3f}" if np.isfinite(value) else f"{'-':>{width}s}"
+            for value, (_, _, width) in zip(values, columns, strict=True)
+        ]
+        rmse = scores["per_lead"].sel(forecast=name, metric="rmse").values
+        per_lead = " ".join(f"{value:7.3f}" for value in rmse.tolist())
         lines.append(f"{name:14s} {' '.join(cells)}  {per_lead}")
     return "\n".join(lines)
 
 
 def seasonal_note(scores: dict) -> str:
-    """`` (by day of year, ...)``: the climatology of a score when it is by
-    time of year; nothing for each cell's mean, as tables always read."""
+    """`` (by day of year, ...)``: the climatology of a score (its ``climatology``
+    entry, or a Dataset's attribute) when it is by time of year; nothing for
+    each cell's mean, as tables always read."""
     climatology = scores.get("climatology", ANNUAL)
     return "" if climatology == ANNUAL else f" ({climatology})"
 
 
-def format_summaries(summary: dict[str, dict], results: dict[str, dict], runs: int) -> str:
-    """`format_summary` of every target variable, in its units (from one
-    run's ``results``); a variable is named when there are several."""
-    several = len(summary) > 1
+def format_summaries(summarized: xr.Dataset, runs: int) -> str:
+    """`format_summary` of every target variable of ``summarized``
+    (`stconv.evaluation.scores.summary`), in its units; a variable is named
+    when there are several."""
+    several = summarized.sizes["variable"] > 1
     return "\n\n".join(
-        format_summary(scores, units_of(results[variable]), runs, variable if several else None)
-        for variable, scores in summary.items()
+        format_summary(of, units_in(of), runs, str(variable) if several else None)
+        for variable, of in ((v, summarized.sel(variable=v)) for v in summarized["variable"].values)
     )
 
 
 def format_summary(
-    summary: dict[str, dict], units: str, runs: int, variable: str | None = None
+    summary: xr.Dataset | dict[str, dict], units: str, runs: int, variable: str | None = None
 ) -> str:
-    """A text table of one variable of `summarize`: mean +- std over the runs
-    of each metric of `METRICS` shown in the summary table, overall and per
-    lead time."""
+    """A text table of one variable's summary (its Dataset of
+    `stconv.evaluation.scores.summary`, or its part of `summarize`): mean +-
+    std over the runs of each metric shown in the summary table, overall and
+    per lead time."""
+    if isinstance(summary, dict):
+        summary = summary_dataset({"": summary}).isel(variable=0)
     of = f"{variable} " if variable else ""
     lines = [f"mean +- std over {runs} runs, {of}in {units or 'no units'}:"]
-    for metric, label in [(n, m.label) for n, m in METRICS.items() if m.in_summary_table]:
-        first = next(iter(summary.values()))[f"{metric}_per_lead"]["mean"]
-        header = f"{label:14s} {'all':>15s}  " + " ".join(
-            f"{'lead ' + str(i + 1):>15s}" for i in range(len(first))
+    metrics = set(summary["metric"].values.tolist())
+    for metric, shows in shown().items():
+        if not shows.in_summary_table or metric not in metrics:
+            continue
+        header = f"{shows.label:14s} {'all':>15s}  " + " ".join(
+            f"{'lead ' + str(lead):>15s}" for lead in summary["lead_time"].values
         )
         lines.append(header)
-        for name, metrics in summary.items():
-            overall, per_lead = metrics[metric], metrics[f"{metric}_per_lead"]
-            cells = [(overall["mean"], overall["std"])]
-            cells += list(zip(per_lead["mean"], per_lead["std"], strict=True))
+        for name in summary["forecast"].values:
+            one = summary.sel(forecast=name, metric=metric)
+            cells = [one["overall"].values.tolist()]
+            cells += one["per_lead"].transpose("lead_time", "statistic").values.tolist()
             values = [f"{mean:7.3f} +- {std:5.3f}" for mean, std in cells]
             lines.append(f"{name:14s} {values[0]:>15s}  " + " ".join(values[1:]))
     return "\n".join(lines)

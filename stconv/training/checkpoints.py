@@ -20,6 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from stconv.checks import NamesParameters
 from stconv.outputs import disk_full
 
 
@@ -31,9 +32,10 @@ class CheckpointError(ValueError):
         self.corrupt = corrupt
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(NamesParameters, OSError):
     """A checkpoint that could not be written (a full disk, an I/O error):
-    the command fails (exit code 1) with one line naming its folder."""
+    the command fails (exit code 1) with one line naming its folder, and the
+    call that continues the run (`stconv.checks.NamesParameters`)."""
 
 
 class QuietFailures(logging.Filter):
@@ -86,8 +88,8 @@ class Checkpoints:
         Raises:
           CheckpointWriteError: naming the checkpoint's folder, if it could not
             be written. orbax leaves the partial folder a temporary, which the
-            next save there replaces: ``stconv train --resume`` continues from
-            the checkpoints written before.
+            next save there replaces: a resumed training continues from the
+            checkpoints written before.
         """
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(nnx.to_pure_dict(state)), record=ocp.args.JsonSave(record)
@@ -114,7 +116,8 @@ class Checkpoints:
             raise CheckpointWriteError(
                 f"could not write checkpoint {folder}: {cause}; training stopped, keeping the "
                 "checkpoints written before: free space (or fix the disk), then "
-                "`stconv train --resume` continues from them"
+                "`{train_and_evaluate}` continues from them",
+                train_and_evaluate={"resume": True},
             ) from None
         QUIET.active = False  # not after a failure: its abandoned writes fail later
 

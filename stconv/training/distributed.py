@@ -84,13 +84,13 @@ def data_mesh(num_devices: int | None = None) -> Mesh:
         num_devices = len(devices)
     if num_devices > len(devices):
         raise ValueError(
-            f"num_devices={num_devices} is invalid: must be at most {len(devices)}, "
+            f"execution.num_devices={num_devices} is invalid: must be at most {len(devices)}, "
             f"the number of {devices[0].platform} devices"
         )
     if jax.process_count() > 1 and num_devices != len(devices):
         raise ValueError(
-            f"num_devices={num_devices} is invalid with {jax.process_count()} processes: "
-            f"they train on all {len(devices)} devices (omit --num-devices)"
+            f"execution.num_devices={num_devices} is invalid with {jax.process_count()} processes: "
+            f"they train on all {len(devices)} devices (leave execution.num_devices unset)"
         )
     return Mesh(np.array(devices[:num_devices]), (DATA_AXIS,))
 
@@ -110,8 +110,8 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     devices (and so over the processes)."""
     if batch_size % mesh.size:
         raise ValueError(
-            f"batch_size={batch_size} is invalid on {mesh.size} devices: choose a multiple "
-            f"of {mesh.size}, or --num-devices N with N dividing {batch_size}"
+            f"training.batch_size={batch_size} is invalid on {mesh.size} devices: choose a "
+            f"multiple of {mesh.size}, or execution.num_devices=N with N dividing {batch_size}"
         )
 
 

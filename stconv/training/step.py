@@ -22,9 +22,10 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh
-from tqdm import tqdm
 
+from stconv.checks import NamesParameters
 from stconv.data.pipeline import epoch_batches, num_batches
+from stconv.outputs import progress_bar
 from stconv.training import distributed, heap
 from stconv.training.losses import rmse_loss
 from stconv.training.precision import in_dtype, mixed_precision_loss, policy_dtype
@@ -164,8 +165,9 @@ def make_train_step(
     return step, distributed.place_state(state, mesh, fsdp)
 
 
-class TrainingError(RuntimeError):
-    """Training cannot go on (a NaN or infinite loss)."""
+class TrainingError(NamesParameters, RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the message may name
+    the call that tests what was kept (`stconv.checks.NamesParameters`)."""
 
 
 def train_epoch(
@@ -180,7 +182,7 @@ def train_epoch(
     mesh: Mesh | None = None,
 ):
     """One epoch of ``train_step`` over ``source`` in the ``(seed, epoch)`` order,
-    with a progress bar showing the running loss.
+    with a progress bar showing the running loss (on a terminal: `progress_bar`).
 
     With a ``mesh`` (`make_train_step`'s), every batch is split over its
     devices; with several processes, each reads only its rows of every full
@@ -199,7 +201,7 @@ def train_epoch(
         source, batch_size, seed=seed, epoch=epoch, process_index=index, process_count=count
     )
     total, full = num_batches(source, batch_size), len(source) // batch_size
-    bar = tqdm(batches, total=total, desc=description, leave=False)
+    bar = progress_bar(batches, total=total, desc=description)
     losses = []
     for step, batch in enumerate(bar, 1):
         if mesh is not None:
@@ -209,7 +211,7 @@ def train_epoch(
         if not np.isfinite(loss):
             raise TrainingError(
                 f"loss is {loss} at epoch {epoch}, step {step}: the data were checked finite "
-                "when loaded, so the model diverged (try a lower --learning-rate)"
+                "when loaded, so the model diverged (try a lower training.learning_rate)"
             )
         losses.append(loss)
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")

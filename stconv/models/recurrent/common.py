@@ -1,5 +1,6 @@
 """What the recurrent models share: gate convolutions, LayerNorm, the time loop
-(`unroll`) and `RecurrentForecaster` (validation, input sequence, dropout keys)."""
+(`unroll`) and `RecurrentForecaster` (validation, input sequence, dropout keys,
+the forecast of a model that feeds its frames back)."""
 
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -8,8 +9,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from stconv.models.checks import check_input, output_channels_of, validate_hyperparameters
+from stconv.models.checks import check_input
 from stconv.models.layers import Conv
+from stconv.models.spec import ModelSpec
 
 FORGET_BIAS = 1.0
 LAYER_NORM_EPSILON = 1e-5
@@ -120,15 +122,14 @@ class LayerNorm(nnx.Module):
 
 
 class GateConv(nnx.Module):
-    """Conv (k, k) -> LayerNorm over (lat, lon, channels) -> Dropout2d.
+    """Conv (k, k) -> LayerNorm over (lat, lon, channels) -> Dropout2d, of the
+    model's ``spec.kernel_size``, ``spec.grid`` and ``spec.dropout``.
 
     Args:
       in_features: input channels.
       out_features: output channels (several gates, split by the caller).
-      kernel_size: k.
-      grid: ``(lat, lon)``.
+      spec: the model's hyperparameters.
       use_bias: give the convolution a bias.
-      dropout: Dropout2d rate.
       rngs: random streams for initialisation.
     """
 
@@ -136,19 +137,28 @@ class GateConv(nnx.Module):
         self,
         in_features: int,
         out_features: int,
-        kernel_size: int,
-        grid: Sequence[int],
+        spec: ModelSpec,
         *,
         use_bias: bool,
-        dropout: float,
         rngs: nnx.Rngs,
     ):
-        self.conv = same_conv(in_features, out_features, kernel_size, use_bias=use_bias, rngs=rngs)
-        self.norm = LayerNorm((*grid, out_features))
-        self.dropout = dropout2d(dropout)
+        self.conv = same_conv(
+            in_features, out_features, spec.kernel_size, use_bias=use_bias, rngs=rngs
+        )
+        self.norm = LayerNorm((*spec.grid, out_features))
+        self.dropout = dropout2d(spec.dropout)
 
     def __call__(self, x: jax.Array, rngs: nnx.Rngs | None) -> jax.Array:
         return self.dropout(self.norm(self.conv(x)), rngs=rngs)
+
+
+def stacked(layer: Callable[..., nnx.Module], spec: ModelSpec, rngs: nnx.Rngs) -> nnx.List:
+    """``spec.num_layers`` layers ``layer(in_features, spec, rngs)``: the first
+    takes the input channels, the others ``spec.hidden_dim``."""
+    return nnx.List(
+        layer(spec.channels if i == 0 else spec.hidden_dim, spec, rngs)
+        for i in range(spec.num_layers)
+    )
 
 
 def unroll(
@@ -190,66 +200,66 @@ def unroll(
 
 
 class RecurrentForecaster(nnx.Module):
-    """What the three models share: validation, the input sequence and dropout keys.
+    """What the three models share: validation, the input sequence, dropout keys,
+    and the forecast of a model whose `step` runs all its layers and feeds its
+    frame back (PredRNN, MIM; ConvLSTM, whose layers each run over the whole
+    sequence, has its own ``__call__``).
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers, hidden_dim, kernel_size, dropout: see the subclasses.
-      output_channels: the first input channels it forecasts (`output_channels_of`).
+      spec: the hyperparameters every model takes; ``kernel_size`` must be odd.
       rngs: random streams; the ``dropout`` stream (or ``default``) draws the masks.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        num_layers: int,
-        hidden_dim: int,
-        kernel_size: int,
-        dropout: float,
-        output_channels: int | None,
-        rngs: nnx.Rngs,
-    ):
-        validate_hyperparameters(input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout)
-        check_odd_kernel(kernel_size)
-        self.input_shape = tuple(input_shape)
-        self.output_channels = output_channels_of(output_channels, input_shape[-1])
-        self.horizon = horizon
-        self.hidden_dim = hidden_dim
-        self.kernel_size = kernel_size
-        self.dropout_rate = dropout
+    def __init__(self, spec: ModelSpec, rngs: nnx.Rngs):
+        check_odd_kernel(spec.kernel_size)
+        self.spec = spec
         self.deterministic = False  # set by `train()` and `eval()`
         self.rngs = rngs["dropout"].fork()
 
-    @property
-    def grid(self) -> tuple[int, int]:
-        return self.input_shape[1:3]
+    def initial_state(self, zeros: jax.Array) -> State:
+        """The state before the first step, from a zero hidden state (`zeros`)."""
+        raise NotImplementedError
+
+    def step(
+        self, x: jax.Array, state: State, rngs: nnx.Rngs | None
+    ) -> tuple[State, jax.Array, jax.Array]:
+        """One time step through all layers: returns ``(state, frame, frame)``."""
+        raise NotImplementedError
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``:
+        every channel is forecast and fed back, the first ``output_channels`` returned."""
+        self.check_input(x)
+        frames, observed = self.sequence(x)
+        state = self.initial_state(self.zeros(x))
+        outputs = unroll(self, type(self).step, frames, observed, state, self.dropout_keys())
+        return jnp.moveaxis(outputs, 0, 1)[..., : self.spec.targets]
 
     def check_input(self, x: jax.Array) -> None:
         """Raises ValueError unless ``x`` is ``(batch, *input_shape)``: the
         LayerNorms and MIM's weights are built for the grid."""
-        check_input(x, self.input_shape, self.kernel_size)
-        if tuple(x.shape[2:4]) != self.grid:
+        check_input(x, self.spec)
+        if tuple(x.shape[2:4]) != self.spec.grid:
             raise ValueError(
                 f"input of shape {tuple(x.shape)} is invalid: the model was built for "
-                f"the grid (lat, lon) = {self.grid}"
+                f"the grid (lat, lon) = {self.spec.grid}"
             )
 
     def sequence(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The ``horizon`` steps' input frames, time first, and which are observed."""
-        frames = jnp.moveaxis(x, 1, 0)[: self.horizon]
-        missing = self.horizon - frames.shape[0]
+        horizon = self.spec.horizon
+        frames = jnp.moveaxis(x, 1, 0)[:horizon]
+        missing = horizon - frames.shape[0]
         frames = jnp.pad(frames, ((0, missing), (0, 0), (0, 0), (0, 0), (0, 0)))
-        return frames, jnp.arange(self.horizon) < x.shape[1]
+        return frames, jnp.arange(horizon) < x.shape[1]
 
     def dropout_keys(self) -> jax.Array | None:
         """One key per step in training mode with dropout, else None."""
-        if self.deterministic or self.dropout_rate == 0.0:
+        if self.deterministic or self.spec.dropout == 0.0:
             return None
-        return jax.random.split(self.rngs(), self.horizon)
+        return jax.random.split(self.rngs(), self.spec.horizon)
 
     def zeros(self, x: jax.Array) -> jax.Array:
         """A zero hidden state for the input ``x``, ``(batch, lat, lon, hidden_dim)``
         in ``x``'s dtype (bfloat16 in mixed precision, `stconv.training.precision`)."""
-        return jnp.zeros((x.shape[0], *self.grid, self.hidden_dim), x.dtype)
+        return jnp.zeros((x.shape[0], *self.spec.grid, self.spec.hidden_dim), x.dtype)

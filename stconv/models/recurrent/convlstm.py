@@ -1,7 +1,5 @@
 """ConvLSTM (Shi et al., 2015), the paper's first recurrent baseline."""
 
-from collections.abc import Sequence
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -13,8 +11,10 @@ from stconv.models.recurrent.common import (
     dropout2d,
     pointwise_conv,
     same_conv,
+    stacked,
     unroll,
 )
+from stconv.models.spec import ModelSpec
 
 
 class ConvLSTMLayer(nnx.Module):
@@ -23,19 +23,18 @@ class ConvLSTMLayer(nnx.Module):
 
     Args:
       in_features: input channels.
-      hidden_dim: hidden and cell channels.
-      kernel_size: k of the gates' convolution.
-      dropout: Dropout2d rate on the gates.
+      spec: the model's hyperparameters: ``hidden_dim`` hidden and cell
+        channels, ``kernel_size`` of the gates' convolution, ``dropout`` the
+        Dropout2d rate on the gates.
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self, in_features: int, hidden_dim: int, kernel_size: int, dropout: float, rngs: nnx.Rngs
-    ):
+    def __init__(self, in_features: int, spec: ModelSpec, rngs: nnx.Rngs):
+        hidden_dim = spec.hidden_dim
         self.gates = same_conv(
-            in_features + hidden_dim, 4 * hidden_dim, kernel_size, use_bias=True, rngs=rngs
+            in_features + hidden_dim, 4 * hidden_dim, spec.kernel_size, use_bias=True, rngs=rngs
         )
-        self.dropout = dropout2d(dropout)
+        self.dropout = dropout2d(spec.dropout)
         self.feedback = pointwise_conv(hidden_dim, in_features, use_bias=False, rngs=rngs)
 
     def __call__(
@@ -57,41 +56,16 @@ class ConvLSTM(RecurrentForecaster):
     own projection back, so it forecasts the targets only).
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers: stacked ConvLSTM layers.
-      hidden_dim: hidden channels of every layer.
-      kernel_size: k of the (k, k) gate convolutions; odd.
-      dropout: Dropout2d rate on the gates.
-      output_channels: the channels its output convolution forecasts, the first input
-        channels (the targets); None: all of them.
+      spec: `ModelSpec`: ``num_layers`` stacked layers (`ConvLSTMLayer`) of
+        ``hidden_dim`` hidden channels, (k, k) gate convolutions of an odd
+        ``kernel_size``, ``dropout`` the Dropout2d rate on the gates.
       rngs: random streams for initialisation and dropout.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        *,
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
-        output_channels: int | None = None,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
-            rngs,
-        )  # fmt: skip
-        channels = self.input_shape[-1]
-        self.layers = nnx.List(
-            ConvLSTMLayer(
-                channels if i == 0 else hidden_dim, hidden_dim, kernel_size, dropout, rngs
-            )
-            for i in range(num_layers)
-        )
-        self.output = Conv(hidden_dim, self.output_channels, (1, 1, 1), use_bias=True, rngs=rngs)
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        super().__init__(spec, rngs)
+        self.layers = stacked(ConvLSTMLayer, spec, rngs)
+        self.output = Conv(spec.hidden_dim, spec.targets, (1, 1, 1), use_bias=True, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``."""

@@ -1,6 +1,6 @@
 """Memory In Memory (Wang et al., 2019), as the reference implements it."""
 
-from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -10,24 +10,34 @@ from stconv.models.recurrent.common import (
     FORGET_BIAS,
     GateConv,
     RecurrentForecaster,
-    State,
     pointwise_conv,
-    unroll,
 )
+from stconv.models.spec import ModelSpec
 
 
-def _mim_gate_conv(
-    in_features: int,
-    out_features: int,
-    kernel_size: int,
-    grid: Sequence[int],
-    dropout: float,
-    rngs: nnx.Rngs,
-) -> GateConv:
+def _gate_conv(in_features: int, out_features: int, spec: ModelSpec, rngs: nnx.Rngs) -> GateConv:
     """MIM's gate convolutions have no bias."""
-    return GateConv(
-        in_features, out_features, kernel_size, grid, use_bias=False, dropout=dropout, rngs=rngs
-    )
+    return GateConv(in_features, out_features, spec, use_bias=False, rngs=rngs)
+
+
+class MIMState(NamedTuple):
+    """MIM's recurrent state, each array ``(batch, lat, lon, hidden_dim)``.
+
+    Attributes:
+      started: whether a step has run (the diff layers' first output is discarded).
+      hidden, cells: each layer's h and c.
+      diff_h, diff_c: each diff layer's h and c.
+      memory: the spatiotemporal memory m.
+      convlstm_c: the MIMS cell state the blocks share.
+    """
+
+    started: jax.Array
+    hidden: list[jax.Array]
+    cells: list[jax.Array]
+    diff_h: list[jax.Array]
+    diff_c: list[jax.Array]
+    memory: jax.Array
+    convlstm_c: jax.Array
 
 
 def _lon_matmul(x: jax.Array, weight: jax.Array) -> jax.Array:
@@ -39,29 +49,19 @@ class MIMCell(nnx.Module):
     """MIM's first layer, the reference's ST-LSTM variant. Its quirks, kept:
     sigmoid (not tanh) on both g gates, convolutions without bias, and the
     output convolution maps ``[c, m]`` to a single channel (with bias), which
-    broadcasts over h's channels.
+    broadcasts over h's channels. h, c and m have ``spec.hidden_dim`` channels.
 
     Args:
       in_features: input channels.
-      hidden_dim: channels of h, c and m.
-      kernel_size: k of the convolutions.
-      grid: ``(lat, lon)``.
-      dropout: Dropout2d rate after each LayerNorm.
+      spec: the model's hyperparameters.
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        hidden_dim: int,
-        kernel_size: int,
-        grid: Sequence[int],
-        dropout: float,
-        rngs: nnx.Rngs,
-    ):
-        self.t_cc = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.s_cc = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.x_cc = _mim_gate_conv(in_features, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
+    def __init__(self, in_features: int, spec: ModelSpec, rngs: nnx.Rngs):
+        hidden_dim = spec.hidden_dim
+        self.t_cc = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
+        self.s_cc = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
+        self.x_cc = _gate_conv(in_features, 4 * hidden_dim, spec, rngs)
         self.last = pointwise_conv(2 * hidden_dim, 1, use_bias=True, rngs=rngs)
 
     def __call__(
@@ -84,22 +84,18 @@ class MIMCell(nnx.Module):
 class MIMS(nnx.Module):
     """MIM's stationarity module: an LSTM on ``(x, h, c)`` whose c also enters
     the gates through per-channel matrix products over the lon axis
-    (``ct_weight``, ``oc_weight``, initialised N(0, 1)).
+    (``ct_weight``, ``oc_weight``, initialised N(0, 1)). x, h and c have
+    ``spec.hidden_dim`` channels.
 
     Args:
-      hidden_dim: channels of x, h and c.
-      kernel_size: k of the convolutions.
-      grid: ``(lat, lon)``.
-      dropout: Dropout2d rate after each LayerNorm.
+      spec: the model's hyperparameters.
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self, hidden_dim: int, kernel_size: int, grid: Sequence[int], dropout: float, rngs: nnx.Rngs
-    ):
-        lon = grid[1]
-        self.conv_h = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.conv_x = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
+    def __init__(self, spec: ModelSpec, rngs: nnx.Rngs):
+        hidden_dim, lon = spec.hidden_dim, spec.grid[1]
+        self.conv_h = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
+        self.conv_x = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
         normal = nnx.initializers.normal(1.0)
         self.ct_weight = nnx.Param(normal(rngs.params(), (lon, lon, 2 * hidden_dim)))
         self.oc_weight = nnx.Param(normal(rngs.params(), (lon, lon, hidden_dim)))
@@ -122,23 +118,20 @@ class MIMBlock(nnx.Module):
     """A MIM layer above the first: its temporal memory is replaced by a MIMS
     of the differences coming from below, and it hands on a MIMS cell state
     (``convlstm_c``) shared across layers and time. As in `MIMCell`, the
-    output convolution maps ``[c, m]`` to a single channel.
+    output convolution maps ``[c, m]`` to a single channel. The input and h, c
+    and m have ``spec.hidden_dim`` channels.
 
     Args:
-      hidden_dim: channels of the input and of h, c and m.
-      kernel_size: k of the convolutions.
-      grid: ``(lat, lon)``.
-      dropout: Dropout2d rate after each LayerNorm.
+      spec: the model's hyperparameters.
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self, hidden_dim: int, kernel_size: int, grid: Sequence[int], dropout: float, rngs: nnx.Rngs
-    ):
-        self.t_cc = _mim_gate_conv(hidden_dim, 3 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.s_cc = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.x_cc = _mim_gate_conv(hidden_dim, 4 * hidden_dim, kernel_size, grid, dropout, rngs)
-        self.mims = MIMS(hidden_dim, kernel_size, grid, dropout, rngs)
+    def __init__(self, spec: ModelSpec, rngs: nnx.Rngs):
+        hidden_dim = spec.hidden_dim
+        self.t_cc = _gate_conv(hidden_dim, 3 * hidden_dim, spec, rngs)
+        self.s_cc = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
+        self.x_cc = _gate_conv(hidden_dim, 4 * hidden_dim, spec, rngs)
+        self.mims = MIMS(spec, rngs)
         self.last = pointwise_conv(2 * hidden_dim, 1, use_bias=True, rngs=rngs)
 
     def __call__(
@@ -168,54 +161,35 @@ class MIM(RecurrentForecaster):
     first layer's hidden state. At the first step the diff layers' output is
     discarded, so their state stays zero, as in the reference. The
     spatiotemporal memory zig-zags as in PredRNN; a 1x1 convolution (no bias)
-    maps the top hidden state to the next frame.
+    maps the top hidden state to the next frame. Every channel is forecast and
+    fed back; the first ``output_channels`` are returned.
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers: the first cell plus ``num_layers - 1`` MIM blocks.
-      hidden_dim: channels of every layer's states.
-      kernel_size: k of the (k, k) convolutions; odd.
-      dropout: Dropout2d rate after each LayerNorm.
-      output_channels: the first input channels (the targets) it returns; it forecasts
-        and feeds back every channel. None: all of them.
+      spec: `ModelSpec`: the first cell plus ``num_layers - 1`` MIM blocks, every
+        layer's states of ``hidden_dim`` channels, (k, k) convolutions of an odd
+        ``kernel_size``, ``dropout`` the Dropout2d rate after each LayerNorm.
       rngs: random streams for initialisation and dropout.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        *,
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
-        output_channels: int | None = None,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
-            rngs,
-        )  # fmt: skip
-        channels, grid = self.input_shape[-1], self.grid
-        self.first = MIMCell(channels, hidden_dim, kernel_size, grid, dropout, rngs)
-        self.blocks = nnx.List(
-            MIMBlock(hidden_dim, kernel_size, grid, dropout, rngs) for _ in range(num_layers - 1)
-        )
-        self.diffs = nnx.List(
-            MIMS(hidden_dim, kernel_size, grid, dropout, rngs) for _ in range(num_layers - 1)
-        )
-        self.conv_last = pointwise_conv(hidden_dim, channels, use_bias=False, rngs=rngs)
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        super().__init__(spec, rngs)
+        self.first = MIMCell(spec.channels, spec, rngs)
+        self.blocks = nnx.List(MIMBlock(spec, rngs) for _ in range(spec.num_layers - 1))
+        self.diffs = nnx.List(MIMS(spec, rngs) for _ in range(spec.num_layers - 1))
+        self.conv_last = pointwise_conv(spec.hidden_dim, spec.channels, use_bias=False, rngs=rngs)
+
+    def initial_state(self, zeros: jax.Array) -> MIMState:
+        """Every layer's, the diff layers' and the memories' states, all zero."""
+        layers, diffs = [zeros] * (1 + len(self.blocks)), [zeros] * len(self.diffs)
+        return MIMState(jnp.array(False), layers, layers, diffs, diffs, zeros, zeros)
 
     def step(
-        self, x: jax.Array, state: State, rngs: nnx.Rngs | None
-    ) -> tuple[State, jax.Array, jax.Array]:
+        self, x: jax.Array, state: MIMState, rngs: nnx.Rngs | None
+    ) -> tuple[MIMState, jax.Array, jax.Array]:
         """One time step through all layers: returns ``(state, frame, frame)``."""
-        started = state["started"]
-        hidden, cells = list(state["hidden"]), list(state["cells"])
-        diff_h, diff_c = list(state["diff_h"]), list(state["diff_c"])
-        memory, convlstm_c = state["memory"], state["convlstm_c"]
+        started, memory, convlstm_c = state.started, state.memory, state.convlstm_c
+        hidden, cells = list(state.hidden), list(state.cells)
+        diff_h, diff_c = list(state.diff_h), list(state.diff_c)
 
         previous_h = hidden[0]
         hidden[0], cells[0], memory = self.first(x, hidden[0], cells[0], memory, rngs)
@@ -229,32 +203,5 @@ class MIM(RecurrentForecaster):
                 hidden[i], diff_h[i], hidden[i + 1], cells[i + 1], memory, convlstm_c, rngs
             )
         frame = self.conv_last(hidden[-1])
-        state = dict(
-            started=jnp.array(True),
-            hidden=hidden,
-            cells=cells,
-            diff_h=diff_h,
-            diff_c=diff_c,
-            memory=memory,
-            convlstm_c=convlstm_c,
-        )
+        state = MIMState(jnp.array(True), hidden, cells, diff_h, diff_c, memory, convlstm_c)
         return state, frame, frame
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``:
-        every channel is forecast and fed back, the first ``output_channels`` returned."""
-        self.check_input(x)
-        frames, observed = self.sequence(x)
-        zeros = self.zeros(x)
-        layers, diffs = [zeros] * (1 + len(self.blocks)), [zeros] * len(self.diffs)
-        state = dict(
-            started=jnp.array(False),
-            hidden=layers,
-            cells=layers,
-            diff_h=diffs,
-            diff_c=diffs,
-            memory=zeros,
-            convlstm_c=zeros,
-        )
-        outputs = unroll(self, MIM.step, frames, observed, state, self.dropout_keys())
-        return jnp.moveaxis(outputs, 0, 1)[..., : self.output_channels]

@@ -1,6 +1,6 @@
 """PredRNN (Wang et al., 2017): stacked spatiotemporal LSTM cells."""
 
-from collections.abc import Sequence
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,42 +12,25 @@ from stconv.models.recurrent.common import (
     RecurrentForecaster,
     State,
     pointwise_conv,
-    unroll,
+    stacked,
 )
+from stconv.models.spec import ModelSpec
 
 
 class SpatioTemporalLSTMCell(nnx.Module):
-    """PredRNN's ST-LSTM cell: a temporal memory c and a spatiotemporal memory m.
+    """PredRNN's ST-LSTM cell: a temporal memory c and a spatiotemporal memory m,
+    each of ``spec.hidden_dim`` channels, with (k, k) gate convolutions
+    (`GateConv`, with bias).
 
     Args:
       in_features: input channels.
-      hidden_dim: channels of h, c and m.
-      kernel_size: k of the convolutions.
-      grid: ``(lat, lon)``, the LayerNorms' shape.
-      dropout: Dropout2d rate after each LayerNorm.
+      spec: the model's hyperparameters.
       rngs: random streams for initialisation.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        hidden_dim: int,
-        kernel_size: int,
-        grid: Sequence[int],
-        dropout: float,
-        rngs: nnx.Rngs,
-    ):
-        def gate_conv(in_features, out_features):
-            return GateConv(
-                in_features,
-                out_features,
-                kernel_size,
-                grid,
-                use_bias=True,
-                dropout=dropout,
-                rngs=rngs,
-            )
-
+    def __init__(self, in_features: int, spec: ModelSpec, rngs: nnx.Rngs):
+        gate_conv = functools.partial(GateConv, spec=spec, use_bias=True, rngs=rngs)
+        hidden_dim = spec.hidden_dim
         self.conv_x = gate_conv(in_features, 7 * hidden_dim)
         self.conv_h = gate_conv(hidden_dim, 4 * hidden_dim)
         self.conv_m = gate_conv(hidden_dim, 3 * hidden_dim)
@@ -76,48 +59,24 @@ class PredRNN(RecurrentForecaster):
     """PredRNN (Wang et al., 2017): stacked ST-LSTM cells whose spatiotemporal
     memory zig-zags up the layers and on to the first layer at the next step;
     a 1x1 convolution (no bias) maps the top hidden state to the next frame.
+    Every channel is forecast and fed back; the first ``output_channels`` are
+    returned.
 
     Args:
-      input_shape: ``(input_length, lat, lon, channels)`` of one sample.
-      horizon: number of steps to forecast.
-      num_layers: stacked ST-LSTM cells.
-      hidden_dim: channels of every cell's h, c and m.
-      kernel_size: k of the (k, k) convolutions; odd.
-      dropout: Dropout2d rate after each LayerNorm.
-      output_channels: the first input channels (the targets) it returns; it forecasts
-        and feeds back every channel. None: all of them.
+      spec: `ModelSpec`: ``num_layers`` cells (`SpatioTemporalLSTMCell`) whose
+        h, c and m have ``hidden_dim`` channels, (k, k) convolutions of an odd
+        ``kernel_size``, ``dropout`` the Dropout2d rate after each LayerNorm.
       rngs: random streams for initialisation and dropout.
     """
 
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        horizon: int,
-        *,
-        num_layers: int = 3,
-        hidden_dim: int = 32,
-        kernel_size: int = 5,
-        dropout: float = 0.0,
-        output_channels: int | None = None,
-        rngs: nnx.Rngs,
-    ):
-        super().__init__(
-            input_shape, horizon, num_layers, hidden_dim, kernel_size, dropout, output_channels,
-            rngs,
-        )  # fmt: skip
-        channels = self.input_shape[-1]
-        self.cells = nnx.List(
-            SpatioTemporalLSTMCell(
-                channels if i == 0 else hidden_dim,
-                hidden_dim,
-                kernel_size,
-                self.grid,
-                dropout,
-                rngs,
-            )
-            for i in range(num_layers)
-        )
-        self.conv_last = pointwise_conv(hidden_dim, channels, use_bias=False, rngs=rngs)
+    def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+        super().__init__(spec, rngs)
+        self.cells = stacked(SpatioTemporalLSTMCell, spec, rngs)
+        self.conv_last = pointwise_conv(spec.hidden_dim, spec.channels, use_bias=False, rngs=rngs)
+
+    def initial_state(self, zeros: jax.Array) -> State:
+        """``(hidden, cells, memory)``, all zero."""
+        return [zeros] * len(self.cells), [zeros] * len(self.cells), zeros
 
     def step(
         self, x: jax.Array, state: State, rngs: nnx.Rngs | None
@@ -130,13 +89,3 @@ class PredRNN(RecurrentForecaster):
             hidden[i], cells[i], memory = cell(below, hidden[i], cells[i], memory, rngs)
         frame = self.conv_last(hidden[-1])
         return (hidden, cells, memory), frame, frame
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """Maps ``(batch, T, lat, lon, C)`` to ``(batch, horizon, lat, lon, output_channels)``:
-        every channel is forecast and fed back, the first ``output_channels`` returned."""
-        self.check_input(x)
-        frames, observed = self.sequence(x)
-        zeros = [self.zeros(x)] * len(self.cells)
-        state = (zeros, zeros, self.zeros(x))
-        outputs = unroll(self, PredRNN.step, frames, observed, state, self.dropout_keys())
-        return jnp.moveaxis(outputs, 0, 1)[..., : self.output_channels]

@@ -1,15 +1,17 @@
 """Named presets: the paper's settings, the README's main job and the
-comparison on data with seasons (``weather``).
+comparison on data with seasons (``weather``), by flat names
+(`stconv.config.run.FLAGS`, the flags' names).
 
-    stconv train --preset main --workdir runs/hadcm3-a1b   # flags override the preset
     config = get_config("paper-cfsr", horizon=15, data_path="data/...")
+
+(``stconv train`` takes them with its ``preset`` flag, the flags given over them.)
 
 The paper's settings per dataset and model are also what
 ``experiments/reproduce.py`` and ``experiments/benchmark.py`` run
 (`cell_settings`).
 """
 
-from stconv.config import Config
+from stconv.config.run import Config
 
 # Castro et al. 2021, Section 4: CFSR 3 layers of 32 filters, CHIRPS 2 of 8,
 # kernel 5, raw values. The embedded data warm beyond their training range:
@@ -75,11 +77,11 @@ def cell_settings(model: str, dataset: str) -> dict:
 
 
 def get_config(name: str, **overrides) -> Config:
-    """The preset ``name`` with ``overrides``.
+    """The preset ``name`` with ``overrides`` by flat name (``epochs=10``).
 
     Raises:
       ValueError: naming the preset and the valid names, if it is unknown.
     """
     if name not in PRESETS:
         raise ValueError(f"preset {name!r} is unknown: choose from {sorted(PRESETS)}")
-    return Config(**{**PRESETS[name], **overrides})
+    return Config.from_flags(**{**PRESETS[name], **overrides})

@@ -1,0 +1,87 @@
+"""How the scores are shown: each metric's label, column width, the tables it
+is a column of and the panel of ``skill_by_lead.png`` it is drawn in.
+
+`PRESENTATION` is keyed by the names of `stconv.evaluation.metrics.METRICS`
+(which holds the mathematics only); a metric without an entry is shown under
+its name (`presentation`), a column of the run's table and nothing else.
+"""
+
+import dataclasses
+from collections.abc import Iterable
+
+import xarray as xr
+from matplotlib.figure import Figure
+
+from stconv.evaluation import plots
+from stconv.evaluation.metrics import METRICS
+from stconv.evaluation.scores import as_dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class Presentation:
+    """How one metric is shown.
+
+    Attributes:
+      label: its column in the printed tables (``RMSE``).
+      width: that column's width, in characters (values show 3 decimals).
+      title: what the skill plot calls it; default ``label``.
+      in_table: a column of the run's printed table.
+      in_summary_table: a block (mean +- std per lead time) of the multi-seed table.
+      plot: the panel of ``skill_by_lead.png`` it is drawn in per lead time;
+        None draws it nowhere.
+    """
+
+    label: str
+    width: int = 7
+    title: str = ""
+    in_table: bool = True
+    in_summary_table: bool = False
+    plot: str | None = None
+
+
+PRESENTATION: dict[str, Presentation] = {
+    "rmse": Presentation("RMSE", in_summary_table=True, plot="RMSE"),
+    "weighted_rmse": Presentation(
+        "wRMSE", title="area-weighted", in_summary_table=True, plot="RMSE"
+    ),
+    "mae": Presentation("MAE"),
+    "weighted_mae": Presentation("wMAE", in_table=False),
+    "bias": Presentation("bias"),
+    "acc": Presentation("ACC", width=6, title="anomaly correlation", plot="ACC"),
+}
+
+
+def presentation(metric: str) -> Presentation:
+    """The `Presentation` of ``metric``: its entry of `PRESENTATION`, or a
+    column of the run's table under its own name."""
+    default = Presentation(metric, width=max(7, len(metric)))
+    return PRESENTATION.get(metric, default)
+
+
+def shown(metrics: Iterable[str] | None = None) -> dict[str, Presentation]:
+    """The `Presentation` of every metric of ``metrics`` (default
+    `stconv.evaluation.metrics.METRICS`), in its order."""
+    return {name: presentation(name) for name in (METRICS if metrics is None else metrics)}
+
+
+def skill_panels() -> list[list[plots.Curve]]:
+    """The panels of ``skill_by_lead.png``: per panel name, in the order first
+    named, the metrics of `METRICS` drawn in it."""
+    panels: dict[str, list[plots.Curve]] = {}
+    for name, shows in shown().items():
+        if shows.plot is not None:
+            metric = METRICS[name]
+            curve = plots.Curve(
+                name, shows.label, shows.title or shows.label, metric.in_units, metric.weighted
+            )
+            panels.setdefault(shows.plot, []).append(curve)
+    return list(panels.values())
+
+
+def skill_figure(scores: xr.Dataset | dict) -> Figure:
+    """`stconv.evaluation.plots.skill_figure` of ``scores`` (a Dataset of
+    `stconv.evaluation.scores`, or results in the layout of ``results.json``)
+    with the panels of `skill_panels`."""
+    if isinstance(scores, dict):
+        scores = as_dataset(scores)
+    return plots.skill_figure(scores, skill_panels())
