@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         "- data: `--dataset weather` (`stconv.data.weather`, synthetic, seed 0): daily, "
         "1990-2009, 16x32 over 20-70N; test years the last 20% of the days",
         "- models: the `weather` preset (`stconv/config/presets.py`), and the same without "
-        "u10, v10, orography and calendar; 3 seeds each (1000, 1010, 1020); the test split scored in K "
-        "(RMSE over every window and cell, as the paper's) and by the area-weighted ACC against "
-        "the climatology by day of year (61-day window)",
+        "u10, v10, orography and calendar; 3 seeds each (1000, 1010, 1020); the test split "
+        "scored in K (RMSE over every window and cell, as the paper's) and by the "
+        "area-weighted ACC against the climatology by day of year (61-day window)",
         "",
         "## Findings",
         "",
