@@ -242,6 +242,12 @@ def test_phase_clock_counts_each_second_once(monkeypatch):
     assert clock.seconds == {"training": 1.0 + 3.0 + 5.0, "compile": 2.0}
 
 
+def test_the_checkout_is_the_folder_that_holds_the_package():
+    # An editable install's commit is read from there (`code_version`).
+    package = os.path.join(provenance.checkout_folder(), "stconv", "__init__.py")
+    assert os.path.samefile(package, provenance.stconv.__file__)
+
+
 def test_code_version_names_the_commit_of_a_checkout(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+import stconv
 from stconv import __version__
 from stconv.config.run import flattened
 from stconv.runs import directory as run
@@ -193,7 +194,7 @@ def code_version(source: str | None = None) -> dict:
     runs from site-packages and records no commit."""
     record = {"version": __version__, "installed_from": installed_from()}
     record.update(commit=None, dirty=None)
-    source = source or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = source or checkout_folder()
     try:
         top = git(source, "rev-parse", "--show-toplevel")
         commit = git(source, "rev-parse", "HEAD")
@@ -203,6 +204,11 @@ def code_version(source: str | None = None) -> dict:
     if os.path.realpath(top) != os.path.realpath(source):
         return record  # an installed copy, inside some other repository's folder
     return {**record, "commit": commit, "dirty": bool(status)}
+
+
+def checkout_folder() -> str:
+    """The folder above the ``stconv`` package: a checkout's top for an editable install."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(stconv.__file__)))
 
 
 def installed_from() -> str | None:
