@@ -11,8 +11,8 @@ import tempfile
 # CPU backend compiles them about twice as fast without LLVM's optimisations
 # (as the golden replays and the distributed tests do too), and their tiny
 # arrays gain nothing from Eigen's threads while two test processes share two
-# cores (4 files in 2 processes: 176 s of CPU instead of 185 s). Set before JAX
-# starts its backend; subprocesses and notebook kernels inherit it.
+# cores. Set before JAX starts its backend; subprocesses and notebook kernels
+# inherit it.
 FAST_COMPILE = (
     "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     " --xla_cpu_multi_thread_eigen=false"
