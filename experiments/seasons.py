@@ -7,8 +7,10 @@ Trains the ``weather`` preset (STConvS2S-R reading t2m, u10, v10, the static
 orography and the calendar, as anomalies from the climatology by day of year,
 forecasting t2m 1 to 5 days ahead) and the same model reading t2m alone, three
 seeds each, and scores them on the test years beside persistence, the input
-mean, the climatology by day of year and the training mean of every cell (the
-climatology stconv used before seasons were known). Writes a Markdown table
+mean, the climatology by day of year, the anomaly persistence (damped and
+not) and the training mean of every cell (the climatology stconv used before
+seasons were known), with each seed's paired difference with the best
+baseline and its p-value. Writes a Markdown table
 per lead time, mean +- std over the seeds, with the command, machine and date.
 Runs already finished in ``--workdir`` are read, not trained again.
 """
@@ -25,8 +27,9 @@ from report import current_commit, write_markdown
 
 from stconv.config import get_config
 from stconv.data.windows import time_segments
+from stconv.evaluation.baselines import climatology_forecast
 from stconv.evaluation.scores import as_dataset, summary_dataset
-from stconv.evaluation.scoring import RunScoring, climatology_forecast, score_run
+from stconv.evaluation.scoring import RunScoring, score_run
 from stconv.runs.assembly import load_config_dataset
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
@@ -38,6 +41,14 @@ MODELS = {
     "t2m alone": dict(variables=("t2m",), static=None, time_features=False),
 }
 TARGET = "t2m"
+# The baselines of the tables, as they are named there.
+BASELINES = {
+    "persistence": "persistence",
+    "input_mean": "input_mean",
+    "climatology": "climatology by day of year",
+    "anomaly_persistence": "anomaly persistence",
+    "damped_anomaly_persistence": "damped anomaly persistence",
+}
 
 
 def trained(config, workdir: str) -> dict:
@@ -100,10 +111,10 @@ def rows(results: dict, baselines: xr.Dataset, metric: str) -> list[tuple[str, l
         cells = [f"{m:.3f} +- {s:.3f}" for m, s in zip(mean, std, strict=True)]
         table.append((f"STConvS2S-R, {name}", cells))
     summary = summary_of(next(iter(results.values())))
-    for forecast in ("persistence", "input_mean", "climatology"):
-        mean, _ = per_lead(summary, forecast, metric)
-        label = "climatology by day of year" if forecast == "climatology" else forecast
-        table.append((label, [f"{m:.3f}" for m in mean]))
+    for forecast, label in BASELINES.items():
+        if forecast in summary["forecast"]:
+            mean, _ = per_lead(summary, forecast, metric)
+            table.append((label, [f"{m:.3f}" for m in mean]))
     if metric in baselines["metric"]:
         values = baselines["per_lead"].sel(forecast="training mean", metric=metric).values
         table.append(("training mean of every cell", [f"{v:.3f}" for v in values]))
@@ -128,10 +139,8 @@ def findings(results: dict, baselines: xr.Dataset) -> list[str]:
     flat = baselines["per_lead"].sel(forecast="training mean", metric="rmse").values
     gain = alone[0] - full[0]
     spread = np.maximum(full[1], alone[1])
-    best_baseline = np.min(
-        [per_lead(every, name, "rmse")[0] for name in ("persistence", "input_mean", "climatology")],
-        axis=0,
-    )
+    present = [name for name in BASELINES if name in every["forecast"]]
+    best_baseline = np.min([per_lead(every, name, "rmse")[0] for name in present], axis=0)
 
     def verdict(holds: np.ndarray) -> str:
         return "yes, at every lead" if holds.all() else f"no: leads {np.flatnonzero(~holds) + 1}"
@@ -153,10 +162,28 @@ def findings(results: dict, baselines: xr.Dataset) -> list[str]:
         f"(RMSE {full_all:.3f} +- {full_std:.3f} against {alone_all:.3f} +- {alone_std:.3f} K); "
         f"per lead: {verdict(gain > spread)} (RMSE gain {gain.round(3).tolist()} K, larger seed "
         f"std {spread.round(3).tolist()} K).",
-        f"- The model with all inputs beats persistence, the input mean and the climatology by "
-        f"day of year: {verdict(full[0] < best_baseline)} (the best of them "
+        f"- The model with all inputs beats every baseline ({', '.join(BASELINES.values())}): "
+        f"{verdict(full[0] < best_baseline)} (the best of them "
         f"{best_baseline.round(3).tolist()} K).",
+        *significance(results["all inputs"]),
     ]
+
+
+def significance(result: dict) -> list[str]:
+    """Per seed, the model's RMSE minus the best baseline's over the whole
+    test split, its 95% interval and p-value (block bootstrap of the windows)."""
+    lines = []
+    for seed, run in zip((1000, 1010, 1020), result["runs"], strict=False):
+        scores = as_dataset(run).sel(variable=TARGET)
+        best = str(scores["best_baseline"].values)
+        of = scores.sel(baseline=best, metric="rmse")
+        low, high = of["difference_interval"].values
+        lines.append(
+            f"- Seed {seed}: RMSE minus the best baseline's ({best}) {float(of['difference']):.3f} "
+            f"K, 95% interval [{low:.3f}, {high:.3f}], p = {float(of['p_value']):.3f} over "
+            f"{scores.attrs['windows']} test windows (blocks of {int(scores['block_length'])})."
+        )
+    return lines
 
 
 def seconds_per_seed(workdir: str) -> dict[str, float]:

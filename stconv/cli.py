@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from stconv.checks import NamesParameters, ParameterNote
 from stconv.config import FLAGS, PRESETS, SECTIONS, Config, read_toml, to_toml
 from stconv.config.run import flag_name, flattened
-from stconv.config.sections import choices_of
+from stconv.config.sections import EvaluationConfig, choices_of
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -45,9 +45,11 @@ def train_command(args: argparse.Namespace) -> None:
 def evaluate_command(args: argparse.Namespace) -> None:
     from stconv.runs.experiment import evaluate_run
 
+    fields = [flag_name(field) for field in dataclasses.fields(EvaluationConfig)]
     evaluate_run(
         args.workdir, members=args.members, perturbation=args.perturbation,
         unfinished=args.unfinished,
+        evaluation={name: getattr(args, name) for name in fields if hasattr(args, name)},
     )  # fmt: skip
 
 
@@ -224,7 +226,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         "[execution]; `stconv info --config RUN` prints a run's): it overrides the preset, "
         "the flags given override it",
     )
-    for section in SECTIONS.values():
+    add_section_flags(parser, SECTIONS.values())
+
+
+def add_section_flags(parser: argparse.ArgumentParser, sections) -> None:
+    """A flag for every field of ``sections`` (`add_config_flags`)."""
+    for section in sections:
         for field in dataclasses.fields(section):
             flat, kind = flag_name(field), field_type(section, field)
             flag = flag_of(section.NAME, field.name)
@@ -309,6 +316,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workdir", required=True)
     add_member_flags(evaluate)
     add_unfinished_flag(evaluate)
+    add_section_flags(evaluate, [EvaluationConfig])  # over the run's own
     evaluate.set_defaults(run=evaluate_command)
     predict = commands.add_parser("predict", help="forecast from a new netCDF file")
     predict.add_argument("--workdir", required=True, help="folder of a trained run")
@@ -430,7 +438,7 @@ def error_line(args: argparse.Namespace, error: BaseException) -> str:
     flags (`as_flags`), unless it is about the values of the ``--config`` file."""
     message = one_line(error)
     config_file = getattr(args, "config", None)
-    if args.command == "train" and not (
+    if args.command in ("train", "evaluate") and not (
         config_file and message.startswith(f"file {config_file!r}")
     ):
         return as_flags(message)

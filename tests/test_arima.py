@@ -14,7 +14,7 @@ import stconv
 from stconv import cli
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import write_synthetic_netcdf
-from stconv.evaluation.scoring import persistence
+from stconv.evaluation.baselines import persistence
 from stconv.models import arima
 
 T, H = 5, 5

@@ -43,8 +43,14 @@ def test_a_flat_config_json_loads_as_the_run_was_configured(legacy_run):
 def test_evaluate_gives_the_scores_recorded_at_training(legacy_run):
     recorded = json.loads((LEGACY / "run" / "results.json").read_text())
     assert cli.main(["evaluate", "--workdir", str(legacy_run)]) == 0
-    evaluated = json.loads((legacy_run / "results.json").read_text())
-    assert flat_numbers(evaluated) == pytest.approx(flat_numbers(recorded), rel=1e-6, abs=1e-6)
+    evaluated = flat_numbers(json.loads((legacy_run / "results.json").read_text()))
+    old = flat_numbers(recorded)
+    assert {path: evaluated[path] for path in old} == pytest.approx(old, rel=1e-6, abs=1e-6)
+    added = {path.split("/")[3] for path in set(evaluated) - set(old)}  # scores added since
+    assert added == {
+        "interval", "interval_per_lead", "versus", "bootstrap", "rmse_reference",
+        "rmse_reference_per_lead",
+    }  # fmt: skip
 
 
 def test_predict_writes_the_forecasts_the_old_code_wrote(legacy_run, tmp_path):

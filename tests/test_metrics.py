@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stconv.data.errors import DataError
-from stconv.evaluation.metrics import ErrorAccumulator, area_weights, skill
+from stconv.evaluation.metrics import ErrorAccumulator, area_weights, reference_rmse, skill
 from stconv.training.losses import rmse_loss
 
 
@@ -111,3 +111,32 @@ def test_every_variable_is_scored_apart():
     assert first["rmse_per_lead"] == pytest.approx([2.0, 6.0])
     assert second["rmse_per_lead"] == pytest.approx([100.0, 200.0])
     assert second["mae"] == pytest.approx(150.0) and first["cells"] == second["cells"] == 2
+
+
+def test_the_reference_score_is_the_mean_of_batch_rmses_over_every_cell():
+    """Three windows of one lead on a 1x2 grid in batches of 2, as the reference
+    scores its test split: errors (1, masked) (3, 3) (2, 2); the masked cell
+    counts as an error of 0 and still divides the MSE."""
+    predictions = np.array([[1.0, 9.0], [3.0, 3.0], [2.0, 2.0]])[:, None, None, :, None]
+    targets = np.zeros_like(predictions)
+    mask = np.ones_like(predictions, bool)
+    mask[0, ..., 1, :] = False
+    accumulator = ErrorAccumulator()
+    accumulator.add(predictions, targets, mask, np.array([1.0]))
+    squared = accumulator.window_sums()["squared"]
+    np.testing.assert_allclose(squared[:, 0, 0], [1.0, 18.0, 8.0])
+    scores = reference_rmse(squared, cells_per_frame=2, batch_size=2)
+    batches = [np.sqrt((1 + 18) / 4 + 1e-6), np.sqrt(8 / 2 + 1e-6)]
+    assert scores["overall"][0] == pytest.approx(np.mean(batches))
+    assert scores["per_lead"][0, 0] == pytest.approx(np.mean(batches))
+    (result,) = accumulator.result()  # at the reference's batch of 15: one batch
+    assert result["rmse_reference"] == pytest.approx(np.sqrt(27 / 6 + 1e-6))
+    assert result["rmse"] == pytest.approx(np.sqrt(27 / 5))  # ours: the valid cells only
+
+
+def test_padding_rows_are_not_windows():
+    predictions = np.ones((3, 1, 1, 1, 1))
+    accumulator = ErrorAccumulator()
+    accumulator.add(predictions, np.zeros_like(predictions), np.ones_like(predictions, bool),
+                    np.ones(1), rows=2)  # fmt: skip
+    assert accumulator.window_sums()["squared"].shape == (2, 1, 1)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from stconv.evaluation.scoring import add_skill, baselines, evaluate
+from stconv.evaluation.baselines import baselines
+from stconv.evaluation.scoring import add_skill, evaluate
 from stconv.runs.reporting import format_table
 
 

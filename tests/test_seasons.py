@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from flax import nnx
 
 from stconv import cli
+from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.registry import ClimatologyWarning, load_dataset
 from stconv.data.weather import weather_dataset
+from stconv.evaluation.baselines import fit_damping
 from stconv.runs.assembly import load_config_dataset
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
@@ -165,7 +168,8 @@ def test_an_ensemble_of_a_seasonal_run_is_scored_against_the_seasons(seasonal_ru
     test, train = dataset.splits["test"], dataset.splits["train"]
     results = ensemble.score(test, dataset.grid.lat, "the test split", train=train)["t2m"]
     assert set(results) == {
-        "stconvs2s-r", "persistence", "climatology", "input_mean", "climatological_ensemble",
+        "stconvs2s-r", "persistence", "climatology", "input_mean", "anomaly_persistence",
+        "damped_anomaly_persistence", "climatological_ensemble",
     }  # fmt: skip
     assert "acc" in results["stconvs2s-r"] and results["stconvs2s-r"]["ensemble"]["members"] == 2
     # three years, 60% of them for training: one complete year from its first day
@@ -173,3 +177,87 @@ def test_an_ensemble_of_a_seasonal_run_is_scored_against_the_seasons(seasonal_ru
     assert climate["ensemble"]["members"] == 1
     assert climate["ensemble"]["crps"] == pytest.approx(climate["weighted_mae"], rel=1e-5)
     assert climate["climatology"] == "by day of year, smoothed over 31 days"
+
+
+def by_hand_rmse(forecasts: np.ndarray, truth: np.ndarray) -> float:
+    valid = np.isfinite(truth)
+    return float(np.sqrt(np.mean(np.square(forecasts - truth)[valid])))
+
+
+def test_the_baselines_mean_the_same_whatever_the_normalization(seasonal_run):
+    """The run subtracts the climatology (``--normalization climatology``), yet
+    persistence is the last input frame and the input mean the inputs' mean,
+    in kelvin; the anomaly persistence adds the last anomaly to each lead's
+    climatology, the damped one times the factors fitted on the training
+    split: each checked against the raw frames by hand."""
+    forecaster = Forecaster.load(seasonal_run)
+    dataset = load_config_dataset(forecaster.config)
+    test, train = dataset.splits["test"], dataset.splits["train"]
+    results = forecaster.score(test, dataset.grid.lat, "the test split", train=train)["t2m"]
+    climatology = dataset.climatology.first(1)
+    windows = np.stack([test.field.isel(time=slice(s, s + 5)).values[..., :1] for s in test.starts])
+    inputs, truth = windows[:, :3], windows[:, 3:]  # 3 inputs, 2 leads
+    truth = np.where(dataset.mask[..., :1], truth, np.nan)
+    init_clim = climatology.at(test.init_times())[:, None]
+    valid_clim = climatology.at(test.valid_times())
+    anomaly = inputs[:, -1:] - init_clim
+    damping = fit_damping(train.series()[..., :1], train.series_times(), climatology, 2)
+    expected = {
+        "persistence": np.repeat(inputs[:, -1:], 2, axis=1),
+        "input_mean": np.repeat(inputs.mean(axis=1, keepdims=True), 2, axis=1),
+        "anomaly_persistence": valid_clim + anomaly,
+        "damped_anomaly_persistence": valid_clim + damping[:, None, None, :] * anomaly,
+    }
+    for name, forecasts in expected.items():
+        assert results[name]["rmse"] == pytest.approx(by_hand_rmse(forecasts, truth), rel=1e-4)
+    assert results["damped_anomaly_persistence"]["rmse"] != results["anomaly_persistence"]["rmse"]
+
+
+def test_the_damping_is_the_lag_regression_of_the_anomalies():
+    """An AR(1) anomaly of factor 0.8 around a seasonal cycle: the fitted
+    damping is 0.8 at lead 1 and 0.64 at lead 2; a hand example of three frames."""
+    times = np.arange("2001-01-01", "2011-01-01", dtype="datetime64[D]")
+    rng = np.random.default_rng(0)
+    anomalies = np.zeros((len(times), 2, 2, 1))
+    for t in range(1, len(times)):
+        anomalies[t] = 0.8 * anomalies[t - 1] + rng.normal(size=(2, 2, 1))
+    values = np.zeros((366, 2, 2, 1))  # a climatology by day of year
+    values[:, 0, 0, 0] = 10 * np.sin(np.arange(366) / 366 * 2 * np.pi)
+    climatology = Climatology("daily", values, "standard")
+    series = climatology.at(times) + anomalies
+    np.testing.assert_allclose(
+        fit_damping(series, times, climatology, 2)[:, 0], [0.8, 0.64], atol=0.02
+    )
+    hand = np.array([1.0, 2.0, 3.0])[:, None, None, None]  # anomalies 1, 2, 3 (climatology 0)
+    zero = Climatology("daily", np.zeros((366, 1, 1, 1)), "standard")
+    factors = fit_damping(hand, times[:3], zero, 2)[:, 0]
+    np.testing.assert_allclose(factors, [(1 * 2 + 2 * 3) / (1 + 4), (1 * 3) / 1])
+
+
+def test_a_damped_residual_keeps_the_factors_fitted_on_the_training_split(weather, tmp_path):
+    from stconv.runs.assembly import build
+    from stconv.training.step import make_train_step
+
+    workdir = tmp_path / "damped"
+    argv = ["train", "--workdir", str(workdir), *TINY, "--dataset", str(weather / "weather.nc")]
+    argv += ["--variables", "t2m", "--normalization", "climatology", "--climatology-window", "31"]
+    assert cli.main([*argv, "--residual", "--residual-base", "damped", "--bootstrap", "0"]) == 0
+    config = Forecaster.load(workdir).config
+    dataset = load_config_dataset(config)
+    train = dataset.splits["train"]
+    expected = fit_damping(train.series(), train.series_times(), dataset.climatology, 2)
+    model, optimizer = build(config, dataset.input_shape, 1)
+    _, state = make_train_step(model, optimizer)
+    RunDirectory(workdir).checkpoints().restore("best", state)
+    nnx.update((model, optimizer), state)
+    np.testing.assert_allclose(model.damping[...], expected, rtol=1e-6)
+    assert 0 < expected[1, 0] < expected[0, 0] < 1  # the anomaly fades with the lead time
+
+
+def test_the_anomaly_bases_need_anomaly_inputs(tmp_path, capsys):
+    workdir = tmp_path / "refused"
+    argv = ["train", "--residual", "--residual-base", "anomaly", "--workdir", str(workdir)]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--residual-base 'anomaly' is invalid with --normalization 'channel'" in error
+    assert "(--normalization climatology)" in error and not workdir.exists()

@@ -253,3 +253,29 @@ def test_residual_is_level_invariant(base):
     np.testing.assert_allclose(apply(model, x), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="residual_base='median' is invalid"):
         Residual(inner, "median")
+
+
+class Zero(nnx.Module):
+    """A network whose forecast is 0 for every lead: the residual's base shows."""
+
+    def __init__(self, horizon: int, outputs: int):
+        self.horizon, self.outputs = horizon, outputs
+
+    def __call__(self, x):
+        return jnp.zeros((len(x), self.horizon, *x.shape[2:4], self.outputs))
+
+
+def test_the_anomaly_bases_are_the_seasonal_simple_forecasts():
+    """On anomaly inputs, a zero network forecasts the climatology (0), the last
+    anomaly persisted, or that anomaly damped by each lead's factor."""
+    from stconv.models.residual import Residual
+
+    x = jax.random.normal(jax.random.key(1), (2, 3, 4, 5, 2))  # a target and an input channel
+    last = np.asarray(x[:, -1:, ..., :1])
+    assert not np.asarray(Residual(Zero(2, 1), "climatology", 1)(x)).any()
+    np.testing.assert_allclose(Residual(Zero(2, 1), "anomaly", 1)(x), np.repeat(last, 2, axis=1))
+    damped = Residual(Zero(2, 1), "damped", 1, horizon=2)
+    damped.set_damping(np.array([[0.5], [0.25]]))
+    expected = np.concatenate([0.5 * last, 0.25 * last], axis=1)
+    np.testing.assert_allclose(damped(x), expected, rtol=1e-6)
+    assert not nnx.state(damped, nnx.Param)  # the factors are not trained

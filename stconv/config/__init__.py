@@ -13,6 +13,7 @@ the command line parses and checks flags at once.
 from stconv.config.presets import PRESETS, cell_settings, get_config
 from stconv.config.run import EXECUTION_FIELDS, FLAGS, Config
 from stconv.config.sections import (
+    ANOMALY_BASES,
     ARIMA_CENTERS,
     COMPUTE_DTYPES,
     DATASET_NAMES,
@@ -31,6 +32,7 @@ from stconv.config.sections import (
 from stconv.config.toml import load_toml, read_toml, to_toml
 
 __all__ = [
+    "ANOMALY_BASES",
     "ARIMA_CENTERS",
     "COMPUTE_DTYPES",
     "DATASET_NAMES",

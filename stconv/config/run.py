@@ -15,6 +15,7 @@ from typing import Any
 
 from stconv import models
 from stconv.config.sections import (
+    ANOMALY_BASES,
     SECTIONS,
     DataConfig,
     EvaluationConfig,
@@ -91,6 +92,14 @@ class Config:
             raise ValueError(
                 f"training.target_weights={weights!r} is invalid: give one weight per target "
                 f"({len(data.targets)}: {list(data.targets)})"
+            )
+        model = self.model
+        anomaly_base = model.residual and model.residual_base in ANOMALY_BASES
+        if anomaly_base and data.normalization != "climatology":
+            raise ValueError(
+                f"model.residual_base={model.residual_base!r} is invalid with "
+                f"data.normalization={data.normalization!r}: its base is a forecast of the "
+                "anomaly, so the inputs must be anomalies (data.normalization=climatology)"
             )
         if models.is_fitted(self.model.name) and (
             data.static or data.time_features or data.normalization == "climatology"

@@ -20,13 +20,15 @@ from stconv.checks import (
     check_above_zero,
     check_choice,
     check_finite,
+    check_non_negative,
     check_positive,
     check_seed,
 )
 
 # The choices of fields, checked here and by the modules that implement them.
 NORMALIZATIONS = ("channel", "cell", "climatology", "none")  # `stconv.data.normalization`
-RESIDUAL_BASES = ("last", "mean")  # `stconv.models.residual`
+ANOMALY_BASES = ("climatology", "anomaly", "damped")  # need anomaly inputs
+RESIDUAL_BASES = ("last", "mean", *ANOMALY_BASES)  # `stconv.models.residual`
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # `stconv.training.step`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
 ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
@@ -236,8 +238,10 @@ class ModelConfig(Section):
     )
     residual_base: str = setting(
         "last",
-        "the base frame of model.residual: last (the last input frame) or mean (the mean of the "
-        "input frames)",
+        "the base of model.residual: last (the last input frame), mean (the mean of the input "
+        "frames) or, with data.normalization=climatology, climatology, anomaly (the last "
+        "anomaly persisted) or damped (that anomaly times a factor per lead fitted on the "
+        "training split)",
         choices=RESIDUAL_BASES,
     )
     arima_center: str = setting(
@@ -329,6 +333,7 @@ class EvaluationConfig(Section):
     """How a trained run is tested and its forecasts drawn (`stconv.evaluation`)."""
 
     NAME: ClassVar[str] = "evaluation"
+    LISTS: ClassVar[tuple[str, ...]] = ("neighbourhoods",)
 
     eval_batch_size: int = setting(
         64,
@@ -341,9 +346,58 @@ class EvaluationConfig(Section):
         "weight the test scores by grid-cell area (cosine of latitude) beside the unweighted "
         "ones (evaluation.area_weights=False: unweighted only)",
     )
+    bootstrap: int = setting(
+        1000,
+        "block-bootstrap resamples of the test windows for every score's 95% interval and the "
+        "model's paired tests against the baselines (0: none)",
+    )
+    thresholds: str | None = setting(
+        None,
+        "event thresholds of the categorical scores (hit rate, CSI, ETS, SEDI...) and the "
+        "fractions skill score, in the targets' units or as per-cell training percentiles "
+        "(1,10,q90); default: 1,10,20 for precipitation in mm/day, q75,q90,q99 for other "
+        "precipitation, none for other variables; none: no event scores",
+    )
+    neighbourhoods: tuple[int, ...] = setting(
+        (1, 3, 5), "the fractions skill score's square neighbourhoods, in cells (odd sizes)"
+    )
+    regions: str | None = setting(
+        None,
+        "score each region too: latitude bands (tropics, northern_extratropics, "
+        "southern_extratropics, arctic, antarctic, global), land and sea of the mask, boxes "
+        "name=lat_min:lat_max:lon_min:lon_max, or file:PATH of a netCDF file of 0/1 masks "
+        "(tropics,land,alps=44:48:5:16)",
+    )
 
     def __post_init__(self):
+        self.tuples()
         self.positive("eval_batch_size")
+        check_non_negative(self.named("bootstrap"), self.bootstrap)
+        if self.thresholds is not None and self.thresholds != "none":
+            from stconv.evaluation.events import parse_thresholds  # numpy and scipy: only here
+
+            try:
+                parse_thresholds(self.thresholds)
+            except ValueError as error:
+                reason = str(error).split(": ", 1)[-1]
+                raise ValueError(
+                    f"{self.named('thresholds')}={self.thresholds!r} is invalid: {reason}"
+                ) from None
+        if self.regions is not None:
+            from stconv.evaluation.regions import parse_regions  # xarray: only here
+
+            try:
+                parse_regions(self.regions)
+            except ValueError as error:
+                reason = str(error).split(": ", 1)[-1]
+                raise ValueError(
+                    f"{self.named('regions')}={self.regions!r} is invalid: {reason}"
+                ) from None
+        sizes = self.neighbourhoods
+        if not sizes or not all(isinstance(n, int) and n >= 1 and n % 2 for n in sizes):
+            raise ValueError(
+                f"{self.named('neighbourhoods')}={sizes!r} is invalid: give odd sizes >= 1"
+            )
         samples = self.forecast_samples
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
             raise ValueError(

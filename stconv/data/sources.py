@@ -131,6 +131,11 @@ class FieldWindows(WindowSource):
         last_input = np.asarray(self.starts) + self.spec.input_length - 1
         return self.frame_times[last_input]
 
+    def input_times(self) -> np.ndarray:
+        """``(window, input step)``: the time of every input frame."""
+        steps = np.arange(self.spec.input_length)
+        return self.frame_times[np.asarray(self.starts)[:, None] + steps]
+
     def valid_times(self) -> np.ndarray:
         """``(window, lead)``: the time of every target frame."""
         first_target = np.asarray(self.starts) + self.spec.input_length

@@ -96,6 +96,11 @@ def over_cells(x: jax.Array) -> jax.Array:
     return jnp.sum(x, axis=(0, 2, 3))
 
 
+def in_window(x: jax.Array) -> jax.Array:
+    """Per window, lead time and channel: the sum over the window's cells."""
+    return jnp.sum(x, axis=(2, 3))
+
+
 @dataclasses.dataclass(frozen=True)
 class Metric:
     """A score: per-lead sums over each batch, and the score from summed sums
@@ -103,11 +108,14 @@ class Metric:
     `stconv.runs.presentation.PRESENTATION`).
 
     Attributes:
-      sums: `Terms` of one batch -> ``{name: (lead, channel) sums}`` (traced
-        by JAX; metrics that need the same sum give it the same name).
+      sums: `Terms` of one batch -> ``{name: (window, lead, channel) sums}``,
+        each window's sums over its cells (traced by JAX; metrics that need
+        the same sum give it the same name). Summed over windows they give
+        the score of the whole set; resampled windows give its bootstrap
+        (`stconv.evaluation.significance`).
       value: the summed sums -> the score, elementwise: called per lead time
-        and channel (arrays ``(lead, channel)``) and per channel over the
-        whole set (the sums over leads).
+        and channel (arrays ``(lead, channel)``), per channel over the whole
+        set (the sums over leads), and per bootstrap replicate.
       in_units: in the data's units (an error), or a pure number (ACC).
       needs_climatology: scored only where a training climatology is known.
       weighted: area-weighted (equal to its unweighted twin where the grid
@@ -122,37 +130,37 @@ class Metric:
 
 
 def squared_sums(t: Terms) -> dict[str, jax.Array]:
-    return {"squared": over_cells(jnp.square(t.error)), "count": over_cells(t.mask)}
+    return {"squared": in_window(jnp.square(t.error)), "count": in_window(t.mask)}
 
 
 def absolute_sums(t: Terms) -> dict[str, jax.Array]:
-    return {"absolute": over_cells(jnp.abs(t.error)), "count": over_cells(t.mask)}
+    return {"absolute": in_window(jnp.abs(t.error)), "count": in_window(t.mask)}
 
 
 def signed_sums(t: Terms) -> dict[str, jax.Array]:
-    return {"signed": over_cells(t.error), "count": over_cells(t.mask)}
+    return {"signed": in_window(t.error), "count": in_window(t.mask)}
 
 
 def weighted_squared_sums(t: Terms) -> dict[str, jax.Array]:
-    squared = over_cells(t.weight * jnp.square(t.error))
-    return {"weighted_squared": squared, "weight": over_cells(t.weight)}
+    squared = in_window(t.weight * jnp.square(t.error))
+    return {"weighted_squared": squared, "weight": in_window(t.weight)}
 
 
 def weighted_absolute_sums(t: Terms) -> dict[str, jax.Array]:
-    absolute = over_cells(t.weight * jnp.abs(t.error))
-    return {"weighted_absolute": absolute, "weight": over_cells(t.weight)}
+    absolute = in_window(t.weight * jnp.abs(t.error))
+    return {"weighted_absolute": absolute, "weight": in_window(t.weight)}
 
 
 def anomaly_correlation_sums(t: Terms) -> dict[str, jax.Array]:
-    """Each window's ACC per variable, summed over the windows that have a valid anomaly."""
+    """Each window's ACC per variable (0 where the window has no valid anomaly), and
+    whether it has one: summed over windows, the mean ACC of the scored windows."""
     space = (2, 3)
     covariance = jnp.sum(t.weight * t.forecast_anomaly * t.truth_anomaly, axis=space)
     forecast_power = jnp.sum(t.weight * jnp.square(t.forecast_anomaly), axis=space)
     truth_power = jnp.sum(t.weight * jnp.square(t.truth_anomaly), axis=space)
     scored = truth_power > 0  # windows (and padding) with no valid anomaly are not scored
     acc = covariance / jnp.sqrt(jnp.where(scored, forecast_power * truth_power, 1.0) + 1e-30)
-    acc = jnp.sum(jnp.where(scored, acc, 0.0), axis=0)
-    return {"acc": acc, "acc_windows": jnp.sum(scored, axis=0)}
+    return {"acc": jnp.where(scored, acc, 0.0), "acc_windows": scored.astype(acc.dtype)}
 
 
 def per_cell(name: str) -> Callable[[dict], np.ndarray]:
@@ -220,7 +228,8 @@ def batch_sums(
 
 
 class ErrorAccumulator:
-    """Adds up the sums of `METRICS` batch by batch (in float64 on the host).
+    """Adds up the sums of `METRICS` batch by batch (in float64 on the host),
+    keeping each window's sums (`window_sums`).
 
     Args:
       climatology: ``(lat, lon, channels)`` normalized reference of the ACC;
@@ -240,18 +249,24 @@ class ErrorAccumulator:
         self.climatology = climatology
         self.weights = weights
         self.metrics = applicable(climatology is not None or batch_climatology)
-        self.sums = None
+        self.batches: list[dict[str, np.ndarray]] = []
+        self.cells_per_frame = 0
 
-    def add(self, predictions, targets, mask, std, climatology=None) -> None:
+    def add(self, predictions, targets, mask, std, climatology=None, rows=None) -> None:
         """Adds one batch ``(batch, lead, lat, lon, channels)``, normalized;
-        ``climatology`` the batch's own ACC reference, of the same shape."""
-        lat = targets.shape[2]
+        ``climatology`` the batch's own ACC reference, of the same shape;
+        ``rows`` the batch's windows (the rest is padding), default all."""
+        lat, lon = targets.shape[2:4]
         if climatology is None:
             climatology = 0.0 if self.climatology is None else self.climatology
         weights = np.ones(lat, np.float32) if self.weights is None else self.weights
         sums = batch_sums(predictions, targets, mask, std, climatology, weights, self.metrics)
-        batch = {k: np.asarray(v, np.float64) for k, v in sums.items()}
-        self.sums = batch if self.sums is None else {k: self.sums[k] + batch[k] for k in batch}
+        self.batches.append({k: np.asarray(v, np.float64)[:rows] for k, v in sums.items()})
+        self.cells_per_frame = lat * lon
+
+    def window_sums(self) -> dict[str, np.ndarray]:
+        """Every sum of every window added, in order: ``{name: (window, lead, channel)}``."""
+        return {k: np.concatenate([b[k] for b in self.batches]) for k in self.batches[0]}
 
     def result(self) -> list[dict]:
         """Per channel (target variable): every metric over everything and
@@ -261,25 +276,61 @@ class ErrorAccumulator:
         Raises:
           ValueError: naming the channel, if one has no valid cell to score.
         """
-        count = self.sums["count"].sum(axis=0)
+        windows = self.window_sums()
+        sums = {name: values.sum(axis=0) for name, values in windows.items()}
+        count = sums["count"].sum(axis=0)
         empty = np.flatnonzero(count == 0)
         if len(empty):
             where = f" of channel {empty[0]}" if len(count) > 1 else ""
             raise ValueError(
                 f"no valid target{where} to score: every target cell is missing (NaN) or masked"
             )
-        totals = {name: sums.sum(axis=0) for name, sums in self.sums.items()}
+        totals = {name: values.sum(axis=0) for name, values in sums.items()}
         overall = {name: np.asarray(metric.value(totals)) for name, metric in self.metrics}
-        per_lead = {name: np.asarray(metric.value(self.sums)) for name, metric in self.metrics}
+        per_lead = {name: np.asarray(metric.value(sums)) for name, metric in self.metrics}
+        reference = reference_rmse(windows["squared"], self.cells_per_frame)
         results = []
         for channel in range(len(count)):
             result = {}
             for name, _ in self.metrics:
                 result[name] = float(overall[name][channel])
                 result[f"{name}_per_lead"] = per_lead[name][:, channel].tolist()
+            result[REFERENCE_RMSE] = float(reference["overall"][channel])
+            result[f"{REFERENCE_RMSE}_per_lead"] = reference["per_lead"][:, channel].tolist()
             result.update(cells=int(count[channel]), area_weighted=self.weights is not None)
             results.append(result)
         return results
+
+
+REFERENCE_RMSE = "rmse_reference"  # the reference implementation's test score
+REFERENCE_BATCH = 15  # the reference's test batch size
+
+
+def reference_rmse(
+    squared: np.ndarray, cells_per_frame: int, batch_size: int = REFERENCE_BATCH
+) -> dict[str, np.ndarray]:
+    """The test score of the reference implementation: the mean over batches
+    of ``batch_size`` windows, in order (the last one may be smaller), of
+    ``sqrt(MSE + 1e-6)``, the MSE over every cell of the batch: a masked or
+    missing cell counts with error 0, as the reference's output multiplied by
+    the land mask does, and the mean still covers it.
+
+    Args:
+      squared: ``(window, lead, channel)`` each window's sum of squared errors
+        over its valid cells (physical units).
+      cells_per_frame: the cells of one frame (lat * lon), valid or not.
+
+    Returns:
+      ``{"overall": (channel,), "per_lead": (lead, channel)}``: over all lead
+      times (as the reference reports), and of each lead time alone.
+    """
+    starts = np.arange(0, len(squared), batch_size)
+    batch_sums = np.add.reduceat(squared, starts, axis=0)  # (batch, lead, channel)
+    windows = np.diff(np.append(starts, len(squared)))[:, None]
+    leads = squared.shape[1]
+    overall = np.sqrt(batch_sums.sum(axis=1) / (windows * leads * cells_per_frame) + 1e-6)
+    per_lead = np.sqrt(batch_sums / (windows[:, None] * cells_per_frame) + 1e-6)
+    return {"overall": overall.mean(axis=0), "per_lead": per_lead.mean(axis=0)}
 
 
 def skill(mse: float | np.ndarray, reference_mse: float | np.ndarray) -> float | np.ndarray:

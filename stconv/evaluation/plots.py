@@ -63,7 +63,8 @@ def skill_figure(scores: xr.Dataset, panels: list[list[Curve]]) -> Figure:
     `stconv.runs.presentation.skill_panels`) of every forecast of ``scores``
     (`stconv.evaluation.scores`): one row per target variable in its units,
     one panel per list, its first curve solid, the others dashed
-    (area-weighted ones only where the scores are weighted).
+    (area-weighted ones only where the scores are weighted), the first
+    shaded by its 95% interval where the scores have one.
 
     Errors that differ by more than a factor 3 are drawn on a log scale; a
     forecast whose pure-number score is 0 at every lead (climatology's ACC: no
@@ -103,8 +104,14 @@ def draw_panel(axis, curves: list[Curve], scores: xr.Dataset, units: str, colors
             if position:
                 style = dict(marker=".", linestyle="--")
                 dashed.add(curve.title)
-            axis.plot(scores["lead_time"].values, per_lead, color=colors[forecast], **style)
+            leads = scores["lead_time"].values
+            axis.plot(leads, per_lead, color=colors[forecast], **style)
             values += per_lead.tolist()
+            if "interval_per_lead" in scores and not position:  # the 95% interval, shaded
+                bounds = scores["interval_per_lead"].sel(forecast=forecast, metric=curve.metric)
+                low, high = bounds.sel(bound="low").values, bounds.sel(bound="high").values
+                if np.isfinite(low).all():
+                    axis.fill_between(leads, low, high, color=colors[forecast], alpha=0.15)
     first = curves[0]
     in_units = all(curve.in_units for curve in curves)
     if in_units and values and min(values) > 0 and max(values) > 3 * min(values):

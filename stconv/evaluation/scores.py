@@ -36,14 +36,24 @@ multi-seed mean and std, with a ``statistic`` dimension.
 import numpy as np
 import xarray as xr
 
-from stconv.evaluation.metrics import METRICS, skill
+from stconv.evaluation import confidence, event_scoring
+from stconv.evaluation.metrics import METRICS, REFERENCE_RMSE, skill
 
 PER_LEAD = "_per_lead"
-BASELINES = ("persistence", "climatology", "input_mean")
+BASELINES = (
+    "persistence",
+    "climatology",
+    "input_mean",
+    "anomaly_persistence",
+    "damped_anomaly_persistence",
+)
 SKILL_REFERENCES = {"persistence": "persistence", "best_baseline": None}  # None: the best
 SUMMARIZED = "skill_vs_persistence"  # the skill of the multi-seed summary
 # The entries of a forecast's scores that are not a score over leads.
-OTHER = ("cells", "area_weighted", "ensemble", "units", "climatology", "best_baseline")
+OTHER = (
+    "cells", "area_weighted", "ensemble", "units", "climatology", "best_baseline",
+    *confidence.KEYS, event_scoring.KEY,
+)  # fmt: skip
 ENSEMBLE_OTHER = ("members", "rank_histogram", "perturbation")
 
 
@@ -92,7 +102,10 @@ def as_dataset(results: dict[str, dict]) -> xr.Dataset:
     )
     if any("ensemble" in record for record in flat):
         scores = scores.merge(ensemble_dataset(records, forecasts, variables))
-    return scores
+    scores = scores.merge(event_scoring.event_dataset(records, forecasts, variables))
+    confident = confidence.confidence_dataset(records, forecasts, variables, metrics, leads)
+    attrs = {**scores.attrs, **confident.attrs}
+    return scores.merge(confident).assign_attrs(attrs)
 
 
 def ordered(keys) -> list[str]:
@@ -105,7 +118,9 @@ def score_arrays(records: list[list[dict]], names: list[str]) -> tuple[np.ndarra
     overall, name_per_lead: [...]}``) as arrays ``(forecast, variable, name)``
     and ``(forecast, variable, name, lead)``, NaN where a record lacks one."""
     flat = [record for row in records for record in row]
-    leads = max((len(r[m]) for r in flat for m in r if m.endswith(PER_LEAD)), default=0)
+    leads = max(
+        (len(r[m]) for r in flat for m in r if m.endswith(PER_LEAD) and m not in OTHER), default=0
+    )
     overall = np.full((len(records), len(records[0]) if records else 0, len(names)), np.nan)
     per_lead = np.full((*overall.shape, leads), np.nan)
     for i, row in enumerate(records):
@@ -176,6 +191,8 @@ def as_results(scores: xr.Dataset) -> dict[str, dict]:
             record.update(scored_metrics(one, [m for m in metrics if is_skill(m)]))
             if "best_baseline" in one:
                 record["best_baseline"] = str(one["best_baseline"].values)
+            record.update(event_scoring.event_record(one))
+            record.update(confidence.confidence_record(one, scores, str(forecast)))
             forecasts[str(forecast)] = record
         results[str(variable)] = forecasts
     return results
@@ -271,9 +288,10 @@ def with_skill(scores: xr.Dataset) -> xr.Dataset:
     )
     kept = scores.drop_sel(metric=[name for name in names if name in scores["metric"]])
     combined = xr.concat([kept[["overall", "per_lead"]], skills], "metric", coords="minimal")
-    result = kept.drop_vars(["overall", "per_lead", "metric"]).assign(
-        overall=combined["overall"], per_lead=combined["per_lead"]
-    )
+    by_metric = [name for name in kept.data_vars if "metric" in kept[name].dims]
+    reindexed = kept[by_metric].reindex(metric=combined["metric"].values)  # NaN for the skills
+    reindexed["overall"], reindexed["per_lead"] = combined["overall"], combined["per_lead"]
+    result = kept.drop_vars([*by_metric, "metric"]).assign(reindexed.data_vars)
     result["best_baseline"] = ("variable", best)
     return result
 
@@ -281,7 +299,9 @@ def with_skill(scores: xr.Dataset) -> xr.Dataset:
 def summary(runs: list[xr.Dataset]) -> xr.Dataset:
     """Mean and std (numpy's, over the runs of several seeds, elementwise) of
     every score of ``runs``, over the dimension ``statistic`` (``"mean"``,
-    ``"std"``); the units, attributes and ``area_weighted`` of the first run."""
+    ``"std"``); the units, attributes and ``area_weighted`` of the first run;
+    where the runs have intervals, the interval of the mean with the seeds'
+    spread (`stconv.evaluation.confidence.seeds_interval`)."""
     stacked = xr.concat([run[["overall", "per_lead"]] for run in runs], "run", join="outer")
     statistics = [stacked.reduce(np.mean, dim="run"), stacked.reduce(np.std, dim="run")]
     result = xr.concat(statistics, "statistic", coords="minimal")
@@ -289,14 +309,15 @@ def summary(runs: list[xr.Dataset]) -> xr.Dataset:
     if "units" in runs[0].coords:
         result.coords["units"] = runs[0]["units"]
     result.attrs = dict(runs[0].attrs)
-    return result
+    return result.merge(confidence.seeds_interval(runs, result))
 
 
 def summary_record(summary_scores: xr.Dataset) -> dict[str, dict]:
     """`summary` in the layout of ``summary.json``: ``{variable: {forecast:
-    {score: {"mean", "std"}}}}`` for the skill against persistence and every
-    metric of `stconv.evaluation.metrics.METRICS` scored, overall and per lead."""
-    names = [m for m in [SUMMARIZED, *METRICS] if m in summary_scores["metric"]]
+    {score: {"mean", "std"}}}}`` for the skill against persistence, every
+    metric of `stconv.evaluation.metrics.METRICS` scored and the reference's
+    RMSE (`stconv.evaluation.metrics.reference_rmse`), overall and per lead."""
+    names = [m for m in [SUMMARIZED, *METRICS, REFERENCE_RMSE] if m in summary_scores["metric"]]
     record = {}
     for variable in summary_scores["variable"].values:
         forecasts = {}

@@ -1,14 +1,14 @@
 """Evaluation of a model and of the simple baselines on the same windows.
 
 `evaluate` scores forecasters on every window of a split, per target
-variable. The baselines (`baselines`): persistence (the last input frame),
-climatology (the training split's climatology, by time of year where the
-data have seasons: `stconv.data.climatology`) and the input mean (each
-cell's mean over the input window), of the target variables (the first
-channels). A climatology by time of year differs per window: the windows
-then carry it (`WithClimatology`). `add_skill` scores every forecast against persistence and against
-the best baseline; `name_and_score` gives the results their layout: one
-entry per target variable, each ``{forecast: scores}`` in its own units.
+variable, beside the simple forecasts of `stconv.evaluation.baselines`
+(those that need the windows' times are carried by the windows), with a
+confidence interval for every score and the model's paired differences with
+each baseline (`stconv.evaluation.significance`, a block bootstrap over
+the windows). `score_run` scores a trained run's forecasts that way;
+`add_skill` scores every forecast against persistence and against the best
+baseline; `name_and_score` gives the results their layout: one entry per
+target variable, each ``{forecast: scores}`` in its own units.
 """
 
 import dataclasses
@@ -16,112 +16,29 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from stconv.data.climatology import Climatology, member_frames
+from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.normalization import Normalizer
 from stconv.data.pipeline import epoch_batches
+from stconv.evaluation import event_scoring, significance
+from stconv.evaluation.baselines import (
+    CLIMATOLOGICAL_ENSEMBLE,
+    WithClimatologicalEnsemble,
+    WithTimedBaselines,
+    baselines,
+    fit_damping,
+)
 from stconv.evaluation.ensemble import EnsembleAccumulator
+from stconv.evaluation.event_scoring import EventScoring, event_thresholds
 from stconv.evaluation.inference import Predictor, predicted_batches, unpadded
 from stconv.evaluation.metrics import ErrorAccumulator, grid_weights
 from stconv.evaluation.predictors import members_of
 from stconv.evaluation.scores import BASELINES as BASELINES  # the baselines' names
-from stconv.evaluation.scores import as_dataset, as_results, scored, with_skill
-
-
-def persistence(inputs: np.ndarray, horizon: int) -> np.ndarray:
-    """The last input frame, repeated ``horizon`` times."""
-    return np.repeat(inputs[:, -1:], horizon, axis=1)
-
-
-def input_mean(inputs: np.ndarray, horizon: int) -> np.ndarray:
-    """Each cell's mean over the input window, for every lead time."""
-    return np.repeat(inputs.mean(axis=1, keepdims=True), horizon, axis=1)
-
-
-def climatology_forecast(climatology: np.ndarray, inputs: np.ndarray, horizon: int) -> np.ndarray:
-    """The training-period mean of every cell, for every lead time."""
-    return np.broadcast_to(climatology, (len(inputs), horizon, *climatology.shape))
+from stconv.evaluation.scores import PER_LEAD, as_dataset, as_results, scored, with_skill
 
 
 def batches_in_order(source, batch_size: int) -> Iterator[dict]:
     return epoch_batches(source, batch_size, shuffle=False)
-
-
-class WithClimatology:
-    """The windows of ``source`` with the climatology at their target frames'
-    times, normalized, under ``"climatology"`` (``(horizon, lat, lon,
-    outputs)``): the climatology forecast, and the ACC's reference.
-
-    Args:
-      source: windows with their valid times (`stconv.data.sources.FieldWindows`).
-      climatology: the targets' climatology, physical units.
-      normalizer: the targets' normalizer.
-    """
-
-    def __init__(self, source, climatology: Climatology, normalizer: Normalizer):
-        self.source = source
-        self.climatology = climatology
-        self.normalizer = normalizer
-        self.valid_times = source.valid_times()
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> dict:
-        times = self.valid_times[index]
-        values = self.normalizer.normalize(self.climatology.at(times), times)
-        reference = np.nan_to_num(values, nan=0.0).astype(np.float32)
-        return {**self.source[index], "climatology": reference}
-
-
-CLIMATOLOGICAL_ENSEMBLE = "climatological_ensemble"
-
-
-class WithClimatologicalEnsemble:
-    """The windows of ``source`` with the climatological ensemble of their
-    target frames, normalized, under ``"climatological_ensemble"``
-    (``(members, horizon, lat, lon, outputs)``): the training split's values
-    at the same time of year, one member per training year
-    (`stconv.data.climatology.member_frames`; every training frame for annual data).
-
-    Args:
-      source: windows with their valid times (`stconv.data.sources.FieldWindows`).
-      train: ``(time, lat, lon, outputs)`` the training split's frames of the
-        targets, physical units.
-      train_times: their times.
-      climatology: the targets' climatology (its slots pair the times of year).
-      normalizer: the targets' normalizer.
-      what: the data, for errors.
-    """
-
-    def __init__(
-        self,
-        source,
-        train: np.ndarray,
-        train_times: np.ndarray,
-        climatology: Climatology,
-        normalizer: Normalizer,
-        what: str = "the training split",
-    ):
-        self.source = source
-        self.valid = source.valid_times()
-        self.train = train
-        self.frames = member_frames(climatology, train_times, what)
-        self.climatology = climatology
-        self.normalizer = normalizer
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def valid_times(self) -> np.ndarray:
-        return self.valid
-
-    def __getitem__(self, index: int) -> dict:
-        times = self.valid[index]
-        frames = self.frames[self.climatology.index(times)].T  # (members, horizon)
-        values = self.normalizer.normalize(self.train[frames], np.broadcast_to(times, frames.shape))
-        members = np.nan_to_num(values, nan=0.0).astype(np.float32)
-        return {**self.source[index], CLIMATOLOGICAL_ENSEMBLE: members}
 
 
 def evaluate(
@@ -134,11 +51,12 @@ def evaluate(
     climatology: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     ensembles: tuple[str, ...] = (),
+    bootstrap: int = 1000,
 ) -> dict[str, dict]:
     """The scores of `stconv.evaluation.metrics` (physical units, masked, whole
     set and per lead time) of each forecaster on every window of ``source``,
     read once, in order; the ACC against ``climatology`` (normalized) if given,
-    or against the climatology the windows carry (`WithClimatology`), the
+    or against the climatology the windows carry (`WithTimedBaselines`), the
     weighted scores with the area ``weights`` if given. A forecaster that is
     None is read from the batches under its name (``"climatology"``).
 
@@ -152,13 +70,16 @@ def evaluate(
     mean is scored as a forecast. Where there are ensembles, every forecast's
     scores get ``"ensemble"``, the scores of `stconv.evaluation.ensemble`
     (a single forecast as an ensemble of one: its CRPS is its weighted MAE).
+    With ``bootstrap`` resamples (0: none), every score gets its confidence
+    and the model (``"model"``, else the first forecaster) its paired
+    differences with the others (`with_confidence`).
 
     Raises:
       DataError: naming ``what`` (e.g. "the validation split of 'x.nc'") when
         no target cell of any window is valid: there is nothing to score.
     """
     batch_size = min(batch_size, len(source))
-    carried = isinstance(source, WithClimatology)
+    carried = isinstance(source, WithTimedBaselines)
     accumulators = {
         name: ErrorAccumulator(climatology, weights, batch_climatology=carried)
         for name in forecasters
@@ -167,6 +88,7 @@ def evaluate(
     batches = batches_in_order(source, batch_size)
     computed = {name: f for name, f in forecasters.items() if f is not None}
     for batch, padded, predictions in predicted_batches(computed, batches, batch_size):
+        size = len(batch["inputs"])
         predictions = {
             name: predictions[name] if name in predictions else from_batch(padded, name, ensembles)
             for name in forecasters
@@ -176,11 +98,10 @@ def evaluate(
         for name, prediction in predictions.items():
             several = name in ensembles
             mean = prediction.mean(axis=0) if several else prediction
-            accumulators[name].add(mean, targets, mask, std, reference)
+            accumulators[name].add(mean, targets, mask, std, reference, rows=size)
             if spreads:
                 spreads[name].add(prediction if several else prediction[None], targets, mask, std)
         if on_batch is not None:
-            size = len(batch["inputs"])
             on_batch(
                 batch,
                 {
@@ -195,34 +116,75 @@ def evaluate(
     for name, spread in spreads.items():
         for scores, ensemble in zip(results[name], spread.result(), strict=True):
             scores["ensemble"] = ensemble
+    if bootstrap:
+        tested = "model" if "model" in forecasters else next(iter(forecasters))
+        with_confidence(results, accumulators, tested, bootstrap)
     return results
 
 
+def with_confidence(
+    results: dict[str, list[dict]],
+    accumulators: dict[str, ErrorAccumulator],
+    tested: str,
+    replicates: int,
+    level: float = 0.95,
+) -> None:
+    """Adds to every record of ``results`` (per forecaster, per channel) the
+    95% interval of each score, overall and per lead time, and to
+    ``tested``'s its paired differences with every other forecaster, from
+    one circular block bootstrap of the windows
+    (`stconv.evaluation.significance.bootstrap`, seed 0: the same resamples
+    for every forecaster and every run), in the layout of
+    `stconv.evaluation.confidence`."""
+    metrics = accumulators[tested].metrics
+    values = {name: overall_value(metric.value) for name, metric in metrics}
+    values.update({f"{name}{PER_LEAD}": metric.value for name, metric in metrics})
+    sums = {name: accumulator.window_sums() for name, accumulator in accumulators.items()}
+    found = significance.bootstrap(sums, values, tested, replicates, seed=0, level=level)
+    leads = range(next(iter(sums[tested].values())).shape[1])
+    windows = len(next(iter(sums[tested].values())))
+    settings = {
+        "replicates": replicates, "windows": windows, "block_length": found["block"],
+        "level": level,
+    }  # fmt: skip
+    for name, records in results.items():
+        bounds = found["interval"][name]
+        for channel, record in enumerate(records):
+            record["interval"] = {m: pair(bounds[m], channel) for m, _ in metrics}
+            record["interval_per_lead"] = {
+                m: [pair(bounds[m + PER_LEAD], (lead, channel)) for lead in leads]
+                for m, _ in metrics
+            }
+            record["bootstrap"] = dict(settings)
+    for channel, record in enumerate(results[tested]):
+        record["versus"] = {
+            other: {
+                m: {
+                    "difference": float(paired[m]["difference"][channel]),
+                    "interval": pair(paired[m]["interval"], channel),
+                    "p_value": float(paired[m]["p_value"][channel]),
+                }
+                for m, _ in metrics
+            }
+            for other, paired in found["comparison"].items()
+        }
+
+
+def overall_value(value: Callable[[dict], np.ndarray]) -> Callable[[dict], np.ndarray]:
+    """A metric's value over every lead time: of its sums summed over the lead axis."""
+    return lambda sums: value({name: s.sum(axis=-2) for name, s in sums.items()})
+
+
+def pair(bounds: tuple[np.ndarray, np.ndarray], index) -> list[float]:
+    """``[low, high]`` of an interval's arrays at ``index``."""
+    return [float(bounds[0][index]), float(bounds[1][index])]
+
+
 def from_batch(padded: dict, name: str, ensembles: tuple[str, ...]) -> np.ndarray:
-    """The forecast ``name`` the batch carries (`WithClimatology`,
+    """The forecast ``name`` the batch carries (`WithTimedBaselines`,
     `WithClimatologicalEnsemble`); an ensemble's members first."""
     values = padded[name]
     return np.moveaxis(values, 1, 0) if name in ensembles else values
-
-
-def baselines(
-    climatology: np.ndarray | str | None, horizon: int, outputs: int | None = None
-) -> dict[str, Predictor | None]:
-    """Persistence, climatology and the input mean as forecasters (`BASELINES`)
-    of the first ``outputs`` channels (the target variables; default all).
-
-    ``climatology``: ``(lat, lon, channels)`` normalized, the same for every
-    window; ``"carried"`` where the windows carry it (`WithClimatology`: the
-    forecaster is then None, `evaluate` reads it); None where it is not known.
-    """
-    forecasters = {"persistence": lambda inputs: persistence(inputs[..., :outputs], horizon)}
-    if isinstance(climatology, str):
-        forecasters["climatology"] = None
-    elif climatology is not None:
-        climatology = climatology[..., :outputs]
-        forecasters["climatology"] = lambda x: climatology_forecast(climatology, x, horizon)
-    forecasters["input_mean"] = lambda inputs: input_mean(inputs[..., :outputs], horizon)
-    return forecasters
 
 
 def add_skill(results: dict[str, dict]) -> dict[str, dict]:
@@ -292,6 +254,9 @@ class RunScoring:
       batch_size: windows per batch.
       area_weights: weight scores by cell area where the rows are latitudes.
       geographic: the grid's rows are latitudes.
+      bootstrap: resamples of the windows for the scores' confidence (0: none).
+      thresholds: the event thresholds (`stconv.evaluation.event_scoring`).
+      neighbourhoods: the fractions skill score's neighbourhoods, in cells.
     """
 
     model: str
@@ -303,6 +268,9 @@ class RunScoring:
     batch_size: int
     area_weights: bool = True
     geographic: bool = True
+    bootstrap: int = 1000
+    thresholds: str | None = None
+    neighbourhoods: tuple[int, ...] = (1, 3, 5)
 
     @property
     def outputs(self) -> int:
@@ -336,27 +304,69 @@ def score_run(
             f"{what}: the training split",
         )  # fmt: skip
         ensembles += (CLIMATOLOGICAL_ENSEMBLE,)
-    climatology, source = reference(run, source, on_run_grid)
-    forecasters = {"model": predict, **baselines(climatology, run.horizon, outputs)}
+    damping = None
+    if known and train_times is not None and run.climatology.kind != "annual":
+        series = train.series()[..., :outputs]
+        damping = fit_damping(series, train_times, run.climatology.first(outputs), run.horizon)
+    climatology, source = reference(run, source, on_run_grid, damping)
+    carried = source.carried if isinstance(source, WithTimedBaselines) else ()
+    forecasters = {"model": predict, **baselines(climatology, run.horizon, outputs, carried)}
     forecasters.update({name: None for name in ensembles[1:]})  # carried by the windows
     weights = grid_weights(lat if run.geographic else None, run.area_weights, what)
     constant = climatology if isinstance(climatology, np.ndarray) else None
+    scoring_events = event_scoring_of(run, source, train, tuple(forecasters), ensembles)
     results = evaluate(
-        forecasters, source, run.normalizer.std[:outputs], run.batch_size, on_batch,
-        what=what, climatology=constant, weights=weights, ensembles=ensembles,
+        forecasters, source, run.normalizer.std[:outputs], run.batch_size,
+        both(on_batch, scoring_events), what=what, climatology=constant, weights=weights,
+        ensembles=ensembles, bootstrap=run.bootstrap,
     )  # fmt: skip
+    if scoring_events is not None:
+        for name, per_target in scoring_events.results().items():
+            for record, entry in zip(results[name], per_target, strict=True):
+                record[event_scoring.KEY] = entry
     described = run.climatology.describe() if climatology is not None else None
     named = name_and_score(results, run.model, list(run.targets), list(run.units), described)
     check_finite(named, what)
     return named
 
 
-def reference(run: RunScoring, source, on_run_grid: bool = True):
+def event_scoring_of(
+    run: RunScoring, source, train, forecasts: tuple[str, ...], ensembles: tuple[str, ...]
+) -> EventScoring | None:
+    """The event scoring of ``run``'s evaluation of ``source``'s windows
+    (`stconv.evaluation.event_scoring`), or None where no target has thresholds;
+    percentiles from ``train``'s frames (the training split), where given."""
+    mask = source.mask[..., : run.outputs]
+    series = None
+    if train is not None:
+        series = np.where(mask, train.series()[..., : run.outputs], np.nan)
+    chosen = event_thresholds(run.thresholds, run.targets, run.units, series, mask.shape)
+    if chosen is None:
+        return None
+    valid_times = source.valid_times()
+    normalizer = run.normalizer.first(run.outputs)
+    return EventScoring(*chosen, run.neighbourhoods, forecasts, ensembles, normalizer, valid_times)
+
+
+def both(first, second):
+    """An ``on_batch`` that calls ``first`` and ``second`` (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def call(batch: dict, predictions: dict) -> None:
+        first(batch, predictions)
+        second(batch, predictions)
+
+    return call
+
+
+def reference(run: RunScoring, source, on_run_grid: bool = True, damping=None):
     """The climatology forecast of ``source``'s windows and the ACC's
     reference: ``(climatology, source)``, with ``climatology`` the
     normalized ``(lat, lon, targets)`` mean of every cell for annual data,
     ``"carried"`` for a climatology by time of year (then ``source``'s
-    windows carry it, `WithClimatology`), or None where it is not known
+    windows carry it and the anomaly persistence, damped by ``damping``
+    where given: `WithTimedBaselines`), or None where it is not known
     (another grid, runs of old versions)."""
     if run.climatology is None or not on_run_grid:
         return None, source
@@ -365,4 +375,4 @@ def reference(run: RunScoring, source, on_run_grid: bool = True):
     if climatology.kind == "annual":
         values = normalizer.normalize(climatology.values[0])
         return np.nan_to_num(values, nan=0.0).astype(np.float32), source
-    return "carried", WithClimatology(source, climatology, normalizer)
+    return "carried", WithTimedBaselines(source, climatology, normalizer, damping)

@@ -76,7 +76,7 @@ def create_model(
         **model.hyperparameters(),
     )
     if model.residual:
-        network = Residual(network, model.residual_base, output_channels)
+        network = Residual(network, model.residual_base, output_channels, horizon)
     return network
 
 

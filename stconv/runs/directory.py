@@ -68,6 +68,12 @@ class RunDirectory:
     LEARNING_CURVE = "learning_curve.png"
     FORECAST_MAPS = "forecast_maps.png"
     SKILL_BY_LEAD = "skill_by_lead.png"
+    CELL_SCORES = "cell_scores.nc"  # RMSE, MAE, bias, ACC per cell and lead time
+    CELL_MAPS = "cell_{metric}.png"  # the model's per-cell RMSE, bias and ACC
+    REGIONAL_SCORES = "regional_scores.json"
+    SPECTRA = "spectra.nc"  # mean zonal power spectra of the truth and every forecast
+    SPECTRA_PLOT = "spectra.png"
+    FORECAST_ERRORS = "forecast_errors.png"  # truth, forecast and error of one window
     ENSEMBLE_PLOT = "ensemble.png"  # CRPS, spread-skill and rank histograms of an ensemble
     PERTURBED_RESULTS = "perturbed_results.json"  # an ensemble of one run's perturbed inputs
     PERTURBED_ENSEMBLE_PLOT = "perturbed_ensemble.png"

@@ -24,6 +24,7 @@ from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
 from stconv.evaluation import plots
+from stconv.evaluation.baselines import fit_damping
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import evaluate
 from stconv.runs import provenance
@@ -263,6 +264,8 @@ def train_once(
         loss_fn = target_loss(config, dataset)
         steps_per_epoch = num_batches(dataset.splits["train"], config.training.batch_size)
         model, optimizer = build(config, dataset.input_shape, len(dataset.targets), steps_per_epoch)
+        if config.model.residual and config.model.residual_base == "damped":
+            model.set_damping(training_damping(dataset, config.data.horizon))
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
         if lock and primary:  # `train_and_evaluate` releases it
@@ -311,6 +314,14 @@ def train_once(
         except Exception as error:  # the training itself is done and kept: say so
             error.add_note(kept_training(workdir))
             raise
+
+
+def training_damping(dataset: Dataset, horizon: int) -> np.ndarray:
+    """The damping factors of the persisted anomaly of the targets, per lead
+    time, fitted on ``dataset``'s training split (`fit_damping`)."""
+    train, targets = dataset.splits["train"], len(dataset.targets)
+    climatology = dataset.climatology.first(targets)
+    return fit_damping(train.series()[..., :targets], train.series_times(), climatology, horizon)
 
 
 def kept_training(workdir: str) -> ParameterNote:
@@ -421,6 +432,7 @@ def evaluate_run(
     members: int | None = None,
     perturbation: float | None = None,
     unfinished: bool = False,
+    evaluation: dict | None = None,
 ) -> dict:
     """Tests the finished run in ``workdir`` again (``stconv evaluate``): its best
     epoch on its dataset, checked against ``data.json``, with a warning per
@@ -432,9 +444,13 @@ def evaluate_run(
     ``perturbation`` (None: chosen on the validation split,
     `stconv.runs.forecaster.Forecaster.choose_perturbation`), written to
     ``perturbed_results.json`` and ``perturbed_ensemble.png``. A run whose
-    training has not ended is refused, unless ``unfinished`` (`Forecaster.load`)."""
+    training has not ended is refused, unless ``unfinished`` (`Forecaster.load`).
+    ``evaluation`` overrides fields of the run's evaluation section
+    (``{"regions": "tropics"}``) for this evaluation only."""
     with provenance.Session("evaluate") as session:
         forecaster = Forecaster.load(workdir, unfinished)
+        if evaluation:
+            forecaster = forecaster.evaluated_with(**evaluation)
         forecaster.check_members(members, perturbation)  # before the data are read
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):

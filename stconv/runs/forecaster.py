@@ -7,16 +7,15 @@
     results = forecaster.evaluate("new.nc")  # the model, persistence, climatology
 
 A forecaster is a run (`stconv.runs.trained.TrainedRun`, a frozen value)
-and a predictor of normalized windows (`stconv.evaluation.predictors`):
-an ensemble of seeds and perturbed members are wrappers around predictors,
-and forecasts of raw data go through the `Normalized` wrapper. New data are
-read and checked against the run by `stconv.data.field_checks`, forecasts
-are written by `stconv.evaluation.netcdf` and scored by
-`stconv.evaluation.scoring.score_run`, one rule for every score. The test at
-the end of training, ``stconv evaluate``, ``stconv predict`` and this class's
-methods all use them.
+and a predictor of normalized windows (`stconv.evaluation.predictors`;
+ensembles, perturbed members and the `Normalized` forecasts of raw data are
+wrappers). New data are checked against the run by `stconv.data.field_checks`,
+forecasts written by `stconv.evaluation.netcdf` and scored by
+`stconv.evaluation.scoring.score_run`, one rule for every score, which the
+test at the end of training, ``stconv evaluate`` and ``predict`` all use.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -112,6 +111,12 @@ class Forecaster:
         self.check_members(members, scale)
         perturbed = predictors.Perturbed(self.predict, members, scale, len(self.variables), seed)
         return Forecaster(self.run, perturbed)
+
+    def evaluated_with(self, **fields) -> "Forecaster":
+        """This run scored with other fields of `stconv.config.EvaluationConfig`
+        (``regions``, ``thresholds``, ...); ValueError naming an invalid one."""
+        config = self.config.replace(evaluation=self.config.evaluation.replace(**fields))
+        return Forecaster(dataclasses.replace(self.run, config=config), self.predict)
 
     def check_members(
         self, members: int | None = None, perturbation: float | None = None, mean: bool = False

@@ -23,8 +23,10 @@ import xarray as xr
 
 from stconv.data.climatology import DESCRIPTIONS
 from stconv.data.registry import Dataset
-from stconv.evaluation import plots
+from stconv.evaluation import confidence, maps, plots
+from stconv.evaluation.field_scoring import FieldScoring
 from stconv.evaluation.inference import to_physical
+from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.netcdf import ForecastWriter, lead_times
 from stconv.evaluation.scores import (
     as_dataset,
@@ -33,7 +35,9 @@ from stconv.evaluation.scores import (
     summary_dataset,
     summary_record,
 )
+from stconv.evaluation.scoring import both
 from stconv.runs.directory import RunDirectory
+from stconv.runs.field_report import report_fields
 from stconv.runs.forecaster import Forecaster
 from stconv.runs.presentation import shown, skill_panels
 from stconv.runs.provenance import PhaseClock
@@ -56,11 +60,11 @@ def report_test_split(
     """
     config, outputs = forecaster.config, forecaster.outputs
     normalizer, mask = forecaster.normalizer.first(outputs), dataset.mask[..., :outputs]
-    source, lat = dataset.splits["test"], dataset.grid.lat
+    source, lat, train = dataset.splits["test"], dataset.grid.lat, dataset.splits["train"]
     what = f"the test split of {config.data.dataset!r}"
     if not is_primary():
         with clock.phase("evaluation"):
-            return forecaster.score(source, lat, what)
+            return forecaster.score(source, lat, what, train=train)
     init_times, valid_times = source.init_times(), source.valid_times()
     samples = min(config.evaluation.forecast_samples, len(source))
     if samples < config.evaluation.forecast_samples:
@@ -69,45 +73,82 @@ def report_test_split(
             f"{len(source)} test windows: drawing all {samples}"
         )
     picks = np.linspace(0, len(source) - 1, samples).astype(int)
-    drawn = {}  # window index -> last input frame, truth and prediction at lead 1
     grid = dataset.grid.first(outputs)  # a forecast file's variables are the targets
     lead_time = lead_times(source.times(), config.data.horizon)
     writer = ForecastWriter(
         run.file(run.TEST_FORECASTS), grid, mask, config.data.horizon, lead_time, overwrite=True
     )  # evaluate writes the run's test forecasts again
+    climatology = forecaster.run.climatology
+    climatology = None if climatology is None else climatology.first(outputs)
+    fields = FieldScoring(config.model.name, (), normalizer, climatology, valid_times)
     with clock.phase("evaluation"), writer:
-
-        def write(batch: dict, predictions: dict) -> None:
-            with clock.phase("writing"):
-                start = writer.count
-                stop = start + len(predictions["model"])
-                valid = valid_times[start:stop] if valid_times is not None else None
-                prediction = to_physical(predictions["model"], normalizer, mask, valid)
-                writer.write(prediction, init_times[start:stop], valid)
-                for index in picks[(picks >= start) & (picks < stop)]:
-                    i = index - start
-                    lead_1 = None if valid is None else valid[i, :1]
-                    last = None if valid is None else init_times[index : index + 1]
-                    truth = normalizer.denormalize(batch["targets"][i, :1], lead_1)[0]
-                    inputs = batch["inputs"][i, -1:, ..., :outputs]
-                    last_input = normalizer.denormalize(inputs, last)[0]
-                    drawn[index] = (
-                        last_input,
-                        np.where(batch["mask"][i, 0], truth, np.nan),
-                        prediction[i, 0],
-                    )
-
-        results = forecaster.score(source, lat, what, on_batch=write)
+        forecasts = TestForecasts(writer, normalizer, mask, init_times, valid_times, picks, clock)
+        on_batch = both(forecasts, fields)
+        results = forecaster.score(source, lat, what, on_batch=on_batch, train=train)
     with clock.phase("writing"):
         scores = as_dataset(results)
         run.write_json(run.RESULTS, as_results(scores))
         print(format_results(scores))
         plots.skill_by_lead(scores, skill_panels(), run.file(run.SKILL_BY_LEAD))
+        weights = grid_weights(grid.latitudes, config.evaluation.area_weights, what)
+        regions = config.evaluation.regions
+        report_fields(fields, grid, run, config.model.name, regions, mask[..., 0], weights)
         if config.evaluation.forecast_samples:
-            rows = [drawn[index] for index in picks]
+            first = picks[0]
+            title = f"init {str(init_times[first])[:16]}"
+            draw_forecast_errors(*forecasts.whole[first], grid, title, run)
+            rows = [forecasts.drawn[index] for index in picks]
             titles = [f"init {str(t)[:10]}, lead 1" for t in init_times[picks]]
             plots.forecast_maps(*stacked(rows), titles, grid, run.file(run.FORECAST_MAPS))
     return results
+
+
+class TestForecasts:
+    """Writes the model's test forecasts batch by batch (an ``on_batch`` of
+    `stconv.runs.forecaster.Forecaster.score`) and keeps the windows
+    ``picks`` to draw: ``drawn`` (the last input frame, truth and forecast
+    at lead 1) and, of the first, ``whole`` (truth and forecast at every lead)."""
+
+    def __init__(self, writer, normalizer, mask, init_times, valid_times, picks, clock):
+        self.writer, self.normalizer, self.mask = writer, normalizer, mask
+        self.init_times, self.valid_times, self.picks = init_times, valid_times, picks
+        self.clock = clock
+        self.drawn: dict[int, tuple] = {}
+        self.whole: dict[int, tuple] = {}
+
+    def __call__(self, batch: dict, predictions: dict) -> None:
+        with self.clock.phase("writing"):
+            start = self.writer.count
+            stop = start + len(predictions["model"])
+            valid = self.valid_times[start:stop] if self.valid_times is not None else None
+            prediction = to_physical(predictions["model"], self.normalizer, self.mask, valid)
+            self.writer.write(prediction, self.init_times[start:stop], valid)
+            for index in self.picks[(self.picks >= start) & (self.picks < stop)]:
+                self.keep(batch, index, index - start, prediction[index - start], valid)
+
+    def keep(self, batch: dict, index: int, i: int, prediction, valid) -> None:
+        """Keeps window ``index`` (row ``i`` of the batch) to draw."""
+        times = None if valid is None else valid[i]
+        truth = self.normalizer.denormalize(batch["targets"][i], times)
+        truth = np.where(batch["mask"][i], truth, np.nan)
+        if not self.whole:
+            self.whole[index] = (truth, prediction)
+        last = None if valid is None else self.init_times[index : index + 1]
+        inputs = batch["inputs"][i, -1:, ..., : prediction.shape[-1]]
+        last_input = self.normalizer.denormalize(inputs, last)[0]
+        self.drawn[index] = (last_input, truth[0], prediction[0])
+
+
+def draw_forecast_errors(truth, prediction, grid, title: str, run: RunDirectory) -> None:
+    """``forecast_errors.png``: the truth, forecast and error of one window at
+    every lead time (the first target variable)."""
+    units = grid.units[0] if grid.units else ""
+    leads = list(range(1, len(truth) + 1))
+    figure = maps.forecast_figure(
+        truth[..., 0], prediction[..., 0], grid.lat, grid.lon,
+        f"{grid.channels[0]}, {title}", leads, units,
+    )  # fmt: skip
+    figure.savefig(run.file(run.FORECAST_ERRORS), dpi=100)
 
 
 def stacked(rows: list[tuple]) -> tuple[np.ndarray, ...]:
@@ -259,6 +300,14 @@ def format_table(
         "wMSE/wMSE of persistence; per lead time: RMSE",
         header,
     ]
+    confident = "interval" in scores
+    if confident:
+        lines[0] += (
+            f"; {INTERVAL}: 95% interval of the RMSE; {TESTED}: the model's RMSE minus this "
+            f"forecast's, p its p-value ({NOT_SIGNIFICANT}: not significant at 5%; block "
+            f"bootstrap of the windows, {scores.attrs['replicates']} resamples)"
+        )
+        lines[1] = lines[1].replace("  lead 1", f" {INTERVAL:>15s} {TESTED:>9s} {'p':>8s}  lead 1")
     metrics = set(scores["metric"].values.tolist())
     for name in scores["forecast"].values:
         overall = scores["overall"].sel(forecast=name)
@@ -269,10 +318,79 @@ def format_table(
             f"{value:{width}.3f}" if np.isfinite(value) else f"{'-':>{width}s}"
             for value, (_, _, width) in zip(values, columns, strict=True)
         ]
+        if confident:
+            cells.append(confidence_cells(scores, str(name)))
         rmse = scores["per_lead"].sel(forecast=name, metric="rmse").values
         per_lead = " ".join(f"{value:7.3f}" for value in rmse.tolist())
         lines.append(f"{name:14s} {' '.join(cells)}  {per_lead}")
+    if "difference" in scores:
+        lines.append(significance_line(scores, units))
+    if "events" in scores and not np.isnan(scores["events"].values).all():
+        lines.append(format_events(scores, units))
     return "\n".join(lines)
+
+
+EVENT_COLUMNS = {"hit_rate": "hit", "false_alarm_ratio": "FAR", "csi": "CSI", "ets": "ETS"}
+EVENT_COLUMNS.update(frequency_bias="bias", sedi="SEDI")
+
+
+def format_events(scores: xr.Dataset, units: str) -> str:
+    """The event scores of one variable: per forecast and threshold, the
+    categorical scores and the FSS at each neighbourhood."""
+    scales = [int(s) for s in scores["scale"].values]
+    lines = [
+        f"events (value >= threshold, {units or 'no units'}; qNN: the training split's "
+        "percentile per cell): hit rate, false-alarm ratio, CSI, ETS, frequency bias, SEDI, "
+        f"fractions skill score over {', '.join(f'{s}x{s}' for s in scales)} cells",
+        f"{'forecast':26s} {'threshold':>9s} "
+        + " ".join(f"{label:>6s}" for label in EVENT_COLUMNS.values())
+        + " " + " ".join(f"{'FSS ' + str(s):>6s}" for s in scales),
+    ]  # fmt: skip
+    for name in scores["forecast"].values:
+        for threshold in scores["threshold"].values:
+            one = scores.sel(forecast=name, threshold=threshold)
+            values = [float(one["events"].sel(event_metric=m)) for m in EVENT_COLUMNS]
+            values += one["fss"].values.tolist()
+            cells = " ".join(f"{v:6.3f}" if np.isfinite(v) else f"{'-':>6s}" for v in values)
+            lines.append(f"{name:26s} {threshold:>9s} {cells}")
+    return "\n".join(lines)
+
+
+INTERVAL = "RMSE 95%"
+TESTED = "diff"
+NOT_SIGNIFICANT = "ns"
+
+
+def confidence_cells(scores: xr.Dataset, forecast: str) -> str:
+    """The interval of ``forecast``'s RMSE, and the model's RMSE minus its with
+    the p-value (marked where not significant)."""
+    low, high = scores["interval"].sel(forecast=forecast, metric="rmse").values
+    cells = f"[{low:6.3f},{high:6.3f}]" if np.isfinite(low) else "-"
+    if "difference" not in scores or forecast not in scores["baseline"].values:
+        return f"{cells:>15s} {'':9s} {'':8s}"
+    of = scores.sel(baseline=forecast, metric="rmse")
+    p = float(of["p_value"])
+    mark = "" if confidence.is_significant(p) else f" {NOT_SIGNIFICANT}"
+    return f"{cells:>15s} {float(of['difference']):9.3f} {f'{p:.3f}{mark}':>8s}"
+
+
+def significance_line(scores: xr.Dataset, units: str) -> str:
+    """Whether the model's RMSE differs from the best baseline's by more than
+    the windows could give by chance."""
+    best = str(scores["best_baseline"].values) if "best_baseline" in scores else None
+    if best is None or best not in scores["baseline"].values:
+        return ""
+    of = scores.sel(baseline=best, metric="rmse")
+    difference, p = float(of["difference"]), float(of["p_value"])
+    low, high = of["difference_interval"].values
+    verdict = "significant" if confidence.is_significant(p) else "NOT significant"
+    better = "lower" if difference < 0 else "higher"
+    return (
+        f"{scores.attrs['tested']}: RMSE {abs(difference):.3f} {units} {better} than the best "
+        f"baseline ({best}), 95% interval of the difference [{low:.3f}, {high:.3f}], "
+        f"p = {p:.3f}: {verdict} at 5% over {scores.attrs['windows']} windows (resampled in "
+        f"blocks of {int(scores['block_length'])})"
+    )
 
 
 def seasonal_note(scores: dict) -> str:
@@ -313,10 +431,21 @@ def format_summary(
             f"{'lead ' + str(lead):>15s}" for lead in summary["lead_time"].values
         )
         lines.append(header)
+        confident = "interval" in summary
+        if confident:
+            lines[-1] = lines[-1].replace("  lead 1", f" {'95% interval':>15s}  lead 1")
         for name in summary["forecast"].values:
             one = summary.sel(forecast=name, metric=metric)
             cells = [one["overall"].values.tolist()]
             cells += one["per_lead"].transpose("lead_time", "statistic").values.tolist()
             values = [f"{mean:7.3f} +- {std:5.3f}" for mean, std in cells]
+            if confident:
+                low, high = one["interval"].values
+                values[0] += f" {f'[{low:6.3f},{high:6.3f}]':>15s}"
             lines.append(f"{name:14s} {values[0]:>15s}  " + " ".join(values[1:]))
+    if "interval" in summary:
+        lines.append(
+            "95% interval: of the mean over the runs, the test windows' sampling spread (block "
+            "bootstrap) combined with the seeds' spread"
+        )
     return "\n".join(lines)

@@ -235,6 +235,9 @@ class TrainedRun:
             batch_size=self.batch_size,
             area_weights=self.config.evaluation.area_weights,
             geographic=self.description.get("geographic", True),
+            bootstrap=self.config.evaluation.bootstrap,
+            thresholds=self.config.evaluation.thresholds,
+            neighbourhoods=self.config.evaluation.neighbourhoods,
         )
 
     def warn_without_units(self) -> None:

@@ -1,0 +1,118 @@
+"""What a run reports per grid cell, region and wavenumber, from the
+`stconv.evaluation.field_scoring.FieldScoring` of its test split:
+
+- ``cell_scores.nc``: RMSE, MAE, bias and the anomaly correlation of every
+  forecast per cell and lead time (`stconv.evaluation.cells`), and
+  ``cell_rmse.png``, ``cell_bias.png``, ``cell_acc.png``: the model's drawn
+  as maps;
+- ``regional_scores.json`` and a printed table, with ``evaluation.regions``:
+  every forecast's scores per region (`stconv.evaluation.regions`);
+- ``spectra.nc`` and ``spectra.png``: the mean zonal power spectrum of the
+  truth and of every forecast per lead time (`stconv.evaluation.spectra`):
+  a blurred forecast has less power than the truth at high wavenumbers;
+- ``forecast_errors.png``: the truth, the forecast and its error at every
+  lead time of one window (`stconv.evaluation.maps.forecast_figure`).
+
+These are the run's own files: evaluating it again replaces them.
+"""
+
+import os
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from stconv.data.grid import Grid
+from stconv.evaluation import maps, regions
+from stconv.evaluation.cells import cell_scores, write_cell_scores
+from stconv.evaluation.field_scoring import FieldScoring
+from stconv.runs.directory import RunDirectory
+
+MAPPED = ("rmse", "bias", "acc")  # the scores drawn as maps
+
+
+def report_fields(
+    fields: FieldScoring,
+    grid: Grid,
+    run: RunDirectory,
+    model: str,
+    region_spec: str | None,
+    land: np.ndarray,
+    weights: np.ndarray | None,
+) -> None:
+    """Writes the run's per-cell, regional and spectral files (module docstring).
+
+    Args:
+      fields: what the evaluation accumulated.
+      grid: the targets' grid.
+      run: the run's folder.
+      model: the model's forecast name.
+      region_spec: ``evaluation.regions``, or None (no regional scores).
+      land: ``(lat, lon)`` the mask's valid cells (land, where it is a land mask).
+      weights: ``(lat,)`` area weights, or None.
+    """
+    sums = fields.cell_sums(grid)
+    scores = cell_scores(sums)
+    replace(run.file(run.CELL_SCORES), lambda path: write_cell_scores(scores, path))
+    for metric in MAPPED:
+        if metric in scores and np.isfinite(scores[metric].sel(forecast=model)).any():
+            figure = maps.cell_score_maps(scores, metric, model)
+            save(figure, run.file(run.CELL_MAPS.format(metric=metric)))
+    power = fields.power(grid)
+    replace(run.file(run.SPECTRA), power.to_netcdf)
+    if power.sizes["wavenumber"] > 1:  # a grid of one longitude has no zonal wave
+        save(maps.spectra_figure(power), run.file(run.SPECTRA_PLOT))
+    if region_spec:
+        masks = regions.region_masks(regions.parse_regions(region_spec), grid.lat, grid.lon, land)
+        regional = regions.regional_scores(sums, masks, weights)
+        run.write_json(run.REGIONAL_SCORES, regional_record(regional))
+        print(format_regions(regional, model))
+
+
+def save(figure: Figure, path: str) -> None:
+    figure.savefig(path, dpi=100)
+
+
+def replace(path: str, write) -> None:
+    """Writes the run's file ``path`` with ``write(path)``, replacing the one
+    an earlier evaluation of the run wrote."""
+    if os.path.exists(path):
+        os.remove(path)
+    write(path)
+
+
+def regional_record(regional: xr.Dataset) -> dict:
+    """``{variable: {region: {forecast: {metric: overall, metric_per_lead}}}}``."""
+    record: dict = {}
+    for variable in regional["variable"].values:
+        of_variable = record.setdefault(str(variable), {})
+        for region in regional["region"].values:
+            of_region = of_variable.setdefault(str(region), {})
+            for forecast in regional["forecast"].values:
+                one = regional.sel(variable=variable, region=region, forecast=forecast)
+                scores = {"cells": int(one["cells"])}
+                for metric in one["metric"].values:
+                    scores[str(metric)] = float(one["overall"].sel(metric=metric))
+                    per_lead = one["per_lead"].sel(metric=metric).values.tolist()
+                    scores[f"{metric}_per_lead"] = per_lead
+                of_region[str(forecast)] = scores
+    return record
+
+
+def format_regions(regional: xr.Dataset, model: str) -> str:
+    """Per variable and region, every forecast's RMSE over the whole split."""
+    forecasts = [str(f) for f in regional["forecast"].values]
+    lines = ["RMSE per region over the whole test split"]
+    for variable in regional["variable"].values:
+        has_units = "units" in regional.coords
+        units = regional["units"].sel(variable=variable).values if has_units else ""
+        lines.append(
+            f"{str(variable) + f' ({units})':24s} {'cells':>7s} "
+            + " ".join(f"{f[:14]:>14s}" for f in forecasts)
+        )
+        for region in regional["region"].values:
+            one = regional.sel(variable=variable, region=region)
+            rmse = one["overall"].sel(metric="rmse").values
+            cells = int(one["cells"].sel(forecast=model))
+            lines.append(f"{region!s:24s} {cells:7d} " + " ".join(f"{v:14.3f}" for v in rmse))
+    return "\n".join(lines)

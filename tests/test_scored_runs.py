@@ -1,0 +1,135 @@
+"""What a run's evaluation writes beside its scores: event scores by default
+for rainfall-like data, intervals and the model's paired tests for every run,
+the reference's score, per-cell scores and maps, regional scores and spectra."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from stconv import cli
+from stconv.runs.directory import RunDirectory
+
+TINY = ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--epochs", "1"]
+TINY += ["--input-length", "3", "--horizon", "2", "--forecast-samples", "0"]
+
+
+@pytest.fixture(scope="module")
+def rain_run(tmp_path_factory):
+    """A tiny run on synthetic daily rainfall (labelled so: gamma-distributed
+    showers in mm/day, two of three days dry) on a 6 x 8 grid."""
+    folder = tmp_path_factory.mktemp("rain")
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2001-01-01", periods=300, freq="D")
+    wet = rng.random((300, 6, 8)) < 0.35
+    rain = np.where(wet, rng.gamma(0.8, 8.0, (300, 6, 8)), 0.0).astype(np.float32)
+    data = xr.Dataset(
+        {"pr": (("time", "lat", "lon"), rain, {"units": "mm/day"})},
+        coords={"time": times, "lat": np.linspace(-10, 10, 6), "lon": np.linspace(0, 35, 8)},
+    )
+    data.to_netcdf(folder / "rain.nc")
+    workdir = folder / "run"
+    argv = ["train", "--workdir", str(workdir), *TINY, "--dataset", str(folder / "rain.nc")]
+    argv += ["--bootstrap", "200", "--regions", "global,tropics,north=0:10:0:20"]
+    argv += ["--forecast-samples", "1"]
+    assert cli.main(argv) == 0
+    return workdir
+
+
+def test_rainfall_gets_the_event_scores_by_default(rain_run, capsys):
+    results = RunDirectory(rain_run).read_json("results.json", "")["pr"]
+    events = results["persistence"]["events"]
+    assert events["thresholds"] == ["1", "10", "20"] and events["scales"] == [1, 3, 5]
+    for score in ("hit_rate", "false_alarm_ratio", "csi", "ets", "frequency_bias", "sedi"):
+        assert len(events[score]) == 3 and len(events[f"{score}_per_lead"]) == 2
+    assert np.shape(events["fss"]) == (3, 3)
+    # the input mean smooths the showers: it rains >= 1 mm/day far more often than the truth
+    assert results["input_mean"]["events"]["frequency_bias"][0] > 1.5
+    assert set(results) >= {"stconvs2s-r", "persistence", "input_mean"}
+    assert all("events" in record for record in results.values())
+
+
+def test_temperature_gets_no_event_scores(tiny_run):
+    results = json.loads((tiny_run / "results.json").read_text())
+    assert not any("events" in r for v in results.values() for r in v.values())
+
+
+def test_every_score_has_an_interval_and_the_model_its_paired_tests(rain_run):
+    results = RunDirectory(rain_run).read_json("results.json", "")["pr"]
+    model = results["stconvs2s-r"]
+    for record in results.values():
+        low, high = record["interval"]["rmse"]
+        assert low <= record["rmse"] <= high
+        assert len(record["interval_per_lead"]["rmse"]) == 2
+        assert record["bootstrap"]["replicates"] == 200
+    versus = model["versus"]["persistence"]["rmse"]
+    assert versus["difference"] == pytest.approx(
+        model["rmse"] - results["persistence"]["rmse"], abs=1e-9
+    )
+    assert 0 < versus["p_value"] <= 1 and versus["interval"][0] <= versus["interval"][1]
+    assert "versus" not in results["persistence"]
+    assert model["rmse_reference"] > 0
+
+
+def test_the_table_prints_intervals_events_and_the_verdict(rain_run, capsys):
+    assert cli.main(["evaluate", "--workdir", str(rain_run)]) == 0
+    out = capsys.readouterr().out
+    assert "RMSE 95%" in out and "than the best baseline" in out
+    assert "at 5% over" in out and "events (value >= threshold, mm/day" in out
+
+
+def test_per_cell_scores_are_those_of_the_written_forecasts(rain_run):
+    """The model's RMSE and bias per cell at lead 1, by hand from
+    ``test_forecasts.nc`` and the data file, equal ``cell_scores.nc``'s."""
+    written = xr.open_dataset(rain_run / "test_forecasts.nc")
+    data = xr.open_dataset(rain_run.parent / "rain.nc")
+    lead_1 = written["pr"].isel(lead_time=0)
+    truth = data["pr"].sel(time=written["valid_time"].isel(lead_time=0).values).values
+    errors = lead_1.values - truth
+    cells = xr.open_dataset(rain_run / "cell_scores.nc").sel(
+        forecast="stconvs2s-r", lead_time=1, variable="pr"
+    )
+    np.testing.assert_allclose(cells["rmse"], np.sqrt(np.mean(errors**2, axis=0)), rtol=1e-4)
+    np.testing.assert_allclose(cells["bias"], errors.mean(axis=0), rtol=1e-4, atol=1e-4)
+    assert cells["windows"].values.min() == len(errors)
+    for picture in ("cell_rmse.png", "cell_bias.png", "spectra.png", "forecast_errors.png"):
+        assert (rain_run / picture).stat().st_size > 10_000
+
+
+def test_the_global_region_is_the_whole_grid(rain_run):
+    run = RunDirectory(rain_run)
+    regional = run.read_json("regional_scores.json", "")["pr"]
+    results = run.read_json("results.json", "")["pr"]
+    assert list(regional) == ["global", "tropics", "north"]
+    for forecast in ("stconvs2s-r", "persistence"):
+        for metric in ("rmse", "weighted_rmse", "bias"):
+            expected = results[forecast][metric]
+            assert regional["global"][forecast][metric] == pytest.approx(expected, rel=1e-5)
+    assert regional["north"]["persistence"]["cells"] < regional["global"]["persistence"]["cells"]
+
+
+def test_the_spectra_hold_the_truth_and_every_forecast(rain_run):
+    spectra = xr.open_dataset(rain_run / "spectra.nc")
+    assert set(spectra["source"].values) >= {"truth", "stconvs2s-r", "input_mean"}
+    assert spectra.sizes["wavenumber"] == 8 // 2 + 1 and spectra.sizes["lead_time"] == 2
+    power = spectra["power"].sel(variable="pr", lead_time=1)
+    # the input mean averages three days of showers: less power than the truth at every k >= 1
+    assert (power.sel(source="input_mean")[1:] < power.sel(source="truth")[1:]).all()
+
+
+def test_evaluate_takes_other_evaluation_settings_for_this_evaluation(rain_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(rain_run, run)
+    argv = ["evaluate", "--workdir", str(run), "--thresholds", "5,q90", "--bootstrap", "100"]
+    assert cli.main([*argv, "--regions", "south=-10:0:0:35"]) == 0
+    results = RunDirectory(run).read_json("results.json", "")["pr"]["persistence"]
+    assert results["events"]["thresholds"] == ["5", "q90"]
+    assert results["bootstrap"]["replicates"] == 100
+    assert list(RunDirectory(run).read_json("regional_scores.json", "")["pr"]) == ["south"]
+    assert RunDirectory(run).config().evaluation.bootstrap == 200  # the run's own: unchanged
+    assert cli.main(["evaluate", "--workdir", str(run), "--regions", "atlantis"]) == 2
+    assert "--regions 'atlantis' is invalid" in capsys.readouterr().err
