@@ -84,6 +84,21 @@ def test_iterations_report_mean_and_std(seeds):
     assert (seeds / "skill_by_lead.png").exists()
 
 
+def test_the_mean_over_seeds_gets_an_interval_with_the_seeds_spread(seeds):
+    """The half-width z sqrt(se^2 + s^2 / n): the windows' sampling error (from
+    the runs' mean interval) with the seeds' spread (ddof 1) of their mean."""
+    summary = json.loads((seeds / "summary.json").read_text())
+    runs = [run["synthetic_0"]["stconvs2s-r"] for run in summary["runs"]]
+    rmses = [run["rmse"] for run in runs]
+    low, high = np.mean([run["interval"]["rmse"] for run in runs], axis=0)
+    z = 1.959963984540054
+    half = z * np.sqrt(((high - low) / (2 * z)) ** 2 + np.var(rmses, ddof=1) / 2)
+    bounds = summary["summary"]["synthetic_0"]["stconvs2s-r"]["rmse"]["interval"]
+    assert bounds == pytest.approx([np.mean(rmses) - half, np.mean(rmses) + half])
+    printed = (seeds.parent / "printed.txt").read_text()
+    assert "(the best baseline), mean over the runs: RMSE" in printed
+
+
 def test_the_ensemble_mean_is_the_mean_of_the_members_forecasts(seeds):
     forecasts = []
     for seed in (1000, 1010):

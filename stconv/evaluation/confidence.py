@@ -142,7 +142,8 @@ def seeds_interval(runs: list[xr.Dataset], summarized: xr.Dataset) -> xr.Dataset
     (`stconv.evaluation.significance.combined_with_seeds`: the windows'
     sampling spread, the mean of the runs' own, with the seeds' spread of
     the mean), ``interval`` ``(forecast, variable, metric, bound)`` around
-    the mean, overall and per lead; empty where the runs have none."""
+    the mean, overall and per lead; and the same of the tested forecast's
+    paired differences (`seeds_difference`); empty where the runs have none."""
     if not all("interval" in run for run in runs):
         return xr.Dataset()
     level = float(runs[0].attrs["level"])
@@ -155,7 +156,24 @@ def seeds_interval(runs: list[xr.Dataset], summarized: xr.Dataset) -> xr.Dataset
         low, high = bounds.sel(bound="low"), bounds.sel(bound="high")
         half = combined_with_seeds(low, high, std, len(runs), level)
         result[name] = xr.concat([mean - half, mean + half], "bound").assign_coords(bound=BOUNDS)
-    return xr.Dataset(result)
+    if all("difference" in run for run in runs):
+        result.update(seeds_difference(runs, level))
+    return xr.Dataset(result).assign_attrs(
+        {key: runs[0].attrs[key] for key in ("tested", "windows") if key in runs[0].attrs}
+    )
+
+
+def seeds_difference(runs: list[xr.Dataset], level: float) -> dict[str, xr.DataArray]:
+    """The tested forecast's mean paired difference with each baseline over
+    the runs, and its interval with the seeds' spread (`seeds_interval`)."""
+    each = xr.concat([run["difference"] for run in runs], "run", join="outer")
+    bounds = xr.concat([run["difference_interval"] for run in runs], "run").mean("run")
+    std = each.std("run", ddof=1) if len(runs) > 1 else xr.zeros_like(each.isel(run=0))
+    mean = each.mean("run")
+    low, high = bounds.sel(bound="low"), bounds.sel(bound="high")
+    half = combined_with_seeds(low, high, std, len(runs), level)
+    interval = xr.concat([mean - half, mean + half], "bound").assign_coords(bound=BOUNDS)
+    return {"difference": mean, "difference_interval": interval}
 
 
 def is_significant(p_value: float) -> bool:

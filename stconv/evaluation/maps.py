@@ -116,16 +116,39 @@ def cell_score_maps(
     checked_choice("forecast", forecast, [str(f) for f in scores["forecast"].values])
     leads = chosen_leads(scores["lead_time"].values, leads)
     of = scores[metric].sel(forecast=forecast, lead_time=leads)
-    of = of.transpose("variable", "lead_time", "lat", "lon")
-    lat, lon = grid_coordinates(of)
-    variables = [str(v) for v in of["variable"].values]
+    rows = [(str(v), metric, of.sel(variable=v)) for v in of["variable"].values]
+    return map_rows(rows, leads, forecast)
+
+
+def score_maps(
+    scores: xr.Dataset,
+    forecast: str,
+    metrics: list[str],
+    variable: str,
+    leads: list[int] | None = None,
+) -> Figure:
+    """Maps of several per-cell scores of one forecast and variable: a row
+    per metric, a column per lead time (as `cell_score_maps`)."""
+    checked_choice("forecast", forecast, [str(f) for f in scores["forecast"].values])
+    for metric in metrics:
+        checked_choice("metric", metric, [str(name) for name in scores.data_vars])
+    leads = chosen_leads(scores["lead_time"].values, leads)
+    of = scores.sel(forecast=forecast, lead_time=leads, variable=variable)
+    return map_rows([(variable, metric, of[metric]) for metric in metrics], leads, forecast)
+
+
+def map_rows(rows: list[tuple[str, str, xr.DataArray]], leads: list[int], forecast: str) -> Figure:
+    """One row of maps per ``(variable, metric, values (lead_time, lat, lon))``,
+    a column per lead time, one colour scale (and colour bar) per row."""
     width, height = PANEL_SIZE
-    figure = Figure(figsize=(width * len(leads) + 1, height * len(variables)), layout="constrained")
-    rows = figure.subplots(len(variables), len(leads), squeeze=False, sharex=True, sharey=True)
-    for axes, variable in zip(rows, variables, strict=True):
-        values = of.sel(variable=variable).values
+    figure = Figure(figsize=(width * len(leads) + 1, height * len(rows)), layout="constrained")
+    axes_rows = figure.subplots(len(rows), len(leads), squeeze=False, sharex=True, sharey=True)
+    for axes, (variable, metric, of) in zip(axes_rows, rows, strict=True):
+        of = of.transpose("lead_time", "lat", "lon")
+        lat, lon = grid_coordinates(of)
+        values = of.values
         style = metric_style(metric, values)
-        units = str(of["units"].sel(variable=variable).values) if "units" in of.coords else ""
+        units = str(of["units"].values) if "units" in of.coords else ""
         label = f"{metric} ({units})" if units and not is_correlation(metric) else metric
         for axis, lead, field in zip(axes, leads, values, strict=True):
             image = draw_map(axis, field, lat, lon, style)

@@ -316,7 +316,8 @@ def summary_record(summary_scores: xr.Dataset) -> dict[str, dict]:
     """`summary` in the layout of ``summary.json``: ``{variable: {forecast:
     {score: {"mean", "std"}}}}`` for the skill against persistence, every
     metric of `stconv.evaluation.metrics.METRICS` scored and the reference's
-    RMSE (`stconv.evaluation.metrics.reference_rmse`), overall and per lead."""
+    RMSE (`stconv.evaluation.metrics.reference_rmse`), overall and per lead;
+    overall, the ``interval`` of the mean with the seeds' spread, where known."""
     names = [m for m in [SUMMARIZED, *METRICS, REFERENCE_RMSE] if m in summary_scores["metric"]]
     record = {}
     for variable in summary_scores["variable"].values:
@@ -331,6 +332,9 @@ def summary_record(summary_scores: xr.Dataset) -> dict[str, dict]:
                     scores[f"{name}{key}"] = {
                         s: stats.sel(statistic=s).values.tolist() for s in ("mean", "std")
                     }
+                bounds = one["interval"].sel(metric=name).values if "interval" in one else [np.nan]
+                if np.isfinite(bounds).all():
+                    scores[name]["interval"] = bounds.tolist()
             forecasts[str(forecast)] = scores
         record[str(variable)] = forecasts
     return record

@@ -69,7 +69,7 @@ class RunDirectory:
     FORECAST_MAPS = "forecast_maps.png"
     SKILL_BY_LEAD = "skill_by_lead.png"
     CELL_SCORES = "cell_scores.nc"  # RMSE, MAE, bias, ACC per cell and lead time
-    CELL_MAPS = "cell_{metric}.png"  # the model's per-cell RMSE, bias and ACC
+    CELL_MAPS = "cell_maps.png"  # the model's per-cell RMSE, bias and ACC
     REGIONAL_SCORES = "regional_scores.json"
     SPECTRA = "spectra.nc"  # mean zonal power spectra of the truth and every forecast
     SPECTRA_PLOT = "spectra.png"

@@ -3,12 +3,13 @@
 
 - ``cell_scores.nc``: RMSE, MAE, bias and the anomaly correlation of every
   forecast per cell and lead time (`stconv.evaluation.cells`), and
-  ``cell_rmse.png``, ``cell_bias.png``, ``cell_acc.png``: the model's drawn
-  as maps;
+  ``cell_maps.png``: the model's RMSE, bias and ACC at the first and last
+  lead time, drawn as maps (the first target variable);
 - ``regional_scores.json`` and a printed table, with ``evaluation.regions``:
   every forecast's scores per region (`stconv.evaluation.regions`);
 - ``spectra.nc`` and ``spectra.png``: the mean zonal power spectrum of the
-  truth and of every forecast per lead time (`stconv.evaluation.spectra`):
+  truth and of every forecast per lead time (`stconv.evaluation.spectra`;
+  drawn at the first and last lead time):
   a blurred forecast has less power than the truth at high wavenumbers;
 - ``forecast_errors.png``: the truth, the forecast and its error at every
   lead time of one window (`stconv.evaluation.maps.forecast_figure`).
@@ -54,14 +55,15 @@ def report_fields(
     sums = fields.cell_sums(grid)
     scores = cell_scores(sums)
     replace(run.file(run.CELL_SCORES), lambda path: write_cell_scores(scores, path))
-    for metric in MAPPED:
-        if metric in scores and np.isfinite(scores[metric].sel(forecast=model)).any():
-            figure = maps.cell_score_maps(scores, metric, model)
-            save(figure, run.file(run.CELL_MAPS.format(metric=metric)))
+    of_model = scores.sel(forecast=model).isel(variable=0)
+    drawn = [m for m in MAPPED if m in scores and np.isfinite(of_model[m]).any()]
+    ends = sorted({int(scores["lead_time"][0]), int(scores["lead_time"][-1])})
+    variable = str(scores["variable"].values[0])
+    save(maps.score_maps(scores, model, drawn, variable, ends), run.file(run.CELL_MAPS))
     power = fields.power(grid)
     replace(run.file(run.SPECTRA), power.to_netcdf)
     if power.sizes["wavenumber"] > 1:  # a grid of one longitude has no zonal wave
-        save(maps.spectra_figure(power), run.file(run.SPECTRA_PLOT))
+        save(maps.spectra_figure(power, ends), run.file(run.SPECTRA_PLOT))
     if region_spec:
         masks = regions.region_masks(regions.parse_regions(region_spec), grid.lat, grid.lon, land)
         regional = regions.regional_scores(sums, masks, weights)

@@ -448,4 +448,23 @@ def format_summary(
             "95% interval: of the mean over the runs, the test windows' sampling spread (block "
             "bootstrap) combined with the seeds' spread"
         )
+    if "difference" in summary:
+        lines.append(seeds_verdict(summary, units))
     return "\n".join(lines)
+
+
+def seeds_verdict(summary: xr.Dataset, units: str) -> str:
+    """Whether the mean over the seeds of the model's RMSE differs from the
+    best baseline's (the lowest mean wRMSE) by more than chance, the seeds'
+    spread included: its interval excludes 0."""
+    tested = summary.attrs["tested"]
+    baselines = [str(b) for b in summary["baseline"].values]
+    wrmse = summary["overall"].sel(metric="weighted_rmse", statistic="mean")
+    best = min(baselines, key=lambda name: float(wrmse.sel(forecast=name)))
+    of = summary.sel(baseline=best, metric="rmse")
+    difference, (low, high) = float(of["difference"]), of["difference_interval"].values
+    verdict = "significant" if low > 0 or high < 0 else "NOT significant"
+    return (
+        f"{tested} minus {best} (the best baseline), mean over the runs: RMSE {difference:.3f} "
+        f"{units}, 95% interval [{low:.3f}, {high:.3f}] with the seeds' spread: {verdict} at 5%"
+    )
