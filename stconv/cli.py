@@ -434,13 +434,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def error_line(args: argparse.Namespace, error: BaseException) -> str:
-    """`one_line`; of ``train``, with the config fields it names as their
-    flags (`as_flags`), unless it is about the values of the ``--config`` file."""
+    """`one_line`; of ``train`` and ``evaluate``, with the config fields it
+    names as their flags (`as_flags`), unless it is about the values of a file
+    (``--config``, a run's ``config.json``)."""
     message = one_line(error)
-    config_file = getattr(args, "config", None)
-    if args.command in ("train", "evaluate") and not (
-        config_file and message.startswith(f"file {config_file!r}")
-    ):
+    if args.command in ("train", "evaluate") and not message.startswith("file "):
         return as_flags(message)
     return message
 

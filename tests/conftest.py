@@ -88,6 +88,7 @@ def digest(folder) -> dict:
 TINY_RUN = (
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
     "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1", "--eval-batch-size", "8",
+    "--no-maps",
 )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from stconv.training.checkpoints import Checkpoints, CheckpointWriteError
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "3",
+    "--batch-size", "16", "--forecast-samples", "0", "--no-maps", "--epochs", "3",
 ]  # fmt: skip
 # Epoch 2's records cannot be written: its arrays are, into orbax's temporary folder.
 FULL_DISK = """

@@ -13,7 +13,7 @@ from stconv.training.step import TrainingError
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0",
+    "--batch-size", "16", "--forecast-samples", "0", "--no-maps",
 ]  # fmt: skip
 
 

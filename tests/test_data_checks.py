@@ -20,7 +20,8 @@ from stconv.data.features import YEAR_FEATURES, calendar_names
 
 TINY = [
     "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16",
-    "--forecast-samples", "0", "--epochs", "1", "--input-length", "3", "--horizon", "2",
+    "--forecast-samples", "0", "--no-maps", "--epochs", "1", "--input-length", "3",
+    "--horizon", "2",
 ]  # fmt: skip
 
 

@@ -35,7 +35,7 @@ from stconv.training.step import create_optimizer, make_train_step
 BATCH_ROWS = (16, 16, 16, 12)  # 12 rows do not split over 8 devices: replicated
 CLI_ARGS = [
     "--num-layers", "1", "--hidden-dim", "8", "--kernel-size", "3", "--dropout", "0.1",
-    "--batch-size", "16", "--epochs", "1", "--forecast-samples", "0",
+    "--batch-size", "16", "--epochs", "1", "--forecast-samples", "0", "--no-maps",
 ]  # fmt: skip
 
 

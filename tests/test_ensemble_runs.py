@@ -19,7 +19,7 @@ from stconv.runs.forecaster import Forecaster
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1",
+    "--batch-size", "16", "--forecast-samples", "0", "--no-maps", "--epochs", "1",
 ]  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from stconv.training.step import count_parameters
 FLAGS = [
     "--dataset", "ramp", "--input-length", "3", "--horizon", "2", "--num-layers", "2",
     "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "8", "--epochs", "1",
-    "--forecast-samples", "0", "--model-option", "channel_increase=false",
+    "--forecast-samples", "0", "--no-maps", "--model-option", "channel_increase=false",
 ]  # fmt: skip
 
 # The new metric: the mean squared error, from the sums RMSE already takes;

@@ -19,7 +19,8 @@ from stconv.training.checkpoints import Checkpoints
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "0", "--epochs", "3", "--dropout", "0.2",
+    "--batch-size", "16", "--forecast-samples", "0", "--no-maps", "--epochs", "3",
+    "--dropout", "0.2",
 ]  # fmt: skip
 KILLED_EPOCH = 2
 

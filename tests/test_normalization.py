@@ -105,7 +105,17 @@ def test_a_float16_store_trains(tmp_path, capsys):
     dataset.to_zarr(tmp_path / "tas.zarr")
     argv = ["train", "--workdir", str(tmp_path / "run"), "--dataset", str(tmp_path / "tas.zarr")]
     argv += ["--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16"]
-    argv += ["--forecast-samples", "0", "--epochs", "1", "--input-length", "3", "--horizon", "2"]
+    argv += [
+        "--forecast-samples",
+        "0",
+        "--no-maps",
+        "--epochs",
+        "1",
+        "--input-length",
+        "3",
+        "--horizon",
+        "2",
+    ]
     assert cli.main(argv) == 0, capsys.readouterr().err
     statistics = json.loads((tmp_path / "run" / "normalization.json").read_text())
     np.testing.assert_allclose(statistics["mean"], [300.0], rtol=1e-2)

@@ -162,7 +162,7 @@ def test_config_without_compute_dtype_loads_as_float32(tmp_path):
 def test_cli_trains_and_evaluates_in_bfloat16(tmp_path):
     workdir = str(tmp_path / "run")
     flags = ["--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2"]
-    flags += ["--kernel-size", "3", "--epochs", "1", "--forecast-samples", "0"]
+    flags += ["--kernel-size", "3", "--epochs", "1", "--forecast-samples", "0", "--no-maps"]
     assert cli.main(["train", "--workdir", workdir, *flags, "--compute-dtype", "bfloat16"]) == 0
     with open(tmp_path / "run" / "results.json") as f:
         trained_results = json.load(f)

@@ -28,7 +28,7 @@ def test_a_log_file_gets_one_line_per_epoch_and_no_frames(tmp_path, capsys):
     argv = [
         "train", "--workdir", str(tmp_path / "run"), "--dataset", "synthetic",
         "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16",
-        "--forecast-samples", "0", "--epochs", "2",
+        "--forecast-samples", "0", "--no-maps", "--epochs", "2",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     captured = capsys.readouterr()

@@ -20,7 +20,7 @@ from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
 
 TINY = ["--num-layers", "1", "--hidden-dim", "4", "--kernel-size", "3", "--epochs", "1"]
-TINY += ["--input-length", "3", "--horizon", "2", "--forecast-samples", "0"]
+TINY += ["--input-length", "3", "--horizon", "2", "--forecast-samples", "0", "--no-maps"]
 
 
 @pytest.fixture(scope="module")

@@ -346,6 +346,11 @@ class EvaluationConfig(Section):
         "weight the test scores by grid-cell area (cosine of latitude) beside the unweighted "
         "ones (evaluation.area_weights=False: unweighted only)",
     )
+    maps: bool = setting(
+        True,
+        "score every grid cell and the zonal power spectra (cell_scores.nc, spectra.nc) and draw "
+        "them (cell_maps.png, spectra.png, forecast_errors.png)",
+    )
     bootstrap: int = setting(
         1000,
         "block-bootstrap resamples of the test windows for every score's 95% interval and the "

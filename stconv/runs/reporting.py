@@ -80,10 +80,11 @@ def report_test_split(
     )  # evaluate writes the run's test forecasts again
     climatology = forecaster.run.climatology
     climatology = None if climatology is None else climatology.first(outputs)
+    maps = config.evaluation.maps
     fields = FieldScoring(config.model.name, (), normalizer, climatology, valid_times)
     with clock.phase("evaluation"), writer:
         forecasts = TestForecasts(writer, normalizer, mask, init_times, valid_times, picks, clock)
-        on_batch = both(forecasts, fields)
+        on_batch = both(forecasts, fields if maps else None)
         results = forecaster.score(source, lat, what, on_batch=on_batch, train=train)
     with clock.phase("writing"):
         scores = as_dataset(results)
@@ -91,9 +92,10 @@ def report_test_split(
         print(format_results(scores))
         plots.skill_by_lead(scores, skill_panels(), run.file(run.SKILL_BY_LEAD))
         weights = grid_weights(grid.latitudes, config.evaluation.area_weights, what)
-        regions = config.evaluation.regions
-        report_fields(fields, grid, run, config.model.name, regions, mask[..., 0], weights)
-        if config.evaluation.forecast_samples:
+        if maps:
+            regions = config.evaluation.regions
+            report_fields(fields, grid, run, config.model.name, regions, mask[..., 0], weights)
+        if config.evaluation.forecast_samples and maps:
             first = picks[0]
             title = f"init {str(init_times[first])[:16]}"
             draw_forecast_errors(*forecasts.whole[first], grid, title, run)
