@@ -16,6 +16,7 @@ command (`stconv.training.distributed.maybe_initialize`).
 import argparse
 import contextlib
 import dataclasses
+import os
 import re
 import signal
 import sys
@@ -438,9 +439,17 @@ def error_line(args: argparse.Namespace, error: BaseException) -> str:
     names as their flags (`as_flags`), unless it is about the values of a file
     (``--config``, a run's ``config.json``)."""
     message = one_line(error)
-    if args.command in ("train", "evaluate") and not message.startswith("file "):
+    named = CONFIG_FILE.match(message)
+    about_a_config = named is not None and (
+        named.group(1) == getattr(args, "config", None)
+        or os.path.basename(named.group(1)) == "config.json"
+    )
+    if args.command in ("train", "evaluate") and not about_a_config:
         return as_flags(message)
     return message
+
+
+CONFIG_FILE = re.compile(r"file '([^']*)'")  # how a config file's errors name it
 
 
 def one_line_warning(command: str):

@@ -172,6 +172,7 @@ def test_an_ensemble_of_a_seasonal_run_is_scored_against_the_seasons(seasonal_ru
         "damped_anomaly_persistence", "climatological_ensemble",
     }  # fmt: skip
     assert "acc" in results["stconvs2s-r"] and results["stconvs2s-r"]["ensemble"]["members"] == 2
+    assert not any("events" in record for record in results.values())  # t2m: no events
     # three years, 60% of them for training: one complete year from its first day
     climate = results["climatological_ensemble"]
     assert climate["ensemble"]["members"] == 1

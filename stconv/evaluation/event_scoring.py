@@ -13,6 +13,8 @@ In a forecast's record of ``results.json``, ``events``: the layout of
 threshold, scale)`` and ``fss_per_lead``; NaN where undefined.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import xarray as xr
 
@@ -26,7 +28,7 @@ def event_thresholds(
     spec: str | None,
     targets: tuple[str, ...],
     units: tuple[str, ...],
-    train: np.ndarray | None,
+    training_frames: Callable[[], np.ndarray | None],
     shape: tuple[int, int, int],
 ) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """The physical thresholds ``(k, lat, lon, targets)`` and their names, or
@@ -35,8 +37,9 @@ def event_thresholds(
     Args:
       spec: ``evaluation.thresholds`` (None: by default; ``"none"``: none).
       targets, units: the target variables and their units.
-      train: ``(time, lat, lon, targets)`` the training frames, physical
-        units, NaN where masked; None where unknown (percentiles are then left out).
+      training_frames: gives ``(time, lat, lon, targets)`` the training frames,
+        physical units, NaN where masked, or None where unknown (percentiles
+        are then left out); called only for percentiles.
       shape: ``(lat, lon, targets)``.
     """
     if spec == "none":
@@ -49,6 +52,7 @@ def event_thresholds(
             for name, unit in zip(targets, units, strict=True)
         ]
     thresholds = next((c for c in chosen if c), ())
+    train = training_frames() if any(t.quantile is not None for t in thresholds) else None
     if train is None:
         thresholds = tuple(t for t in thresholds if t.quantile is None)
     if not thresholds:

@@ -337,10 +337,11 @@ def event_scoring_of(
     (`stconv.evaluation.event_scoring`), or None where no target has thresholds;
     percentiles from ``train``'s frames (the training split), where given."""
     mask = source.mask[..., : run.outputs]
-    series = None
-    if train is not None:
-        series = np.where(mask, train.series()[..., : run.outputs], np.nan)
-    chosen = event_thresholds(run.thresholds, run.targets, run.units, series, mask.shape)
+
+    def training_frames() -> np.ndarray | None:  # read only for percentiles
+        return None if train is None else np.where(mask, train.series()[..., : run.outputs], np.nan)
+
+    chosen = event_thresholds(run.thresholds, run.targets, run.units, training_frames, mask.shape)
     if chosen is None:
         return None
     valid_times = source.valid_times()
