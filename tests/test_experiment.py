@@ -18,7 +18,7 @@ from stconv.runs.assembly import load_config_dataset
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
-    "--batch-size", "16", "--forecast-samples", "2",
+    "--batch-size", "16", "--forecast-samples", "2", "--no-maps",
 ]  # fmt: skip
 
 
@@ -33,10 +33,12 @@ def read_rows(workdir):
 
 def test_train_evaluate_predict_end_to_end(tmp_path, capsys, monkeypatch):
     workdir = tmp_path / "run"
-    assert train(workdir, "--epochs", "2") == 0
+    assert train(workdir, "--epochs", "2", "--maps") == 0
     out = capsys.readouterr().out
     assert "stconvs2s-r" in out and "persistence" in out and "climatology" in out
     for name in ("config.json", "normalization.json", "learning_curve.png", "forecast_maps.png"):
+        assert (workdir / name).exists()
+    for name in ("cell_scores.nc", "cell_maps.png", "spectra.nc", "forecast_errors.png"):
         assert (workdir / name).exists()
     assert (workdir / "skill_by_lead.png").stat().st_size > 10_000
     assert [row["epoch"] for row in read_rows(workdir)] == [1, 2]

@@ -23,7 +23,7 @@ from stconv.runs.forecaster import Forecaster
 
 TINY = [
     "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "16",
-    "--forecast-samples", "1", "--epochs", "2", "--dropout", "0.2",
+    "--forecast-samples", "1", "--no-maps", "--epochs", "2", "--dropout", "0.2",
 ]  # fmt: skip
 
 

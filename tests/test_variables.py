@@ -19,7 +19,8 @@ from stconv.runs.reporting import format_results, summarize
 
 TINY = [
     "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--batch-size", "8",
-    "--epochs", "1", "--forecast-samples", "1", "--input-length", "3", "--horizon", "2",
+    "--epochs", "1", "--forecast-samples", "1", "--no-maps", "--input-length", "3",
+    "--horizon", "2",
 ]  # fmt: skip
 
 

@@ -80,13 +80,15 @@ def draw_map(axis, values: np.ndarray, lat: np.ndarray, lon: np.ndarray, style: 
 
 
 def grid_coordinates(data: xr.Dataset | xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """``data``'s latitudes and longitudes, or cell indices where it has none."""
-    return tuple(
+    """``data``'s latitudes and longitudes (unwrapped across the 0 or 180
+    meridian, so that they increase), or cell indices where it has none."""
+    lat, lon = (
         np.asarray(data[name].values, np.float64)
         if name in data.coords
         else np.arange(data.sizes[name], dtype=np.float64)
         for name in ("lat", "lon")
     )
+    return lat, np.unwrap(lon, period=360.0) if "lon" in data.coords else lon
 
 
 def checked_choice(name: str, value: str, allowed: list[str]) -> None:
@@ -181,7 +183,7 @@ def forecast_figure(
         a lead time outside 1 .. lead.
     """
     truth, forecast = np.asarray(truth, np.float64), np.asarray(forecast, np.float64)
-    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    lat, lon = np.asarray(lat, np.float64), np.unwrap(np.asarray(lon, np.float64), period=360.0)
     if truth.ndim != 3 or forecast.shape != truth.shape or truth.shape[1:] != (len(lat), len(lon)):
         raise ValueError(
             f"truth {truth.shape}, forecast {forecast.shape}: not both (lead, lat, lon) "
