@@ -132,3 +132,15 @@ def test_evaluate_takes_other_evaluation_settings_for_this_evaluation(rain_run, 
     assert RunDirectory(run).config().evaluation.bootstrap == 200  # the run's own: unchanged
     assert cli.main(["evaluate", "--workdir", str(run), "--regions", "atlantis"]) == 2
     assert "--regions 'atlantis' is invalid" in capsys.readouterr().err
+
+
+def test_the_new_scores_round_trip_through_the_dataset(rain_run):
+    """``results.json`` with intervals, paired tests, events (undefined ones as
+    null) and the reference's score reads as a Dataset and back, number for number."""
+    from stconv.evaluation.scores import as_dataset, as_results
+
+    results = RunDirectory(rain_run).read_json("results.json", "")
+    scores = as_dataset(results)
+    assert as_results(scores) == results
+    assert scores["p_value"].sel(baseline="persistence", metric="rmse") > 0
+    assert set(scores["events"].dims) == {"forecast", "variable", "event_metric", "threshold"}
