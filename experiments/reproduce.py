@@ -39,7 +39,7 @@ import numpy as np
 from stconv import models
 from stconv.config import Config, cell_settings
 from stconv.evaluation.metrics import REFERENCE_RMSE
-from stconv.evaluation.scores import as_dataset, summary, summary_dataset
+from stconv.evaluation.scores import as_dataset, summary
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
 
@@ -155,12 +155,10 @@ def run_cell(config: Config, workdir: str) -> dict:
     results = train_and_evaluate(config, workdir, resume=os.path.exists(workdir))
     runs = results["runs"] if "summary" in results else [results]
     first = as_dataset(runs[0]).isel(variable=0)["overall"]  # the first target's scores
-    summarized = (  # the mean and std over the runs (of one run: itself, std 0)
-        summary_dataset(results["summary"])
-        if "summary" in results
-        else summary([as_dataset(results)])
-    )
-    model = summarized.isel(variable=0)["overall"].sel(forecast=config.model.name)
+    # the mean and std over the runs (of one run: itself, std 0), with the intervals
+    summarized = summary([as_dataset(run) for run in runs]).isel(variable=0)
+    model = summarized["overall"].sel(forecast=config.model.name)
+    low, high = summarized["interval"].sel(forecast=config.model.name, metric="rmse").values
     paths = glob.glob(os.path.join(workdir, "**", RunDirectory.METRICS), recursive=True)
     histories = [read_jsonl(path) for path in sorted(paths)]
     row = {
@@ -173,6 +171,8 @@ def run_cell(config: Config, workdir: str) -> dict:
             for metric in ("rmse", "mae", "weighted_rmse", REFERENCE_RMSE)
             for statistic in ("mean", "std")
         },
+        "rmse_low": float(low),
+        "rmse_high": float(high),
         "acc_mean": float(model.sel(metric="acc", statistic="mean")),
         **{
             f"{name}_rmse": float(first.sel(forecast=name, metric="rmse"))
@@ -253,7 +253,9 @@ def write_tables(rows: list[dict], output: str, header: str) -> None:
     lines = [
         header,
         "",
-        "RMSE is over the whole test set (every valid cell); RMSE as the reference is the "
+        "RMSE is over the whole test set (every valid cell), mean ± std over the runs and, in "
+        "brackets, the 95% interval of the mean (a block bootstrap of the test windows with "
+        "the seeds' spread); RMSE as the reference is the "
         "score the paper published: the mean over test batches of 15 of sqrt(MSE + 1e-6), "
         "every cell in the MSE (masked ones with error 0). Compare the published RMSE with "
         "the latter.",
@@ -270,6 +272,7 @@ def write_tables(rows: list[dict], output: str, header: str) -> None:
         lines.append(
             f"| {row['model']} | {row['dataset']} | {row['horizon']} | {row['runs']} "
             f"| {row['rmse_mean']:.4f} ± {row['rmse_std']:.4f} "
+            f"[{row['rmse_low']:.4f}, {row['rmse_high']:.4f}] "
             f"| {row[f'{REFERENCE_RMSE}_mean']:.4f} ± {row[f'{REFERENCE_RMSE}_std']:.4f} "
             f"| {f'{paper[0]:.4f} / {paper[1]:.4f}' if paper else '-'} "
             f"| {row['weighted_rmse_mean']:.4f} ± {row['weighted_rmse_std']:.4f} "

@@ -58,6 +58,9 @@ def test_table_with_published_numbers_and_skips_finished_cells(
         written = list(csv.DictReader(f))
     assert float(written[0]["rmse_mean"]) == pytest.approx(rows[0]["rmse_mean"])
     assert written[0]["published_rmse"] == "1.3699"
+    # the reference's score, computed in the same pass, stands beside the published one
+    assert rows[0]["rmse_reference_mean"] > 0 and "RMSE as the reference" in table
+    assert rows[0]["rmse_low"] < rows[0]["rmse_mean"] < rows[0]["rmse_high"]
     capsys.readouterr()
 
     cell = workdir / "cfsr-step5" / "stconvs2s-c" / "cell.json"

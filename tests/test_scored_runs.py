@@ -130,6 +130,12 @@ def test_evaluate_takes_other_evaluation_settings_for_this_evaluation(rain_run, 
     assert results["bootstrap"]["replicates"] == 100
     assert list(RunDirectory(run).read_json("regional_scores.json", "")["pr"]) == ["south"]
     assert RunDirectory(run).config().evaluation.bootstrap == 200  # the run's own: unchanged
+    members = ["evaluate", "--workdir", str(run), "--members", "3", "--perturbation", "0.5"]
+    assert cli.main([*members, "--bootstrap", "0", "--no-maps"]) == 0
+    perturbed = RunDirectory(run).read_json("perturbed_results.json", "")["pr"]
+    brier = perturbed["stconvs2s-r"]["events"]["brier"]  # an ensemble's: the Brier score
+    assert len(brier) == 3 and all(0 <= b <= 1 for b in brier)
+    assert "brier" not in perturbed["persistence"]["events"]
     assert cli.main(["evaluate", "--workdir", str(run), "--regions", "atlantis"]) == 2
     assert "--regions 'atlantis' is invalid" in capsys.readouterr().err
 
@@ -144,3 +150,21 @@ def test_the_new_scores_round_trip_through_the_dataset(rain_run):
     assert as_results(scores) == results
     assert scores["p_value"].sel(baseline="persistence", metric="rmse") > 0
     assert set(scores["events"].dims) == {"forecast", "variable", "event_metric", "threshold"}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--thresholds", "q100"], "--thresholds 'q100' is invalid"),
+        (["--thresholds", "1,1.0"], "--thresholds '1,1.0' is invalid"),
+        (["--regions", "box=10:0:0:20"], "--regions 'box=10:0:0:20' is invalid"),
+        (["--neighbourhoods", "2"], "--neighbourhoods (2,) is invalid: give odd sizes"),
+        (["--bootstrap", "-1"], "--bootstrap -1 is invalid"),
+    ],
+)
+def test_bad_score_settings_are_refused_before_anything_is_written(
+    tmp_path, capsys, flags, message
+):
+    workdir = tmp_path / "run"
+    assert cli.main(["train", "--workdir", str(workdir), *flags]) == 2
+    assert message in capsys.readouterr().err and not workdir.exists()

@@ -134,7 +134,8 @@ def event_dataset(records: list[list[dict]], forecasts: list, variables: list) -
     if first is None:
         return xr.Dataset()
     names, scales = first["thresholds"], first["scales"]
-    scores = [s for s in events.EVENT_SCORES if s != "fss" and s in first]
+    present = {key for entry in flat if entry for key in entry}
+    scores = [s for s in events.EVENT_SCORES if s != "fss" and s in present]
     leads = len(first[f"{scores[0]}_per_lead"])
     shape = (len(forecasts), len(variables))
     overall = np.full((*shape, len(scores), len(names)), np.nan)
@@ -147,8 +148,9 @@ def event_dataset(records: list[list[dict]], forecasts: list, variables: list) -
             if not entry:
                 continue
             for k, score in enumerate(scores):
-                overall[i, j, k] = np.asarray(entry[score], float)
-                per_lead[i, j, k] = np.asarray(entry[f"{score}_per_lead"], float)
+                if score in entry:  # the Brier score: an ensemble's only
+                    overall[i, j, k] = np.asarray(entry[score], float)
+                    per_lead[i, j, k] = np.asarray(entry[f"{score}_per_lead"], float)
             fss[i, j] = np.asarray(entry["fss"], float)
             fss_per_lead[i, j] = np.asarray(entry["fss_per_lead"], float)
     dims = ("forecast", "variable")
@@ -172,7 +174,10 @@ def event_record(one: xr.Dataset) -> dict:
         "scales": [int(s) for s in one["scale"].values],
     }
     for score in one["event_metric"].values:
-        entry[str(score)] = one["events"].sel(event_metric=score).values.tolist()
+        values = one["events"].sel(event_metric=score).values
+        if score == "brier" and np.isnan(values).all():
+            continue  # not an ensemble
+        entry[str(score)] = values.tolist()
         per_lead = one["events_per_lead"].sel(event_metric=score).values
         entry[f"{score}_per_lead"] = per_lead.tolist()
     entry["fss"] = one["fss"].values.tolist()
