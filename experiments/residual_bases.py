@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         "this preset, experiments/results/seasons.md) chooses by chance",
         f"- chosen on the validation split: **{chosen}**; the test columns are shown for "
         "every variant, but did not choose",
+        "- with anomaly inputs, the residual around the climatology (no shift, base 0) is "
+        "the network without a residual, by construction: the same seed gives the same run",
         "",
         "| variant | best validation RMSE (K) | test RMSE (K) [95%] | best baseline "
         "| RMSE minus it (K) | p |",
