@@ -99,6 +99,16 @@ class Section:
             if getattr(self, name) is not None:
                 check_positive(self.named(name), getattr(self, name))
 
+    def parsed(self, name: str, parse: Callable[[str], Any]) -> None:
+        """Raises ValueError naming the field ``name`` if ``parse`` refuses its
+        text (its reason, after the ``what: `` the parser names it by)."""
+        try:
+            parse(getattr(self, name))
+        except ValueError as error:
+            reason = str(error).split(": ", 1)[-1]
+            text = getattr(self, name)
+            raise ValueError(f"{self.named(name)}={text!r} is invalid: {reason}") from None
+
     def replace(self, **changes) -> "Section":
         return dataclasses.replace(self, **changes)
 
@@ -381,23 +391,11 @@ class EvaluationConfig(Section):
         if self.thresholds is not None and self.thresholds != "none":
             from stconv.evaluation.events import parse_thresholds  # numpy and scipy: only here
 
-            try:
-                parse_thresholds(self.thresholds)
-            except ValueError as error:
-                reason = str(error).split(": ", 1)[-1]
-                raise ValueError(
-                    f"{self.named('thresholds')}={self.thresholds!r} is invalid: {reason}"
-                ) from None
+            self.parsed("thresholds", parse_thresholds)
         if self.regions is not None:
             from stconv.evaluation.regions import parse_regions  # xarray: only here
 
-            try:
-                parse_regions(self.regions)
-            except ValueError as error:
-                reason = str(error).split(": ", 1)[-1]
-                raise ValueError(
-                    f"{self.named('regions')}={self.regions!r} is invalid: {reason}"
-                ) from None
+            self.parsed("regions", parse_regions)
         sizes = self.neighbourhoods
         if not sizes or not all(isinstance(n, int) and n >= 1 and n % 2 for n in sizes):
             raise ValueError(

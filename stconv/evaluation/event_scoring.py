@@ -20,6 +20,7 @@ import xarray as xr
 
 from stconv.data.normalization import Normalizer
 from stconv.evaluation import events
+from stconv.evaluation.inference import PhysicalBatches
 
 KEY = "events"
 
@@ -64,9 +65,9 @@ def event_thresholds(
     return fields, tuple(t.name for t in thresholds)
 
 
-class EventScoring:
-    """Accumulates the event scores of every forecast of an evaluation, as
-    `stconv.evaluation.scoring.evaluate`'s ``on_batch`` (batches in order).
+class EventScoring(PhysicalBatches):
+    """Accumulates the event scores of every forecast of an evaluation, batch
+    by batch (`stconv.evaluation.inference.PhysicalBatches`).
 
     Args:
       thresholds, names: of `event_thresholds`.
@@ -86,25 +87,15 @@ class EventScoring:
         normalizer: Normalizer,
         valid_times: np.ndarray | None,
     ):
+        super().__init__(normalizer, valid_times)
         self.accumulators = {
             name: events.EventAccumulator(thresholds, names, scales, name in ensembles)
             for name in forecasts
         }
-        self.normalizer = normalizer
-        self.valid_times = valid_times
-        self.count = 0
 
-    def __call__(self, batch: dict, predictions: dict) -> None:
-        rows = len(batch["targets"])
-        valid = None
-        if self.valid_times is not None:
-            valid = self.valid_times[self.count : self.count + rows]
-        mask = batch["mask"]
-        truth = np.where(mask, self.normalizer.denormalize(batch["targets"], valid), np.nan)
+    def observe(self, truth, mask, predictions: dict, valid: np.ndarray | None) -> None:
         for name, prediction in predictions.items():
-            physical = self.normalizer.denormalize(np.asarray(prediction), valid)
-            self.accumulators[name].add(physical, truth, mask)
-        self.count += rows
+            self.accumulators[name].add(self.physical(prediction, valid), truth, mask)
 
     def results(self) -> dict[str, list[dict]]:
         """Per forecast, per target: `stconv.evaluation.events.event_results`,

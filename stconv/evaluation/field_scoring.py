@@ -16,12 +16,14 @@ from stconv.data.climatology import Climatology
 from stconv.data.grid import Grid
 from stconv.data.normalization import Normalizer
 from stconv.evaluation.cells import CellAccumulator
+from stconv.evaluation.inference import PhysicalBatches
 from stconv.evaluation.spectra import TRUTH, SpectrumAccumulator
 
 
-class FieldScoring:
-    """Per-cell sums and power spectra of every forecast, batch by batch (in
-    order), the forecasts named by the first batch's predictions.
+class FieldScoring(PhysicalBatches):
+    """Per-cell sums and power spectra of every forecast, batch by batch
+    (`stconv.evaluation.inference.PhysicalBatches`), the forecasts named by
+    the first batch's predictions.
 
     Args:
       model: the name of the forecast ``"model"`` in the results.
@@ -39,14 +41,12 @@ class FieldScoring:
         climatology: Climatology | None,
         valid_times: np.ndarray | None,
     ):
+        super().__init__(normalizer, valid_times)
         self.model = model
         self.cells: CellAccumulator | None = None
         self.spectra: SpectrumAccumulator | None = None
         self.ensembles = ensembles
-        self.normalizer = normalizer
         self.climatology = climatology
-        self.valid_times = valid_times
-        self.count = 0
 
     def reference(self, valid: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
         """The climatology at the batch's target frames, physical units."""
@@ -56,13 +56,7 @@ class FieldScoring:
             return np.broadcast_to(self.climatology.values[0], shape)
         return np.broadcast_to(self.climatology.at(valid), shape)
 
-    def __call__(self, batch: dict, predictions: dict) -> None:
-        rows = len(batch["targets"])
-        valid = None
-        if self.valid_times is not None:
-            valid = self.valid_times[self.count : self.count + rows]
-        mask = batch["mask"]
-        truth = np.where(mask, self.normalizer.denormalize(batch["targets"], valid), np.nan)
+    def observe(self, truth, mask, predictions: dict, valid: np.ndarray | None) -> None:
         climatology = self.reference(valid, truth.shape)
         if self.cells is None:
             self.cells = CellAccumulator(tuple(map(self.named, predictions)))
@@ -72,10 +66,9 @@ class FieldScoring:
             prediction = np.asarray(prediction)
             if name in self.ensembles:
                 prediction = prediction.mean(axis=0)
-            physical = self.normalizer.denormalize(prediction, valid)
+            physical = self.physical(prediction, valid)
             self.cells.add(self.named(name), physical, truth, mask, climatology)
             self.spectra.add(self.named(name), physical, mask)
-        self.count += rows
 
     def named(self, forecast: str) -> str:
         return self.model if forecast == "model" else forecast

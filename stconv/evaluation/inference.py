@@ -90,3 +90,37 @@ def field_batches(
         frames = times[first : last + input_length - 1]
         window_times = sliding_window_view(frames, input_length)
         yield {"inputs": model_inputs(windows, normalizer, window_times, extra)}
+
+
+class PhysicalBatches:
+    """An ``on_batch`` of `stconv.evaluation.scoring.evaluate` (batches in
+    order) that sees every batch in physical units: `observe` gets the truth
+    (NaN outside the batch's mask), the mask, the normalized predictions and
+    the batch's valid times, which `physical` turns the predictions back with.
+
+    Args:
+      normalizer: the targets' normalizer.
+      valid_times: ``(window, lead)`` the target frames' times, or None.
+    """
+
+    def __init__(self, normalizer: Normalizer, valid_times: np.ndarray | None):
+        self.normalizer = normalizer
+        self.valid_times = valid_times
+        self.count = 0
+
+    def __call__(self, batch: dict, predictions: dict) -> None:
+        rows = len(batch["targets"])
+        valid = None
+        if self.valid_times is not None:
+            valid = self.valid_times[self.count : self.count + rows]
+        mask = batch["mask"]
+        truth = np.where(mask, self.normalizer.denormalize(batch["targets"], valid), np.nan)
+        self.observe(truth, mask, predictions, valid)
+        self.count += rows
+
+    def physical(self, prediction, valid: np.ndarray | None) -> np.ndarray:
+        """A normalized prediction (an ensemble's members first) in physical units."""
+        return self.normalizer.denormalize(np.asarray(prediction), valid)
+
+    def observe(self, truth, mask, predictions: dict, valid: np.ndarray | None) -> None:
+        raise NotImplementedError
