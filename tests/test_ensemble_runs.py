@@ -193,7 +193,10 @@ def test_perturbed_members_of_one_run(seeds, data_file, capsys, tmp_path):
         (["evaluate", "--members", "1", "SEED"], "--members 1 is invalid: an ensemble needs 2"),
         (["predict", "--mean", "SEED"], "--mean: the run .* has one member"),
         (["evaluate", "--perturbation", "0.5", "SEED"], "--perturbation needs --members"),
-        (["evaluate", "--members", "2", "--perturbation", "-1", "SEED"], "must be > 0"),
+        (
+            ["evaluate", "--members", "2", "--perturbation", "-1", "SEED"],
+            r"must be a finite number in \(0, 100\]",
+        ),
     ],
 )
 def test_ensemble_options_that_cannot_apply_give_one_line(seeds, data_file, capsys, flags, message):

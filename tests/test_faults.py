@@ -79,6 +79,18 @@ def hot_era5(d: Path) -> None:
     dataset.to_netcdf(d / "era5.nc")
 
 
+def era5_static(d: Path, name: str, values: Callable[[np.ndarray], None], units: str) -> None:
+    """``d/era5.nc`` (`era5`) and ``d/static.nc``, a static field ``name`` of
+    its grid in ``units``: ones, after ``values`` edits them in place."""
+    era5(d)
+    with xr.open_dataset(d / "era5.nc") as dataset:
+        grid = {"latitude": dataset["latitude"], "longitude": dataset["longitude"]}
+    field = np.ones((grid["latitude"].size, grid["longitude"].size), np.float32)
+    values(field)
+    static = xr.Dataset({name: (tuple(grid), field, {"units": units})}, coords=grid)
+    static.to_netcdf(d / "static.nc")
+
+
 def cmip6(d: Path, edit: Callable[[xr.Dataset], xr.Dataset]) -> None:
     """``d/tas_day.nc`` and ``d/uas_day.nc``, one CMIP6 variable each, uas after ``edit``."""
     datasets = cmip6_like(num_steps=40)
@@ -263,6 +275,11 @@ VARIABLES = [
     ("target-weights-per-input", era5, ["--target-weights", "1,2"], ["era5.nc", "--target-weights (1.0, 2.0) is invalid: give one weight per target (3: ['t2m', 'u10', 'msl'])"]),
     ("bbox-latitudes-inverted", era5, ["--bbox", "40,-40,0,10"], ["--bbox (40.0, -40.0, 0.0, 10.0) is invalid: give lat_min,lat_max,lon_min,lon_max"]),
     ("bbox-outside-the-grid", era5, ["--bbox", "70,80,0,10"], ["era5.nc", "bbox=(70.0, 80.0, 0.0, 10.0) selects no grid cells"]),
+    ("variable-twice", era5, ["--variables", "t2m,u10,t2m"], ["--variables ('t2m', 'u10', 't2m') is invalid: ['t2m'] given twice: name each variable once"]),
+    ("target-twice", era5, ["--targets", "t2m,t2m"], ["--targets ('t2m', 't2m') is invalid: ['t2m'] given twice"]),
+    ("static-infinite", lambda d: era5_static(d, "z", lambda v: v.__setitem__((2, 3), np.inf), "m"), ["--static", "{d}/static.nc"], ["--static '{d}/static.nc': static field 'z' is infinite at lat index 2, lon index 3 (in 1 of its cells)"]),
+    ("static-all-missing", lambda d: era5_static(d, "lsm", lambda v: v.fill(np.nan), "1"), ["--static", "{d}/static.nc"], ["--static '{d}/static.nc': static field 'lsm' is missing (NaN) in every cell"]),
+    ("static-beyond-its-units", lambda d: era5_static(d, "t", lambda v: v.fill(5000.0), "K"), ["--static", "{d}/static.nc"], ["static field 't' reaches 5e+03 at lat index 0, lon index 0: outside -400..400, the values K can take", "--allow-extreme-values"]),
 ]  # fmt: skip
 # Files of one CMIP6 variable each that do not combine: other grids or time axes.
 COMBINED = [
@@ -282,6 +299,16 @@ PREDICT_INPUTS = [
     ("time-gap", lambda ds: ds.drop_isel(time=6), "time is not regular at index 6"),
     ("units-missing", lambda ds: ds["synthetic_0"].attrs.clear(), "variable 'synthetic_0' has no units and the run was trained in K: pass --units K"),
     ("beyond-kelvin", lambda ds: assign(ds, "synthetic_0", (4, 2, 2), 4900.0), "'synthetic_0' reaches 4.9e+03 at time 2000-01-05 00:00:00 (index 4) (in 1 of its cells): outside -400..400, the values K can take"),
+]  # fmt: skip
+
+
+# Ensembles of perturbed inputs beyond what memory holds, or of absurd noise.
+MEMBERS = [
+    ("members-beyond-memory", ["--members", str(10**7)], "--members 10000000 is invalid: at most"),
+    ("members-astronomical", ["--members", str(10**30)], f"--members {10**30} is invalid: at most"),
+    ("perturbation-infinite", ["--members", "3", "--perturbation", "inf"], "--perturbation inf is invalid: must be a finite number in (0, 100]"),
+    ("perturbation-nan", ["--members", "3", "--perturbation", "nan"], "--perturbation nan is invalid"),
+    ("perturbation-absurd", ["--members", "3", "--perturbation", "1e30"], "--perturbation 1e+30 is invalid: must be a finite number in (0, 100] training standard deviations"),
 ]  # fmt: skip
 
 
@@ -373,6 +400,12 @@ CASES = [
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "degC"), 2, ["new.nc", "variable 'synthetic_0' is in K, not in degC as --units says"], id="predict-units-contradict-the-file"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--units", "tas=K"), 2, ["--units names ['tas'], which are not the run's variables ['synthetic_0']"], id="predict-units-of-another-variable"),
     pytest.param(nothing, predict("{d}", "{d}/forecast.nc", "{d}/new.nc", "--batch-size", "0"), 2, ["--batch-size=0 is invalid"], id="predict-batch-size-zero"),
+    pytest.param(lambda d, mp: (d / "link.nc").symlink_to(d / "gone.nc"), predict("{d}", "{d}/link.nc", "{d}/new.nc"), 2, ["--output '{d}/link.nc' is a link to '{d}/gone.nc', which does not exist: pass --overwrite to replace it"], id="predict-output-dangling-link"),
+    *(
+        pytest.param(nothing, [*command, *flags], 2, [text], id=f"{command[0]}-{name}")
+        for command in (["evaluate", "--workdir", "{d}/run"], predict("{d}", "{d}/forecast.nc", "{d}/new.nc"))
+        for name, flags, text in MEMBERS
+    ),
     pytest.param(lambda d, mp: full_disk(mp), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 1, ["could not write", "forecast.nc", "the disk is full", "nothing was written"], id="predict-disk-full"),
     # classify.
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--dataset", "cifar"], 2, ["image dataset 'cifar' is unknown"], id="classify-dataset-unknown"),
@@ -445,6 +478,18 @@ def test_accepted_extreme_values_give_no_score_as_a_number(tmp_path, capsys):
     assert not (tmp_path / "run" / "results.json").exists()
     assert (tmp_path / "run" / "checkpoints").exists()
 
+    # A resumption that fails the same way, or on data whose training years
+    # changed since (with other training statistics), changes no file of the
+    # run: neither normalization.json nor its record nor TensorBoard's events.
+    kept = digest(tmp_path / "run")
+    resume = [*argv, *SERIES, "--allow-extreme-values", "--resume", "--allow-changed-data"]
+    assert cli.main(resume) == 1
+    assert digest(tmp_path / "run") == kept
+    series(tmp_path, lambda ds: assign(ds, "tas", slice(3, 6), 1e30) or assign(ds, "tas", 36, 1e30))
+    assert cli.main(resume) == 1
+    assert "the training is finished and kept in" in capsys.readouterr().err
+    assert digest(tmp_path / "run") == kept
+
 
 def test_another_grid_is_forecast_when_asked_with_its_own_mask(root, tmp_path, capsys):
     shutil.copy(root / "new.nc", tmp_path / "new.nc")
@@ -492,3 +537,21 @@ def test_predict_never_writes_non_finite_forecasts(root, tmp_path):
     with pytest.raises(RuntimeError, match="not finite inside the run's mask: nothing was written"):
         forecaster.write(root / "new.nc", tmp_path / "out.nc")
     assert list(tmp_path.iterdir()) == []  # nor a temporary
+
+
+def test_float16_data_are_forecast_as_float32_data(root, tmp_path):
+    """A float16 store of temperatures: its means are taken in float64, not
+    overflowed to inf K and refused as data in other units."""
+    with xr.open_dataset(root / "new.nc") as dataset:
+        dataset.load().astype(np.float16).to_zarr(tmp_path / "half.zarr", consolidated=False)
+    arguments = ["predict", "--workdir", str(root / "run"), "--output"]
+    assert (
+        cli.main([*arguments, str(tmp_path / "half.nc"), "--input", str(tmp_path / "half.zarr")])
+        == 0
+    )
+    assert cli.main([*arguments, str(tmp_path / "full.nc"), "--input", str(root / "new.nc")]) == 0
+    with (
+        xr.open_dataset(tmp_path / "half.nc") as half,
+        xr.open_dataset(tmp_path / "full.nc") as full,
+    ):
+        np.testing.assert_allclose(half["synthetic_0"], full["synthetic_0"], atol=0.5)

@@ -15,6 +15,7 @@ from stconv.checks import ParameterError
 from stconv.data.errors import DataError
 from stconv.data.field_checks import RunInputs, check_field, grid_difference
 from stconv.data.normalization import Normalizer
+from stconv.evaluation import predictors
 from stconv.evaluation.predictors import (
     Ensemble,
     Normalized,
@@ -115,13 +116,20 @@ def test_field_forecasts_stream_batches_padded_to_one_shape():
         ({"mean": True}, "mean: this forecaster has one member", "--mean: this forecaster"),
         ({"members": 1}, "members=1 is invalid: an ensemble needs 2", "--members 1 is invalid"),
         ({"members": 0}, "members=0 is invalid: must be an integer", "--members 0 is invalid"),
-        ({"members": 2, "perturbation": -1.0}, "perturbation=-1.0 is invalid: must be > 0",
-         "--perturbation -1.0 is invalid"),
+        ({"members": 2, "perturbation": -1.0}, "perturbation=-1.0 is invalid: must be a finite "
+         "number in (0, 100]", "--perturbation -1.0 is invalid"),
+        ({"members": 2, "perturbation": 101.0}, "perturbation=101.0 is invalid",
+         "--perturbation 101.0 is invalid"),
+        ({"members": 129, "batch_bytes": 2**20}, "members=129 is invalid: at most 128 members fit "
+         "in half of this machine's 1 GiB", "--members 129 is invalid"),
         ({"members": 2, "fitted": "arima"}, "members: a arima run fits each cell's own",
          "--members: a arima run"),
     ],
 )  # fmt: skip
-def test_the_ensemble_parameters_are_checked_once_naming_them(arguments, python, flags):
+def test_the_ensemble_parameters_are_checked_once_naming_them(
+    arguments, python, flags, monkeypatch
+):
+    monkeypatch.setattr(predictors, "physical_memory", lambda: 2**30)
     with pytest.raises(ParameterError) as error:
         check_members(identity, **arguments)
     assert str(error.value).startswith(python)
@@ -165,3 +173,10 @@ def test_a_trained_run_is_the_same_value_from_its_folder_as_in_memory(tiny_run):
     forecaster = Forecaster.load(tiny_run)
     assert forecaster.config == loaded.config and forecaster.description == loaded.description
     assert forecaster.config is forecaster.run.config and forecaster.members == ()
+
+
+def test_members_are_bounded_by_half_the_memory_in_four_copies(monkeypatch):
+    monkeypatch.setattr(predictors, "physical_memory", lambda: 2**30)
+    assert predictors.max_members(2**20) == 2**30 // 2 // (4 * 2**20) == 128
+    assert predictors.max_members(2**40) == 2  # an ensemble is at least two
+    check_members(identity, members=128, perturbation=100.0, batch_bytes=2**20)  # the bounds pass

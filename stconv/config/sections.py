@@ -197,6 +197,12 @@ class DataConfig(Section):
                 raise ValueError(
                     f"{self.named(name)}={values!r} is invalid: give one or more variable names"
                 )
+            repeated = sorted({v for v in values or () if list(values).count(v) > 1})
+            if repeated:
+                raise ValueError(
+                    f"{self.named(name)}={values!r} is invalid: {repeated} given twice: "
+                    "name each variable once"
+                )
         if self.variables is not None and self.targets is not None:
             missing = [t for t in self.targets if t not in self.variables]
             if missing:

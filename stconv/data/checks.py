@@ -10,16 +10,26 @@ file, the variable and the time at fault:
   `EXTREME` in magnitude in any units (netCDF's default fill value 9.97e36
   written without ``_FillValue``, or corrupt bytes), and outside
   `PLAUSIBLE_RANGES` for the units listed there (a temperature of 4,900 K),
-  unless the user accepts them;
+  and, for quantities whose CF standard name says what they are, outside
+  `PHYSICAL_RANGES` (an air temperature of 0 K), unless the user accepts them;
 - `check_values`: no infinite value, and no frame in which a variable is
   missing in every valid cell (a whole input or target that would otherwise
   be filled with the training mean and scored as data).
+
+Both passes over the data (and `stconv.data.files.open_field`'s read) run
+inside `named_decoding_errors`: a chunk of a zarr store that cannot be
+decoded is named (`stconv.data.stores`), with its variable and time steps.
 """
+
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
+from stconv.data import stores
 from stconv.data.errors import DataError
 from stconv.data.times import first_irregular_date
 
@@ -38,6 +48,28 @@ PLAUSIBLE_RANGES = {
     "kg m-2 s-1": (-0.1, 0.1),
     "mm day-1": (-3e3, 3e3),
 }
+# The values, in K, of absolute quantities named by their CF standard name:
+# those measured on Earth, with a margin. Anomalies are written in K too, but
+# are no air_temperature (CF names them air_temperature_anomaly).
+PHYSICAL_RANGES = {
+    # The coldest air is the summer polar mesopause's (about 85 km, near the
+    # top of ERA5 and of most climate models), down to about 110 K; the
+    # hottest near the surface, 330 K (Death Valley, 1913); the air between
+    # is colder. (The thermosphere above, up to 2,000 K, is beyond the 400 K
+    # of `PLAUSIBLE_RANGES` anyway.)
+    "air_temperature": (100.0, 350.0),
+    # Skin temperatures: -98 degC (175 K) on the East Antarctic plateau, 80.8
+    # degC (354 K) in the Lut desert, both measured from satellites.
+    "surface_temperature": (150.0, 380.0),
+    # Sea water freezes at about -2 degC (271 K); the warmest seas, the Persian
+    # Gulf's, reach about 37 degC (310 K).
+    "sea_surface_temperature": (260.0, 320.0),
+}
+# What values outside these ranges are, most often.
+EXTREME_CAUSES = "a fill value without _FillValue, corrupt data or other units"
+# Units of `PHYSICAL_RANGES`' quantities, and what to add to a value in K to
+# have it in them.
+KELVIN_OFFSETS = {"K": 0.0, "degC": -273.15}
 UNIT_SPELLINGS = {
     "kelvin": "K",
     "degK": "K",
@@ -112,35 +144,69 @@ def first_irregular_step(times: xr.DataArray) -> int | None:
 
 def check_extremes(field: xr.DataArray, source: str, allowed: bool = False) -> None:
     """Raises DataError at the first frame where a variable of ``field`` holds a
-    finite value outside what its units allow (`plausible_range`), unless
-    ``allowed`` (``data.allow_extreme_values``). One pass (a dask-backed field is
-    streamed)."""
+    finite value outside what its units allow (`plausible_range`), else at the
+    first where one holds a value its quantity cannot take (`physical_range`),
+    unless ``allowed`` (``data.allow_extreme_values``). One pass (a dask-backed
+    field is streamed)."""
     if allowed:
         return
-    ranges = [plausible_range(units) for units in channel_units(field)]
-    low = xr.DataArray([r[0] for r in ranges], dims="channel")
-    high = xr.DataArray([r[1] for r in ranges], dims="channel")
-    outside = np.isfinite(field) & ((field < low) | (field > high))
-    counts = outside.sum(FRAME_REDUCED).compute().transpose(..., "channel").values
-    if counts.any():
-        index = tuple(np.argwhere(counts)[0])
-        channel = index[-1]
-        value = field[index[:-1]].isel(channel=channel).values
-        distance = np.maximum(value - ranges[channel][1], ranges[channel][0] - value)
-        worst = value.flat[int(np.nanargmax(np.where(np.isfinite(value), distance, -np.inf)))]
-        raise DataError(
-            f"file {source!r}: variable {channel_name(field, channel)!r} reaches "
-            f"{worst:.3g} at {frame_name(field, index[:-1])} (in {int(counts[index])} of its "
-            f"cells): {range_name(channel_units(field)[channel])}, a fill value without "
-            "_FillValue, corrupt data or other units; mark missing values with _FillValue, "
-            "or accept them with data.allow_extreme_values=True"
-        )
+    units = channel_attribute(field, "units")
+    plausible = [plausible_range(u) for u in units]
+    names = channel_attribute(field, "standard_name")
+    physical = [physical_range(name, u) for name, u in zip(names, units, strict=True)]
+    counts = {"plausible": outside_counts(field, plausible)}
+    if any(bounds is not None for bounds in physical):
+        counts["physical"] = outside_counts(field, physical)
+    with named_decoding_errors(source, channel_names(field), field_time_dim(field)):
+        counts = xr.Dataset(counts).compute()
+    unit_reasons = [f"{range_name(u)}, {EXTREME_CAUSES}" for u in units]
+    raise_outside(field, source, counts["plausible"], plausible, unit_reasons)
+    if "physical" in counts:
+        reasons = [physical_range_name(n, u) for n, u in zip(names, units, strict=True)]
+        raise_outside(field, source, counts["physical"], physical, reasons)
 
 
-def channel_units(field: xr.DataArray) -> list[str]:
-    """The units of every channel of ``field`` (``""`` where none are given)."""
-    if "units" in field.coords:
-        return [str(units) for units in field["units"].values]
+def outside_counts(field: xr.DataArray, ranges: list[tuple[float, float] | None]) -> xr.DataArray:
+    """Per frame and channel, the finite values of ``field`` outside the
+    channel's range (none where its range is None)."""
+    bounds = [r if r is not None else (-np.inf, np.inf) for r in ranges]
+    low = xr.DataArray([r[0] for r in bounds], dims="channel")
+    high = xr.DataArray([r[1] for r in bounds], dims="channel")
+    return (np.isfinite(field) & ((field < low) | (field > high))).sum(FRAME_REDUCED)
+
+
+def raise_outside(
+    field: xr.DataArray,
+    source: str,
+    counts: xr.DataArray,
+    ranges: list[tuple[float, float] | None],
+    reasons: list[str],
+) -> None:
+    """Raises DataError at the first frame that ``counts`` (`outside_counts`)
+    finds values outside ``ranges`` in, naming its farthest value and, of the
+    channel, the ``reasons`` for such values."""
+    counts = counts.transpose(..., "channel").values
+    if not counts.any():
+        return
+    index = tuple(np.argwhere(counts)[0])
+    channel = index[-1]
+    low, high = ranges[channel]
+    value = field[index[:-1]].isel(channel=channel).values
+    distance = np.maximum(value - high, low - value)
+    worst = value.flat[int(np.nanargmax(np.where(np.isfinite(value), distance, -np.inf)))]
+    raise DataError(
+        f"file {source!r}: variable {channel_name(field, channel)!r} reaches "
+        f"{worst:.3g} at {frame_name(field, index[:-1])} (in {int(counts[index])} of its "
+        f"cells): {reasons[channel]}; mark missing values with _FillValue, or accept them "
+        "with data.allow_extreme_values=True"
+    )
+
+
+def channel_attribute(field: xr.DataArray, attribute: str) -> list[str]:
+    """An attribute of every channel of ``field`` (``units``, ``standard_name``):
+    ``""`` where none is given."""
+    if attribute in field.coords:
+        return [str(value) for value in field[attribute].values]
     return [""] * field.sizes["channel"]
 
 
@@ -148,8 +214,33 @@ def plausible_range(units: str) -> tuple[float, float]:
     """The values a quantity in ``units`` can take on Earth, differences
     (anomalies) included; ``(-EXTREME, EXTREME)`` for units not in
     `PLAUSIBLE_RANGES`."""
-    canonical = UNIT_SPELLINGS.get(units.strip(), units.strip())
-    return PLAUSIBLE_RANGES.get(canonical, (-EXTREME, EXTREME))
+    return PLAUSIBLE_RANGES.get(canonical_units(units), (-EXTREME, EXTREME))
+
+
+def physical_range(standard_name: str, units: str) -> tuple[float, float] | None:
+    """The values the quantity of CF ``standard_name`` can take, in ``units``
+    (`PHYSICAL_RANGES`); None where neither is known."""
+    bounds = PHYSICAL_RANGES.get(standard_name.strip())
+    offset = KELVIN_OFFSETS.get(canonical_units(units))
+    if bounds is None or offset is None:
+        return None
+    return bounds[0] + offset, bounds[1] + offset
+
+
+def canonical_units(units: str) -> str:
+    """``units`` as `PLAUSIBLE_RANGES` spells them (``K`` for ``kelvin``)."""
+    return UNIT_SPELLINGS.get(units.strip(), units.strip())
+
+
+def physical_range_name(standard_name: str, units: str) -> str:
+    """What values outside `physical_range` are, for the error."""
+    bounds = physical_range(standard_name, units)
+    if bounds is None:
+        return ""
+    return (
+        f"outside {bounds[0]:g}..{bounds[1]:g}, the values {standard_name} ({units}) can "
+        f"take: {EXTREME_CAUSES}, or anomalies named {standard_name}"
+    )
 
 
 def range_name(units: str) -> str:
@@ -177,7 +268,9 @@ def check_values(field: xr.DataArray, mask: np.ndarray, source: str) -> None:
             "infinite": np.isinf(field).sum(FRAME_REDUCED),
             "valid": (np.isfinite(field) & inside).sum(FRAME_REDUCED),
         }
-    ).compute()
+    )
+    with named_decoding_errors(source, channel_names(field), field_time_dim(field)):
+        counts = counts.compute()
     infinite = counts["infinite"].transpose(..., "channel").values
     if infinite.any():
         index = tuple(np.argwhere(infinite)[0])
@@ -219,3 +312,62 @@ def frame_name(field: xr.DataArray, index: tuple) -> str:
         else:
             parts.append(f"{dim} index {int(i)}")
     return ", ".join(parts)
+
+
+def channel_names(field: xr.DataArray) -> list[str]:
+    """The variable of every channel of ``field`` (``z500``)."""
+    return [channel_name(field, channel) for channel in range(field.sizes["channel"])]
+
+
+def field_time_dim(field: xr.DataArray) -> str | None:
+    """The source's own name of the time dimension of ``field``, if it has one."""
+    dims = field.attrs.get("dims")
+    return dims.get("time") if isinstance(dims, dict) else None
+
+
+@contextlib.contextmanager
+def named_decoding_errors(
+    source: str, names: Sequence[str] | None = None, time_dim: str | None = None
+) -> Iterator[None]:
+    """Around a read of variables ``names`` (all where None) of ``source``: if
+    the read fails and ``source`` is a zarr store, raises DataError naming the
+    first chunk of these variables that cannot be decoded (a truncated file),
+    its variable and the time steps it holds along ``time_dim``.
+
+    The store's chunks are read one by one, with zarr, only after the read
+    failed. Errors of stconv, errors of other sources and errors that no
+    chunk explains pass unchanged.
+    """
+    try:
+        yield
+    except Exception as error:
+        if type(error).__module__.partition(".")[0] == "stconv" or not stores.is_store(source):
+            raise
+        for name, array in stores.store_arrays(source, names).items():
+            found = stores.undecodable_chunk(array)
+            if found is not None:
+                chunk, failure = found
+                reason = ": ".join([type(failure).__name__, *str(failure).splitlines()[:1]])
+                raise DataError(
+                    f"zarr store {source!r}: variable {name!r}: chunk {chunk.key!r}"
+                    f"{chunk_steps(source, array, chunk, time_dim)} cannot be decoded "
+                    f"({reason}): the store is damaged (a copy cut short?); copy or write "
+                    "it again"
+                ) from error
+        raise
+
+
+def chunk_steps(source: str, array: zarr.Array, chunk: stores.Chunk, time_dim: str | None) -> str:
+    """`` (time index 16 to 23, 2001-01-17 to 2001-01-24)``: the time steps
+    that ``chunk`` of ``array`` holds, dated by the store's time coordinate;
+    ``""`` where the array has no ``time_dim``."""
+    dims = stores.array_dims(array)
+    if time_dim is None or time_dim not in dims:
+        return ""
+    steps = chunk.region[dims.index(time_dim)]
+    first, last = steps.start, steps.stop - 1
+    if array.path == time_dim:  # the time coordinate itself
+        return f" (time index {first} to {last})"
+    with xr.open_zarr(source, chunks=None, consolidated=False) as dataset:
+        times = dataset[time_dim].values
+    return f" (time index {first} to {last}, {time_name(times[first])} to {time_name(times[last])})"

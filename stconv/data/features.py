@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
+from stconv.data.checks import check_numeric, plausible_range, range_name
 from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import dim_role, open_dataset, resolve_paths, select_box
@@ -169,7 +170,10 @@ def static_fields(
         )
     arrays = [dataset[name].transpose("lat", "lon") for name in wanted]
     fields = xr.concat(arrays, dim="channel", coords="minimal", compat="override")
-    fields = fields.transpose("lat", "lon", "channel").assign_coords(channel=wanted)
+    units = [str(dataset[name].attrs.get("units", "")) for name in wanted]
+    fields = fields.transpose("lat", "lon", "channel").assign_coords(
+        channel=wanted, units=("channel", units)
+    )
     if bbox is not None:
         fields = select_box(fields, bbox, path)
     check_same_grid(fields, field, path)
@@ -186,6 +190,45 @@ def check_same_grid(static: xr.DataArray, field: xr.DataArray, path: str) -> Non
                 f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
                 "regrid it to the data's grid first"
             )
+
+
+def check_static(fields: xr.DataArray, spec: str, allow_extreme_values: bool = False) -> None:
+    """Raises DataError naming ``data.static`` (``spec``) and the field, for a
+    static field of ``fields`` (`static_fields`) that is not numeric, has an
+    infinite value, is missing (NaN) in every cell, or, unless
+    ``allow_extreme_values``, holds a value outside what its units allow
+    (`stconv.data.checks.plausible_range`): the checks of the data."""
+    for name in fields["channel"].values:
+        field = fields.sel(channel=name)
+        check_numeric(field, str(name), f"data.static={spec}")
+        values = np.asarray(field.values, np.float64)
+        problem = static_problem(values, str(field["units"].values), allow_extreme_values)
+        if problem:
+            raise DataError(f"data.static={spec!r}: static field {str(name)!r} {problem}")
+
+
+def static_problem(values: np.ndarray, units: str, allow_extreme_values: bool) -> str:
+    """What is wrong with the ``(lat, lon)`` ``values`` of a static field in
+    ``units``, or ``""``."""
+    if np.isinf(values).any():
+        lat, lon = np.argwhere(np.isinf(values))[0]
+        return (
+            f"is infinite at lat index {lat}, lon index {lon} (in {int(np.isinf(values).sum())} "
+            "of its cells): mark missing values as NaN (or _FillValue), never as infinity"
+        )
+    if np.isnan(values).all():
+        return "is missing (NaN) in every cell: give a field with values, or leave it out"
+    low, high = plausible_range(units)
+    outside = (values < low) | (values > high)
+    if outside.any() and not allow_extreme_values:
+        lat, lon = np.argwhere(outside)[0]
+        return (
+            f"reaches {values[lat, lon]:.3g} at lat index {lat}, lon index {lon}: "
+            f"{range_name(units)}, a fill value without _FillValue, corrupt data or other "
+            "units; mark missing values with _FillValue, or accept them with "
+            "data.allow_extreme_values=True"
+        )
+    return ""
 
 
 def normalized_static(fields: xr.DataArray) -> np.ndarray:

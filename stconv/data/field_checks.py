@@ -222,7 +222,8 @@ def check_magnitude(field: xr.DataArray, mask: np.ndarray, source: str, run: Run
     in (Celsius still labelled K after ``ds.t2m - 273.15``, which keeps the
     attribute in xarray since 2025). The spread is that of the training climatology over
     time of year and cells, or the training std if larger; runs that
-    recorded no climatology are not checked."""
+    recorded no climatology are not checked. The mean is taken in float64:
+    float16 data would overflow."""
     if run.climatology is None:
         return
     trained = run.climatology.values
@@ -231,7 +232,7 @@ def check_magnitude(field: xr.DataArray, mask: np.ndarray, source: str, run: Run
     if run.std is not None:
         spread = np.maximum(spread, run.std)
     inside = xr.DataArray(mask, dims=("lat", "lon", "channel"))
-    given = field.where(inside).mean(("time", "lat", "lon")).compute().values
+    given = field.astype(np.float64).where(inside).mean(("time", "lat", "lon")).compute().values
     distance = np.abs(given - train_mean) / np.where(spread > 0, spread, np.inf)
     if np.any(distance > TYPICAL_SPREADS):
         channel = int(np.argmax(distance))

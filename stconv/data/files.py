@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from stconv.data.checks import check_numeric, check_times
+from stconv.data import stores
+from stconv.data.checks import check_numeric, check_times, named_decoding_errors, time_name
 from stconv.data.errors import DataError
 
 DIMS = ("time", "lat", "lon")
@@ -71,11 +72,17 @@ def open_dataset(
     """Opens one netCDF file, several (a list or a glob, combined by coordinates:
     files of one variable along time, files of different variables side by
     side, which must share one grid and time axis) or a zarr store (a
-    ``.zarr`` directory)."""
+    ``.zarr`` directory), whose chunks never written must read as missing
+    values (`check_chunks_written`)."""
     files = resolve_paths(paths)
+    if len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0])):
+        try:
+            dataset = xr.open_zarr(files[0], chunks=chunks)
+        except (OSError, ValueError) as error:
+            raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+        check_chunks_written(files[0], dataset)
+        return dataset
     try:
-        if len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0])):
-            return xr.open_zarr(files[0], chunks=chunks)
         if len(files) == 1:
             return xr.open_dataset(files[0], chunks=chunks)
     except (OSError, ValueError) as error:
@@ -92,6 +99,54 @@ def open_dataset(
         ) from None
     except OSError as error:
         raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+
+
+def check_chunks_written(path: str, dataset: xr.Dataset) -> None:
+    """Raises DataError if a numeric data variable of the zarr store ``path``
+    (opened as ``dataset``) has chunks that were never written and read as a
+    number, its fill value, rather than as missing values (`stconv.data.stores`):
+    a store whose writing stopped. Lists the store's folders; reads no data.
+    The error names the first time step such chunks hold.
+
+    zarr writes no chunk that holds only the fill value either: a store
+    written so, whose fill value is a value of its data (0 of an integer
+    variable), is refused too, and must be written with ``write_empty_chunks``.
+    """
+    if not stores.is_store(path):
+        return
+    time = time_dimension(dataset)
+    for name, array in stores.store_arrays(path, list(map(str, dataset.data_vars))).items():
+        variable = dataset[name]
+        if not np.issubdtype(variable.dtype, np.number):
+            continue
+        fill = array.metadata.fill_value
+        if stores.reads_as_missing(fill, variable.encoding):
+            continue
+        missing = stores.unwritten_chunks(array, path)
+        if not missing:
+            continue
+        axis = variable.dims.index(time) if time in variable.dims else 0
+        first = stores.earliest(missing, axis)
+        if time in variable.dims:
+            start = first.region[axis].start
+            where = f" at time {time_name(dataset[time].values[start])} (index {start})"
+        else:
+            where = f" at {variable.dims[0]} index {first.region[0].start}" if first.region else ""
+        total = int(np.prod(stores.stored_grid(array)))
+        raise DataError(
+            f"zarr store {path!r}: variable {name!r} has {len(missing)} of its {total} chunks "
+            f"never written, the first {first.key!r}{where}: they read as its fill value "
+            f"{float(fill):g}, as if they were data: finish writing the store (was it "
+            f"interrupted?), or, if they hold only {float(fill):g} (zarr writes no such chunk), "
+            "write it again with write_empty_chunks=True or a NaN fill value"
+        )
+
+
+def time_dimension(dataset: xr.Dataset, dims: Mapping[str, str] | None = None) -> str | None:
+    """The time dimension of ``dataset`` (`dim_role`, or ``dims["time"]``), or None."""
+    if dims and "time" in dims:
+        return dims["time"]
+    return next((str(d) for d in dataset.dims if dim_role(dataset, str(d)) == "time"), None)
 
 
 def without_scalar_coordinates(dataset: xr.Dataset) -> xr.Dataset:
@@ -164,10 +219,13 @@ def open_field(
     """
     files = resolve_paths(paths)
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
-    return dataset_field(
-        open_dataset(files, chunks), variables, source=source, dims=dims, bbox=bbox,
-        time_range=time_range,
-    )  # fmt: skip
+    dataset = open_dataset(files, chunks)
+    names = [variables] if isinstance(variables, str) else variables
+    # Without chunks, the variables are read here: a chunk that cannot be decoded is named.
+    with named_decoding_errors(source, names, time_dimension(dataset, dims)):
+        return dataset_field(
+            dataset, variables, source=source, dims=dims, bbox=bbox, time_range=time_range
+        )
 
 
 def dataset_field(

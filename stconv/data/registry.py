@@ -21,10 +21,22 @@ import numpy as np
 import xarray as xr
 
 from stconv.config import DataConfig
-from stconv.data.checks import check_extremes, check_values
+from stconv.data.checks import (
+    channel_names,
+    check_extremes,
+    check_values,
+    field_time_dim,
+    named_decoding_errors,
+)
 from stconv.data.climatology import Climatology, check_window, fit_climatology
 from stconv.data.errors import DataError
-from stconv.data.features import ExtraInputs, calendar_names, normalized_static, static_fields
+from stconv.data.features import (
+    ExtraInputs,
+    calendar_names,
+    check_static,
+    normalized_static,
+    static_fields,
+)
 from stconv.data.files import (
     GRID_DIMS,
     channel_name,
@@ -158,18 +170,18 @@ class ClimatologyWarning(UserWarning):
     """No climatology by time of year could be formed: each cell's mean is used."""
 
 
-def extra_inputs(
-    field: xr.DataArray, static: str | None, time_features: bool, bbox: tuple | None, source: str
-) -> ExtraInputs:
-    """The static fields of ``static`` (``FILE[:var,var]``, a file of a named
-    dataset too) and, with ``time_features``, the calendar features of
-    ``field``'s time axis (`stconv.data.features`)."""
+def extra_inputs(field: xr.DataArray, data: DataConfig, source: str) -> ExtraInputs:
+    """The static fields of ``data.static`` (``FILE[:var,var]``, a file of a
+    named dataset too), checked as the data are, and, with
+    ``data.time_features``, the calendar features of ``field``'s time axis
+    (`stconv.data.features`)."""
     extra = ExtraInputs.none(field.sizes["lat"], field.sizes["lon"])
-    if static is not None:
-        fields = static_fields(static, field, bbox, resolve=dataset_file)
+    if data.static is not None:
+        fields = static_fields(data.static, field, data.bbox, resolve=dataset_file)
+        check_static(fields, data.static, data.allow_extreme_values)
         names = tuple(str(name) for name in fields["channel"].values)
         extra = dataclasses.replace(extra, static=normalized_static(fields), static_names=names)
-    if time_features:
+    if data.time_features:
         extra = dataclasses.replace(extra, calendar=calendar_names(field["time"], source))
     return extra
 
@@ -198,11 +210,13 @@ def field_dataset(
     starts = split_starts(field.sizes["time"], spec, fractions, source)
     train_start, train_stop = time_segments(field.sizes["time"], fractions)["train"]
     train = field.isel(time=slice(train_start, train_stop))
-    check_extremes(field, field.attrs.get("source", name), data.allow_extreme_values)
-    normalizer, mask, climatology = training_statistics(
-        train, data.normalization, data.mask_file, data.climatology_window, source
-    )
-    check_values(field, mask, field.attrs.get("source", name))
+    opened = field.attrs.get("source", name)
+    check_extremes(field, opened, data.allow_extreme_values)
+    with named_decoding_errors(opened, channel_names(field), field_time_dim(field)):
+        normalizer, mask, climatology = training_statistics(
+            train, data.normalization, data.mask_file, data.climatology_window, source
+        )
+    check_values(field, mask, opened)
     outputs = len(targets)
     splits = {
         split: FieldWindows(field, starts[split], spec, normalizer, mask, outputs, extra)
@@ -446,7 +460,7 @@ def load_dataset(
                 "no data.static and no data.time_features"
             )
         return opened
-    extra = extra_inputs(opened, data.static, data.time_features, data.bbox, f"dataset {name!r}")
+    extra = extra_inputs(opened, data, f"dataset {name!r}")
     return field_dataset(data, opened, spec, fractions, extra)
 
 

@@ -23,6 +23,8 @@ windows as four members. `check_members` is the one check of the ensemble
 parameters (``members``, ``perturbation``, ``mean``), in errors that name them.
 """
 
+import math
+import os
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -39,6 +41,15 @@ from stconv.data.normalization import Normalizer
 from stconv.data.sources import model_inputs
 from stconv.evaluation.inference import field_batches, predicted_batches, to_physical, unpadded
 from stconv.evaluation.netcdf import valid_times
+
+# The largest noise of perturbed members, in training standard deviations: ten
+# times the largest that `stconv.runs.forecaster.Forecaster.choose_perturbation`
+# tries; beyond it the inputs are noise.
+MAX_PERTURBATION = 100.0
+# A batch of perturbed members holds about this many copies of each member's
+# windows at once: the noise, the perturbed inputs, the forecasts and their
+# sorted copy for the CRPS.
+MEMBER_COPIES = 4
 
 
 class Predictor(Protocol):
@@ -217,13 +228,15 @@ def check_members(
     mean: bool = False,
     fitted: str | None = None,
     where: str = "this forecaster",
+    batch_bytes: int | None = None,
 ) -> None:
     """Raises `stconv.checks.ParameterError`, naming the parameter, unless the
     ensemble options fit ``predictor`` (of ``where``, for the message): a
-    ``perturbation`` needs ``members``; perturbed ``members`` (2 or more) of
-    a predictor that is no ensemble yet nor a model ``fitted`` per cell
-    (ARIMA), with a ``perturbation`` > 0 (None: to be chosen); ``mean`` of an
-    ensemble only."""
+    ``perturbation`` needs ``members``; perturbed ``members`` (2 or more, and
+    at most `max_members` of ``batch_bytes``, the float32 inputs and forecasts
+    of one batch) of a predictor that is no ensemble yet nor a model
+    ``fitted`` per cell (ARIMA), with a finite ``perturbation`` in (0,
+    `MAX_PERTURBATION`] (None: to be chosen); ``mean`` of an ensemble only."""
     ensemble = members_of(predictor)
     if perturbation is not None and members is None:
         raise ParameterError(
@@ -257,5 +270,32 @@ def check_members(
         raise ParameterError("{members} is invalid: must be an integer >= 1", members=members)
     if members < 2:
         raise ParameterError("{members} is invalid: an ensemble needs 2 or more", members=members)
-    if perturbation is not None and not perturbation > 0:
-        raise ParameterError("{perturbation} is invalid: must be > 0", perturbation=perturbation)
+    most = max_members(batch_bytes) if batch_bytes else members
+    if members > most:
+        raise ParameterError(
+            f"{{members}} is invalid: at most {most} members fit in half of this machine's "
+            f"{physical_memory() / 2**30:.0f} GiB of memory ({batch_bytes / 2**20:.2g} MiB "
+            "per member and batch, about four copies each)",
+            members=members,
+        )
+    if perturbation is not None and not (
+        isinstance(perturbation, int | float) and math.isfinite(perturbation)
+        and 0 < perturbation <= MAX_PERTURBATION
+    ):  # fmt: skip
+        raise ParameterError(
+            f"{{perturbation}} is invalid: must be a finite number in (0, {MAX_PERTURBATION:g}] "
+            "training standard deviations",
+            perturbation=perturbation,
+        )
+
+
+def physical_memory() -> int:
+    """The bytes of memory of this machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def max_members(batch_bytes: int) -> int:
+    """The most perturbed members whose batches, of ``batch_bytes`` per member
+    (its float32 inputs and forecasts), fit in half of this machine's memory
+    in `MEMBER_COPIES` copies; at least 2."""
+    return max(2, physical_memory() // 2 // (MEMBER_COPIES * batch_bytes))

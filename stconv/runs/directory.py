@@ -169,7 +169,22 @@ class RunDirectory:
         return os.path.join(self.path, name)
 
     def checkpoints(self) -> Checkpoints:
-        return Checkpoints(self.path)
+        """The run's checkpoints, without the unfinished saves of a process
+        that no longer runs (`Checkpoints.remove_unfinished`): left while
+        another that may run trains the run (`trained_elsewhere`)."""
+        checkpoints = Checkpoints(self.path)
+        if not self.trained_elsewhere():
+            checkpoints.remove_unfinished()
+        return checkpoints
+
+    def trained_elsewhere(self) -> bool:
+        """Whether another process that may still run (`holder_alive`) holds
+        the lock of the run or of the run of several iterations it is one of."""
+        for run in (self, RunDirectory(os.path.dirname(os.path.abspath(self.path)))):
+            holder = run.lock_holder()  # {}: no lock, or one unreadable (stale)
+            if holder and holder != lock_owner() and holder_alive(holder):
+                return True
+        return False
 
     # Configuration and data description.
 
@@ -467,9 +482,14 @@ def check_new_file(
         parent = os.path.dirname(parent)
     check_file_path(given, flag)
     check_not_input(path, flag, inputs)
-    if os.path.exists(path) and not overwrite:
+    if os.path.lexists(path) and not overwrite:
+        what = (
+            f"is a link to {os.readlink(path)!r}, which does not exist"
+            if not os.path.exists(path)
+            else "exists"
+        )
         raise ParameterError(
-            f"{flag} {path!r} exists: pass {{overwrite}} to replace it, or choose another path",
+            f"{flag} {path!r} {what}: pass {{overwrite}} to replace it, or choose another path",
             overwrite=True,
         )
     check_can_write(path, flag)

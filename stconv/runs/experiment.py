@@ -272,8 +272,12 @@ def train_once(
             run.acquire_lock()
         existing = run.provenance()
         origin = existing or new_record(config, dataset, [config.training.seed], inputs)
-        if primary:
-            run.save_data(dataset)
+        kind = session_kind(resume, existing)
+        changing = run_writer(run, dataset, session)
+        if primary:  # the run's inputs and software, from its start
+            session.attach(run, origin, kind=kind, changes=changes, save=False)
+            if kind != "resume":  # a resumption's at its first epoch or result
+                changing()
         dtype = config.training.compute_dtype
         train_step, state = make_train_step(
             model, optimizer, loss_fn, compute_dtype=dtype, mesh=mesh, fsdp=config.execution.fsdp
@@ -283,12 +287,12 @@ def train_once(
         units, several = dataset.grid.units[0], len(dataset.targets) > 1
         record = resume_record(checkpoints, state) if resume else None
         history = run.read_history(record["epoch"] if record else 0) if primary else []
-        if primary:  # the run's inputs and software, from its start (or resumption)
-            session.attach(run, origin, kind=session_kind(resume, existing), changes=changes)
 
         validate = validator(config, dataset, predict)
         events = EpochWriter(run.file(run.TENSORBOARD)) if primary else None
-        on_epoch = epoch_writer(run if primary else None, events, history, units, several)
+        on_epoch = epoch_writer(
+            (run, events, changing) if primary else None, history, units, several
+        )
         with clock.phase("training"):  # validation included; the first step's compile apart
             state, record = fit(
                 clock.first_call(train_step), state, dataset.splits["train"], checkpoints,
@@ -310,7 +314,9 @@ def train_once(
             score = validation_text({"validation_rmse": best["best_rmse"]}, units, several)
             print(f"best epoch {best['best_epoch']} ({score})")
             forecaster = Forecaster.from_dataset(config, dataset, lambda x: predict(state[0], x))
-            return report_test_split(forecaster, dataset, run, clock)
+            results = report_test_split(forecaster, dataset, run, clock)
+            changing()
+            return results
         except Exception as error:  # the training itself is done and kept: say so
             error.add_note(kept_training(workdir))
             raise
@@ -333,16 +339,41 @@ def kept_training(workdir: str) -> ParameterNote:
     )
 
 
+def run_writer(run: RunDirectory, dataset: Dataset, session: provenance.Session) -> Callable:
+    """``changing()``: writes, once, the run's data files
+    (`RunDirectory.save_data`) and the session attached to it into its
+    record, before the run changes: a new run's at once, a resumption's at
+    its first epoch or its result, so that one that fails first changes no
+    file of the run. Nothing where no session is attached (a process that
+    writes no file)."""
+    written = False
+
+    def changing() -> None:
+        nonlocal written
+        if not written and session.run is not None:
+            run.save_data(dataset)
+            session.save()
+            written = True
+
+    return changing
+
+
 def epoch_writer(
-    run: RunDirectory | None, events: EpochWriter | None, history: list, units: str, several: bool
+    writer: tuple[RunDirectory, EpochWriter, Callable[[], None]] | None,
+    history: list,
+    units: str,
+    several: bool,
 ) -> Callable[[dict, bool], None]:
     """``on_epoch`` of `stconv.training.loop.fit`: keeps each epoch's row in
-    ``history`` and, on the process that writes (``run`` given), in the run's
-    log and TensorBoard ``events``; prints it as one line."""
+    ``history`` and, on the process that writes (``writer`` given: the run,
+    its TensorBoard events and `run_writer`'s ``changing``), in the run's
+    log and events, after ``changing``; prints it as one line."""
 
     def on_epoch(row: dict, improved: bool) -> None:
         history.append(row)
-        if run is not None:
+        if writer is not None:
+            run, events, changing = writer
+            changing()
             run.append_history(row)
             events.write(row)
         print(

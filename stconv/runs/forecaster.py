@@ -121,11 +121,11 @@ class Forecaster:
     def check_members(
         self, members: int | None = None, perturbation: float | None = None, mean: bool = False
     ) -> None:
-        """Raises `stconv.checks.ParameterError`, naming the parameter, unless
-        the ensemble options fit this forecaster
-        (`stconv.evaluation.predictors.check_members`)."""
+        """Raises `stconv.checks.ParameterError`, naming the parameter, unless the
+        ensemble options fit this run (`stconv.evaluation.predictors.check_members`)."""
+        run = self.run
         predictors.check_members(
-            self.predict, members, perturbation, mean, self.run.fitted, self.run.where
+            self.predict, members, perturbation, mean, run.fitted, run.where, run.batch_bytes
         )
 
     def choose_perturbation(

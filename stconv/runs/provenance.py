@@ -285,10 +285,11 @@ class Session:
     """One command's session of a run's record, as a context manager.
 
     ``clock`` times the command's phases. `attach` puts the session into a
-    run's record (and writes it, unless ``save=False``); leaving the ``with``
-    block without an exception writes it again, finished, with the phases
-    and the peak memory. A command that fails or is killed leaves its session
-    in the record unfinished (or, if ``save=False``, out of it).
+    run's record (and writes it, unless ``save=False``: then at `save`);
+    leaving the ``with`` block without an exception writes it again,
+    finished, with the phases and the peak memory. A command that fails or
+    is killed leaves its session in the record unfinished (or, if not saved
+    yet, out of it).
     """
 
     def __init__(self, kind: str):
@@ -296,6 +297,7 @@ class Session:
         self.entry = start_session(kind)
         self.run = None
         self.record = None
+        self.saved = False
 
     def __enter__(self) -> "Session":
         return self
@@ -322,7 +324,13 @@ class Session:
         self.entry["changes"] = list(changes)
         self.run, self.record = run, record
         if save:
-            run.save_session(record, self.entry)
+            self.save()
+
+    def save(self) -> None:
+        """Writes the attached session into its run's record, unfinished, once."""
+        if self.run is not None and not self.saved:
+            self.run.save_session(self.record, self.entry)
+            self.saved = True
 
 
 def new_record(config: dict, seeds: list[int], inputs: list[dict], data: dict | None) -> dict:

@@ -181,6 +181,12 @@ class TrainedRun:
         return self.config.evaluation.eval_batch_size
 
     @property
+    def batch_bytes(self) -> int:
+        """The bytes of one batch's float32 inputs and forecasts."""
+        length, lat, lon, channels = self.description["input_shape"]
+        return 4 * self.batch_size * lat * lon * (length * channels + self.horizon * self.outputs)
+
+    @property
     def fitted(self) -> str | None:
         """The model's name if it is fitted per cell (ARIMA), else None."""
         return self.model if models.is_fitted(self.model) else None

@@ -8,11 +8,22 @@ The arrays may be split or replicated over several devices and hosts
 (`stconv.training.distributed`): every process saves its shards together, and a
 restore places the arrays as the state given to it is placed, on any number
 of devices, whatever the placement they were saved from.
+
+orbax writes a step into a temporary folder beside it (`UNFINISHED`), renamed
+to the step's number when complete. A save that fails in this process
+removes its temporary; that of a process killed while saving is removed when
+the run is next opened (`stconv.runs.directory.RunDirectory.checkpoints`,
+`Checkpoints.remove_unfinished`).
 """
 
 import contextlib
 import logging
 import os
+import re
+import shutil
+import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -57,6 +68,13 @@ class QuietFailures(logging.Filter):
 
 QUIET = QuietFailures()
 
+# orbax's temporary folder of a step being saved: ``1.orbax-checkpoint-tmp`` (orbax
+# 0.12; its items' temporaries are inside it), ``1.orbax-checkpoint-tmp-<timestamp>``
+# (older versions).
+UNFINISHED = re.compile(rf"(\d+){re.escape(ocp.utils.TMP_DIR_SUFFIX)}(-\d+)?")
+# The seconds a failed save's writing threads are waited for before its temporary is removed.
+ABANDONED_WRITES_WAIT = 10.0
+
 
 def quiet_abandoned_work() -> None:
     """After a failed save or restore, silences the rest of orbax's abandoned
@@ -87,8 +105,8 @@ class Checkpoints:
 
         Raises:
           CheckpointWriteError: naming the checkpoint's folder, if it could not
-            be written. orbax leaves the partial folder a temporary, which the
-            next save there replaces: a resumed training continues from the
+            be written; orbax's partial folder is removed (its temporary, the
+            space it took freed): a resumed training continues from the
             checkpoints written before.
         """
         args = ocp.args.Composite(
@@ -108,10 +126,13 @@ class Checkpoints:
         full disk."""
         folder = os.path.join(os.fspath(self.managers[kind].directory), str(epoch))
         QUIET.active = True
+        running = set(threading.enumerate())
         try:
             yield
         except (OSError, ValueError, RuntimeError) as error:
             quiet_abandoned_work()
+            join_started_threads(running, ABANDONED_WRITES_WAIT)  # they write into it
+            self.remove_unfinished(kind, epoch, say=False)  # the error's one line names it
             cause = "the disk is full" if disk_full(error, folder) else first_line(error)
             raise CheckpointWriteError(
                 f"could not write checkpoint {folder}: {cause}; training stopped, keeping the "
@@ -120,6 +141,33 @@ class Checkpoints:
                 train_and_evaluate={"resume": True},
             ) from None
         QUIET.active = False  # not after a failure: its abandoned writes fail later
+
+    def remove_unfinished(
+        self, kind: str | None = None, epoch: int | None = None, say: bool = True
+    ) -> None:
+        """Removes orbax's temporary folders (`UNFINISHED`) of ``kind``'s
+        unfinished saves (of ``epoch``; default: of ``latest`` and ``best``, of
+        any epoch), saying so on stderr, one line each, unless not ``say``;
+        nothing else. Only the first process removes them: the others share
+        its folder, or their own stays as theirs.
+
+        Call it only where no process is saving into them (the run's lock:
+        `stconv.runs.directory.RunDirectory.checkpoints`), or for a save of
+        this process that failed."""
+        if jax.process_index() != 0:
+            return
+        for name in (kind,) if kind else self.managers:
+            for path in unfinished_saves(os.fspath(self.managers[name].directory), epoch):
+                try:
+                    shutil.rmtree(path)
+                except OSError:  # read-only, or removed meanwhile: no reason to fail
+                    continue
+                if say:
+                    print(
+                        f"stconv: removed {path}, the unfinished checkpoint of a process that "
+                        "no longer runs",
+                        file=sys.stderr,
+                    )
 
     def exists(self, kind: str) -> bool:
         return self.managers[kind].latest_step() is not None
@@ -164,6 +212,38 @@ class Checkpoints:
             ) from None
         nnx.replace_by_pure_dict(state, restored["state"])
         return restored["record"]
+
+
+def join_started_threads(running: set[threading.Thread], seconds: float) -> None:
+    """Waits, ``seconds`` at most in all, for the threads started since
+    ``running`` to end (and those they start): those of a failed save go on
+    writing the other items into its temporary (orbax's and asyncio's)."""
+    deadline = time.monotonic() + seconds
+    while started := set(threading.enumerate()) - running:
+        for thread in started:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                thread.join(left)
+            except RuntimeError:  # still being started: joined in the next round
+                time.sleep(0.001)
+
+
+def unfinished_saves(folder: str, epoch: int | None = None) -> list[str]:
+    """The paths of orbax's temporary folders (`UNFINISHED`, of ``epoch`` if
+    given) in ``folder``: folders, not links, nor files of other names."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # none yet
+        return []
+    found = []
+    for entry in entries:
+        match = UNFINISHED.fullmatch(entry.name)
+        of_epoch = match is not None and (epoch is None or int(match[1]) == epoch)
+        if of_epoch and entry.is_dir(follow_symlinks=False):
+            found.append(entry.path)
+    return sorted(found)
 
 
 def first_line(error: BaseException) -> str:

@@ -12,19 +12,19 @@ SCALARS = ("train_loss", "validation_rmse", "validation_mae")
 
 class EpochWriter:
     """Writes each epoch's row (`stconv.training.loop.fit`) to ``logdir``, if tensorboardX
-    is installed; else nothing."""
+    is installed; else nothing. Its event file is made at the first row: a
+    session that trains no epoch (a resumption that fails) adds none."""
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            self.writer = None
-        else:
-            self.writer = SummaryWriter(os.fspath(logdir))
+        self.logdir, self.writer = os.fspath(logdir), None
 
     def write(self, row: dict) -> None:
         if self.writer is None:
-            return
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                return
+            self.writer = SummaryWriter(self.logdir)
         for name in SCALARS:
             if name in row:
                 self.writer.add_scalar(name.replace("_", "/", 1), row[name], row["epoch"])
