@@ -1,9 +1,10 @@
-"""The ``stconv`` command: ``train``, ``evaluate``, ``predict``, ``info`` and ``classify``.
+"""The ``stconv`` command: ``check``, ``train``, ``evaluate``, ``predict``, ``info``, ``classify``.
 
 stconv train --workdir runs/r --epochs 40 --num-layers 2 --hidden-dim 8
 stconv evaluate --workdir runs/r
 stconv predict --workdir runs/r --input new.nc --output forecast.nc
 stconv info runs/r
+stconv check era5.nc --variables t2m,u10
 
 This module parses the flags (every field of the `stconv.config.Config`
 sections is one, named by `stconv.config.FLAGS`) and calls the library, and
@@ -18,6 +19,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -29,7 +31,7 @@ from collections.abc import Iterator
 from stconv.checks import NamesParameters, ParameterNote
 from stconv.config import FLAGS, PRESETS, SECTIONS, Config, read_toml, to_toml
 from stconv.config.run import flag_name, flattened
-from stconv.config.sections import EvaluationConfig, choices_of
+from stconv.config.sections import DataConfig, EvaluationConfig, ExecutionConfig, choices_of
 
 
 def train_command(args: argparse.Namespace) -> None:
@@ -52,6 +54,45 @@ def evaluate_command(args: argparse.Namespace) -> None:
         unfinished=args.unfinished,
         evaluation={name: getattr(args, name) for name in fields if hasattr(args, name)},
     )  # fmt: skip
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """Prints what train would make of the data; 2 if it would refuse them."""
+    import json
+
+    from stconv.data.inspection import inspect_data
+    from stconv.data.inspection_table import format_report
+
+    given = {flat: getattr(args, flat) for flat in FLAGS if hasattr(args, flat)}
+    config = Config.from_flags(**given, dataset=args.data)
+    report = inspect_data(config.data, time_chunk=config.execution.time_chunk)
+    refusal = None if report.refusal is None else as_flags(report.refusal)
+    command = train_command_line(args.data, {**given, **report.suggested})
+    if args.json:
+        print(json.dumps({**report.to_dict(), "refusal": refusal, "command": command}, indent=1))
+    else:
+        print(format_report(report, refusal, command))
+    return 0 if report.accepted else 2
+
+
+def train_command_line(data: str, values: dict) -> str:
+    """``stconv train`` of ``data`` with config ``values`` (by flat name) as flags."""
+    words = ["stconv", "train", "--workdir", f"runs/{run_name(data)}", "--dataset", data]
+    for flat, value in values.items():
+        flag = flag_of(*FLAGS[flat])
+        if isinstance(value, bool):
+            words.append(flag if value else flag.replace("--", "--no-", 1))
+        elif isinstance(value, tuple | list):
+            words += [flag, ",".join(map(str, value))]
+        else:
+            words += [flag, str(value)]
+    return " ".join(map(shlex.quote, words))
+
+
+def run_name(data: str) -> str:
+    """A run folder's name for ``data``: its file's name without suffix."""
+    stem = os.path.basename(data.rstrip("/")).split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "run"
 
 
 def chosen_perturbation(workdir: str) -> float:
@@ -230,11 +271,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     add_section_flags(parser, SECTIONS.values())
 
 
-def add_section_flags(parser: argparse.ArgumentParser, sections) -> None:
-    """A flag for every field of ``sections`` (`add_config_flags`)."""
+def add_section_flags(parser: argparse.ArgumentParser, sections, names=None) -> None:
+    """A flag for every field of ``sections`` (`add_config_flags`), or for
+    those of them whose flat names are in ``names``."""
     for section in sections:
         for field in dataclasses.fields(section):
             flat, kind = flag_name(field), field_type(section, field)
+            if names is not None and flat not in names:
+                continue
             flag = flag_of(section.NAME, field.name)
             # Flags not given stay out of the namespace, so a preset's values stand.
             if kind is dict:  # the model's options: KEY=VALUE, one at a time
@@ -343,6 +387,16 @@ def parser() -> argparse.ArgumentParser:
         "--mean", action="store_true", help="an ensemble: write its mean instead of its members"
     )
     predict.set_defaults(run=predict_command)
+    check = commands.add_parser(
+        "check",
+        help="what train would make of data: grid, time axis, variables, windows, memory, "
+        "refusals; exit 2 if train would refuse them",
+    )
+    check.add_argument("data", help="a netCDF file, a glob of files, a zarr store or a dataset")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check_flags = {flag_name(f) for f in dataclasses.fields(DataConfig)} - {"dataset"}
+    add_section_flags(check, [DataConfig, ExecutionConfig], check_flags | {"time_chunk"})
+    check.set_defaults(run=check_command)
     info = commands.add_parser(
         "info", help="what made a run: data, code, software, machine and time of each command"
     )
@@ -421,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     python_shows = warnings.showwarning
     try:
         warnings.showwarning = one_line_warning(args.command)
-        args.run(args)
+        status = args.run(args)
     except ValueError as error:
         print(f"stconv {args.command}: error: {error_line(args, error)}", file=sys.stderr)
         return 2
@@ -431,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         warnings.showwarning = python_shows  # not the filters: see `quiet_abandoned_work`
         COMMAND.reset(command)
-    return 0
+    return status or 0
 
 
 def error_line(args: argparse.Namespace, error: BaseException) -> str:
@@ -444,7 +498,7 @@ def error_line(args: argparse.Namespace, error: BaseException) -> str:
         named.group(1) == getattr(args, "config", None)
         or os.path.basename(named.group(1)) == "config.json"
     )
-    if args.command in ("train", "evaluate") and not about_a_config:
+    if args.command in ("train", "evaluate", "check") and not about_a_config:
         return as_flags(message)
     return message
 

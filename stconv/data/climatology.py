@@ -395,17 +395,27 @@ def slot_means(train: xr.DataArray, slots: np.ndarray, count: int) -> np.ndarray
     """The NaN-skipping mean of every slot, ``(count, lat, lon, channel)`` float32;
     NaN where a slot has no data.
 
-    Read in blocks of `BLOCK` times (a dask-backed split is streamed), summed
-    in float64.
+    Read a dask chunk of times at a time (a dask-backed split is streamed), or
+    `BLOCK` times at a time in memory, summed in float64: every slot adds its
+    values in time order, so the sums do not depend on the blocks.
     """
     shape = (count, *train.shape[1:])
     sums, counts = np.zeros(shape, np.float64), np.zeros(shape, np.int64)
-    for start in range(0, len(slots), BLOCK):
-        block = np.asarray(train.data[start : start + BLOCK])
-        accumulate(sums, counts, block, slots[start : start + BLOCK])
+    for rows in time_blocks(train.data):
+        accumulate(sums, counts, np.asarray(train.data[rows]), slots[rows])
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / counts, np.nan)
     return means.astype(np.float32)
+
+
+def time_blocks(data) -> list[slice]:
+    """Slices of ``data``'s first (time) axis: its dask chunks, else `BLOCK` times each."""
+    chunks = getattr(data, "chunks", None)
+    if isinstance(chunks, tuple):  # dask
+        stops = np.cumsum(chunks[0]).tolist()
+    else:
+        stops = [*range(BLOCK, data.shape[0], BLOCK), data.shape[0]]
+    return [slice(start, stop) for start, stop in zip([0, *stops], stops, strict=False)]
 
 
 def accumulate(sums: np.ndarray, counts: np.ndarray, block: np.ndarray, slots: np.ndarray) -> None:

@@ -75,23 +75,24 @@ def open_dataset(
     ``.zarr`` directory), whose chunks never written must read as missing
     values (`check_chunks_written`)."""
     files = resolve_paths(paths)
-    if len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0])):
+    if is_zarr(files):
         try:
-            dataset = xr.open_zarr(files[0], chunks=chunks)
+            dataset = xr.open_zarr(files[0], chunks=None)
         except (OSError, ValueError) as error:
             raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
         check_chunks_written(files[0], dataset)
-        return dataset
+        return in_chunks(dataset, chunks)
     try:
         if len(files) == 1:
-            return xr.open_dataset(files[0], chunks=chunks)
+            return in_chunks(xr.open_dataset(files[0], cache=chunks is None), chunks)
     except (OSError, ValueError) as error:
         raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
     try:
-        return xr.open_mfdataset(
-            files, chunks=chunks or {}, combine="by_coords", join="exact", compat="override",
+        dataset = xr.open_mfdataset(
+            files, chunks={}, combine="by_coords", join="exact", compat="override",
             data_vars="all", coords="minimal", preprocess=without_scalar_coordinates,
         )  # fmt: skip
+        return in_chunks(dataset, chunks)
     except ValueError as error:  # an alignment or merge error
         raise DataError(
             f"files {files[0]!r} (+{len(files) - 1} more) do not combine into one dataset: "
@@ -99,6 +100,23 @@ def open_dataset(
         ) from None
     except OSError as error:
         raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+
+
+def is_zarr(files: Sequence[str]) -> bool:
+    return len(files) == 1 and (files[0].rstrip("/").endswith(".zarr") or os.path.isdir(files[0]))
+
+
+def in_chunks(dataset: xr.Dataset, chunks: Mapping | None) -> xr.Dataset:
+    """``dataset``, opened lazily without dask, read in ``chunks`` whose
+    ``time`` is its own time dimension (ERA5's ``valid_time``): opened with
+    them, xarray would ignore a name it does not know and read the whole
+    time axis as one chunk. (Reopening the file to learn the name instead
+    can crash HDF5 while another handle of it is open.)"""
+    if chunks is None:
+        return dataset
+    dim = time_dimension(dataset) or "time"
+    named = {dim if key == "time" else key: value for key, value in chunks.items()}
+    return dataset.chunk({key: value for key, value in named.items() if key in dataset.dims})
 
 
 def check_chunks_written(path: str, dataset: xr.Dataset) -> None:

@@ -75,10 +75,13 @@ class Normalizer:
         """Anomalies from ``climatology`` at each frame's time of year, divided by
         their per-channel std over the training split ``field`` (``(time, lat,
         lon, channel)``)."""
-        anomalies = field.values - climatology.at(field["time"].values)
-        reduce = tuple(range(anomalies.ndim - 1))
-        with np.errstate(invalid="ignore"):
-            std = np.nanstd(anomalies, axis=reduce, dtype=np.float64).astype(np.float32)
+        if getattr(field.data, "chunks", None) is None:  # in memory: at once
+            anomalies = field.values - climatology.at(field["time"].values)
+            reduce = tuple(range(anomalies.ndim - 1))
+            with np.errstate(invalid="ignore"):
+                std = np.nanstd(anomalies, axis=reduce, dtype=np.float64).astype(np.float32)
+        else:
+            std = streamed_anomaly_std(field, climatology).astype(np.float32)
         std = np.where(np.isfinite(std) & (std > 0), std, 1.0).astype(np.float32)
         return cls(np.zeros_like(std), std, climatology)
 
@@ -201,3 +204,32 @@ def squared_deviations(field: xr.DataArray, center: np.ndarray) -> np.ndarray:
         deviations = block - center
         total = total + np.where(np.isnan(deviations), 0.0, deviations**2).sum(axis=0)
     return total
+
+
+def anomaly_blocks(field: xr.DataArray, climatology: Climatology) -> Iterator[np.ndarray]:
+    """The anomalies of a ``(time, lat, lon, channel)`` field from ``climatology``,
+    float64, a dask chunk of times at a time."""
+    times = field["time"].values
+    for rows in row_blocks(field.data):
+        yield np.asarray(field.data[rows], np.float64) - climatology.at(times[rows])
+
+
+def streamed_anomaly_std(field: xr.DataArray, climatology: Climatology) -> np.ndarray:
+    """Per channel, the standard deviation of the finite anomalies of ``field``
+    (`anomaly_blocks`), in two passes as ``np.nanstd`` computes it, holding one
+    block at a time; NaN for a channel without finite anomalies."""
+    sums, counts = 0.0, 0
+    for block in anomaly_blocks(field, climatology):
+        finite = np.isfinite(block)
+        sums = sums + np.where(finite, block, 0.0).sum(axis=(0, 1, 2))
+        counts = counts + finite.sum(axis=(0, 1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / counts
+    squares = 0.0
+    for block in anomaly_blocks(field, climatology):
+        deviations = block - mean
+        squares = squares + np.where(np.isfinite(deviations), deviations**2, 0.0).sum(
+            axis=(0, 1, 2)
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(squares / counts)

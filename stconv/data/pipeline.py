@@ -5,9 +5,17 @@ The iterator's position is ``iterator.get_state()``; a new iterator for the
 same seed and epoch continues from it after ``iterator.set_state(state)``.
 With several processes (hosts), each one reads only its own rows of every
 global batch: the examples of the others are never read.
+
+A source read in blocks (a dask-backed field: ``source.read_blocks()``, the
+windows that one decoded time chunk holds) is shuffled by blocks instead
+(`chunk_aware_order`): the blocks in a random order, and the windows of every
+``source.read_ahead`` consecutive blocks of it (8, fewer for large chunks)
+shuffled together, so that each block is read once per epoch and only a
+read-ahead buffer of blocks is held.
+A source in memory keeps the global shuffle.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import grain
@@ -17,10 +25,65 @@ from stconv.checks import check_positive
 
 T = TypeVar("T")
 
+# Blocks (time chunks) whose windows are shuffled together, unless the source
+# says (``read_ahead``): batches mix this many random times of the record.
+READ_AHEAD_BLOCKS = 8
+
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """An independent shuffling seed for each (run seed, epoch) pair."""
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def chunk_aware_order(
+    blocks: Sequence[np.ndarray], seed: int, buffer: int = READ_AHEAD_BLOCKS
+) -> np.ndarray:
+    """An epoch's order of the windows of ``blocks`` (each an array of window
+    indices read together): the blocks in a random order, and the windows of
+    every ``buffer`` consecutive blocks of that order shuffled together.
+
+    Args:
+      blocks: the windows of every block (`stconv.data.sources.FieldWindows.read_blocks`).
+      seed: fixes the order (`epoch_seed`).
+      buffer: blocks whose windows are mixed.
+
+    Returns:
+      Every window index once, ``int64``.
+    """
+    check_positive("buffer", buffer)
+    rng = np.random.default_rng(seed)
+    shuffled = [blocks[b] for b in rng.permutation(len(blocks))]
+    groups = [
+        rng.permutation(np.concatenate(shuffled[first : first + buffer]))
+        for first in range(0, len(shuffled), buffer)
+    ]
+    return np.concatenate(groups).astype(np.int64) if groups else np.zeros(0, np.int64)
+
+
+class Reordered:
+    """``source`` read in ``order``: item ``i`` is ``source[order[i]]``."""
+
+    def __init__(self, source, order: np.ndarray):
+        self.source = source
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int):
+        return self.source[int(self.order[index])]
+
+
+def shuffled(source, seed: int, epoch: int) -> grain.MapDataset:
+    """``source`` in the ``(seed, epoch)`` order: by blocks where it is read
+    in blocks (`chunk_aware_order`), else a global shuffle."""
+    read_blocks = getattr(source, "read_blocks", None)
+    blocks = read_blocks() if read_blocks is not None else None
+    if blocks is None:
+        return grain.MapDataset.source(source).shuffle(seed=epoch_seed(seed, epoch))
+    buffer = getattr(source, "read_ahead", READ_AHEAD_BLOCKS)
+    order = chunk_aware_order(blocks, epoch_seed(seed, epoch), buffer)
+    return grain.MapDataset.source(Reordered(source, order))
 
 
 def epoch_batches(
@@ -52,10 +115,11 @@ def epoch_batches(
       batch_size: examples per (global) batch.
       seed: the run's seed; with ``epoch`` it fixes the order.
       epoch: the epoch number.
-      shuffle: False keeps the source's (chronological) order.
+      shuffle: False keeps the source's (chronological) order; True shuffles
+        globally, or by blocks for a source read in blocks (`shuffled`).
       drop_remainder: drop the last, smaller batch.
       num_threads: threads reading examples in the background.
-      prefetch: examples read ahead of the consumer.
+      prefetch: batches read ahead of the consumer (held in memory).
       process_index: this process (``jax.process_index()``).
       process_count: the processes reading the batches together (``jax.process_count()``).
 
@@ -64,9 +128,7 @@ def epoch_batches(
     """
     check_positive("batch_size", batch_size)
     check_processes(batch_size, process_index, process_count)
-    dataset = grain.MapDataset.source(source)
-    if shuffle:
-        dataset = dataset.shuffle(seed=epoch_seed(seed, epoch))
+    dataset = shuffled(source, seed, epoch) if shuffle else grain.MapDataset.source(source)
     if process_count == 1:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:

@@ -8,9 +8,23 @@ target variables), with NaN set to 0 (the training mean), and a boolean mask
 of the target cells that count in the loss and metrics. The inputs end with
 the extra channels (`stconv.data.features.ExtraInputs`: static fields and
 calendar features), which are never targets.
+
+A dask-backed field (opened with ``chunks``) is read a block at a time: the
+frames of every window that starts in one of its time chunks, the chunk and
+the ``length - 1`` frames after it, decoded and normalized once and kept in
+a small cache (`BlockCache`) that its windows are then cut from.
+`FieldWindows.read_blocks` names those windows, so that the input pipeline
+can shuffle whole blocks
+within a read-ahead buffer (`stconv.data.pipeline.chunk_aware_order`) and
+read every block once per epoch; memory is bounded by the cache, never by
+the length of the field.
 """
 
-from collections.abc import Sequence
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 
 import numpy as np
 import xarray as xr
@@ -85,11 +99,73 @@ class WindowSource:
         )
 
 
+class BlockCache:
+    """The last ``capacity`` blocks that ``read(block)`` returned, shared by
+    threads: a block is read once however many threads ask for it at once,
+    and the least recently used one is dropped beyond ``capacity``."""
+
+    def __init__(self, read: Callable[[int], np.ndarray], capacity: int):
+        self.read = read
+        self.capacity = capacity
+        self.lock = threading.Lock()
+        self.blocks: OrderedDict[int, Future] = OrderedDict()
+
+    def __getitem__(self, block: int) -> np.ndarray:
+        with self.lock:
+            future = self.blocks.get(block)
+            owner = future is None
+            if owner:
+                future = self.blocks[block] = Future()
+                while len(self.blocks) > self.capacity:
+                    self.blocks.popitem(last=False)
+            else:
+                self.blocks.move_to_end(block)
+        if owner:
+            try:
+                future.set_result(self.read(block))
+            except BaseException as error:
+                future.set_exception(error)
+                with self.lock:
+                    if self.blocks.get(block) is future:
+                        del self.blocks[block]
+                raise
+        return future.result()
+
+    def __getstate__(self) -> dict:  # a copy starts empty: locks and futures do not pickle
+        return {"read": self.read, "capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["read"], state["capacity"])
+
+
+# Blocks whose windows an epoch mixes (`stconv.data.pipeline.chunk_aware_order`),
+# fewer where their decoded blocks would pass `READ_AHEAD_BYTES`. The cache holds
+# twice as many: the reader threads start the next buffer's blocks while the
+# batches of the last one are still being read.
+READ_AHEAD_BLOCKS = 8
+READ_AHEAD_BYTES = 2**28
+
+
+def read_ahead(block_bytes: int) -> int:
+    """Blocks of ``block_bytes`` per read-ahead buffer: `READ_AHEAD_BLOCKS`, or
+    fewer (at least 1) where two buffers would pass `READ_AHEAD_BYTES`."""
+    return int(np.clip(READ_AHEAD_BYTES // max(2 * block_bytes, 1), 1, READ_AHEAD_BLOCKS))
+
+
+def time_chunks(field: xr.DataArray) -> tuple[int, ...] | None:
+    """The lengths of a dask-backed field's time chunks; None in memory."""
+    chunks = field.chunks
+    return None if chunks is None else tuple(chunks[field.get_axis_num("time")])
+
+
 class FieldWindows(WindowSource):
     """Windows of a ``(time, lat, lon, channel)`` field, starting at ``starts``.
 
-    Only the window's frames are read on access, so a dask-backed field larger
-    than memory streams with bounded memory.
+    In memory, a window's frames are sliced from the field. A dask-backed field
+    is read in blocks, one per time chunk (`read_blocks`), through a
+    `BlockCache` of twice `read_ahead` blocks, so a field larger than memory streams
+    with bounded memory, and each frame is decoded and normalized once per
+    block, not once for every window that holds it.
     """
 
     def __init__(
@@ -106,21 +182,107 @@ class FieldWindows(WindowSource):
         self.field = field
         self.starts = starts
         self.frame_times = field["time"].values
+        chunks = time_chunks(field)
+        self.block_lengths = chunks
+        self.block_starts = None if chunks is None else np.cumsum((0, *chunks[:-1]))
+        self.read_ahead, self.blocks = READ_AHEAD_BLOCKS, None
+        if chunks is not None:
+            frames = max(chunks) + spec.length - 1
+            cell_bytes = 4 * field.sizes["channel"] + 5 * self.outputs  # inputs, targets, mask
+            self.read_ahead = read_ahead(
+                frames * field.sizes["lat"] * field.sizes["lon"] * cell_bytes
+            )
+            self.blocks = BlockCache(self.read_block, 2 * self.read_ahead)
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         start = self.starts[index]
-        frames = self.field.isel(time=slice(start, start + self.spec.length)).values
-        split = self.spec.input_length
-        times = self.frame_times[start : start + self.spec.length]
-        return self.example(frames[:split], frames[split:], times)
+        split, length = self.spec.input_length, self.spec.length
+        times = self.frame_times[start : start + length]
+        if self.blocks is None:
+            frames = self.field.isel(time=slice(start, start + length)).values
+            return self.example(frames[:split], frames[split:], times)
+        block = self.block_of(start)
+        offset = start - self.block_starts[block]
+        inputs, targets, mask = (part[offset : offset + length] for part in self.blocks[block])
+        inputs = (
+            inputs[:split] if self.extra is None else self.extra.add(inputs[:split], times[:split])
+        )
+        return {
+            "inputs": inputs.copy(),
+            "targets": targets[split:].copy(),
+            "mask": mask[split:].copy(),
+        }
+
+    def block_of(self, start: int) -> int:
+        """The time chunk that frame ``start`` lies in (dask-backed fields)."""
+        return int(np.searchsorted(self.block_starts, start, side="right")) - 1
+
+    def read_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frames of every window that starts in time chunk ``block`` (the
+        chunk and the ``length - 1`` frames after it, as far as there are),
+        `prepared` once for all of its windows."""
+        first = int(self.block_starts[block])
+        stop = first + self.block_lengths[block] + self.spec.length - 1
+        frames = np.asarray(self.field.isel(time=slice(first, stop)).values)
+        return self.prepared(frames, self.frame_times[first:stop])
+
+    def prepared(
+        self, frames: np.ndarray, times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw consecutive ``frames`` as `make_example` makes every window's, frame
+        by frame: ``(inputs, targets, mask)``, the inputs normalized with NaN set to
+        0 (without the extra inputs), the first ``outputs`` channels normalized and
+        masked as targets, and their mask."""
+        inputs = model_inputs(frames, self.normalizer, times)
+        targets = frames[..., : self.outputs]
+        mask = np.isfinite(targets) & self.mask[..., : self.outputs]
+        normalized = self.normalizer.first(self.outputs).normalize(
+            targets.astype(np.float32), times
+        )
+        return inputs, np.where(mask, normalized, 0.0).astype(np.float32), mask
+
+    def read_blocks(self) -> list[np.ndarray] | None:
+        """The windows (indices, in order) of every block read at once: those
+        that start in one time chunk of a dask-backed field; None in memory,
+        where any order reads alike."""
+        if self.blocks is None:
+            return None
+        blocks = np.searchsorted(self.block_starts, np.asarray(self.starts), side="right") - 1
+        bounds = np.flatnonzero(np.diff(blocks)) + 1
+        return np.split(np.arange(len(self.starts)), bounds)
+
+    def series_blocks(self, outputs: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """`series` and `series_times` a time chunk at a time (all at once in
+        memory): ``(frames, times)`` of the first ``outputs`` channels (default all)."""
+        first, stop = self.starts[0], self.starts[-1] + self.spec.length
+        chunks = time_chunks(self.field)
+        if chunks is None:
+            bounds = [first, stop]
+        else:
+            inner = [int(b) for b in np.cumsum(chunks) if first < b < stop]
+            bounds = [first, *inner, stop]
+        channels = slice(None) if outputs is None else slice(0, outputs)
+        for start, end in itertools.pairwise(bounds):
+            frames = self.field.isel(time=slice(start, end), channel=channels).values
+            yield frames, self.frame_times[start:end]
 
     def series(self) -> np.ndarray:
         """The raw frames the windows are cut from, in time order ``(time, lat, lon, channel)``."""
         stop = self.starts[-1] + self.spec.length
         return self.field.isel(time=slice(self.starts[0], stop)).values
+
+    def series_frames(self, outputs: int | None = None):
+        """The frames of `series` of the first ``outputs`` channels (default all),
+        indexed by position: `series` itself in memory; for a dask-backed field,
+        `ChunkedFrames`, which reads only the time chunks an index asks for."""
+        stop = self.starts[-1] + self.spec.length
+        if self.blocks is None:
+            series = self.series()
+            return series if outputs is None else series[..., :outputs]
+        return ChunkedFrames(self.field, self.starts[0], stop, outputs)
 
     def series_times(self) -> np.ndarray:
         """The times of `series`."""
@@ -144,6 +306,49 @@ class FieldWindows(WindowSource):
     def times(self) -> np.ndarray:
         """The field's time axis."""
         return self.frame_times
+
+
+class ChunkedFrames:
+    """Frames ``first .. stop - 1`` of a dask-backed ``(time, lat, lon, channel)``
+    field, of its first ``outputs`` channels (default all), indexed by position
+    like an array: ``frames[indices]`` is ``(*indices.shape, lat, lon, outputs)``.
+
+    Only the time chunks that hold the indices are read, through a
+    `BlockCache` that keeps twice as many chunks as the largest request
+    needed: requests for neighbouring times (the members of consecutive
+    windows) read every chunk once.
+    """
+
+    def __init__(self, field: xr.DataArray, first: int, stop: int, outputs: int | None = None):
+        channels = slice(None) if outputs is None else slice(0, outputs)
+        self.field = field.isel(time=slice(first, stop), channel=channels)
+        self.lengths = time_chunks(self.field)
+        self.chunk_starts = np.cumsum((0, *self.lengths[:-1]))
+        self.shape = self.field.shape
+        self.chunks = BlockCache(self.read_chunk, 2)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read_chunk(self, chunk: int) -> np.ndarray:
+        start = int(self.chunk_starts[chunk])
+        return self.field.isel(time=slice(start, start + self.lengths[chunk])).values
+
+    def __getitem__(self, indices) -> np.ndarray:
+        indices = np.asarray(indices)
+        outside = indices[(indices < 0) | (indices >= len(self))]
+        if outside.size:
+            raise IndexError(
+                f"frame index {outside.flat[0]} is invalid: must be in [0, {len(self)})"
+            )
+        chunk_of = np.searchsorted(self.chunk_starts, indices, side="right") - 1
+        needed = np.unique(chunk_of)
+        self.chunks.capacity = max(self.chunks.capacity, 2 * len(needed))
+        frames = np.empty((*indices.shape, *self.shape[1:]), self.field.dtype)
+        for chunk in needed:
+            pick = chunk_of == chunk
+            frames[pick] = self.chunks[int(chunk)][indices[pick] - self.chunk_starts[chunk]]
+        return frames
 
 
 class SampleWindows(WindowSource):

@@ -21,7 +21,7 @@ input mean are carried too, made in physical units: the last frame's value,
 not its anomaly.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -105,6 +105,63 @@ def fit_damping(
     return factors
 
 
+def fit_damping_blocks(
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]], climatology: Climatology, horizon: int
+) -> np.ndarray:
+    """`fit_damping` of a series read a block at a time, in time order: the
+    same sums, with the last ``horizon`` anomalies of a block carried into the
+    next, so memory holds one block whatever the series' length.
+
+    Args:
+      blocks: ``(frames, times)`` consecutive blocks of the series
+        (`stconv.data.sources.FieldWindows.series_blocks`).
+      climatology: the targets' climatology.
+      horizon: the lead times.
+
+    Returns:
+      ``(horizon, channel)`` factors, equal to `fit_damping`'s up to rounding.
+    """
+    products = power = 0.0
+    carried = None
+    for frames, times in blocks:
+        anomalies = np.asarray(frames, np.float64) - climatology.at(times)
+        joined = anomalies if carried is None else np.concatenate([carried, anomalies])
+        block_products, block_power = lagged_sums(joined, len(joined) - len(anomalies), horizon)
+        products, power = products + block_products, power + block_power
+        carried = joined[-horizon:]
+    if carried is None:
+        raise ValueError("blocks is empty: fit_damping_blocks needs at least one frame")
+    return np.where(power > 0, products / np.maximum(power, 1e-300), 0.0)
+
+
+def lagged_sums(anomalies: np.ndarray, carried: int, horizon: int) -> tuple[np.ndarray, ...]:
+    """``sum a(t) a(t+l)`` and ``sum a(t)^2`` per lead ``l`` and channel, over the
+    pairs of ``anomalies`` whose later frame is past the first ``carried``
+    (those were summed with the previous block): ``(horizon, channel)`` each."""
+    channels = anomalies.shape[-1]
+    products, power = np.zeros((horizon, channels)), np.zeros((horizon, channels))
+    for lead in range(1, horizon + 1):
+        first = max(carried - lead, 0)
+        stop = max(len(anomalies) - lead, first)
+        now, later = anomalies[first:stop], anomalies[first + lead :]
+        both = np.isfinite(now) & np.isfinite(later)
+        products[lead - 1] = np.where(both, now * later, 0.0).sum(axis=(0, 1, 2))
+        power[lead - 1] = np.where(both, now * now, 0.0).sum(axis=(0, 1, 2))
+    return products, power
+
+
+def training_damping(train, outputs: int, climatology: Climatology, horizon: int) -> np.ndarray:
+    """`fit_damping` of the first ``outputs`` channels of the training split
+    ``train`` (`stconv.data.sources.FieldWindows`): its series at once in
+    memory, a time chunk at a time where it is read in blocks (dask-backed),
+    so that memory does not grow with its length (`fit_damping_blocks`)."""
+    read_blocks = getattr(train, "read_blocks", None)
+    if read_blocks is None or read_blocks() is None:
+        series = train.series()[..., :outputs]
+        return fit_damping(series, train.series_times(), climatology, horizon)
+    return fit_damping_blocks(train.series_blocks(outputs), climatology, horizon)
+
+
 class WithTimedBaselines:
     """The windows of ``source`` with the baselines that need their times,
     normalized, ``(horizon, lat, lon, outputs)``: the climatology at the
@@ -181,7 +238,9 @@ class WithClimatologicalEnsemble:
     Args:
       source: windows with their valid times (`stconv.data.sources.FieldWindows`).
       train: ``(time, lat, lon, outputs)`` the training split's frames of the
-        targets, physical units.
+        targets, physical units: an array, or frames indexed like one and read
+        on demand (`stconv.data.sources.FieldWindows.series_frames`, which reads
+        a dask-backed split a time chunk at a time).
       train_times: their times.
       climatology: the targets' climatology (its slots pair the times of year).
       normalizer: the targets' normalizer.

@@ -24,7 +24,6 @@ parameters (``members``, ``perturbation``, ``mean``), in errors that name them.
 """
 
 import math
-import os
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -37,6 +36,7 @@ import xarray as xr
 
 from stconv.checks import ParameterError
 from stconv.data.features import ExtraInputs
+from stconv.data.footprint import physical_memory
 from stconv.data.normalization import Normalizer
 from stconv.data.sources import model_inputs
 from stconv.evaluation.inference import field_batches, predicted_batches, to_physical, unpadded
@@ -287,11 +287,6 @@ def check_members(
             "training standard deviations",
             perturbation=perturbation,
         )
-
-
-def physical_memory() -> int:
-    """The bytes of memory of this machine."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def max_members(batch_bytes: int) -> int:

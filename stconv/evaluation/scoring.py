@@ -26,7 +26,7 @@ from stconv.evaluation.baselines import (
     WithClimatologicalEnsemble,
     WithTimedBaselines,
     baselines,
-    fit_damping,
+    training_damping,
 )
 from stconv.evaluation.ensemble import EnsembleAccumulator
 from stconv.evaluation.event_scoring import EventScoring, event_thresholds
@@ -299,15 +299,14 @@ def score_run(
     known = run.climatology is not None and on_run_grid
     if ensembles and known and train_times is not None:
         source = WithClimatologicalEnsemble(
-            source, train.series()[..., :outputs], train_times,
+            source, train.series_frames(outputs), train_times,
             run.climatology.first(outputs), run.normalizer.first(outputs),
             f"{what}: the training split",
         )  # fmt: skip
         ensembles += (CLIMATOLOGICAL_ENSEMBLE,)
     damping = None
     if known and train_times is not None and run.climatology.kind != "annual":
-        series = train.series()[..., :outputs]
-        damping = fit_damping(series, train_times, run.climatology.first(outputs), run.horizon)
+        damping = training_damping(train, outputs, run.climatology.first(outputs), run.horizon)
     climatology, source = reference(run, source, on_run_grid, damping)
     carried = source.carried if isinstance(source, WithTimedBaselines) else ()
     forecasters = {"model": predict, **baselines(climatology, run.horizon, outputs, carried)}

@@ -23,8 +23,7 @@ from stconv.config import EXECUTION_FIELDS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
-from stconv.evaluation import plots
-from stconv.evaluation.baselines import fit_damping
+from stconv.evaluation import baselines, plots
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.scoring import evaluate
 from stconv.runs import provenance
@@ -267,17 +266,10 @@ def train_once(
         if config.model.residual and config.model.residual_base == "damped":
             model.set_damping(training_damping(dataset, config.data.horizon))
         run = RunDirectory(workdir)
-        changes = prepare_workdir(config, run, resume, allow_changed_data)
-        if lock and primary:  # `train_and_evaluate` releases it
-            run.acquire_lock()
-        existing = run.provenance()
-        origin = existing or new_record(config, dataset, [config.training.seed], inputs)
-        kind = session_kind(resume, existing)
-        changing = run_writer(run, dataset, session)
-        if primary:  # the run's inputs and software, from its start
-            session.attach(run, origin, kind=kind, changes=changes, save=False)
-            if kind != "resume":  # a resumption's at its first epoch or result
-                changing()
+        changing = open_workdir(
+            run, config, dataset, session, inputs,
+            resume=resume, allow_changed_data=allow_changed_data, lock=lock and primary,
+        )  # fmt: skip
         dtype = config.training.compute_dtype
         train_step, state = make_train_step(
             model, optimizer, loss_fn, compute_dtype=dtype, mesh=mesh, fsdp=config.execution.fsdp
@@ -322,12 +314,46 @@ def train_once(
             raise
 
 
+def open_workdir(
+    run: RunDirectory,
+    config: Config,
+    dataset: Dataset,
+    session: provenance.Session,
+    inputs: list[dict] | None,
+    *,
+    resume: bool,
+    allow_changed_data: bool,
+    lock: bool,
+) -> Callable[[], None]:
+    """Prepares ``run``'s folder for a training session (`prepare_workdir`),
+    with its lock if ``lock``; attaches ``session`` on the primary process and
+    saves the run's data files at once unless it resumes.
+
+    Returns:
+      `run_writer`'s function, which saves them (a resumption's at its first
+      epoch or its result).
+    """
+    changes = prepare_workdir(config, run, resume, allow_changed_data)
+    if lock:  # `train_and_evaluate` releases it
+        run.acquire_lock()
+    existing = run.provenance()
+    origin = existing or new_record(config, dataset, [config.training.seed], inputs)
+    kind = session_kind(resume, existing)
+    changing = run_writer(run, dataset, session)
+    if distributed.is_primary():  # the run's inputs and software, from its start
+        session.attach(run, origin, kind=kind, changes=changes, save=False)
+        if kind != "resume":
+            changing()
+    return changing
+
+
 def training_damping(dataset: Dataset, horizon: int) -> np.ndarray:
     """The damping factors of the persisted anomaly of the targets, per lead
-    time, fitted on ``dataset``'s training split (`fit_damping`)."""
-    train, targets = dataset.splits["train"], len(dataset.targets)
+    time, fitted on ``dataset``'s training split, streamed where it is read
+    in blocks (`stconv.evaluation.baselines.training_damping`)."""
+    targets = len(dataset.targets)
     climatology = dataset.climatology.first(targets)
-    return fit_damping(train.series()[..., :targets], train.series_times(), climatology, horizon)
+    return baselines.training_damping(dataset.splits["train"], targets, climatology, horizon)
 
 
 def kept_training(workdir: str) -> ParameterNote:
