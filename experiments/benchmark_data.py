@@ -235,7 +235,8 @@ def peaks_by_length(args: argparse.Namespace, modes: dict) -> dict:
     for steps in args.lengths:
         store = length_store(steps, args)
         for mode, measure in modes.items():
-            workdir = os.path.join(args.data_dir, "runs", f"{steps}-{mode.replace(' ', '-')}")
+            name = f"{steps}-{mode.replace(' ', '-')}-{time.strftime('%Y%m%dT%H%M%S')}"
+            workdir = os.path.join(args.data_dir, "runs", name)  # a new run each time
             row = {"steps": steps, "mode": mode, "data_gb": data_bytes(steps, args) / 1e9}
             runs.append({**row, **measure(store, workdir)})
             print(json.dumps(runs[-1]))
@@ -249,11 +250,13 @@ def peaks_by_length(args: argparse.Namespace, modes: dict) -> dict:
 
 
 def memory_benchmark(args: argparse.Namespace) -> dict:
-    """The peak RSS of `stconv train` streamed and in memory at every length."""
-    return peaks_by_length(args, {
+    """The peak RSS of `stconv train` streamed and in memory (or as
+    ``--modes`` says) at every length."""
+    modes = {
         "streamed": lambda store, workdir: train_peak(store, workdir, args.batch_size, args.chunk),
         "in memory": lambda store, workdir: train_peak(store, workdir, args.batch_size, None),
-    })  # fmt: skip
+    }
+    return peaks_by_length(args, {mode: modes[mode] for mode in args.modes})
 
 
 def check_benchmark(args: argparse.Namespace) -> dict:
@@ -387,6 +390,7 @@ def machine() -> dict:
 MEMORY_SECTIONS = {
     "memory": "Peak memory of `stconv train`",
     "memory_before": "Before: the same, with the data and baseline modules of commit 20a5271",
+    "memory_large": "Peak memory of `stconv train` streamed, on the issue's grid",
     "check": "Peak memory of `stconv check`",
 }
 
@@ -468,6 +472,10 @@ def streaming_benchmark(argv: list[str]) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20, help="epoch: timed batches per side")
     parser.add_argument("--repeats", type=int, default=2, help="epoch: alternations")
+    parser.add_argument(
+        "--modes", nargs="+", default=["streamed", "in memory"], choices=("streamed", "in memory")
+    )
+    parser.add_argument("--key", help="the results' name in the JSON (default: the measure)")
     parser.add_argument("--json", default=f"{STREAMING_RESULTS}.json")
     parser.add_argument("--markdown", default=f"{STREAMING_RESULTS}.md")
     args = parser.parse_args(argv)
@@ -476,7 +484,7 @@ def streaming_benchmark(argv: list[str]) -> None:
         with open(args.json) as f:
             results = json.load(f)
     measured = MEASURES[args.measure](args)
-    results.update({args.measure: measured, "machine": machine()})
+    results.update({args.key or args.measure: measured, "machine": machine()})
     with open(args.json, "w") as f:
         json.dump(results, f, indent=2)
     with open(args.markdown, "w") as f:

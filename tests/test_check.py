@@ -102,6 +102,7 @@ def test_the_papers_files_are_described_as_samples(tmp_path, capsys):
     paper_format_dataset(num_samples=20).to_netcdf(tmp_path / "paper.nc")
     report = check(capsys, str(tmp_path / "paper.nc"))
     assert report["layout"] == "paper" and report["time"] is None
+    assert "streamed_bytes" not in report["memory"]  # the samples are read in memory
     assert report["windows"] == {"train": 12, "validation": 4, "test": 4}  # the reference's split
     assert [v["name"] for v in report["variables"]] == ["x", "y"]
     assert report["variables"][0]["max"] == pytest.approx(19.14)  # x[s, t] = s + t / 100

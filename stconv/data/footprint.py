@@ -13,23 +13,24 @@ import os
 
 import numpy as np
 
-from stconv.data.sources import read_ahead
-
-# Fitted to the peaks of one epoch of `stconv train` on a 48 x 96 daily field
-# of 8,000 and 32,000 steps (0.15 and 0.59 GB; benchmark_data-streaming.md):
-# in memory 1.68 and 3.39 GiB (this model: 1.66 and 3.32), streamed 1.58 and
-# 1.71 GiB (this model: 1.61 for both).
-# A run in memory: the process (Python, JAX, XLA's compiled steps, the
-# prefetched batches) and the float32 copies of the field it holds at its
-# peak (the field, its windows' batches, the evaluation's forecasts).
+# Linear models of the peak resident memory of one epoch of `stconv train`
+# (the smallest STConvS2S-R, batch 32, eval batch 64, 5 -> 5 windows, daily t2m
+# in chunks of 64 days), `experiments/benchmark_data.py memory`
+# (experiments/results/benchmark_data-streaming.md).
+# In memory, fitted on 48 x 96 at 8,000 and 32,000 days (0.15 and 0.59 GB):
+# measured 1.68 and 3.39 GiB, this model 1.66 and 3.31 GiB. The process
+# (Python, JAX, XLA's compiled steps, prefetched batches) and the float32
+# copies of the field a run holds at its peak (the field, its batches, the
+# evaluation's forecasts).
 PROCESS_BYTES = 1_200_000_000
 IN_MEMORY_COPIES = 4
-# A streamed run: the process, and each split's cache of decoded blocks (two
-# read-ahead buffers, `stconv.data.sources.read_ahead`), a block decoded
-# taking `DECODED_PER_RAW` times its stored float32 bytes (inputs, targets, mask).
-STREAMED_PROCESS_BYTES = 1_600_000_000
-DECODED_PER_RAW = 2.25
-SPLITS = 3
+# Streamed: a process's part and a part per grid cell (and variable): the
+# decoded blocks each split caches, the batches read ahead and an evaluation
+# batch with its baselines, none of which grows with the length. Fitted on 48
+# x 96 at 32,000 days (1.71 GiB, measured while an evaluation still read 8
+# batches ahead, not 2: an upper estimate) and 96 x 192 at 10,000 days (3.39 GiB).
+STREAMED_PROCESS_BYTES = 1_235_000_000
+STREAMED_CELL_BYTES = 130_000
 # The raw bytes of a block a run streams by when it chooses its own.
 DEFAULT_BLOCK_BYTES = 16 * 2**20
 # The share of this machine's memory a run in memory may take before it streams.
@@ -56,11 +57,11 @@ def in_memory_bytes(shape: tuple[int, ...]) -> int:
     return PROCESS_BYTES + IN_MEMORY_COPIES * field_bytes(shape)
 
 
-def streamed_bytes(shape: tuple[int, ...], time_chunk: int) -> int:
-    """The peak memory of a run that reads its field of ``shape`` in blocks
-    of ``time_chunk`` steps: independent of the field's length."""
-    block = DECODED_PER_RAW * field_bytes((min(time_chunk, shape[0]), *shape[1:]))
-    return int(STREAMED_PROCESS_BYTES + SPLITS * 2 * read_ahead(int(block)) * block)
+def streamed_bytes(shape: tuple[int, ...]) -> int:
+    """The peak memory of a run that reads its field of ``shape`` in blocks:
+    independent of the field's length."""
+    cells = int(np.prod(shape[1:], dtype=np.int64))
+    return STREAMED_PROCESS_BYTES + STREAMED_CELL_BYTES * cells
 
 
 def block_steps(

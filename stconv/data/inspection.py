@@ -353,14 +353,22 @@ def estimated_windows(report: Report, data: DataConfig, fractions: Sequence[floa
 
 
 def fill_memory(report: Report, time_chunk: int | None) -> None:
-    """The memory a run needs in memory and streamed, and whether it must stream."""
+    """The memory a run needs in memory and streamed, and whether it must
+    stream (the paper's samples are not streamed: in memory only)."""
     shape = report.storage.get("field_shape")
     if shape is None:
+        return
+    if report.layout == "paper":
+        report.memory = {
+            "in_memory_bytes": footprint.in_memory_bytes(shape),
+            "budget_bytes": footprint.memory_budget(),
+            "machine_bytes": footprint.physical_memory(),
+        }
         return
     chunk = min(time_chunk or footprint.block_steps(shape, stored_time_chunk(report)), shape[0])
     report.memory = {
         "in_memory_bytes": footprint.in_memory_bytes(shape),
-        "streamed_bytes": footprint.streamed_bytes(shape, chunk),
+        "streamed_bytes": footprint.streamed_bytes(shape),
         "time_chunk": chunk,
         "budget_bytes": footprint.memory_budget(),
         "machine_bytes": footprint.physical_memory(),

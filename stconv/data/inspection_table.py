@@ -66,11 +66,13 @@ def storage_line(storage: dict) -> str:
 
 
 def memory_line(memory: dict) -> str:
+    streamed = ""
+    if "streamed_bytes" in memory:
+        blocks = f"blocks of {memory['time_chunk']} steps"
+        streamed = f", {size_name(memory['streamed_bytes'])} streamed in {blocks}"
     return (
-        f"about {size_name(memory['in_memory_bytes'])} in memory, "
-        f"{size_name(memory['streamed_bytes'])} streamed in blocks of {memory['time_chunk']} "
-        f"steps; this machine lends a run {size_name(memory['budget_bytes'])} (half of "
-        f"{size_name(memory['machine_bytes'])})"
+        f"about {size_name(memory['in_memory_bytes'])} in memory{streamed}; this machine lends "
+        f"a run {size_name(memory['budget_bytes'])} (half of {size_name(memory['machine_bytes'])})"
     )
 
 

@@ -36,9 +36,13 @@ from stconv.evaluation.predictors import members_of
 from stconv.evaluation.scores import BASELINES as BASELINES  # the baselines' names
 from stconv.evaluation.scores import PER_LEAD, as_dataset, as_results, scored, with_skill
 
+# Batches an evaluation reads ahead: each holds the windows' baselines too
+# (several times a training batch), and the forward pass needs only the next.
+EVAL_PREFETCH = 2
+
 
 def batches_in_order(source, batch_size: int) -> Iterator[dict]:
-    return epoch_batches(source, batch_size, shuffle=False)
+    return epoch_batches(source, batch_size, shuffle=False, prefetch=EVAL_PREFETCH)
 
 
 def evaluate(
