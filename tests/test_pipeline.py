@@ -39,3 +39,11 @@ def test_one_ahead_keeps_the_order_and_pad_batch_pads_rows():
     padded = pad_batch({"inputs": np.ones((3, 2)), "mask": np.ones(3, bool)}, 5)
     assert padded["inputs"].shape == (5, 2) and padded["inputs"][3:].sum() == 0
     assert padded["mask"].tolist() == [True] * 3 + [False] * 2
+
+
+def test_a_short_read_ahead_runs_quietly(caplog):
+    """Evaluation reads 2 batches ahead: grain must not warn about idle threads."""
+    dataset = load_dataset("synthetic", synthetic_shape=(400, 4, 4, 1), input_length=3, horizon=2)
+    with caplog.at_level("WARNING"):
+        batches = list(epoch_batches(dataset.splits["train"], 4, shuffle=False, prefetch=2))
+    assert batches and not [r for r in caplog.records if "prefetch_buffer_size" in r.getMessage()]

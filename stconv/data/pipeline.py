@@ -118,7 +118,8 @@ def epoch_batches(
       shuffle: False keeps the source's (chronological) order; True shuffles
         globally, or by blocks for a source read in blocks (`shuffled`).
       drop_remainder: drop the last, smaller batch.
-      num_threads: threads reading examples in the background.
+      num_threads: threads reading examples in the background (at most
+        ``prefetch``: more could not run in parallel).
       prefetch: batches read ahead of the consumer (held in memory).
       process_index: this process (``jax.process_index()``).
       process_count: the processes reading the batches together (``jax.process_count()``).
@@ -138,7 +139,9 @@ def epoch_batches(
         if len(source) > full and not drop_remainder:
             batches.append(dataset[full:].batch(len(source) - full))  # read by every process
         dataset = grain.MapDataset.concatenate(batches)
-    options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    options = grain.ReadOptions(
+        num_threads=min(num_threads, prefetch), prefetch_buffer_size=prefetch
+    )
     return iter(dataset.to_iter_dataset(options))
 
 
