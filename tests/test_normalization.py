@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from stconv import cli
-from stconv.data import normalization
+from stconv.data import blocks
 from stconv.data.errors import DataError
 from stconv.data.normalization import Normalizer
 from stconv.data.registry import load_dataset, training_statistics
@@ -127,9 +127,9 @@ def test_statistics_read_in_blocks_are_those_of_the_whole(monkeypatch, per_cell)
     values = field.values.astype(np.float64)
     center = np.nanmean(values, axis=0) if per_cell else np.nanmean(values, axis=(0, 1, 2))
     whole = Normalizer.fit(field, per_cell=per_cell)
-    monkeypatch.setattr(normalization, "BLOCK_VALUES", 100)  # 2 frames a block
-    for blocks in (field, field.chunk(time=7)):  # dask: chunk by chunk
-        fitted = Normalizer.fit(blocks, per_cell=per_cell)
+    monkeypatch.setattr(blocks, "BLOCK_VALUES", 100)  # 2 frames a block
+    for given in (field, field.chunk(time=7)):  # dask: chunk by chunk
+        fitted = Normalizer.fit(given, per_cell=per_cell)
         np.testing.assert_allclose(fitted.mean, whole.mean, rtol=1e-6)
         np.testing.assert_allclose(fitted.mean, center, rtol=1e-6)
         np.testing.assert_allclose(fitted.std, np.nanstd(values - center), rtol=1e-5)

@@ -29,13 +29,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from stconv.data.blocks import row_blocks
 from stconv.data.errors import DataError
 from stconv.data.times import floor_dates
 
 KINDS = ("annual", "monthly", "daily", "subdaily")
 DIMS = ("time", "lat", "lon", "channel")
 GRID = ("lat", "lon", "channel")
-BLOCK = 1024  # times read at once when fitting a seasonal climatology
 
 # Calendar names (CF conventions, cftime) -> the slot layout they use.
 CALENDARS = {
@@ -395,27 +395,18 @@ def slot_means(train: xr.DataArray, slots: np.ndarray, count: int) -> np.ndarray
     """The NaN-skipping mean of every slot, ``(count, lat, lon, channel)`` float32;
     NaN where a slot has no data.
 
-    Read a dask chunk of times at a time (a dask-backed split is streamed), or
-    `BLOCK` times at a time in memory, summed in float64: every slot adds its
-    values in time order, so the sums do not depend on the blocks.
+    Read a dask chunk of times at a time (a dask-backed split is streamed),
+    or a block of times in memory (`stconv.data.blocks.row_blocks`), summed
+    in float64: every slot adds its values in time order, so the sums do not
+    depend on the blocks.
     """
     shape = (count, *train.shape[1:])
     sums, counts = np.zeros(shape, np.float64), np.zeros(shape, np.int64)
-    for rows in time_blocks(train.data):
+    for rows in row_blocks(train.data):
         accumulate(sums, counts, np.asarray(train.data[rows]), slots[rows])
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / counts, np.nan)
     return means.astype(np.float32)
-
-
-def time_blocks(data) -> list[slice]:
-    """Slices of ``data``'s first (time) axis: its dask chunks, else `BLOCK` times each."""
-    chunks = getattr(data, "chunks", None)
-    if isinstance(chunks, tuple):  # dask
-        stops = np.cumsum(chunks[0]).tolist()
-    else:
-        stops = [*range(BLOCK, data.shape[0], BLOCK), data.shape[0]]
-    return [slice(start, stop) for start, stop in zip([0, *stops], stops, strict=False)]
 
 
 def accumulate(sums: np.ndarray, counts: np.ndarray, block: np.ndarray, slots: np.ndarray) -> None:

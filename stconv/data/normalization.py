@@ -7,13 +7,13 @@ field's physical units by `Normalizer.denormalize`.
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Iterator
 
 import numpy as np
 import xarray as xr
 
+from stconv.data.blocks import row_blocks
 from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.files import GRID_DIMS
@@ -158,10 +158,6 @@ def check_statistics(mean: np.ndarray, std: np.ndarray) -> None:
         raise ValueError("mean holds values that are not finite: every mean must be a number")
 
 
-# Values read at once (128 MiB in float64) when summing the statistics.
-BLOCK_VALUES = 2**24
-
-
 def frames(field: xr.DataArray) -> Iterator[np.ndarray]:
     """The frames of ``field`` (``(..., lat, lon, channel)``) as float64 blocks
     ``(frames, lat, lon, channel)``, a few leading rows at a time: a dask-backed
@@ -171,18 +167,6 @@ def frames(field: xr.DataArray) -> Iterator[np.ndarray]:
     for rows in row_blocks(data):
         block = np.asarray(data[rows], dtype=np.float64)
         yield block.reshape(-1, *block.shape[-3:])
-
-
-def row_blocks(data) -> list[slice]:
-    """Consecutive slices of ``data``'s first axis: its dask chunks, each read
-    once, or rows of about `BLOCK_VALUES` values."""
-    chunks = getattr(data, "chunks", None)
-    if isinstance(chunks, tuple):  # dask
-        stops = np.cumsum(chunks[0]).tolist()
-    else:
-        rows = max(1, BLOCK_VALUES // max(1, math.prod(data.shape[1:])))
-        stops = [*range(rows, data.shape[0], rows), data.shape[0]]
-    return [slice(start, stop) for start, stop in zip([0, *stops], stops, strict=False)]
 
 
 def cell_sums(field: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
