@@ -94,15 +94,7 @@ def fit_damping(
     Returns:
       ``(horizon, channel)`` factors.
     """
-    anomalies = np.asarray(series, np.float64) - climatology.at(times)
-    factors = np.zeros((horizon, series.shape[-1]))
-    for lead in range(1, min(horizon, len(series) - 1) + 1):
-        now, later = anomalies[:-lead], anomalies[lead:]
-        both = np.isfinite(now) & np.isfinite(later)
-        products = np.where(both, now * later, 0.0).sum(axis=(0, 1, 2))
-        power = np.where(both, now * now, 0.0).sum(axis=(0, 1, 2))
-        factors[lead - 1] = np.where(power > 0, products / np.maximum(power, 1e-300), 0.0)
-    return factors
+    return fit_damping_blocks([(series, times)], climatology, horizon)
 
 
 def fit_damping_blocks(
@@ -110,7 +102,8 @@ def fit_damping_blocks(
 ) -> np.ndarray:
     """`fit_damping` of a series read a block at a time, in time order: the
     same sums, with the last ``horizon`` anomalies of a block carried into the
-    next, so memory holds one block whatever the series' length.
+    next, so memory holds one block whatever the series' length (one block:
+    `fit_damping` itself).
 
     Args:
       blocks: ``(frames, times)`` consecutive blocks of the series
@@ -119,7 +112,8 @@ def fit_damping_blocks(
       horizon: the lead times.
 
     Returns:
-      ``(horizon, channel)`` factors, equal to `fit_damping`'s up to rounding.
+      ``(horizon, channel)`` factors, equal to those of the series at once up
+      to rounding.
     """
     products = power = 0.0
     carried = None
@@ -155,10 +149,6 @@ def training_damping(train, outputs: int, climatology: Climatology, horizon: int
     ``train`` (`stconv.data.sources.FieldWindows`): its series at once in
     memory, a time chunk at a time where it is read in blocks (dask-backed),
     so that memory does not grow with its length (`fit_damping_blocks`)."""
-    read_blocks = getattr(train, "read_blocks", None)
-    if read_blocks is None or read_blocks() is None:
-        series = train.series()[..., :outputs]
-        return fit_damping(series, train.series_times(), climatology, horizon)
     return fit_damping_blocks(train.series_blocks(outputs), climatology, horizon)
 
 
