@@ -31,6 +31,7 @@ import xarray as xr
 
 from stconv.data.features import ExtraInputs
 from stconv.data.normalization import Normalizer
+from stconv.data.pipeline import READ_AHEAD_BLOCKS
 from stconv.data.windows import WindowSpec
 
 
@@ -62,14 +63,27 @@ def make_example(
     ``outputs`` channels (the target variables; default all). ``times`` of
     the window's frames, inputs then targets, where they are known."""
     outputs = targets.shape[-1] if outputs is None else outputs
-    targets, mask = targets[..., :outputs], mask[..., :outputs]
-    target_mask = np.isfinite(targets) & mask
     split = len(inputs)
     input_times, target_times = (None, None) if times is None else (times[:split], times[split:])
     inputs = model_inputs(inputs, normalizer, input_times, extra)
-    normalized = normalizer.first(outputs).normalize(targets.astype(np.float32), target_times)
-    targets = np.where(target_mask, normalized, 0.0)
-    return {"inputs": inputs, "targets": targets.astype(np.float32), "mask": target_mask}
+    targets, target_mask = model_targets(targets, normalizer, mask, outputs, target_times)
+    return {"inputs": inputs, "targets": targets, "mask": target_mask}
+
+
+def model_targets(
+    targets: np.ndarray,
+    normalizer: Normalizer,
+    mask: np.ndarray,
+    outputs: int,
+    times: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw target frames ``(..., lat, lon, channel)`` as the loss sees them:
+    their first ``outputs`` channels normalized (float32), 0 where a value is
+    missing or outside the static ``mask``; and that mask of the cells that count."""
+    targets, mask = targets[..., :outputs], mask[..., :outputs]
+    target_mask = np.isfinite(targets) & mask
+    normalized = normalizer.first(outputs).normalize(targets.astype(np.float32), times)
+    return np.where(target_mask, normalized, 0.0).astype(np.float32), target_mask
 
 
 class WindowSource:
@@ -138,11 +152,11 @@ class BlockCache:
         self.__init__(state["read"], state["capacity"])
 
 
-# Blocks whose windows an epoch mixes (`stconv.data.pipeline.chunk_aware_order`),
-# fewer where their decoded blocks would pass `READ_AHEAD_BYTES`. The cache holds
-# twice as many: the reader threads start the next buffer's blocks while the
-# batches of the last one are still being read.
-READ_AHEAD_BLOCKS = 8
+# An epoch mixes the windows of `READ_AHEAD_BLOCKS` blocks
+# (`stconv.data.pipeline.chunk_aware_order`), fewer where their decoded blocks
+# would pass `READ_AHEAD_BYTES`. The cache holds twice as many: the reader
+# threads start the next buffer's blocks while the batches of the last one are
+# still being read.
 READ_AHEAD_BYTES = 2**28
 
 
@@ -237,12 +251,8 @@ class FieldWindows(WindowSource):
         0 (without the extra inputs), the first ``outputs`` channels normalized and
         masked as targets, and their mask."""
         inputs = model_inputs(frames, self.normalizer, times)
-        targets = frames[..., : self.outputs]
-        mask = np.isfinite(targets) & self.mask[..., : self.outputs]
-        normalized = self.normalizer.first(self.outputs).normalize(
-            targets.astype(np.float32), times
-        )
-        return inputs, np.where(mask, normalized, 0.0).astype(np.float32), mask
+        targets, mask = model_targets(frames, self.normalizer, self.mask, self.outputs, times)
+        return inputs, targets, mask
 
     def read_blocks(self) -> list[np.ndarray] | None:
         """The windows (indices, in order) of every block read at once: those
