@@ -372,14 +372,11 @@ def run_writer(run: RunDirectory, dataset: Dataset, session: provenance.Session)
     its first epoch or its result, so that one that fails first changes no
     file of the run. Nothing where no session is attached (a process that
     writes no file)."""
-    written = False
 
     def changing() -> None:
-        nonlocal written
-        if not written and session.run is not None:
+        if session.run is not None and not session.saved:
             run.save_data(dataset)
             session.save()
-            written = True
 
     return changing
 
