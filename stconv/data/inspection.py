@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import xarray as xr
@@ -212,13 +212,14 @@ def time_summary(times: xr.DataArray) -> dict:
     """Steps, first and last time, frequency, calendar, gaps and duplicates."""
     values = times.values
     later = values[1:] > values[:-1]
+    duplicates = int(np.sum(values[1:] == values[:-1]))
     summary = {
         "steps": int(values.size),
         "first": time_name(values[0]) if values.size else None,
         "last": time_name(values[-1]) if values.size else None,
         "calendar": times.dt.calendar if is_dates(values) else None,
-        "duplicates": int(np.sum(values[1:] == values[:-1])),
-        "not_increasing": int(np.sum(~later) - np.sum(values[1:] == values[:-1])),
+        "duplicates": duplicates,
+        "not_increasing": int(np.sum(~later)) - duplicates,
         "frequency": None,
         "step_days": None,
         "gaps": 0,
@@ -296,9 +297,10 @@ def fill_values(array: xr.DataArray) -> list[float]:
     return sorted(set(found))
 
 
-def stored_time_chunk(report: Report) -> int | None:
-    chunks = [c for c in report.storage.get("time_chunks", {}).values() if c]
-    return min(chunks) if chunks else None
+def smallest_chunk(chunks: Iterable[int | None]) -> int | None:
+    """The smallest of the stored time chunks ``chunks`` (`time_chunk_of`);
+    None if every variable is stored contiguous."""
+    return min(filter(None, chunks), default=None)
 
 
 def default_block(report: Report) -> int | None:
@@ -306,7 +308,7 @@ def default_block(report: Report) -> int | None:
     if report.grid is None:
         return None
     shape = (1, report.grid["lat"], report.grid["lon"], max(len(report.variables), 1))
-    return footprint.block_steps(shape, stored_time_chunk(report))
+    return footprint.block_steps(shape, smallest_chunk(report.storage["time_chunks"].values()))
 
 
 def load_as_train(
@@ -358,22 +360,17 @@ def fill_memory(report: Report, time_chunk: int | None) -> None:
     shape = report.storage.get("field_shape")
     if shape is None:
         return
-    if report.layout == "paper":
-        report.memory = {
-            "in_memory_bytes": footprint.in_memory_bytes(shape),
-            "budget_bytes": footprint.memory_budget(),
-            "machine_bytes": footprint.physical_memory(),
-        }
-        return
-    chunk = min(time_chunk or footprint.block_steps(shape, stored_time_chunk(report)), shape[0])
     report.memory = {
         "in_memory_bytes": footprint.in_memory_bytes(shape),
-        "streamed_bytes": footprint.streamed_bytes(shape),
-        "time_chunk": chunk,
         "budget_bytes": footprint.memory_budget(),
         "machine_bytes": footprint.physical_memory(),
     }
-    if time_chunk is None and footprint.time_chunk_for(shape, stored_time_chunk(report)):
+    if report.layout == "paper":
+        return
+    stored = smallest_chunk(report.storage.get("time_chunks", {}).values())
+    chunk = min(time_chunk or footprint.block_steps(shape, stored), shape[0])
+    report.memory.update(streamed_bytes=footprint.streamed_bytes(shape), time_chunk=chunk)
+    if time_chunk is None and footprint.time_chunk_for(shape, stored):
         report.suggested["time_chunk"] = chunk
 
 
@@ -396,11 +393,11 @@ def streaming_chunk(data: DataConfig) -> int | None:
         dims = find_dims(dataset, files[0])
         variables = chosen_variables(dataset, data.variables, dims)
         shape = tuple(dataset.sizes[dims[d]] for d in ("time", "lat", "lon"))
-        stored = [time_chunk_of(dataset[v]) for v in variables]
+        stored = smallest_chunk(time_chunk_of(dataset[v]) for v in variables)
     except DataError:
         return None
     shape = (*shape, len(variables))
-    chunk = footprint.time_chunk_for(shape, min(filter(None, stored), default=None))
+    chunk = footprint.time_chunk_for(shape, stored)
     if chunk is not None:
         warnings.warn(
             f"dataset {data.dataset!r}: a run of its field in memory would need about "
