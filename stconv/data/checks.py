@@ -67,6 +67,10 @@ PHYSICAL_RANGES = {
 }
 # What values outside these ranges are, most often.
 EXTREME_CAUSES = "a fill value without _FillValue, corrupt data or other units"
+# What to do about them.
+EXTREME_ADVICE = (
+    "mark missing values with _FillValue, or accept them with data.allow_extreme_values=True"
+)
 # Units of `PHYSICAL_RANGES`' quantities, and what to add to a value in K to
 # have it in them.
 KELVIN_OFFSETS = {"K": 0.0, "degC": -273.15}
@@ -197,8 +201,7 @@ def raise_outside(
     raise DataError(
         f"file {source!r}: variable {channel_name(field, channel)!r} reaches "
         f"{worst:.3g} at {frame_name(field, index[:-1])} (in {int(counts[index])} of its "
-        f"cells): {reasons[channel]}; mark missing values with _FillValue, or accept them "
-        "with data.allow_extreme_values=True"
+        f"cells): {reasons[channel]}; {EXTREME_ADVICE}"
     )
 
 

@@ -21,7 +21,13 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from stconv.data.checks import check_numeric, plausible_range, range_name
+from stconv.data.checks import (
+    EXTREME_ADVICE,
+    EXTREME_CAUSES,
+    check_numeric,
+    plausible_range,
+    range_name,
+)
 from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import dim_role, open_dataset, resolve_paths, select_box
@@ -224,9 +230,7 @@ def static_problem(values: np.ndarray, units: str, allow_extreme_values: bool) -
         lat, lon = np.argwhere(outside)[0]
         return (
             f"reaches {values[lat, lon]:.3g} at lat index {lat}, lon index {lon}: "
-            f"{range_name(units)}, a fill value without _FillValue, corrupt data or other "
-            "units; mark missing values with _FillValue, or accept them with "
-            "data.allow_extreme_values=True"
+            f"{range_name(units)}, {EXTREME_CAUSES}; {EXTREME_ADVICE}"
         )
     return ""
 
