@@ -63,13 +63,14 @@ import benchmark_reference
 import flax
 import jax
 import jax.numpy as jnp
-from benchmark_data import peak_rss_bytes, stream, synthetic_file
+from benchmark_data import stream, synthetic_file
 from jax.extend import core as jax_core
 
 from stconv import models
 from stconv.config.presets import DATASET_SETTINGS, MODEL_SETTINGS
 from stconv.data.registry import load_dataset
 from stconv.models.conv_algorithms import conv, conv_general
+from stconv.runs.provenance import peak_memory_bytes
 from stconv.training.step import count_parameters, create_optimizer, make_predict, make_train_step
 
 GRIDS = {"cfsr": (32, 32), "chirps": (50, 50)}
@@ -261,7 +262,7 @@ def compiled_memory(compiled) -> dict:
 def process_memory() -> dict:
     """High-water marks of this process so far: the device's (where it reports
     one) and the host's resident memory."""
-    memory = {"process_peak_rss_bytes": peak_rss_bytes()}
+    memory = {"process_peak_rss_bytes": peak_memory_bytes()}
     stats = jax.devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
         memory["device_peak_bytes_in_use"] = int(stats["peak_bytes_in_use"])
@@ -309,7 +310,7 @@ def benchmark_model(
     state, metrics, _ = time_train_steps(compiled, state, batch, warmup)
     state, metrics, times = time_train_steps(compiled, state, batch, steps)
     step_seconds = statistics.median(times)
-    train_peak_rss_bytes = peak_rss_bytes()
+    train_peak_rss_bytes = peak_memory_bytes()
 
     predict = make_predict(model, horizon)
     inputs = jax.random.normal(key_eval, (eval_batch_size, *input_shape))

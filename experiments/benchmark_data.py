@@ -29,7 +29,6 @@ import itertools
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -43,12 +42,7 @@ from stconv.data.pipeline import epoch_batches
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import ATTRS, synthetic_frames, write_synthetic_netcdf
 from stconv.outputs import progress_bar
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+from stconv.runs.provenance import peak_memory_bytes
 
 
 def synthetic_file(path: str, steps: int, lat: int, lon: int) -> str:
@@ -147,7 +141,7 @@ def file_benchmark(argv: list[str]) -> None:
     train = dataset.splits["train"]
     print(
         f"opened lazily and fitted statistics in {time.perf_counter() - start:.0f} s: "
-        f"{len(train)} training windows; peak RSS {peak_rss_bytes() / 2**30:.2f} GiB"
+        f"{len(train)} training windows; peak RSS {peak_memory_bytes() / 2**30:.2f} GiB"
     )
 
     timing = stream(
@@ -159,7 +153,8 @@ def file_benchmark(argv: list[str]) -> None:
         f"streamed {windows} shuffled windows ({args.batch_size} per batch, "
         f"{args.threads} threads) in {seconds:.1f} s: {windows / seconds:.0f} windows/s, "
         f"{windows / seconds * frame_bytes * dataset.spec.length / 1e6:.0f}"
-        f" MB/s of frames; peak RSS {peak_rss_bytes() / 2**30:.2f} GiB for a {size_gb:.1f} GB file"
+        f" MB/s of frames; peak RSS {peak_memory_bytes() / 2**30:.2f} GiB for a "
+        f"{size_gb:.1f} GB file"
     )
 
 
@@ -190,11 +185,12 @@ def zarr_store(path: str, steps: int, lat: int, lon: int, chunk: int = 64) -> st
 
 
 TRAIN_FLAGS = ("--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3", "--epochs", "1")
-CHILD = """import resource, sys, warnings
+CHILD = """import sys, warnings
 warnings.filterwarnings("ignore")
 from stconv.cli import main
 code = main(sys.argv[1:])
-print("PEAK_RSS_KIB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+from stconv.runs.provenance import peak_memory_bytes
+print("PEAK_RSS_BYTES", peak_memory_bytes())
 sys.exit(code)
 """
 
@@ -217,8 +213,8 @@ def command_peak(flags: list[str]) -> dict:
     seconds = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"stconv {flags[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
-    peak = next(line for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_KIB"))
-    return {"peak_rss_gib": int(peak.split()[1]) / 2**20, "seconds": seconds}
+    peak = next(line for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_BYTES"))
+    return {"peak_rss_gib": int(peak.split()[1]) / 2**30, "seconds": seconds}
 
 
 def length_store(steps: int, args: argparse.Namespace) -> str:
@@ -342,10 +338,7 @@ def timed_batches(step, state, batches, count: int) -> tuple[float, object]:
 def epoch_benchmark(args: argparse.Namespace) -> dict:
     """Train batches streamed, in memory and the step alone on one batch,
     alternating ``--repeats`` times in this process, and a batch's profile."""
-    store = zarr_store(
-        os.path.join(args.data_dir, f"t2m-{args.steps}x{args.lat}x{args.lon}.zarr"),
-        args.steps, args.lat, args.lon, args.chunk,
-    )  # fmt: skip
+    store = length_store(args.steps, args)
     streamed = load_dataset(store, chunks={"time": args.chunk})
     in_memory = load_dataset(store)
     step, state, batch = tiny_step(in_memory, args.batch_size)
