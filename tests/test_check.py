@@ -190,7 +190,7 @@ def test_a_field_too_large_for_the_memory_is_streamed_saying_so(era5, monkeypatc
     """``load_config_dataset`` streams it in blocks (the same windows) with
     a warning; a field that fits is loaded without one."""
     from stconv.config import Config
-    from stconv.data.inspection import StreamingWarning
+    from stconv.data.files import StreamingWarning
     from stconv.runs.assembly import load_config_dataset
 
     config = Config.from_flags(dataset=str(era5), input_length=3, horizon=2)
@@ -207,6 +207,49 @@ def test_a_field_too_large_for_the_memory_is_streamed_saying_so(era5, monkeypatc
         np.testing.assert_array_equal(
             streamed.splits[split][3]["inputs"], loaded.splits[split][3]["inputs"]
         )
+
+
+def test_train_opens_a_glob_once_to_load_it_in_memory_or_streamed(tmp_path, monkeypatch):
+    """``load_config_dataset`` decides whether to stream on the files it
+    opened: a glob is combined once (it was three times)."""
+    from stconv.config import Config
+    from stconv.data.files import StreamingWarning
+    from stconv.runs.assembly import load_config_dataset
+
+    for name, dataset in cmip6_like(num_steps=40, calendar="noleap").items():
+        dataset.to_netcdf(tmp_path / f"{name}_day_model_2000.nc")
+    combined, combine = [], xr.open_mfdataset
+    monkeypatch.setattr(
+        xr, "open_mfdataset", lambda *a, **k: combined.append(a) or combine(*a, **k)
+    )
+    config = Config.from_flags(dataset=str(tmp_path / "*_day_*.nc"), input_length=3, horizon=2)
+    loaded = load_config_dataset(config)
+    assert len(combined) == 1
+    monkeypatch.setattr(footprint, "physical_memory", lambda: 2**20)
+    with pytest.warns(StreamingWarning, match=r"_day_model_2000\.nc \(\+1 more\)"):
+        streamed = load_config_dataset(config)
+    assert len(combined) == 2 and streamed.splits["train"].field.chunks is not None
+    np.testing.assert_array_equal(
+        streamed.splits["test"][2]["targets"], loaded.splits["test"][2]["targets"]
+    )
+
+
+def test_the_papers_file_by_path_is_read_whole_by_train(tmp_path):
+    """A path in the paper's format is never streamed: its samples are
+    those ``load_dataset`` reads."""
+    from stconv.config import Config
+    from stconv.runs.assembly import load_config_dataset
+
+    path = tmp_path / "paper.nc"
+    paper_format_dataset(num_samples=20).to_netcdf(path)
+    loaded = load_config_dataset(Config.from_flags(dataset=str(path)))
+    expected = load_dataset(str(path))
+    assert {split: len(windows) for split, windows in loaded.splits.items()} == {
+        "train": 12, "validation": 4, "test": 4,
+    }  # fmt: skip
+    np.testing.assert_array_equal(
+        loaded.splits["test"][3]["inputs"], expected.splits["test"][3]["inputs"]
+    )
 
 
 def test_an_era5_file_streams_along_its_own_time_dimension(era5):

@@ -48,7 +48,9 @@ def extended(tmp_path_factory):
     write_synthetic_netcdf(path, 48, 8, 10, seed=7, variable="ramp")
     entry = registry.Entry(
         "a field of this test's own file",
-        open=lambda request: open_field(str(path), "ramp", chunks=request.chunks),
+        open=lambda request: open_field(
+            str(path), "ramp", chunks=request.chunks, **request.open_options
+        ),
         files=lambda _: resolve_paths(str(path)),
     )
     with pytest.MonkeyPatch.context() as patch:

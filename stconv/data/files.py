@@ -8,12 +8,13 @@ fields larger than memory can be windowed without loading them.
 
 import glob
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
-from stconv.data import stores
+from stconv.data import footprint, stores
 from stconv.data.checks import check_numeric, check_times, named_decoding_errors, time_name
 from stconv.data.errors import DataError
 
@@ -67,14 +68,18 @@ def resolve_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 
 def open_dataset(
-    paths: str | os.PathLike | Sequence[str | os.PathLike], chunks: Mapping | None = None
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    chunks: Mapping | None = None,
+    cache: bool | None = None,
 ) -> xr.Dataset:
     """Opens one netCDF file, several (a list or a glob, combined by coordinates:
     files of one variable along time, files of different variables side by
     side, which must share one grid and time axis) or a zarr store (a
     ``.zarr`` directory), whose chunks never written must read as missing
-    values (`check_chunks_written`)."""
+    values (`check_chunks_written`). A single netCDF file keeps what is read
+    of it (``cache``) when opened without ``chunks``, unless told not to."""
     files = resolve_paths(paths)
+    cache = chunks is None if cache is None else cache
     if is_zarr(files):
         try:
             dataset = xr.open_zarr(files[0], chunks=None)
@@ -84,7 +89,7 @@ def open_dataset(
         return in_chunks(dataset, chunks)
     try:
         if len(files) == 1:
-            return in_chunks(xr.open_dataset(files[0], cache=chunks is None), chunks)
+            return in_chunks(xr.open_dataset(files[0], cache=cache), chunks)
     except (OSError, ValueError) as error:
         raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
     try:
@@ -219,6 +224,7 @@ def open_field(
     bbox: tuple[float, float, float, float] | None = None,
     time_range: tuple | None = None,
     chunks: Mapping | None = None,
+    stream_if_large: bool = False,
 ) -> xr.DataArray:
     """Opens variables of gridded files as one ``(time, lat, lon, channel)`` field.
 
@@ -230,20 +236,113 @@ def open_field(
       bbox: ``(lat_min, lat_max, lon_min, lon_max)``, inclusive.
       time_range: ``(start, stop)``, inclusive, anything xarray can select on.
       chunks: dask chunks (e.g. ``{"time": 64}``) to stay lazy; None loads on use.
+      stream_if_large: without ``chunks``, stay lazy in the chunks
+        `streaming_chunk` chooses if a run of the field would not fit this
+        machine's memory (saying so), as ``stconv train`` does.
 
     Returns:
       A DataArray with dims ``(time, lat, lon, channel)``, the coordinates of
       the source, and a ``channel`` coordinate holding the variable names.
     """
     files = resolve_paths(paths)
+    deciding = stream_if_large and chunks is None
+    dataset = open_dataset(files, chunks, cache=chunks is None and not deciding)
+    return opened_field(
+        dataset, files, variables, dims=dims, bbox=bbox, time_range=time_range,
+        stream_if_large=deciding,
+    )  # fmt: skip
+
+
+def opened_field(
+    dataset: xr.Dataset,
+    files: Sequence[str],
+    variables: str | Sequence[str] | None = None,
+    *,
+    dims: Mapping[str, str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    time_range: tuple | None = None,
+    stream_if_large: bool = False,
+) -> xr.DataArray:
+    """`open_field` of ``dataset``, opened from ``files`` (opened without
+    ``cache`` if ``stream_if_large``: its values are then read where they are used)."""
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
-    dataset = open_dataset(files, chunks)
     names = [variables] if isinstance(variables, str) else variables
+    if stream_if_large:
+        chunk = streaming_chunk(dataset, names, source, dims)
+        dataset = in_chunks(dataset, None if chunk is None else {"time": chunk})
     # Without chunks, the variables are read here: a chunk that cannot be decoded is named.
     with named_decoding_errors(source, names, time_dimension(dataset, dims)):
         return dataset_field(
             dataset, variables, source=source, dims=dims, bbox=bbox, time_range=time_range
         )
+
+
+class StreamingWarning(UserWarning):
+    """The data would not fit this machine's memory: the run streams them."""
+
+
+def streaming_chunk(
+    dataset: xr.Dataset,
+    variables: Sequence[str] | None,
+    source: str,
+    dims: Mapping[str, str] | None = None,
+) -> int | None:
+    """The time chunk to stream the field of ``variables`` of ``dataset`` by,
+    with a `StreamingWarning` that says why, when a run of it in memory would
+    not fit `footprint.memory_budget`; None when it fits (or when the field
+    cannot be made: its errors are `dataset_field`'s to raise)."""
+    try:
+        names = find_dims(dataset, source, dims)
+        chosen = chosen_variables(dataset, variables, names)
+    except DataError:
+        return None
+    shape = (*(dataset.sizes[names[role]] for role in DIMS), len(chosen))
+    stored = smallest_chunk(time_chunk_of(dataset[name]) for name in chosen)
+    chunk = footprint.time_chunk_for(shape, stored)
+    if chunk is not None:
+        warnings.warn(
+            f"file {source!r}: a run of its field in memory would need about "
+            f"{footprint.in_memory_bytes(shape) / 1e9:.3g} GB, more than the "
+            f"{footprint.memory_budget() / 1e9:.3g} GB this machine lends a run: it streams "
+            f"the field in blocks of {chunk} steps (execution.time_chunk={chunk})",
+            StreamingWarning,
+            stacklevel=2,
+        )
+    return chunk
+
+
+def chosen_variables(dataset: xr.Dataset, specs: Sequence[str] | None, dims: dict) -> list[str]:
+    """The variables of ``dataset`` a run would read: those of ``specs``
+    (``NAME`` or ``NAME:LEVEL``), else every one on the time, lat and lon dims.
+
+    Raises:
+      DataError: naming a variable the files do not hold.
+    """
+    gridded = [
+        str(name)
+        for name, array in dataset.data_vars.items()
+        if {dims["time"], dims["lat"], dims["lon"]} <= set(array.dims)
+    ]
+    if specs is None:
+        return gridded
+    names = list(dict.fromkeys(spec.partition(":")[0] for spec in specs))
+    for name in names:
+        if name not in dataset.data_vars:
+            raise DataError(f"the files hold no variable {name!r}: available are {gridded}")
+    return names
+
+
+def time_chunk_of(array: xr.DataArray) -> int | None:
+    """The stored chunk of ``array`` along its first (time or sample) dim;
+    None if stored contiguous."""
+    chunks = array.encoding.get("chunks") or array.encoding.get("chunksizes")
+    return int(chunks[0]) if chunks else None
+
+
+def smallest_chunk(chunks: Iterable[int | None]) -> int | None:
+    """The smallest of the stored time chunks ``chunks`` (`time_chunk_of`);
+    None if every variable is stored contiguous."""
+    return min(filter(None, chunks), default=None)
 
 
 def dataset_field(

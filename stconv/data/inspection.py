@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
@@ -31,7 +31,14 @@ from stconv.data.checks import (
 )
 from stconv.data.climatology import DESCRIPTIONS, day_steps, is_dates, time_kind
 from stconv.data.errors import DataError
-from stconv.data.files import find_dims, open_dataset, time_dimension
+from stconv.data.files import (
+    chosen_variables,
+    find_dims,
+    open_dataset,
+    smallest_chunk,
+    time_chunk_of,
+    time_dimension,
+)
 from stconv.data.registry import data_files, is_paper_format, load_dataset
 from stconv.data.windows import WindowSpec, split_starts
 from stconv.outputs import progress_bar
@@ -150,27 +157,6 @@ def describe_files(
     report.storage["memory_bytes"] = sum(footprint.field_bytes(dataset[v].shape) for v in variables)
 
 
-def chosen_variables(dataset: xr.Dataset, specs: Sequence[str] | None, dims: dict) -> list[str]:
-    """The variables of ``dataset`` a run would read: those of ``specs``
-    (``NAME`` or ``NAME:LEVEL``), else every one on the time, lat and lon dims.
-
-    Raises:
-      DataError: naming a variable the files do not hold.
-    """
-    gridded = [
-        str(name)
-        for name, array in dataset.data_vars.items()
-        if {dims["time"], dims["lat"], dims["lon"]} <= set(array.dims)
-    ]
-    if specs is None:
-        return gridded
-    names = list(dict.fromkeys(spec.partition(":")[0] for spec in specs))
-    for name in names:
-        if name not in dataset.data_vars:
-            raise DataError(f"the files hold no variable {name!r}: available are {gridded}")
-    return names
-
-
 def disk_bytes(path: str) -> int:
     """The bytes of a file, or of every file under a directory (a zarr store)."""
     if not os.path.isdir(path):
@@ -242,13 +228,6 @@ def time_summary(times: xr.DataArray) -> dict:
     return summary
 
 
-def time_chunk_of(array: xr.DataArray) -> int | None:
-    """The stored chunk of ``array`` along its first (time or sample) dim;
-    None if stored contiguous."""
-    chunks = array.encoding.get("chunks") or array.encoding.get("chunksizes")
-    return int(chunks[0]) if chunks else None
-
-
 def block_of(array: xr.DataArray, time_chunk: int | None, stored: int | None) -> int:
     """The steps of ``array`` read at once: ``time_chunk``, else whole stored
     chunks of about `footprint.DEFAULT_BLOCK_BYTES` (`footprint.block_steps`)."""
@@ -295,12 +274,6 @@ def fill_values(array: xr.DataArray) -> list[float]:
         if value is not None:
             found.extend(float(v) for v in np.atleast_1d(value))
     return sorted(set(found))
-
-
-def smallest_chunk(chunks: Iterable[int | None]) -> int | None:
-    """The smallest of the stored time chunks ``chunks`` (`time_chunk_of`);
-    None if every variable is stored contiguous."""
-    return min(filter(None, chunks), default=None)
 
 
 def default_block(report: Report) -> int | None:
@@ -372,39 +345,3 @@ def fill_memory(report: Report, time_chunk: int | None) -> None:
     report.memory.update(streamed_bytes=footprint.streamed_bytes(shape), time_chunk=chunk)
     if time_chunk is None and footprint.time_chunk_for(shape, stored):
         report.suggested["time_chunk"] = chunk
-
-
-class StreamingWarning(UserWarning):
-    """The data would not fit this machine's memory: the run streams them."""
-
-
-def streaming_chunk(data: DataConfig) -> int | None:
-    """The time chunk to stream the field of ``data`` by, with a
-    `StreamingWarning` that says why, when a run of it in memory would not
-    fit `footprint.memory_budget`; None when it fits (or is not a field of
-    files: its errors are `load_dataset`'s to raise)."""
-    try:
-        files = data_files(data.dataset, data.data_path)
-        if not files:
-            return None
-        dataset = open_dataset(files)  # not closed: see `describe_files`
-        if is_paper_format(dataset):
-            return None
-        dims = find_dims(dataset, files[0])
-        variables = chosen_variables(dataset, data.variables, dims)
-        shape = tuple(dataset.sizes[dims[d]] for d in ("time", "lat", "lon"))
-        stored = smallest_chunk(time_chunk_of(dataset[v]) for v in variables)
-    except DataError:
-        return None
-    shape = (*shape, len(variables))
-    chunk = footprint.time_chunk_for(shape, stored)
-    if chunk is not None:
-        warnings.warn(
-            f"dataset {data.dataset!r}: a run of its field in memory would need about "
-            f"{footprint.in_memory_bytes(shape) / 1e9:.3g} GB, more than the "
-            f"{footprint.memory_budget() / 1e9:.3g} GB this machine lends a run: it streams "
-            f"the field in blocks of {chunk} steps (execution.time_chunk={chunk})",
-            StreamingWarning,
-            stacklevel=2,
-        )
-    return chunk

@@ -42,6 +42,7 @@ from stconv.data.files import (
     channel_name,
     open_dataset,
     open_field,
+    opened_field,
     other_dims,
     resolve_paths,
 )
@@ -284,7 +285,7 @@ class Request:
       chunks: dask chunks to keep the data lazy; None loads them.
       synthetic_shape, seed: of the synthetic field (and the weather file's seed).
       open_options: more keyword arguments for `stconv.data.files.open_field`
-        (``dims``, ``time_range``, ``bbox``).
+        (``dims``, ``time_range``, ``bbox``, ``stream_if_large``).
     """
 
     data: DataConfig
@@ -382,12 +383,17 @@ def is_path(name: str) -> bool:
 
 
 def open_path(request: Request) -> Opened:
-    """A netCDF file, glob or zarr store: the paper's format, or a field."""
-    name = request.data.dataset
-    dataset = open_dataset(name, request.chunks)
+    """A netCDF file, glob or zarr store, opened once: the paper's format
+    (read whole), or a field."""
+    files = resolve_paths(request.data.dataset)
+    options = dict(request.open_options)
+    deciding = options.pop("stream_if_large", False) and request.chunks is None
+    dataset = open_dataset(files, request.chunks, cache=request.chunks is None and not deciding)
     if is_paper_format(dataset):
-        return paper_dataset(request.data, dataset, name, request.spec)
-    return open_field(name, request.data.variables, chunks=request.chunks, **request.open_options)
+        dataset = dataset.load() if deciding else dataset
+        return paper_dataset(request.data, dataset, request.data.dataset, request.spec)
+    variables = request.data.variables
+    return opened_field(dataset, files, variables, stream_if_large=deciding, **options)
 
 
 def opener(name: str) -> Callable[[Request], Opened]:
@@ -439,7 +445,9 @@ def load_dataset(
       **options: with a name: the section's fields (``input_length``,
         ``horizon``, ``normalization``, ``variables``, ``targets``,
         ``mask_file``, ``climatology_window``, ``static``, ``time_features``,
-        ``allow_extreme_values``, ``bbox``); and ``dims``, ``time_range`` for
+        ``allow_extreme_values``, ``bbox``); and ``dims``, ``time_range``,
+        ``stream_if_large`` (lazy in chunks of its own choosing if the data
+        would not fit this machine's memory, as ``stconv train`` does) for
         `stconv.data.files.open_field`.
 
     Raises:

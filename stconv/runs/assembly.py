@@ -13,7 +13,6 @@ from flax import nnx
 from stconv import models
 from stconv.config import Config, ModelConfig
 from stconv.data.features import split_static
-from stconv.data.inspection import streaming_chunk
 from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
 from stconv.models.residual import Residual
 from stconv.runs.directory import RunDirectory
@@ -53,10 +52,12 @@ def config_files(config: Config) -> list[str]:
 def load_config_dataset(config: Config) -> Dataset:
     """``config``'s dataset, windowed, split, normalized and masked: its data
     section, read lazily in chunks of ``config.execution.time_chunk`` steps
-    if set, or of the steps `stconv.data.inspection.streaming_chunk` chooses
+    if set, or of the steps `stconv.data.files.streaming_chunk` chooses
     (saying so) if the field would not fit this machine's memory."""
-    chunk = config.execution.time_chunk or streaming_chunk(config.data)
-    return load_dataset(config.data, chunks=None if chunk is None else {"time": chunk})
+    chunk = config.execution.time_chunk
+    if chunk is None:
+        return load_dataset(config.data, stream_if_large=True)
+    return load_dataset(config.data, chunks={"time": chunk})
 
 
 def create_model(
