@@ -248,6 +248,10 @@ def test_quantile_thresholds_per_cell_and_cells_without_data():
             assert np.isnan(fields[1, 0, 0, 0])
         else:
             assert fields[1, lat, lon, channel] == pytest.approx(np.nanquantile(cell, 0.9))
+    bands = [train[:, :1], train[:, 1:]]  # of latitude rows, every time step
+    np.testing.assert_array_equal(threshold_fields(thresholds, iter(bands)), fields)
+    with pytest.raises(ValueError, match=r"shape \(3, 4, 1\) differs from the training data's"):
+        threshold_fields(thresholds, train, (3, 4, 1))
     truth = np.full((1, 1, 3, 4, 2), 100.0)  # an event everywhere but where there is no data
     accumulator = EventAccumulator(fields, ("2", "q90"), scales=(1,))
     accumulator.add(truth, truth, np.ones(truth.shape, bool))

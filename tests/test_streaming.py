@@ -25,6 +25,8 @@ from stconv.evaluation.baselines import (
     fit_damping_blocks,
     training_damping,
 )
+from stconv.evaluation.events import parse_thresholds, threshold_fields
+from stconv.evaluation.scoring import RunScoring, event_scoring_of
 
 SPEC = WindowSpec(3, 2)
 CHUNK = 8
@@ -203,6 +205,42 @@ def test_training_damping_streamed_equals_in_memory(field):
     np.testing.assert_array_equal(training_damping(eager, 1, climatology, 3), expected)
     np.testing.assert_allclose(streamed, expected, rtol=1e-12)
     assert streamed.shape == (3, 1) and np.all(np.abs(streamed) <= 1.5)
+
+
+def test_a_streamed_series_is_read_in_bands_of_rows_as_percentiles_need_it(field):
+    """Every time step of a band of rows at a time, as float64 bands of at most
+    ``max_bytes``; the percentile thresholds of the bands are those of the whole."""
+    lazy, eager = windows(field, True), windows(field, False)
+    series = eager.series()[..., :1]
+    ((rows, whole),) = eager.series_rows(1)
+    assert rows == slice(None) and np.array_equal(whole, series, equal_nan=True)
+    row_bytes = 8 * len(series) * 5  # a row of every time step, 5 cells, 1 channel
+    bands = list(lazy.series_rows(1, max_bytes=3 * row_bytes))
+    assert [band.shape[1] for _, band in bands] == [3, 1]  # of the field's 4 rows
+    for rows, band in bands:
+        np.testing.assert_array_equal(band, series[:, rows])
+    thresholds = parse_thresholds("q10,q90")
+    np.testing.assert_array_equal(
+        threshold_fields(thresholds, (band for _, band in bands)),
+        threshold_fields(thresholds, series),
+    )
+
+
+def test_percentile_thresholds_of_a_streamed_run_equal_in_memory(field, monkeypatch):
+    """The evaluation reads a streamed training split in bands of rows for its
+    percentiles (never the whole split at once), masked cells left out."""
+    monkeypatch.setattr(sources, "ROWS_BYTES", 8 * 114 * 5)  # one row a band
+    run = RunScoring("m", ("pr",), ("mm day-1",), windows(field, False).normalizer, None, 2, 8)
+    run = dataclasses.replace(run, thresholds="q50,q90")
+    thresholds = []
+    for chunked in (False, True):
+        train = windows(field, chunked)
+        train.mask = np.ones((4, 5, 2), bool)
+        train.mask[0, 0] = False
+        scoring = event_scoring_of(run, train, train, ("m",), ())
+        thresholds.append(scoring.accumulators["m"].thresholds)
+    assert thresholds[0].shape == (1, 2, 4, 5) and np.isnan(thresholds[0][0, :, 0, 0]).all()
+    np.testing.assert_array_equal(thresholds[1], thresholds[0])
 
 
 @pytest.fixture(scope="module")

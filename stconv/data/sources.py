@@ -158,6 +158,9 @@ class BlockCache:
 # threads start the next buffer's blocks while the batches of the last one are
 # still being read.
 READ_AHEAD_BYTES = 2**28
+# The float64 bytes of a band of latitude rows a streamed field's whole series
+# is read in where every time step of a cell is needed at once (`series_rows`).
+ROWS_BYTES = 2**28
 
 
 def read_ahead(block_bytes: int) -> int:
@@ -264,9 +267,12 @@ class FieldWindows(WindowSource):
         bounds = np.flatnonzero(np.diff(blocks)) + 1
         return np.split(np.arange(len(self.starts)), bounds)
 
-    def series_blocks(self, outputs: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def series_blocks(
+        self, outputs: int | None = None, rows: slice = slice(None)
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """`series` and `series_times` a time chunk at a time (all at once in
-        memory): ``(frames, times)`` of the first ``outputs`` channels (default all)."""
+        memory): ``(frames, times)`` of the first ``outputs`` channels (default
+        all) and the latitude ``rows`` (default all)."""
         first, stop = self.starts[0], self.starts[-1] + self.spec.length
         chunks = time_chunks(self.field)
         if chunks is None:
@@ -276,8 +282,27 @@ class FieldWindows(WindowSource):
             bounds = [first, *inner, stop]
         channels = slice(None) if outputs is None else slice(0, outputs)
         for start, end in itertools.pairwise(bounds):
-            frames = self.field.isel(time=slice(start, end), channel=channels).values
+            frames = self.field.isel(time=slice(start, end), lat=rows, channel=channels).values
             yield frames, self.frame_times[start:end]
+
+    def series_rows(
+        self, outputs: int | None = None, max_bytes: int | None = None
+    ) -> Iterator[tuple[slice, np.ndarray]]:
+        """`series` of the first ``outputs`` channels a band of latitude rows at a
+        time, every time step of it: ``(rows, frames)``. In memory, one band of
+        every row; streamed, bands of at most ``max_bytes`` (`ROWS_BYTES`) as
+        float64, each read a time chunk at a time (the chunks are read once per band)."""
+        if self.blocks is None:
+            series = self.series()
+            yield slice(None), series if outputs is None else series[..., :outputs]
+            return
+        steps = self.starts[-1] + self.spec.length - self.starts[0]
+        channels = self.field.sizes["channel"] if outputs is None else outputs
+        row_bytes = 8 * steps * self.field.sizes["lon"] * channels
+        band = max(1, (max_bytes or ROWS_BYTES) // row_bytes)
+        for first in range(0, self.field.sizes["lat"], band):
+            rows = slice(first, first + band)
+            yield rows, np.concatenate([f for f, _ in self.series_blocks(outputs, rows)])
 
     def series(self) -> np.ndarray:
         """The raw frames the windows are cut from, in time order ``(time, lat, lon, channel)``."""
@@ -395,6 +420,12 @@ class SampleWindows(WindowSource):
         time series if consecutive samples are one step apart (assumed, not checked)."""
         samples = np.asarray(self.samples)
         return self.x.isel(sample=samples, time=0).values
+
+    def series_rows(self, outputs: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+        """`series` of the first ``outputs`` channels as one band of every row
+        (`FieldWindows.series_rows`): the paper's samples are read in memory."""
+        series = self.series()
+        yield slice(None), series if outputs is None else series[..., :outputs]
 
     def series_times(self) -> None:
         """None: the paper's files carry no time coordinate."""

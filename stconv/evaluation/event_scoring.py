@@ -13,7 +13,7 @@ In a forecast's record of ``results.json``, ``events``: the layout of
 threshold, scale)`` and ``fss_per_lead``; NaN where undefined.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import xarray as xr
@@ -29,7 +29,7 @@ def event_thresholds(
     spec: str | None,
     targets: tuple[str, ...],
     units: tuple[str, ...],
-    training_frames: Callable[[], np.ndarray | None],
+    training_frames: Callable[[], np.ndarray | Iterable[np.ndarray] | None],
     shape: tuple[int, int, int],
 ) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """The physical thresholds ``(k, lat, lon, targets)`` and their names, or
@@ -39,8 +39,9 @@ def event_thresholds(
       spec: ``evaluation.thresholds`` (None: by default; ``"none"``: none).
       targets, units: the target variables and their units.
       training_frames: gives ``(time, lat, lon, targets)`` the training frames,
-        physical units, NaN where masked, or None where unknown (percentiles
-        are then left out); called only for percentiles.
+        physical units, NaN where masked (or bands of their latitude rows in
+        order: `stconv.evaluation.events.threshold_fields`), or None where
+        unknown (percentiles are then left out); called only for percentiles.
       shape: ``(lat, lon, targets)``.
     """
     if spec == "none":

@@ -57,7 +57,7 @@ import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.ndimage import uniform_filter
@@ -208,7 +208,7 @@ def default_thresholds(units: str | None) -> tuple[Threshold, ...]:
 
 def threshold_fields(
     thresholds: Sequence[Threshold],
-    train: np.ndarray | None,
+    train: np.ndarray | Iterable[np.ndarray] | None,
     shape: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """The thresholds in physical units per cell, ``(k, lat, lon, channel)``
@@ -217,24 +217,31 @@ def threshold_fields(
     a cell without data gets NaN: never an event, not scored).
 
     Args:
+      train: the training frames, or bands of their latitude rows in order
+        (every time step of each: `stconv.data.sources.FieldWindows.series_rows`).
       shape: ``(lat, lon, channel)``, needed without ``train``.
 
     Raises:
       ValueError: naming the threshold, for a percentile without ``train``;
         for a ``shape`` that is not ``train``'s.
     """
-    if train is not None:
-        train = np.asarray(train, np.float64)
-        if shape is not None and tuple(shape) != train.shape[1:]:
-            raise ValueError(f"shape {tuple(shape)} differs from the training data's {train.shape}")
-        shape = train.shape[1:]
     quantiles = [t.quantile for t in thresholds if t.quantile is not None]
     if quantiles and train is None:
         names = ", ".join(t.name for t in thresholds if t.quantile is not None)
         raise ValueError(f"thresholds {names}: percentiles need the training data (none given)")
+    percentiles = None
+    if train is not None:
+        bands = [train] if isinstance(train, np.ndarray) else train
+        # The bands of rows side by side: (quantile, lat, lon, channel).
+        percentiles = np.concatenate([cell_quantiles(band, quantiles) for band in bands], axis=1)
+        if shape is not None and tuple(shape) != percentiles.shape[1:]:
+            raise ValueError(
+                f"shape {tuple(shape)} differs from the training data's {percentiles.shape[1:]}"
+            )
+        shape = percentiles.shape[1:]
     if shape is None:
         raise ValueError("threshold_fields: shape (lat, lon, channel) is needed without train")
-    percentiles = iter(cell_quantiles(train, quantiles) if quantiles else ())
+    percentiles = iter(() if percentiles is None else percentiles)
     fields = [
         np.full(shape, t.value, np.float64) if t.quantile is None else next(percentiles)
         for t in thresholds
@@ -243,8 +250,9 @@ def threshold_fields(
 
 
 def cell_quantiles(train: np.ndarray, quantiles: list[float]) -> np.ndarray:
-    """``quantiles`` of ``train`` over time per cell, ignoring NaN (a cell of
-    NaN alone: NaN)."""
+    """``quantiles`` of ``train`` over time per cell in float64, ignoring NaN
+    (a cell of NaN alone: NaN): ``(quantile, lat, lon, channel)``."""
+    train = np.asarray(train, np.float64)
     if not np.isnan(train).any():
         return np.quantile(train, quantiles, axis=0)
     with warnings.catch_warnings():

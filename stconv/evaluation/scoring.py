@@ -341,8 +341,11 @@ def event_scoring_of(
     percentiles from ``train``'s frames (the training split), where given."""
     mask = source.mask[..., : run.outputs]
 
-    def training_frames() -> np.ndarray | None:  # read only for percentiles
-        return None if train is None else np.where(mask, train.series()[..., : run.outputs], np.nan)
+    def training_frames():  # read only for percentiles, a band of rows at a time
+        if train is None:
+            return None
+        bands = train.series_rows(run.outputs)
+        return (np.where(mask[rows], frames, np.nan) for rows, frames in bands)
 
     chosen = event_thresholds(run.thresholds, run.targets, run.units, training_frames, mask.shape)
     if chosen is None:
