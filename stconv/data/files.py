@@ -244,13 +244,26 @@ def open_field(
       A DataArray with dims ``(time, lat, lon, channel)``, the coordinates of
       the source, and a ``channel`` coordinate holding the variable names.
     """
-    files = resolve_paths(paths)
-    deciding = stream_if_large and chunks is None
-    dataset = open_dataset(files, chunks, cache=chunks is None and not deciding)
+    files, dataset, choosing = open_for_field(paths, chunks, stream_if_large)
     return opened_field(
         dataset, files, variables, dims=dims, bbox=bbox, time_range=time_range,
-        stream_if_large=deciding,
+        stream_if_large=choosing,
     )  # fmt: skip
+
+
+def open_for_field(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    chunks: Mapping | None = None,
+    stream_if_large: bool = False,
+) -> tuple[list[str], xr.Dataset, bool]:
+    """``paths`` opened as `open_field` opens them: their files, the dataset,
+    and whether the chunks to stream it by are still to be chosen
+    (``stream_if_large`` without ``chunks``: `opened_field` chooses them). It
+    is then opened without xarray's cache, so that a field that streams is
+    never read whole."""
+    files = resolve_paths(paths)
+    choosing = stream_if_large and chunks is None
+    return files, open_dataset(files, chunks, cache=chunks is None and not choosing), choosing
 
 
 def opened_field(

@@ -42,6 +42,7 @@ from stconv.data.files import (
     channel_name,
     open_dataset,
     open_field,
+    open_for_field,
     opened_field,
     other_dims,
     resolve_paths,
@@ -385,15 +386,14 @@ def is_path(name: str) -> bool:
 def open_path(request: Request) -> Opened:
     """A netCDF file, glob or zarr store, opened once: the paper's format
     (read whole), or a field."""
-    files = resolve_paths(request.data.dataset)
     options = dict(request.open_options)
-    deciding = options.pop("stream_if_large", False) and request.chunks is None
-    dataset = open_dataset(files, request.chunks, cache=request.chunks is None and not deciding)
+    stream_if_large = options.pop("stream_if_large", False)
+    files, dataset, choosing = open_for_field(request.data.dataset, request.chunks, stream_if_large)
     if is_paper_format(dataset):
-        dataset = dataset.load() if deciding else dataset
+        dataset = dataset.load() if choosing else dataset
         return paper_dataset(request.data, dataset, request.data.dataset, request.spec)
     variables = request.data.variables
-    return opened_field(dataset, files, variables, stream_if_large=deciding, **options)
+    return opened_field(dataset, files, variables, stream_if_large=choosing, **options)
 
 
 def opener(name: str) -> Callable[[Request], Opened]:
