@@ -175,6 +175,16 @@ def time_chunks(field: xr.DataArray) -> tuple[int, ...] | None:
     return None if chunks is None else tuple(chunks[field.get_axis_num("time")])
 
 
+def chunk_starts(lengths: Sequence[int]) -> np.ndarray:
+    """The first frame of every chunk of ``lengths`` frames, in order."""
+    return np.cumsum((0, *lengths[:-1]))
+
+
+def chunk_of(starts: np.ndarray, frames):
+    """The chunk (of `chunk_starts` ``starts``) that frame or frames ``frames`` lie in."""
+    return np.searchsorted(starts, frames, side="right") - 1
+
+
 class FieldWindows(WindowSource):
     """Windows of a ``(time, lat, lon, channel)`` field, starting at ``starts``.
 
@@ -201,7 +211,7 @@ class FieldWindows(WindowSource):
         self.frame_times = field["time"].values
         chunks = time_chunks(field)
         self.block_lengths = chunks
-        self.block_starts = None if chunks is None else np.cumsum((0, *chunks[:-1]))
+        self.block_starts = None if chunks is None else chunk_starts(chunks)
         self.read_ahead, self.blocks = READ_AHEAD_BLOCKS, None
         if chunks is not None:
             frames = max(chunks) + spec.length - 1
@@ -235,7 +245,7 @@ class FieldWindows(WindowSource):
 
     def block_of(self, start: int) -> int:
         """The time chunk that frame ``start`` lies in (dask-backed fields)."""
-        return int(np.searchsorted(self.block_starts, start, side="right")) - 1
+        return int(chunk_of(self.block_starts, start))
 
     def read_block(self, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The frames of every window that starts in time chunk ``block`` (the
@@ -263,7 +273,7 @@ class FieldWindows(WindowSource):
         where any order reads alike."""
         if self.blocks is None:
             return None
-        blocks = np.searchsorted(self.block_starts, np.asarray(self.starts), side="right") - 1
+        blocks = chunk_of(self.block_starts, np.asarray(self.starts))
         bounds = np.flatnonzero(np.diff(blocks)) + 1
         return np.split(np.arange(len(self.starts)), bounds)
 
@@ -293,8 +303,7 @@ class FieldWindows(WindowSource):
         every row; streamed, bands of at most ``max_bytes`` (`ROWS_BYTES`) as
         float64, each read a time chunk at a time (the chunks are read once per band)."""
         if self.blocks is None:
-            series = self.series()
-            yield slice(None), series if outputs is None else series[..., :outputs]
+            yield slice(None), self.series_frames(outputs)
             return
         steps = self.starts[-1] + self.spec.length - self.starts[0]
         channels = self.field.sizes["channel"] if outputs is None else outputs
@@ -313,10 +322,9 @@ class FieldWindows(WindowSource):
         """The frames of `series` of the first ``outputs`` channels (default all),
         indexed by position: `series` itself in memory; for a dask-backed field,
         `ChunkedFrames`, which reads only the time chunks an index asks for."""
-        stop = self.starts[-1] + self.spec.length
         if self.blocks is None:
-            series = self.series()
-            return series if outputs is None else series[..., :outputs]
+            return self.series()[..., :outputs]
+        stop = self.starts[-1] + self.spec.length
         return ChunkedFrames(self.field, self.starts[0], stop, outputs)
 
     def series_times(self) -> np.ndarray:
@@ -358,7 +366,7 @@ class ChunkedFrames:
         channels = slice(None) if outputs is None else slice(0, outputs)
         self.field = field.isel(time=slice(first, stop), channel=channels)
         self.lengths = time_chunks(self.field)
-        self.chunk_starts = np.cumsum((0, *self.lengths[:-1]))
+        self.chunk_starts = chunk_starts(self.lengths)
         self.shape = self.field.shape
         self.chunks = BlockCache(self.read_chunk, 2)
 
@@ -376,12 +384,12 @@ class ChunkedFrames:
             raise IndexError(
                 f"frame index {outside.flat[0]} is invalid: must be in [0, {len(self)})"
             )
-        chunk_of = np.searchsorted(self.chunk_starts, indices, side="right") - 1
-        needed = np.unique(chunk_of)
+        in_chunk = chunk_of(self.chunk_starts, indices)
+        needed = np.unique(in_chunk)
         self.chunks.capacity = max(self.chunks.capacity, 2 * len(needed))
         frames = np.empty((*indices.shape, *self.shape[1:]), self.field.dtype)
         for chunk in needed:
-            pick = chunk_of == chunk
+            pick = in_chunk == chunk
             frames[pick] = self.chunks[int(chunk)][indices[pick] - self.chunk_starts[chunk]]
         return frames
 
@@ -424,8 +432,7 @@ class SampleWindows(WindowSource):
     def series_rows(self, outputs: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
         """`series` of the first ``outputs`` channels as one band of every row
         (`FieldWindows.series_rows`): the paper's samples are read in memory."""
-        series = self.series()
-        yield slice(None), series if outputs is None else series[..., :outputs]
+        yield slice(None), self.series()[..., :outputs]
 
     def series_times(self) -> None:
         """None: the paper's files carry no time coordinate."""
