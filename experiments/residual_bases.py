@@ -7,7 +7,7 @@ synthetic, daily, with seasons).
 
 Trains the ``weather`` preset (inputs as anomalies from the climatology by day
 of year) as it is and as a residual network around each base of
-`stconv.config.ANOMALY_BASES` (the climatology, the persisted anomaly, the
+`stconv.models.ANOMALY_BASES` (the climatology, the persisted anomaly, the
 damped persisted anomaly), one seed each, and chooses the base
 of the lowest best validation RMSE: the test scores are shown for every
 variant, but only the validation split chooses. Runs already finished in
@@ -22,8 +22,9 @@ import sys
 
 from report import current_commit, write_markdown
 
-from stconv.config import ANOMALY_BASES, get_config
+from stconv.config import get_config
 from stconv.evaluation.scores import as_dataset
+from stconv.models import ANOMALY_BASES
 from stconv.runs.directory import RunDirectory
 from stconv.runs.experiment import train_and_evaluate
 from stconv.runs.provenance import machine

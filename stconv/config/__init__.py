@@ -13,14 +13,11 @@ the command line parses and checks flags at once.
 from stconv.config.presets import PRESETS, cell_settings, get_config
 from stconv.config.run import EXECUTION_FIELDS, FLAGS, Config
 from stconv.config.sections import (
-    ANOMALY_BASES,
-    ARIMA_CENTERS,
     COMPUTE_DTYPES,
     DATASET_NAMES,
     LEARNING_RATE_SCHEDULES,
     NORMALIZATIONS,
     PERTURBATION_SCALES,
-    RESIDUAL_BASES,
     SECTIONS,
     DataConfig,
     EvaluationConfig,
@@ -32,8 +29,6 @@ from stconv.config.sections import (
 from stconv.config.toml import load_toml, read_toml, to_toml
 
 __all__ = [
-    "ANOMALY_BASES",
-    "ARIMA_CENTERS",
     "COMPUTE_DTYPES",
     "DATASET_NAMES",
     "EXECUTION_FIELDS",
@@ -42,7 +37,6 @@ __all__ = [
     "NORMALIZATIONS",
     "PERTURBATION_SCALES",
     "PRESETS",
-    "RESIDUAL_BASES",
     "SECTIONS",
     "Config",
     "DataConfig",

@@ -15,7 +15,6 @@ from typing import Any
 
 from stconv import models
 from stconv.config.sections import (
-    ANOMALY_BASES,
     SECTIONS,
     DataConfig,
     EvaluationConfig,
@@ -94,7 +93,7 @@ class Config:
                 f"({len(data.targets)}: {list(data.targets)})"
             )
         model = self.model
-        anomaly_base = model.residual and model.residual_base in ANOMALY_BASES
+        anomaly_base = model.residual and model.residual_base in models.ANOMALY_BASES
         if anomaly_base and data.normalization != "climatology":
             raise ValueError(
                 f"model.residual_base={model.residual_base!r} is invalid with "

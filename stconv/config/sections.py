@@ -27,11 +27,8 @@ from stconv.checks import (
 
 # The choices of fields, checked here and by the modules that implement them.
 NORMALIZATIONS = ("channel", "cell", "climatology", "none")  # `stconv.data.normalization`
-ANOMALY_BASES = ("climatology", "anomaly", "damped")  # need anomaly inputs
-RESIDUAL_BASES = ("last", "mean", *ANOMALY_BASES)  # `stconv.models.residual`
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # `stconv.training.step`
 COMPUTE_DTYPES = ("float32", "bfloat16")  # `stconv.training.precision`
-ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
 # The names of `stconv.data.registry.DATASETS` (which loads xarray: not here,
 # so that the command line's help answers at once; a test holds them equal).
 DATASET_NAMES = ("hadcm3-a1b", "cfsr", "chirps", "weather", "synthetic")
@@ -258,12 +255,12 @@ class ModelConfig(Section):
         "frames) or, with data.normalization=climatology, climatology, anomaly (the last "
         "anomaly persisted) or damped (that anomaly times a factor per lead fitted on the "
         "training split)",
-        choices=RESIDUAL_BASES,
+        choices=models.RESIDUAL_BASES,
     )
     arima_center: str = setting(
         "train",
         "arima: forecast around each cell's training mean (train) or each window's mean (window)",
-        choices=ARIMA_CENTERS,
+        choices=models.ARIMA_CENTERS,
     )
     arima_max_train_length: int | None = setting(
         None, "arima: fit each cell on the last N training steps only; unset: all of them"
@@ -275,8 +272,8 @@ class ModelConfig(Section):
         # Typed once, here: the flags' strings become the values the model takes.
         object.__setattr__(self, "options", models.parse_options(self.name, dict(self.options)))
         self.positive("arima_max_train_length")
-        check_choice(self.named("residual_base"), self.residual_base, RESIDUAL_BASES)
-        check_choice(self.named("arima_center"), self.arima_center, ARIMA_CENTERS)
+        check_choice(self.named("residual_base"), self.residual_base, models.RESIDUAL_BASES)
+        check_choice(self.named("arima_center"), self.arima_center, models.ARIMA_CENTERS)
 
     def hyperparameters(self) -> dict:
         """The network's hyperparameters and own options (without the data's shapes):

@@ -86,6 +86,12 @@ MODELS: dict[str, Entry] = {
 # ``load_run(run)``, each returning the forecast function of normalized windows.
 FITTED = {"arima": "stconv.models.arima"}
 
+# The choices of the wrappers' options, named here (no JAX) so that a config
+# checks them without loading the modules that implement them.
+ANOMALY_BASES = ("climatology", "anomaly", "damped")  # need anomaly inputs
+RESIDUAL_BASES = ("last", "mean", *ANOMALY_BASES)  # `stconv.models.residual`
+ARIMA_CENTERS = ("train", "window")  # `stconv.models.arima`
+
 
 def register(name: str, constructor: str | Callable[..., Any], **fixed) -> None:
     """Makes ``constructor`` (with the keyword options ``fixed``) available to

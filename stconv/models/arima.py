@@ -50,7 +50,7 @@ import warnings
 import numpy as np
 
 from stconv.checks import check_choice
-from stconv.config import ARIMA_CENTERS
+from stconv.models import ARIMA_CENTERS
 from stconv.outputs import progress_bar
 
 try:

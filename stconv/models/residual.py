@@ -11,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from stconv.checks import check_choice
-from stconv.config import ANOMALY_BASES, RESIDUAL_BASES
+from stconv.models import ANOMALY_BASES, RESIDUAL_BASES
 
 
 class Damping(nnx.Variable):
