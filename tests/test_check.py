@@ -108,6 +108,16 @@ def test_the_papers_files_are_described_as_samples(tmp_path, capsys):
     assert report["variables"][0]["max"] == pytest.approx(19.14)  # x[s, t] = s + t / 100
 
 
+def test_a_generated_dataset_is_sized_by_its_field_and_read_in_memory(capsys):
+    """``synthetic`` has no file: its shape is the generated field's (it was
+    0 steps: "streamed in blocks of 0 steps"), and it is never streamed."""
+    report = check(capsys, "synthetic")
+    assert report["layout"] == "generated" and report["accepted"]
+    assert report["storage"]["field_shape"] == [400, 16, 16, 1]
+    assert report["memory"]["in_memory_bytes"] == footprint.in_memory_bytes((400, 16, 16, 1))
+    assert "streamed_bytes" not in report["memory"] and "time_chunk" not in report["memory"]
+
+
 def test_missing_values_are_counted_and_ranges_streamed_in_blocks():
     """A hand-made variable: 3 of 60 cells missing, one infinite; the range
     of its finite values, the same read in blocks of 1, 4 or all steps."""

@@ -307,11 +307,12 @@ def load_as_train(
     report.windows = {split: len(source) for split, source in dataset.splits.items()}
     report.climatology = dataset.climatology.describe()
     cells = int(np.prod(dataset.mask.shape))
-    steps = (
-        report.time["steps"]
-        if report.time
-        else report.storage.get("memory_bytes", 0) // (4 * cells)
-    )
+    if report.time:
+        steps = report.time["steps"]
+    elif report.layout == "generated":
+        steps = dataset.splits["train"].field.sizes["time"]  # every split holds the whole field
+    else:
+        steps = report.storage.get("memory_bytes", 0) // (4 * cells)
     report.storage["field_shape"] = [steps, *dataset.mask.shape]
 
 
@@ -329,7 +330,8 @@ def estimated_windows(report: Report, data: DataConfig, fractions: Sequence[floa
 
 def fill_memory(report: Report, time_chunk: int | None) -> None:
     """The memory a run needs in memory and streamed, and whether it must
-    stream (the paper's samples are not streamed: in memory only)."""
+    stream (the paper's samples and a generated field are not streamed: in
+    memory only)."""
     shape = report.storage.get("field_shape")
     if shape is None:
         return
@@ -338,7 +340,7 @@ def fill_memory(report: Report, time_chunk: int | None) -> None:
         "budget_bytes": footprint.memory_budget(),
         "machine_bytes": footprint.physical_memory(),
     }
-    if report.layout == "paper":
+    if report.layout in ("paper", "generated"):
         return
     stored = smallest_chunk(report.storage.get("time_chunks", {}).values())
     chunk = min(time_chunk or footprint.block_steps(shape, stored), shape[0])
