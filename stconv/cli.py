@@ -507,14 +507,13 @@ CONFIG_FILE = re.compile(r"file '([^']*)'")  # how a config file's errors name i
 
 
 def one_line_warning(command: str):
-    """A `warnings.showwarning` that prints a run's provenance warnings as one
-    ``stconv COMMAND: warning: ...`` line each; other warnings as Python does."""
-    from stconv.runs.provenance import ProvenanceWarning, UnfinishedRunWarning, UnitsWarning
-
+    """A `warnings.showwarning` that prints stconv's own warnings (of a run's
+    provenance, units, climatology, streaming) as one ``stconv COMMAND:
+    warning: ...`` line each; other libraries' warnings as Python does."""
     python_shows = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, ProvenanceWarning | UnfinishedRunWarning | UnitsWarning):
+        if category.__module__.split(".")[0] == "stconv":
             print(f"stconv {command}: warning: {message}", file=sys.stderr)
         else:
             python_shows(message, category, filename, lineno, file, line)

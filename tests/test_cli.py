@@ -4,6 +4,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -31,6 +32,24 @@ def test_calls_and_notes_name_functions_in_python_and_commands_on_the_command_li
         "kept (`stconv evaluate --unfinished` tests it); rerun with --resume into "
         "`stconv train --workdir runs/r`"
     )
+
+
+@pytest.mark.filterwarnings("always")
+def test_stconvs_warnings_are_one_line_and_other_warnings_as_python_shows_them(
+    tmp_path, capsys, monkeypatch
+):
+    """The synthetic data's climatology warning, before a refused workdir."""
+    (tmp_path / "theirs.txt").write_text("")
+    assert train(tmp_path) == 2
+    warning, error = capsys.readouterr().err.splitlines()
+    assert warning.startswith("stconv train: warning: dataset 'synthetic': the training split")
+    assert error.startswith(f"stconv train: error: workdir '{tmp_path}' is not empty")
+    shown = []
+    monkeypatch.setattr(warnings, "showwarning", lambda *args: shown.append(args))
+    theirs = UserWarning("theirs")
+    cli.one_line_warning("train")(theirs, UserWarning, "lib.py", 7)
+    assert shown == [(theirs, UserWarning, "lib.py", 7, None, None)]
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
