@@ -90,7 +90,7 @@ def test_info_prints_the_record(runs, capsys):
     sha = record(runs / "a")["inputs"][0]["sha256"]
     fragments = (sha, "variables synthetic_0 (K), forecasting ['synthetic_0']", "grid 16x16")
     fragments += (f"jax {jax.__version__}", "compile", "peak memory", "seeds: [1000]")
-    for fragment in (*fragments, "hidden_dim=2"):
+    for fragment in (*fragments, "hidden_dim=2", "  train: forecasts initialised 2000-01-05 to"):
         assert fragment in out, fragment
     assert cli.main(["info", str(runs / "data.nc")]) == 2
     assert "holds no stconv run" in capsys.readouterr().err

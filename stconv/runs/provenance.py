@@ -28,6 +28,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import subprocess
@@ -404,6 +405,17 @@ def run_info(workdir: str | os.PathLike) -> str:
     return format_record(record)
 
 
+def short_time(text: str) -> str:
+    """A recorded time without its zero seconds, or zero hours too:
+    ``2000-01-05T00:00:00.000000`` -> ``2000-01-05``, ``2000-01-05T06:00:00``
+    -> ``2000-01-05T06:00``; sample indices as they are."""
+    return ZERO_TIME.sub("", ZERO_SECONDS.sub("", text))
+
+
+ZERO_SECONDS = re.compile(r"(?<=\d\d:\d\d):00(\.0+)?$")
+ZERO_TIME = re.compile(r"[T ]00:00$")
+
+
 def format_record(record: dict) -> str:
     """The record as ``stconv info`` prints it: data, code, software, machine, time."""
     settings = flattened(record.get("config") or {})  # nested, or flat in older records
@@ -425,7 +437,9 @@ def format_record(record: dict) -> str:
             f" lon {grid['lon'][0]:g} to {grid['lon'][1]:g})"
         )
         for split, (first, last) in data["init_times"].items():
-            lines.append(f"  {split}: forecasts initialised {first} to {last}")
+            lines.append(
+                f"  {split}: forecasts initialised {short_time(first)} to {short_time(last)}"
+            )
     for item in record.get("inputs", []):
         lines.append(
             f"input: {item['path']} ({item['bytes']:,} bytes, modified {item['modified']}, "
