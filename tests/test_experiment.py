@@ -206,9 +206,11 @@ def test_workdir_and_checkpoint_mismatches(tiny_run, tmp_path, capsys):
     assert cli.main(["evaluate", "--workdir", str(tmp_path / "none")]) == 2
 
 
-def test_time_chunk_streams_the_same_windows_lazily():
-    eager = load_config_dataset(Config())
-    lazy = load_config_dataset(Config.from_flags(time_chunk=16))
+@pytest.mark.parametrize("dataset", ["hadcm3-a1b", "synthetic"])  # a file; a generated field
+def test_time_chunk_streams_the_same_windows_lazily(dataset):
+    eager = load_config_dataset(Config.from_flags(dataset=dataset))
+    lazy = load_config_dataset(Config.from_flags(dataset=dataset, time_chunk=16))
+    assert lazy.splits["train"].field.chunks is not None
     for split in ("train", "test"):
         for index in (0, len(eager.splits[split]) - 1):
             got, want = lazy.splits[split][index], eager.splits[split][index]

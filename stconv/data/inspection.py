@@ -330,8 +330,8 @@ def estimated_windows(report: Report, data: DataConfig, fractions: Sequence[floa
 
 def fill_memory(report: Report, time_chunk: int | None) -> None:
     """The memory a run needs in memory and streamed, and whether it must
-    stream (the paper's samples and a generated field are not streamed: in
-    memory only)."""
+    stream; in memory only for the paper's samples (train reads them so) and
+    for a generated field (made whole in memory, even read in chunks)."""
     shape = report.storage.get("field_shape")
     if shape is None:
         return

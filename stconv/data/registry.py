@@ -333,7 +333,8 @@ def open_paper_file(request: Request) -> Dataset:
 
 
 def open_synthetic(request: Request) -> xr.DataArray:
-    return synthetic_field(*request.synthetic_shape, seed=request.seed)
+    field = synthetic_field(*request.synthetic_shape, seed=request.seed)
+    return field if request.chunks is None else field.chunk(request.chunks)
 
 
 def open_weather(request: Request) -> xr.DataArray:
