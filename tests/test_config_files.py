@@ -89,6 +89,17 @@ def test_a_bad_config_file_is_refused_naming_the_file_and_key(tmp_path, capsys, 
     assert not workdir.exists()
 
 
+def test_a_config_file_that_cannot_be_read_exits_2_naming_it(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    for path, message in [
+        (tmp_path / "none.toml", "does not exist"),
+        (tmp_path, "cannot be read: Is a directory"),
+    ]:
+        assert cli.main(["train", "--workdir", str(workdir), "--config", str(path)]) == 2
+        assert capsys.readouterr().err == f"stconv train: error: file '{path}' {message}\n"
+        assert not workdir.exists()
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -30,8 +30,8 @@ def read_toml(path: str | os.PathLike) -> dict[str, dict]:
     """The sections of the TOML file ``path``, checked against `SECTIONS`.
 
     Raises:
-      ValueError: naming the file, if it is not TOML or holds an unknown
-        section or key.
+      ValueError: naming the file, if it cannot be read, is not TOML or holds
+        an unknown section or key.
     """
     path = os.fspath(path)
     try:
@@ -39,6 +39,10 @@ def read_toml(path: str | os.PathLike) -> dict[str, dict]:
             values = tomllib.load(f)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"file {path!r} is not a TOML config: {error}") from None
+    except FileNotFoundError:
+        raise ValueError(f"file {path!r} does not exist") from None
+    except OSError as error:
+        raise ValueError(f"file {path!r} cannot be read: {error.strerror}") from None
     for name, section in values.items():
         if name not in SECTIONS or not isinstance(section, dict):
             raise ValueError(
