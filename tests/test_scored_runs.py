@@ -124,7 +124,7 @@ def test_evaluate_takes_other_evaluation_settings_for_this_evaluation(rain_run, 
     run = tmp_path / "run"
     shutil.copytree(rain_run, run)
     argv = ["evaluate", "--workdir", str(run), "--thresholds", "5,q90", "--bootstrap", "100"]
-    assert cli.main([*argv, "--regions", "south=-10:0:0:35"]) == 0
+    assert cli.main([*argv, "--regions", "south=-10:0:0:35", "--no-maps"]) == 0  # regions only
     results = RunDirectory(run).read_json("results.json", "")["pr"]["persistence"]
     assert results["events"]["thresholds"] == ["5", "q90"]
     assert results["bootstrap"]["replicates"] == 100
@@ -158,6 +158,9 @@ def test_the_new_scores_round_trip_through_the_dataset(rain_run):
         (["--thresholds", "q100"], "--thresholds 'q100' is invalid"),
         (["--thresholds", "1,1.0"], "--thresholds '1,1.0' is invalid"),
         (["--regions", "box=10:0:0:20"], "--regions 'box=10:0:0:20' is invalid"),
+        (["--regions", "file:/none/regions.nc"], "region file '/none/regions.nc' does not exist"),
+        (["--regions", "file:/"], "region file '/' is a folder: give a netCDF file"),
+        (["--regions", "sea"], "regions: region 'sea' has no cell of the grid"),  # no sea
         (["--neighbourhoods", "2"], "--neighbourhoods (2,) is invalid: give odd sizes"),
         (["--bootstrap", "-1"], "--bootstrap -1 is invalid"),
     ],

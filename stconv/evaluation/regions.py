@@ -205,7 +205,8 @@ def in_longitudes(lon: np.ndarray, lon_min: float, lon_max: float) -> np.ndarray
 def file_regions(path: str, lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
     """The regions of the netCDF file ``path`` (module docstring) on the grid."""
     if not os.path.isfile(path):
-        raise DataError(f"region file {path!r} does not exist")
+        found = "is a folder: give a netCDF file" if os.path.isdir(path) else "does not exist"
+        raise DataError(f"region file {path!r} {found}")
     try:
         with xr.open_dataset(path) as dataset:
             dataset = dataset.load()

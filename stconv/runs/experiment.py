@@ -25,6 +25,7 @@ from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
 from stconv.evaluation import baselines, plots
 from stconv.evaluation.metrics import grid_weights
+from stconv.evaluation.regions import parse_regions, region_masks
 from stconv.evaluation.scoring import evaluate
 from stconv.runs import provenance
 from stconv.runs.assembly import build, config_files, load_config_dataset, resolved, targets_of
@@ -48,12 +49,16 @@ def new_record(
     return provenance.new_record(config.to_dict(), seeds, inputs, provenance.describe_data(dataset))
 
 
-def check_area_weights(config: Config, dataset: Dataset) -> None:
-    """Raises DataError, before any file is written, if the test scores would
-    weight latitudes that cannot be weighted (`grid_weights`)."""
-    grid_weights(
-        dataset.grid.latitudes, config.evaluation.area_weights, f"dataset {config.data.dataset!r}"
-    )
+def check_evaluation(config: Config, dataset: Dataset) -> None:
+    """Raises, before any file is written or any epoch trained, if the test
+    could not be scored as ``config.evaluation`` asks on the data's grid:
+    latitudes that cannot be weighted (`grid_weights`), or regions that are
+    not on it (`region_masks`: a missing region file, land without a land mask...)."""
+    grid = dataset.grid
+    grid_weights(grid.latitudes, config.evaluation.area_weights, f"dataset {config.data.dataset!r}")
+    if config.evaluation.regions:
+        specs = parse_regions(config.evaluation.regions)
+        region_masks(specs, grid.lat, grid.lon, dataset.mask[..., 0])
 
 
 def target_loss(config: Config, dataset: Dataset):
@@ -206,6 +211,7 @@ def train_seeds(config: Config, workdir: str, resume: bool, allow_changed_data: 
     with provenance.Session("train") as session:
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)  # checked once, before any file is written
+        check_evaluation(config, dataset)
         top = RunDirectory(workdir)  # the runs of every seed and their summary
         top.check_writable()
         seeds = [config.training.seed + 10 * i for i in range(config.training.iterations)]
@@ -259,7 +265,7 @@ def train_once(
         if dataset is None:
             with clock.phase("data_loading"):
                 dataset = load_config_dataset(config)
-        check_area_weights(config, dataset)
+        check_evaluation(config, dataset)
         loss_fn = target_loss(config, dataset)
         steps_per_epoch = num_batches(dataset.splits["train"], config.training.batch_size)
         model, optimizer = build(config, dataset.input_shape, len(dataset.targets), steps_per_epoch)
@@ -465,7 +471,7 @@ def fit_and_evaluate(
         module = models.fitted(config.model.name)  # before any file: it may need an extra
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
-        check_area_weights(config, dataset)
+        check_evaluation(config, dataset)
         run = RunDirectory(workdir)
         changes = prepare_workdir(config, run, resume, allow_changed_data)
         run.acquire_lock()  # `train_and_evaluate` releases it
@@ -509,6 +515,7 @@ def evaluate_run(
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
+        check_evaluation(config, dataset)
         if members is not None:
             if perturbation is None:
                 validation, lat = dataset.splits["validation"], dataset.grid.lat

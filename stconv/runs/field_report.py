@@ -5,8 +5,8 @@
   forecast per cell and lead time (`stconv.evaluation.cells`), and
   ``cell_maps.png``: the model's RMSE, bias and ACC at the first and last
   lead time, drawn as maps (the first target variable);
-- ``regional_scores.json`` and a printed table, with ``evaluation.regions``:
-  every forecast's scores per region (`stconv.evaluation.regions`);
+- ``regional_scores.json`` and a printed table, with ``evaluation.regions``
+  (maps or not): every forecast's scores per region (`stconv.evaluation.regions`);
 - ``spectra.nc`` and ``spectra.png``: the mean zonal power spectrum of the
   truth and of every forecast per lead time (`stconv.evaluation.spectra`;
   drawn at the first and last lead time):
@@ -37,22 +37,38 @@ def report_fields(
     grid: Grid,
     run: RunDirectory,
     model: str,
+    maps: bool,
     region_spec: str | None,
     land: np.ndarray,
     weights: np.ndarray | None,
 ) -> None:
-    """Writes the run's per-cell, regional and spectral files (module docstring).
+    """Writes the run's per-cell and spectral files, and its regional scores
+    (module docstring).
 
     Args:
       fields: what the evaluation accumulated.
       grid: the targets' grid.
       run: the run's folder.
       model: the model's forecast name.
+      maps: ``evaluation.maps``: the per-cell scores, spectra and their plots.
       region_spec: ``evaluation.regions``, or None (no regional scores).
       land: ``(lat, lon)`` the mask's valid cells (land, where it is a land mask).
       weights: ``(lat,)`` area weights, or None.
     """
     sums = fields.cell_sums(grid)
+    if maps:
+        report_maps(fields, sums, grid, run, model)
+    if region_spec:
+        masks = regions.region_masks(regions.parse_regions(region_spec), grid.lat, grid.lon, land)
+        regional = regions.regional_scores(sums, masks, weights)
+        run.write_json(run.REGIONAL_SCORES, regional_record(regional))
+        print(format_regions(regional, model))
+
+
+def report_maps(
+    fields: FieldScoring, sums: xr.Dataset, grid: Grid, run: RunDirectory, model: str
+) -> None:
+    """``cell_scores.nc``, ``spectra.nc`` and their plots."""
     scores = cell_scores(sums)
     replace(run.file(run.CELL_SCORES), lambda path: write_cell_scores(scores, path))
     of_model = scores.sel(forecast=model).isel(variable=0)
@@ -64,11 +80,6 @@ def report_fields(
     replace(run.file(run.SPECTRA), power.to_netcdf)
     if power.sizes["wavenumber"] > 1:  # a grid of one longitude has no zonal wave
         save(maps.spectra_figure(power, ends), run.file(run.SPECTRA_PLOT))
-    if region_spec:
-        masks = regions.region_masks(regions.parse_regions(region_spec), grid.lat, grid.lon, land)
-        regional = regions.regional_scores(sums, masks, weights)
-        run.write_json(run.REGIONAL_SCORES, regional_record(regional))
-        print(format_regions(regional, model))
 
 
 def save(figure: Figure, path: str) -> None:
