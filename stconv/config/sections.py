@@ -362,7 +362,8 @@ class EvaluationConfig(Section):
     maps: bool = setting(
         True,
         "score every grid cell and the zonal power spectra (cell_scores.nc, spectra.nc) and draw "
-        "them (cell_maps.png, spectra.png, forecast_errors.png)",
+        "them and the forecast samples (cell_maps.png, spectra.png, forecast_errors.png, "
+        "forecast_maps.png)",
     )
     bootstrap: int = setting(
         1000,
