@@ -81,6 +81,7 @@ def test_paper_presets_and_cells():
         (dict(climatology_window=4), "data.climatology_window=4 is invalid: must be odd"),
         (dict(targets=("a",), target_weights=(1, 2)), "training.target_weights=.* one weight per"),
         (dict(model="arima", static="x.nc"), "model.name='arima' fits each cell's own series"),
+        (dict(model="arima", residual=True), "fits each cell's own series: .* no model.residual"),
         (dict(colour="red"), r"settings \['colour'\] are unknown"),
     ],
 )

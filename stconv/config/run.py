@@ -102,10 +102,13 @@ class Config:
             )
         if models.is_fitted(self.model.name) and (
             data.static or data.time_features or data.normalization == "climatology"
-        ):
+            or model.residual
+        ):  # fmt: skip
             raise ValueError(
                 f"model.name={self.model.name!r} fits each cell's own series: it takes no "
-                "data.static, no data.time_features and no climatology data.normalization"
+                "data.static, no data.time_features, no climatology data.normalization and no "
+                "model.residual (model.arima_center=window forecasts the departures from the "
+                "window's level)"
             )
 
     @classmethod
