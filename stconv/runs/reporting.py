@@ -81,10 +81,11 @@ def report_test_split(
     climatology = forecaster.run.climatology
     climatology = None if climatology is None else climatology.first(outputs)
     maps, regions = config.evaluation.maps, config.evaluation.regions
+    per_cell = maps or regions  # both are made of the per-cell sums
     fields = FieldScoring(config.model.name, (), normalizer, climatology, valid_times)
     with clock.phase("evaluation"), writer:
         forecasts = TestForecasts(writer, normalizer, mask, init_times, valid_times, picks, clock)
-        on_batch = both(forecasts, fields if maps or regions else None)
+        on_batch = both(forecasts, fields if per_cell else None)
         results = forecaster.score(source, lat, what, on_batch=on_batch, train=train)
     with clock.phase("writing"):
         scores = as_dataset(results)
@@ -92,7 +93,7 @@ def report_test_split(
         print(format_results(scores))
         plots.skill_by_lead(scores, skill_panels(), run.file(run.SKILL_BY_LEAD))
         weights = grid_weights(grid.latitudes, config.evaluation.area_weights, what)
-        if maps or regions:
+        if per_cell:
             model, land = config.model.name, mask[..., 0]
             report_fields(fields, grid, run, model, maps, regions, land, weights)
         if config.evaluation.forecast_samples and maps:
