@@ -7,11 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from stconv.evaluation import metrics, scores
 from stconv.evaluation.scoring import add_skill, name_and_score
 from stconv.runs import presentation
-from stconv.runs.reporting import format_results, format_table, summarize
+from stconv.runs.field_report import format_regions
+from stconv.runs.reporting import (
+    format_ensemble,
+    format_results,
+    format_summaries,
+    format_table,
+    summarize,
+)
 
 RECORDED = Path(__file__).parent / "data" / "legacy-run-20bbac7" / "run" / "results.json"
 
@@ -22,7 +30,11 @@ def recorded() -> dict:
     return json.loads(RECORDED.read_text())
 
 
-def two_variables(seed: int = 0) -> dict[str, dict]:
+def two_variables(
+    seed: int = 0,
+    model: str = "stconvs2s",
+    baselines: tuple[str, ...] = ("persistence", "input_mean"),
+) -> dict[str, dict]:
     """Results of two variables with different units, as `name_and_score` lays
     them out, from made-up accumulated scores."""
     rng = np.random.default_rng(seed)
@@ -34,10 +46,8 @@ def two_variables(seed: int = 0) -> dict[str, dict]:
             scores[name], scores[f"{name}_per_lead"] = float(np.mean(per_lead)), per_lead
         return {**scores, "cells": 120, "area_weighted": True}
 
-    evaluated = {
-        name: [record(1.0), record(100.0)] for name in ("model", "persistence", "input_mean")
-    }
-    return name_and_score(evaluated, "stconvs2s", ["t2m", "msl"], ["K", "Pa"], "by calendar month")
+    evaluated = {name: [record(1.0), record(100.0)] for name in ("model", *baselines)}
+    return name_and_score(evaluated, model, ["t2m", "msl"], ["K", "Pa"], "by calendar month")
 
 
 def test_the_dataset_has_one_value_per_forecast_variable_metric_and_lead(recorded):
@@ -160,3 +170,45 @@ def test_a_metric_without_a_presentation_is_a_column_under_its_name(recorded, mo
     assert header[6:8] == ["mean_square", "skill"]
     titles = [axis.get_title() for axis in presentation.skill_figure(recorded).axes]
     assert len(titles) == 2  # no panel of its own
+
+
+def same_widths(table: str, starts: tuple[str, ...]) -> set[int]:
+    """The lengths of the lines of ``table`` that start with one of ``starts``."""
+    return {len(line) for line in table.splitlines() if line.startswith(starts)}
+
+
+def test_forecasts_with_long_names_keep_the_tables_aligned():
+    long = ("persistence", "anomaly_persistence", "damped_anomaly_persistence")
+    model = "ablation-stconvs2s-nocausalconstraint"
+    runs = [two_variables(seed, model, long) for seed in range(2)]
+    rows = ("forecast", model, *long)
+    table = format_results(runs[0]).split("\n\n")[0]  # t2m's: its numbers fit the columns
+    assert len(same_widths(table, rows)) == 1, table
+    assert f"\n{model} " in table and "\ndamped_anomaly_persistence " in table
+    summary = format_summaries(scores.summary_dataset(summarize(runs)), 2).split("\n\n")[0]
+    assert len(same_widths(summary, (model, *long))) == 1, summary
+    dataset = scores.as_dataset(runs[0])
+    dataset["members"] = ("forecast", [3, 1, 1, 1])
+    names = ("crps", "crps_skill", "crps_spread", "spread", "spread_skill_ratio")
+    dataset["ensemble_overall"] = (("forecast", "variable", "ensemble_metric"), np.ones((4, 2, 5)))
+    dataset["ensemble_per_lead"] = dataset["ensemble_overall"].expand_dims(lead_time=[1, 2, 3])
+    dataset = dataset.assign_coords(ensemble_metric=list(names))
+    ensemble = format_ensemble(dataset, ("1000", "1010", "1020")).split("\n\n")[0]
+    assert len(same_widths(ensemble, rows)) == 1, ensemble
+
+
+def test_regions_and_forecasts_with_long_names_keep_the_region_table_aligned():
+    forecasts = ["stconvs2s-r", "damped_anomaly_persistence"]
+    regions = ["tropics", "a_region_named_at_length_by_its_user"]
+    overall = np.arange(1.0, 5.0).reshape(1, 2, 2, 1)  # variable, region, forecast, metric
+    regional = xr.Dataset(
+        {
+            "overall": (("variable", "region", "forecast", "metric"), overall),
+            "cells": (("variable", "region", "forecast"), [[[12, 12], [123456789, 123456789]]]),
+        },
+        coords={"variable": ["t2m"], "region": regions, "forecast": forecasts, "metric": ["rmse"]},
+    ).assign_coords(units=("variable", ["K"]))
+    table = format_regions(regional, "stconvs2s-r").splitlines()
+    assert len({len(line) for line in table[1:]}) == 1, "\n".join(table)
+    assert table[1].split() == ["t2m", "(K)", "cells", *forecasts]
+    assert table[3].split() == [regions[1], "123456789", "3.000", "4.000"]

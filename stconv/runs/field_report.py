@@ -28,6 +28,7 @@ from stconv.evaluation import maps, regions
 from stconv.evaluation.cells import cell_scores, write_cell_scores
 from stconv.evaluation.field_scoring import FieldScoring
 from stconv.runs.directory import RunDirectory
+from stconv.runs.presentation import name_width
 
 MAPPED = ("rmse", "bias", "acc")  # the scores drawn as maps
 
@@ -114,18 +115,23 @@ def regional_record(regional: xr.Dataset) -> dict:
 
 def format_regions(regional: xr.Dataset, model: str) -> str:
     """Per variable and region, every forecast's RMSE over the whole split."""
-    forecasts = [str(f) for f in regional["forecast"].values]
+    widths = {str(f): name_width([f], 14) for f in regional["forecast"].values}
     lines = ["RMSE per region over the whole test split"]
     for variable in regional["variable"].values:
         has_units = "units" in regional.coords
         units = regional["units"].sel(variable=variable).values if has_units else ""
+        label = f"{variable} ({units})"
+        first = name_width([label, *regional["region"].values], 24)
+        counts = regional["cells"].sel(variable=variable, forecast=model).values
+        count = name_width(map(str, counts), 7)
         lines.append(
-            f"{str(variable) + f' ({units})':24s} {'cells':>7s} "
-            + " ".join(f"{f[:14]:>14s}" for f in forecasts)
+            f"{label:{first}s} {'cells':>{count}s} "
+            + " ".join(f"{f:>{width}s}" for f, width in widths.items())
         )
         for region in regional["region"].values:
             one = regional.sel(variable=variable, region=region)
             rmse = one["overall"].sel(metric="rmse").values
             cells = int(one["cells"].sel(forecast=model))
-            lines.append(f"{region!s:24s} {cells:7d} " + " ".join(f"{v:14.3f}" for v in rmse))
+            values = [f"{v:{width}.3f}" for v, width in zip(rmse, widths.values(), strict=True)]
+            lines.append(f"{region!s:{first}s} {cells:{count}d} " + " ".join(values))
     return "\n".join(lines)

@@ -58,6 +58,12 @@ def presentation(metric: str) -> Presentation:
     return PRESENTATION.get(metric, default)
 
 
+def name_width(names: Iterable, least: int) -> int:
+    """The width of a table's column of ``names`` (forecasts, regions): the
+    longest name, and at least ``least``, so that every row stays aligned."""
+    return max([least, *(len(str(name)) for name in names)])
+
+
 def shown(metrics: Iterable[str] | None = None) -> dict[str, Presentation]:
     """The `Presentation` of every metric of ``metrics`` (default
     `stconv.evaluation.metrics.METRICS`), in its order."""

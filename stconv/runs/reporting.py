@@ -39,7 +39,7 @@ from stconv.evaluation.scoring import both
 from stconv.runs.directory import RunDirectory
 from stconv.runs.field_report import report_fields
 from stconv.runs.forecaster import Forecaster
-from stconv.runs.presentation import shown, skill_panels
+from stconv.runs.presentation import name_width, shown, skill_panels
 from stconv.runs.provenance import PhaseClock
 from stconv.training.distributed import is_primary
 
@@ -225,6 +225,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
     scores = as_dataset(results) if isinstance(results, dict) else results
     several = scores.sizes["variable"] > 1
     tables = []
+    width = name_width(scores["forecast"].values, 24)
     for variable in scores["variable"].values:
         of_variable = scores.sel(variable=variable)
         of = f" of {variable}" if several else ""
@@ -234,7 +235,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
             f"model's {len(members)} members ({', '.join(members)}); CRPS (fair, area-weighted) "
             "= skill - spread part, a single forecast's CRPS is its wMAE; spread sqrt(mean "
             "unbiased variance); ratio sqrt((M+1)/M) spread / wRMSE of the mean; per lead: CRPS",
-            f"{'forecast':24s} {'members':>7s} {'CRPS':>7s} {'skill':>7s} {'spread':>7s} "
+            f"{'forecast':{width}s} {'members':>7s} {'CRPS':>7s} {'skill':>7s} {'spread':>7s} "
             f"{'std':>7s} {'ratio':>6s} {'wRMSE':>7s}  "
             + " ".join(f"{'lead ' + str(lead):>7s}" for lead in scores["lead_time"].values),
         ]
@@ -252,7 +253,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
             per_lead = " ".join(f"{value:7.3f}" for value in crps)
             wrmse = float(one["overall"].sel(metric="weighted_rmse"))
             lines.append(
-                f"{name:24s} {count:7d} {e['crps']:7.3f} {e['crps_skill']:7.3f} "
+                f"{name:{width}s} {count:7d} {e['crps']:7.3f} {e['crps_skill']:7.3f} "
                 f"{e['crps_spread']:7.3f} {e['spread']:7.3f} {ratio} "
                 f"{wrmse:7.3f}  {per_lead}"
             )
@@ -292,7 +293,8 @@ def format_table(
     columns = [(name, p.label, p.width) for name, p in shown().items() if p.in_table]
     columns.append((SKILL, "skill", 7))
     header = " ".join(f"{label:>{width}s}" for _, label, width in columns)
-    header = f"{'forecast':14s} {header}  " + " ".join(
+    names = name_width(scores["forecast"].values, 14)
+    header = f"{'forecast':{names}s} {header}  " + " ".join(
         f"{'lead ' + str(lead):>7s}" for lead in scores["lead_time"].values
     )
     of = f" of {variable}" if variable else ""
@@ -325,7 +327,7 @@ def format_table(
             cells.append(confidence_cells(scores, str(name)))
         rmse = scores["per_lead"].sel(forecast=name, metric="rmse").values
         per_lead = " ".join(f"{value:7.3f}" for value in rmse.tolist())
-        lines.append(f"{name:14s} {' '.join(cells)}  {per_lead}")
+        lines.append(f"{name:{names}s} {' '.join(cells)}  {per_lead}")
     if "difference" in scores:
         lines.append(significance_line(scores, units))
     if "events" in scores and not np.isnan(scores["events"].values).all():
@@ -341,11 +343,12 @@ def format_events(scores: xr.Dataset, units: str) -> str:
     """The event scores of one variable: per forecast and threshold, the
     categorical scores and the FSS at each neighbourhood."""
     scales = [int(s) for s in scores["scale"].values]
+    width = name_width(scores["forecast"].values, 26)
     lines = [
         f"events (value >= threshold, {units or 'no units'}; qNN: the training split's "
         "percentile per cell): hit rate, false-alarm ratio, CSI, ETS, frequency bias, SEDI, "
         f"fractions skill score over {', '.join(f'{s}x{s}' for s in scales)} cells",
-        f"{'forecast':26s} {'threshold':>9s} "
+        f"{'forecast':{width}s} {'threshold':>9s} "
         + " ".join(f"{label:>6s}" for label in EVENT_COLUMNS.values())
         + " " + " ".join(f"{'FSS ' + str(s):>6s}" for s in scales),
     ]  # fmt: skip
@@ -355,7 +358,7 @@ def format_events(scores: xr.Dataset, units: str) -> str:
             values = [float(one["events"].sel(event_metric=m)) for m in EVENT_COLUMNS]
             values += one["fss"].values.tolist()
             cells = " ".join(f"{v:6.3f}" if np.isfinite(v) else f"{'-':>6s}" for v in values)
-            lines.append(f"{name:26s} {threshold:>9s} {cells}")
+            lines.append(f"{name:{width}s} {threshold:>9s} {cells}")
     return "\n".join(lines)
 
 
@@ -427,10 +430,11 @@ def format_summary(
     of = f"{variable} " if variable else ""
     lines = [f"mean +- std over {runs} runs, {of}in {units or 'no units'}:"]
     metrics = set(summary["metric"].values.tolist())
+    width = name_width([*summary["forecast"].values, *(p.label for p in shown().values())], 14)
     for metric, shows in shown().items():
         if not shows.in_summary_table or metric not in metrics:
             continue
-        header = f"{shows.label:14s} {'all':>15s}  " + " ".join(
+        header = f"{shows.label:{width}s} {'all':>15s}  " + " ".join(
             f"{'lead ' + str(lead):>15s}" for lead in summary["lead_time"].values
         )
         lines.append(header)
@@ -445,7 +449,7 @@ def format_summary(
             if confident:
                 low, high = one["interval"].values
                 values[0] += f" {f'[{low:6.3f},{high:6.3f}]':>15s}"
-            lines.append(f"{name:14s} {values[0]:>15s}  " + " ".join(values[1:]))
+            lines.append(f"{name:{width}s} {values[0]:>15s}  " + " ".join(values[1:]))
     if "interval" in summary:
         lines.append(
             "95% interval: of the mean over the runs, the test windows' sampling spread (block "
