@@ -3,6 +3,7 @@ reference and a normalization; calendar and static inputs, read by the model
 and never forecast, in training and in `predict` alike."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -132,6 +133,15 @@ def test_the_table_names_a_climatology_by_time_of_year(seasonal_run):
     out = (seasonal_run / "results.json").read_text()
     assert "by day of year" in out
     assert cli.main(["evaluate", "--workdir", str(seasonal_run)]) == 0
+
+
+def test_events_are_scored_beside_the_baselines_of_the_seasons(seasonal_run, tmp_path):
+    run = shutil.copytree(seasonal_run, tmp_path / "run")
+    assert cli.main(["evaluate", "--workdir", str(run), "--thresholds", "q90"]) == 0
+    results = json.loads((run / "results.json").read_text())["t2m"]
+    for name in ("stconvs2s-r", "anomaly_persistence", "damped_anomaly_persistence"):
+        events = results[name]["events"]
+        assert events["thresholds"] == ["q90"] and 0 < events["hit_rate"][0] <= 1
 
 
 def test_new_data_without_dates_or_on_another_grid_is_refused(seasonal_run, weather, tmp_path):

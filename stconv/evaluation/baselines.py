@@ -178,11 +178,11 @@ class WithTimedBaselines:
         self.climatology = climatology
         self.normalizer = normalizer
         self.damping = damping
-        self.valid_times = source.valid_times()
-        self.init_times = source.init_times()
+        self.valid = source.valid_times()
+        self.init = source.init_times()
         seasonal = climatology.kind != "annual"
         self.timed_mean = seasonal and normalizer.climatology is not None
-        self.input_times = source.input_times() if self.timed_mean else None
+        self.input_at = source.input_times() if self.timed_mean else None
         self.carried = (
             *(("persistence", "input_mean") if self.timed_mean else ()),
             *((ANOMALY_PERSISTENCE,) if seasonal else ()),
@@ -192,25 +192,34 @@ class WithTimedBaselines:
     def __len__(self) -> int:
         return len(self.source)
 
+    def valid_times(self) -> np.ndarray:
+        return self.valid
+
+    def init_times(self) -> np.ndarray:
+        return self.init
+
+    def input_times(self) -> np.ndarray:
+        return self.source.input_times()
+
     def normalized_climatology(self, times: np.ndarray) -> np.ndarray:
         values = self.normalizer.normalize(self.climatology.at(times), times)
         return np.nan_to_num(values, nan=0.0).astype(np.float32)
 
     def __getitem__(self, index: int) -> dict:
         example = self.source[index]
-        valid = self.valid_times[index]
+        valid = self.valid[index]
         reference = self.normalized_climatology(valid)
         carried = {"climatology": reference}
         inputs = example["inputs"][..., : reference.shape[-1]]
         if ANOMALY_PERSISTENCE in self.carried:
-            start = self.normalized_climatology(self.init_times[index : index + 1])
+            start = self.normalized_climatology(self.init[index : index + 1])
             anomaly = inputs[-1:] - start
             carried[ANOMALY_PERSISTENCE] = reference + anomaly
             if self.damping is not None:
                 damped = self.damping[:, None, None, :] * anomaly
                 carried[DAMPED_ANOMALY_PERSISTENCE] = (reference + damped).astype(np.float32)
         if self.timed_mean:  # the physical last frame and input mean, normalized at each lead
-            physical = self.normalizer.denormalize(inputs, self.input_times[index])
+            physical = self.normalizer.denormalize(inputs, self.input_at[index])
             last, mean = physical[-1:], physical.mean(axis=0, keepdims=True)
             for name, values in (("persistence", last), ("input_mean", mean)):
                 normalized = self.normalizer.normalize(values, valid).astype(np.float32)
