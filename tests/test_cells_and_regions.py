@@ -8,7 +8,13 @@ import xarray as xr
 from stconv.data.errors import DataError
 from stconv.evaluation.cells import CellAccumulator, cell_scores, write_cell_scores
 from stconv.evaluation.metrics import area_weights
-from stconv.evaluation.regions import REGIONS, parse_regions, region_masks, regional_scores
+from stconv.evaluation.regions import (
+    REGIONS,
+    land_of,
+    parse_regions,
+    region_masks,
+    regional_scores,
+)
 
 SHAPE = (6, 2, 2, 3, 2)  # (window, lead, lat, lon, channel): a 2x3 grid
 
@@ -248,6 +254,16 @@ def test_land_and_sea_from_a_land_mask():
         region_masks(parse_regions("sea"), lat, lon)
     with pytest.raises(ValueError, match=r"^land: shape"):
         region_masks(specs, lat, lon, land=fraction[:1])
+
+
+def test_a_data_mask_is_a_land_mask_where_it_leaves_cells_out():
+    lat, lon = np.array([10.0, -10.0]), np.array([0.0, 120.0])
+    valid = np.array([[True, False], [True, True]])  # CHIRPS: no rain over the sea
+    masks = region_masks(parse_regions("land,sea"), lat, lon, land=land_of(valid))
+    np.testing.assert_array_equal(masks["sea"], ~valid)
+    assert land_of(np.ones((2, 2), bool)) is None  # every cell valid: no land told from sea
+    with pytest.raises(ValueError, match=r"^regions: region 'land' needs a land mask"):
+        region_masks(parse_regions("land"), lat, lon, land=land_of(np.ones((2, 2), bool)))
 
 
 def write_regions(path, lat, lon, **variables) -> str:

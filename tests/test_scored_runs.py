@@ -160,7 +160,10 @@ def test_the_new_scores_round_trip_through_the_dataset(rain_run):
         (["--regions", "box=10:0:0:20"], "--regions 'box=10:0:0:20' is invalid"),
         (["--regions", "file:/none/regions.nc"], "region file '/none/regions.nc' does not exist"),
         (["--regions", "file:/"], "region file '/' is a folder: give a netCDF file"),
-        (["--regions", "sea"], "regions: region 'sea' has no cell of the grid"),  # no sea
+        # every cell of the embedded field is valid: its mask is no land mask
+        (["--regions", "sea"], "region 'sea' needs a land mask, and the data's mask holds"),
+        (["--regions", "land"], "every cell: give --mask-file, or leave the region out"),
+        (["--regions", "box=80:90:0:10"], "regions: region 'box' has no cell of the grid"),
         (["--neighbourhoods", "2"], "--neighbourhoods (2,) is invalid: give odd sizes"),
         (["--bootstrap", "-1"], "--bootstrap -1 is invalid"),
     ],

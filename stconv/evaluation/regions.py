@@ -163,6 +163,14 @@ def region_masks(
     return masks
 
 
+def land_of(valid: np.ndarray) -> np.ndarray | None:
+    """The data's ``(lat, lon)`` mask of valid cells as the land mask of
+    ``land`` and ``sea`` (a land mask file's, or CHIRPS's cells without
+    rainfall over the oceans); None where it holds every cell: it tells no
+    land from sea."""
+    return None if np.all(valid) else valid
+
+
 def land_cells(land: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The land mask as bool: True, or a land fraction above 0.5."""
     land = np.asarray(land)
@@ -188,7 +196,8 @@ def spec_mask(
         return mask
     if land is None:
         raise ValueError(
-            f"regions: region {spec.name!r} needs a land mask, and there is none: leave it out"
+            f"regions: region {spec.name!r} needs a land mask, and the data's mask holds every "
+            "cell: give data.mask_file, or leave the region out"
         )
     return mask & (land if spec.surface == "land" else ~land)
 
