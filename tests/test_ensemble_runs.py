@@ -197,6 +197,21 @@ def test_perturbed_members_of_one_run(seeds, data_file, capsys, tmp_path):
             ["evaluate", "--members", "2", "--perturbation", "-1", "SEED"],
             r"must be a finite number in \(0, 100\]",
         ),
+        (["evaluate", "--regions", "global"], "--regions 'global' is invalid for an ensemble"),
+        (["evaluate", "--maps"], "--maps is invalid for an ensemble"),
+        (
+            [
+                "evaluate",
+                "--members",
+                "2",
+                "--perturbation",
+                "1",
+                "--forecast-samples",
+                "1",
+                "SEED",
+            ],
+            "--forecast-samples 1 is invalid for an ensemble .* evaluate one seed's folder",
+        ),
     ],
 )
 def test_ensemble_options_that_cannot_apply_give_one_line(seeds, data_file, capsys, flags, message):

@@ -61,6 +61,24 @@ def check_evaluation(config: Config, dataset: Dataset) -> None:
         region_masks(specs, grid.lat, grid.lon, land_of(dataset.mask[..., 0]))
 
 
+# What the evaluation of one forecast makes and an ensemble's does not.
+SINGLE_FORECAST_ONLY = ("maps", "regions", "forecast_samples")
+
+
+def check_ensemble_evaluation(evaluation: dict) -> None:
+    """Raises ParameterError, naming the first, where ``evaluation`` (the fields
+    given for one evaluation) asks an ensemble for what it does not make:
+    per-cell maps, regional scores or forecast samples."""
+    for name in SINGLE_FORECAST_ONLY:
+        value = evaluation.get(name)
+        if value:
+            raise ParameterError(
+                f"evaluation.{name}={value!r} is invalid for an ensemble (a run of several "
+                "seeds, or perturbed members): maps, regions and forecast samples are made for "
+                "one forecast; evaluate one seed's folder (seed-N) without members"
+            )
+
+
 def target_loss(config: Config, dataset: Dataset):
     """The training loss: the paper's RMSE of the targets' normalized errors,
     weighted per target by ``config.training.target_weights`` (`stconv.training.losses`).
@@ -512,6 +530,8 @@ def evaluate_run(
         if evaluation:
             forecaster = forecaster.evaluated_with(**evaluation)
         forecaster.check_members(members, perturbation)  # before the data are read
+        if members is not None or forecaster.members:
+            check_ensemble_evaluation(evaluation or {})
         config, run = forecaster.config, RunDirectory(workdir)
         with session.clock.phase("data_loading"):
             dataset = load_config_dataset(config)
