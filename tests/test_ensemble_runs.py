@@ -5,6 +5,7 @@ and the errors (tiny, synthetic)."""
 import contextlib
 import io
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,16 @@ def test_evaluate_scores_the_ensemble_again(seeds, capsys):
     assert after["stconvs2s-r"]["ensemble"]["crps"] == pytest.approx(
         before["stconvs2s-r"]["ensemble"]["crps"], rel=1e-6
     )
+
+
+def test_an_ensembles_event_scores_are_printed_with_its_table(seeds, capsys, tmp_path):
+    run = shutil.copytree(seeds, tmp_path / "runs")
+    assert cli.main(["evaluate", "--workdir", str(run), "--thresholds", "q90"]) == 0
+    printed = capsys.readouterr().out
+    events = printed[printed.index("events (value >= threshold") :].splitlines()
+    assert events[2].split()[:2] == ["stconvs2s-r", "q90"]
+    assert "climatological_ensemble" in events[-1]
+    assert results_of(run)["stconvs2s-r"]["events"]["thresholds"] == ["q90"]
 
 
 def test_perturbed_members_of_one_run(seeds, data_file, capsys, tmp_path):

@@ -258,6 +258,8 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
                 f"{e['crps_spread']:7.3f} {e['spread']:7.3f} {ratio} "
                 f"{wrmse:7.3f}  {per_lead}"
             )
+        if has_events(of_variable):
+            lines.append(format_events(of_variable, units_in(of_variable)))
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
@@ -331,9 +333,14 @@ def format_table(
         lines.append(f"{name:{names}s} {' '.join(cells)}  {per_lead}")
     if "difference" in scores:
         lines.append(significance_line(scores, units))
-    if "events" in scores and not np.isnan(scores["events"].values).all():
+    if has_events(scores):
         lines.append(format_events(scores, units))
     return "\n".join(lines)
+
+
+def has_events(scores: xr.Dataset) -> bool:
+    """Whether one variable's ``scores`` hold event scores (thresholds were given)."""
+    return "events" in scores and not np.isnan(scores["events"].values).all()
 
 
 EVENT_COLUMNS = {"hit_rate": "hit", "false_alarm_ratio": "FAR", "csi": "CSI", "ets": "ETS"}
