@@ -12,6 +12,7 @@ import xarray as xr
 from stconv.evaluation import metrics, scores
 from stconv.evaluation.scoring import add_skill, name_and_score
 from stconv.runs import presentation
+from stconv.runs.experiment import validation_text
 from stconv.runs.field_report import format_regions
 from stconv.runs.reporting import (
     format_ensemble,
@@ -34,6 +35,8 @@ def two_variables(
     seed: int = 0,
     model: str = "stconvs2s",
     baselines: tuple[str, ...] = ("persistence", "input_mean"),
+    scales: tuple[float, float] = (1.0, 100.0),
+    units: tuple[str, str] = ("K", "Pa"),
 ) -> dict[str, dict]:
     """Results of two variables with different units, as `name_and_score` lays
     them out, from made-up accumulated scores."""
@@ -46,8 +49,8 @@ def two_variables(
             scores[name], scores[f"{name}_per_lead"] = float(np.mean(per_lead)), per_lead
         return {**scores, "cells": 120, "area_weighted": True}
 
-    evaluated = {name: [record(1.0), record(100.0)] for name in ("model", *baselines)}
-    return name_and_score(evaluated, model, ["t2m", "msl"], ["K", "Pa"], "by calendar month")
+    evaluated = {name: [record(scale) for scale in scales] for name in ("model", *baselines)}
+    return name_and_score(evaluated, model, ["t2m", "msl"], list(units), "by calendar month")
 
 
 def test_the_dataset_has_one_value_per_forecast_variable_metric_and_lead(recorded):
@@ -212,3 +215,29 @@ def test_regions_and_forecasts_with_long_names_keep_the_region_table_aligned():
     assert len({len(line) for line in table[1:]}) == 1, "\n".join(table)
     assert table[1].split() == ["t2m", "(K)", "cells", *forecasts]
     assert table[3].split() == [regions[1], "123456789", "3.000", "4.000"]
+
+
+def test_scores_too_small_for_three_decimals_are_shown_in_a_power_of_ten_of_their_units():
+    results = two_variables(scales=(1.0, 3e-5), units=("K", "kg m-2 s-1"))
+    flux = results["msl"]["stconvs2s"]
+    shown = presentation.readable(scores.as_dataset(results))
+    assert shown["shown_units"].values.tolist() == ["K", "1e-05 kg m-2 s-1"]
+    one = shown.sel(variable="msl", forecast="stconvs2s")
+    assert float(one["overall"].sel(metric="rmse")) == pytest.approx(flux["rmse"] * 1e5)
+    assert float(one["per_lead"].sel(metric="mae", lead_time=2)) == pytest.approx(
+        flux["mae_per_lead"][1] * 1e5
+    )
+    assert float(one["overall"].sel(metric="acc")) == flux["acc"]  # a pure number
+    t2m = shown.sel(variable="t2m", forecast="stconvs2s")["overall"].sel(metric="rmse")
+    assert float(t2m) == results["t2m"]["stconvs2s"]["rmse"]
+    table = format_results(results).split("\n\n")[1].splitlines()
+    assert "in 1e-05 kg m-2 s-1" in table[0]
+    assert table[2].split()[1] == f"{flux['rmse'] * 1e5:.3f}" != "0.000"
+    unchanged = scores.as_dataset(two_variables())
+    assert presentation.readable(unchanged) is unchanged
+
+
+def test_an_epochs_validation_rmse_keeps_four_significant_digits_when_tiny():
+    assert validation_text({"validation_rmse": 0.85094}, "K", False) == "validation RMSE 0.8509 K"
+    tiny = validation_text({"validation_rmse": 1.28249e-5}, "kg m-2 s-1", False)
+    assert tiny == "validation RMSE 1.282e-05 kg m-2 s-1"

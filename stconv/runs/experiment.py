@@ -122,7 +122,12 @@ def validation_text(row: dict, units: str, several: bool) -> str:
     ``several``, the normalized score that early stopping compares and, where
     the row has them, each target's RMSE in its units."""
     if not several:
-        return f"validation RMSE {row['validation_rmse']:.4f} {units}"
+        rmse = row["validation_rmse"]  # four significant digits where 4 decimals show none
+        return (
+            f"validation RMSE {rmse:.4f} {units}"
+            if rmse >= 1e-3
+            else f"validation RMSE {rmse:.4g} {units}"
+        )
     text = f"validation score {row['validation_rmse']:.4f}"
     if "validation_rmse_per_variable" in row:
         each = row["validation_rmse_per_variable"].items()

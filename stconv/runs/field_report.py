@@ -28,7 +28,7 @@ from stconv.evaluation import maps, regions
 from stconv.evaluation.cells import cell_scores, write_cell_scores
 from stconv.evaluation.field_scoring import FieldScoring
 from stconv.runs.directory import RunDirectory
-from stconv.runs.presentation import name_width
+from stconv.runs.presentation import name_width, readable
 
 MAPPED = ("rmse", "bias", "acc")  # the scores drawn as maps
 
@@ -115,11 +115,12 @@ def regional_record(regional: xr.Dataset) -> dict:
 
 def format_regions(regional: xr.Dataset, model: str) -> str:
     """Per variable and region, every forecast's RMSE over the whole split."""
+    regional = readable(regional)
     widths = {str(f): name_width([f], 14) for f in regional["forecast"].values}
     lines = ["RMSE per region over the whole test split"]
     for variable in regional["variable"].values:
-        has_units = "units" in regional.coords
-        units = regional["units"].sel(variable=variable).values if has_units else ""
+        named = "shown_units" if "shown_units" in regional.coords else "units"
+        units = regional[named].sel(variable=variable).values if named in regional.coords else ""
         label = f"{variable} ({units})"
         first = name_width([label, *regional["region"].values], 24)
         counts = regional["cells"].sel(variable=variable, forecast=model).values

@@ -9,11 +9,12 @@ its name (`presentation`), a column of the run's table and nothing else.
 import dataclasses
 from collections.abc import Iterable
 
+import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
 from stconv.evaluation import plots
-from stconv.evaluation.metrics import METRICS
+from stconv.evaluation.metrics import METRICS, REFERENCE_RMSE
 from stconv.evaluation.scores import as_dataset
 
 
@@ -56,6 +57,55 @@ def presentation(metric: str) -> Presentation:
     column of the run's table under its own name."""
     default = Presentation(metric, width=max(7, len(metric)))
     return PRESENTATION.get(metric, default)
+
+
+# The scores of the Datasets of `stconv.evaluation.scores` (a run's, the seeds'
+# summary, the regional scores) that are in the variable's units, where their
+# metric (or ensemble metric) is.
+SCORES_IN_UNITS = (
+    "overall", "per_lead", "interval", "interval_per_lead", "difference",
+    "difference_interval", "ensemble_overall", "ensemble_per_lead",
+)  # fmt: skip
+ENSEMBLE_IN_UNITS = ("crps", "crps_skill", "crps_spread", "spread", "ensemble_mean_rmse")
+# A variable whose largest RMSE is below this many of its units (precipitation
+# in kg m-2 s-1: about 1e-5) is shown scaled: three decimals would show 0.000.
+SCALED_BELOW = 0.1
+
+
+def readable(scores: xr.Dataset) -> xr.Dataset:
+    """``scores`` to print: each variable whose largest RMSE is under
+    `SCALED_BELOW` has its scores in units times a power of ten that brings
+    that RMSE between 1 and 10, named in the coordinate ``shown_units``
+    (``1e-05 kg m-2 s-1``); pure numbers (ACC, skills, p-values, event scores)
+    and the ``units`` of the data (the thresholds') are left as they are."""
+    if "units" not in scores.coords or "rmse" not in scores.coords.get("metric", []):
+        return scores
+    rmse = abs(scores["overall"].sel(metric="rmse"))
+    largest = rmse.max([dim for dim in rmse.dims if dim != "variable"]).values
+    powers = [int(np.floor(np.log10(v))) if 0 < v < SCALED_BELOW else 0 for v in largest]
+    if not any(powers):
+        return scores
+    factor = xr.DataArray([10.0**-p for p in powers], dims="variable")
+    scaled = scores.copy()
+    for dim, in_units in (
+        ("metric", is_in_units),
+        ("ensemble_metric", ENSEMBLE_IN_UNITS.__contains__),
+    ):
+        if dim not in scores.dims:
+            continue
+        which = xr.DataArray([in_units(str(m)) for m in scores[dim].values], dims=dim)
+        for name in SCORES_IN_UNITS:
+            if name in scores and dim in scores[name].dims:
+                scaled[name] = scores[name] * xr.where(which, factor, 1.0)
+    units = [str(u) for u in scores["units"].values]
+    shown = [f"1e{p:+03d} {u}" if p else u for p, u in zip(powers, units, strict=True)]
+    return scaled.assign_coords(shown_units=("variable", shown))
+
+
+def is_in_units(metric: str) -> bool:
+    """Whether ``metric`` (of `METRICS`, a skill or the reference's RMSE) is in
+    the variable's units."""
+    return metric == REFERENCE_RMSE or (metric in METRICS and METRICS[metric].in_units)
 
 
 def name_width(names: Iterable, least: int) -> int:

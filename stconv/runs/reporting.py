@@ -40,7 +40,7 @@ from stconv.evaluation.scoring import both
 from stconv.runs.directory import RunDirectory
 from stconv.runs.field_report import report_fields
 from stconv.runs.forecaster import Forecaster
-from stconv.runs.presentation import name_width, shown, skill_panels
+from stconv.runs.presentation import name_width, readable, shown, skill_panels
 from stconv.runs.provenance import PhaseClock
 from stconv.training.distributed import is_primary
 
@@ -223,7 +223,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
     """A text table per target variable of the ensemble scores of every
     forecast (`stconv.evaluation.ensemble`) of ``results`` (a Dataset of
     `stconv.evaluation.scores`, or its ``results.json`` layout), in its units."""
-    scores = as_dataset(results) if isinstance(results, dict) else results
+    scores = readable(as_dataset(results) if isinstance(results, dict) else results)
     several = scores.sizes["variable"] > 1
     tables = []
     width = name_width(scores["forecast"].values, 24)
@@ -259,7 +259,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
                 f"{wrmse:7.3f}  {per_lead}"
             )
         if has_events(of_variable):
-            lines.append(format_events(of_variable, units_in(of_variable)))
+            lines.append(format_events(of_variable, units_in(of_variable, shown=False)))
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
@@ -268,7 +268,7 @@ def format_results(results: xr.Dataset | dict[str, dict], split: str = "test") -
     """`format_table` of every target variable of ``results`` (a Dataset of
     `stconv.evaluation.scores`, or its ``results.json`` layout), in its units;
     a variable is named in its table's first line when there are several."""
-    scores = as_dataset(results) if isinstance(results, dict) else results
+    scores = readable(as_dataset(results) if isinstance(results, dict) else results)
     several = scores.sizes["variable"] > 1
     return "\n\n".join(
         format_table(of, units_in(of), split, str(variable) if several else None)
@@ -276,9 +276,11 @@ def format_results(results: xr.Dataset | dict[str, dict], split: str = "test") -
     )
 
 
-def units_in(scores: xr.Dataset) -> str:
-    """The units of one variable's ``scores`` (``""`` for scores without them)."""
-    return str(scores["units"].values) if "units" in scores.coords else ""
+def units_in(scores: xr.Dataset, shown: bool = True) -> str:
+    """The units of one variable's ``scores`` (``""`` for scores without them):
+    those its scores are shown in (`readable`), or with ``shown`` False the data's."""
+    name = "shown_units" if shown and "shown_units" in scores.coords else "units"
+    return str(scores[name].values) if name in scores.coords else ""
 
 
 def format_table(
@@ -334,7 +336,7 @@ def format_table(
     if "difference" in scores:
         lines.append(significance_line(scores, units))
     if has_events(scores):
-        lines.append(format_events(scores, units))
+        lines.append(format_events(scores, units_in(scores, shown=False) or units))
     return "\n".join(lines)
 
 
@@ -419,6 +421,7 @@ def format_summaries(summarized: xr.Dataset, runs: int) -> str:
     """`format_summary` of every target variable of ``summarized``
     (`stconv.evaluation.scores.summary`), in its units; a variable is named
     when there are several."""
+    summarized = readable(summarized)
     several = summarized.sizes["variable"] > 1
     return "\n\n".join(
         format_summary(of, units_in(of), runs, str(variable) if several else None)
