@@ -13,7 +13,12 @@ import pytest
 from flax import nnx
 
 from stconv import cli
-from stconv.training.checkpoints import Checkpoints, CheckpointWriteError
+from stconv.training.checkpoints import (
+    QUIET,
+    CheckpointError,
+    Checkpoints,
+    CheckpointWriteError,
+)
 
 TINY = [
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
@@ -81,6 +86,24 @@ def test_a_failed_save_is_named_in_one_line(tmp_path, monkeypatch, error, cause)
     assert "\n" not in message and message.endswith(resumed)
     checkpoints.save("best", 4, state(), {"epoch": 4})  # another kind is written
     assert checkpoints.epoch("best") == 4
+
+
+def test_a_failed_reads_tasks_logged_before_its_error_are_silenced(tmp_path, monkeypatch, caplog):
+    """orbax's failed reading tasks can be collected, and logged by asyncio,
+    while the restore still raises: before the error is named."""
+    checkpoints = Checkpoints(str(tmp_path / "run"))
+    manager = checkpoints.managers["best"]
+
+    def restore(*args, **kwargs):
+        logging.getLogger("asyncio").error("Task exception was never retrieved\nfuture: <Task>")
+        raise ValueError("Error reading the manifest")
+
+    monkeypatch.setattr(manager, "restore", restore)
+    monkeypatch.setattr(manager, "latest_step", lambda: 1)
+    monkeypatch.setattr(QUIET, "active", False)
+    with caplog.at_level(logging.ERROR), pytest.raises(CheckpointError, match="corrupt"):
+        checkpoints.restore("best", state())
+    assert "never retrieved" not in caplog.text
 
 
 def test_a_full_disk_stops_the_executable_in_one_line(tmp_path):

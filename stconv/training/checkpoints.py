@@ -191,6 +191,7 @@ class Checkpoints:
         """
         manager = self.managers[kind]
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, nnx.to_pure_dict(state))
+        QUIET.active = True  # a failed read's tasks can be logged before its error is raised
         try:
             restored = manager.restore(
                 manager.latest_step(),
