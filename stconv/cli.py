@@ -468,7 +468,14 @@ def main(argv: list[str] | None = None) -> int:
     are not usable (a one-line error names which); 1 the command failed while
     running (training diverged, a file could not be written). Bugs keep their
     traceback."""
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # argparse would name the program, not the command, and show its usage
+        print(
+            f"stconv {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
+            f"(`stconv {args.command} --help` lists its flags)",
+            file=sys.stderr,
+        )
+        return 2
     from stconv.runs.provenance import COMMAND
 
     command = COMMAND.set(["stconv", *(sys.argv[1:] if argv is None else argv)])

@@ -59,6 +59,19 @@ def test_help(command, capsys):
     assert exit_.value.code == 0 and "--workdir" in capsys.readouterr().out
 
 
+def test_a_flag_its_command_does_not_take_is_named_in_one_line_of_that_command(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    assert cli.main(["train", "--workdir", str(workdir), "--seeds", "2"]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        "stconv train: error: unrecognized arguments: --seeds 2 "
+        "(`stconv train --help` lists its flags)\n"
+    )
+    assert not workdir.exists()
+    assert cli.main(["evaluate", "--workdir", str(workdir), "--epochs", "3"]) == 2
+    assert capsys.readouterr().err.startswith("stconv evaluate: error: unrecognized arguments")
+
+
 def test_preset_with_overriding_flags_is_what_the_run_records(tmp_path):
     workdir = tmp_path / "run"
     flags = ["--preset", "main", "--epochs", "1", "--iterations", "1", "--dataset", "synthetic"]
