@@ -90,9 +90,10 @@ def train_command_line(data: str, values: dict) -> str:
 
 
 def run_name(data: str) -> str:
-    """A run folder's name for ``data``: its file's name without suffix."""
+    """A run folder's name for ``data``: its file's name without suffix, and
+    a glob's without its wildcards (``*_day_*.nc``: ``day``)."""
     stem = os.path.basename(data.rstrip("/")).split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-") or "run"
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_") or "run"
 
 
 def chosen_perturbation(workdir: str) -> float:

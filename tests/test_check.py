@@ -96,6 +96,7 @@ def test_cmip6_files_are_read_with_their_calendar_and_standard_names(tmp_path, c
     assert names == {"tas": ("K", "air_temperature"), "uas": ("m s-1", "eastward_wind")}
     assert all(v["within"] for v in report["variables"])
     assert len(report["files"]) == 2 and report["accepted"]
+    assert report["command"].startswith("stconv train --workdir runs/day --dataset ")
 
 
 def test_the_papers_files_are_described_as_samples(tmp_path, capsys):
