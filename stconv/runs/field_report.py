@@ -28,7 +28,7 @@ from stconv.evaluation import maps, regions
 from stconv.evaluation.cells import cell_scores, write_cell_scores
 from stconv.evaluation.field_scoring import FieldScoring
 from stconv.runs.directory import RunDirectory
-from stconv.runs.presentation import name_width, readable
+from stconv.runs.presentation import name_width, readable, units_in
 
 MAPPED = ("rmse", "bias", "acc")  # the scores drawn as maps
 
@@ -119,9 +119,7 @@ def format_regions(regional: xr.Dataset, model: str) -> str:
     widths = {str(f): name_width([f], 14) for f in regional["forecast"].values}
     lines = ["RMSE per region over the whole test split"]
     for variable in regional["variable"].values:
-        named = "shown_units" if "shown_units" in regional.coords else "units"
-        units = regional[named].sel(variable=variable).values if named in regional.coords else ""
-        label = f"{variable} ({units})"
+        label = f"{variable} ({units_in(regional.sel(variable=variable))})"
         first = name_width([label, *regional["region"].values], 24)
         counts = regional["cells"].sel(variable=variable, forecast=model).values
         count = name_width(map(str, counts), 7)

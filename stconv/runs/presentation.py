@@ -102,6 +102,13 @@ def readable(scores: xr.Dataset) -> xr.Dataset:
     return scaled.assign_coords(shown_units=("variable", shown))
 
 
+def units_in(scores: xr.Dataset, scaled: bool = True) -> str:
+    """The units of one variable's ``scores`` (``""`` for scores without them):
+    those its scores are shown in (`readable`), or with ``scaled`` False the data's."""
+    name = "shown_units" if scaled and "shown_units" in scores.coords else "units"
+    return str(scores[name].values) if name in scores.coords else ""
+
+
 def is_in_units(metric: str) -> bool:
     """Whether ``metric`` (of `METRICS`, a skill or the reference's RMSE) is in
     the variable's units."""

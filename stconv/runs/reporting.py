@@ -40,7 +40,7 @@ from stconv.evaluation.scoring import both
 from stconv.runs.directory import RunDirectory
 from stconv.runs.field_report import report_fields
 from stconv.runs.forecaster import Forecaster
-from stconv.runs.presentation import name_width, readable, shown, skill_panels
+from stconv.runs.presentation import name_width, readable, shown, skill_panels, units_in
 from stconv.runs.provenance import PhaseClock
 from stconv.training.distributed import is_primary
 
@@ -259,7 +259,7 @@ def format_ensemble(results: xr.Dataset | dict[str, dict], members: tuple[str, .
                 f"{wrmse:7.3f}  {per_lead}"
             )
         if has_events(of_variable):
-            lines.append(format_events(of_variable, units_in(of_variable, shown=False)))
+            lines.append(format_events(of_variable, units_in(of_variable, scaled=False)))
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
 
@@ -274,13 +274,6 @@ def format_results(results: xr.Dataset | dict[str, dict], split: str = "test") -
         format_table(of, units_in(of), split, str(variable) if several else None)
         for variable, of in ((v, scores.sel(variable=v)) for v in scores["variable"].values)
     )
-
-
-def units_in(scores: xr.Dataset, shown: bool = True) -> str:
-    """The units of one variable's ``scores`` (``""`` for scores without them):
-    those its scores are shown in (`readable`), or with ``shown`` False the data's."""
-    name = "shown_units" if shown and "shown_units" in scores.coords else "units"
-    return str(scores[name].values) if name in scores.coords else ""
 
 
 def format_table(
@@ -336,7 +329,7 @@ def format_table(
     if "difference" in scores:
         lines.append(significance_line(scores, units))
     if has_events(scores):
-        lines.append(format_events(scores, units_in(scores, shown=False) or units))
+        lines.append(format_events(scores, units_in(scores, scaled=False) or units))
     return "\n".join(lines)
 
 
