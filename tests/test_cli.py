@@ -1,6 +1,7 @@
 """The stconv command: help, presets, and what the file policy allows
 (its refusals are in the fault catalog, `test_faults.py`)."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -57,6 +58,20 @@ def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0 and "--workdir" in capsys.readouterr().out
+
+
+def test_every_flag_of_every_command_says_what_it_does():
+    commands = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [
+        (name, action.option_strings[0])
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if action.option_strings and not action.help
+    ]
+    assert silent == []
+    from stconv.classification.models import CLASSIFIERS
+
+    assert tuple(CLASSIFIERS) == cli.CLASSIFIERS  # classify's help lists them without JAX
 
 
 def test_a_flag_its_command_does_not_take_is_named_in_one_line_of_that_command(tmp_path, capsys):
