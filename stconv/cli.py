@@ -131,12 +131,18 @@ def parameter_flag(name: str) -> str:
 def info_command(args: argparse.Namespace) -> None:
     from stconv.runs.provenance import run_info
 
+    given = {args.folder, args.workdir} - {None}
+    if len(given) != 1:
+        raise ValueError(
+            "give one folder of a run: `stconv info RUN` or `stconv info --workdir RUN`"
+        )
+    workdir = given.pop()
     if args.config:
         from stconv.runs.directory import RunDirectory
 
-        print(to_toml(RunDirectory(args.workdir).config()), end="")
+        print(to_toml(RunDirectory(workdir).config()), end="")
     else:
-        print(run_info(args.workdir))
+        print(run_info(workdir))
 
 
 def predict_command(args: argparse.Namespace) -> None:
@@ -401,7 +407,8 @@ def parser() -> argparse.ArgumentParser:
     info = commands.add_parser(
         "info", help="what made a run: data, code, software, machine and time of each command"
     )
-    info.add_argument("workdir", help="folder of a run")
+    info.add_argument("folder", nargs="?", metavar="workdir", help="folder of a run")
+    info.add_argument("--workdir", help="folder of a run, as the other commands name it")
     info.add_argument(
         "--config",
         action="store_true",

@@ -94,6 +94,14 @@ def test_info_prints_the_record(runs, capsys):
         assert fragment in out, fragment
     assert cli.main(["info", str(runs / "data.nc")]) == 2
     assert "holds no stconv run" in capsys.readouterr().err
+    assert cli.main(["info", "--workdir", str(runs / "a")]) == 0  # as the other commands
+    assert capsys.readouterr().out == out
+    for argv in (["info"], ["info", str(runs / "a"), "--workdir", str(runs / "b")]):
+        assert cli.main(argv) == 2
+        assert capsys.readouterr().err == (
+            "stconv info: error: give one folder of a run: `stconv info RUN` or "
+            "`stconv info --workdir RUN`\n"
+        )
 
 
 def test_info_of_a_run_without_a_record(runs, tmp_path, capsys):
