@@ -147,7 +147,29 @@ def test_model_names_and_help(tmp_path, capsys):
     assert "--arima-center 'last' is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
-    assert "ignores the network, optimizer, epoch" in " ".join(capsys.readouterr().out.split())
+    assert "refuses the network, optimizer, epoch" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--epochs", "5"], "--epochs 5"),
+        (["--hidden-dim", "8", "--learning-rate", "0.01"], "--hidden-dim 8"),
+        (["--iterations", "3"], "--iterations 3"),
+        (["--config", "CONFIG"], "--learning-rate 0.01"),
+    ],
+)
+def test_network_settings_given_to_arima_are_refused(tmp_path, capsys, flags, named):
+    (tmp_path / "run.toml").write_text("[training]\nlearning_rate = 0.01\n")
+    flags = [str(tmp_path / "run.toml") if flag == "CONFIG" else flag for flag in flags]
+    workdir = tmp_path / "run"
+    assert cli.main(["train", "--workdir", str(workdir), "--model", "arima", *flags]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        f"stconv train: error: {named} is not used by --model 'arima', which fits each "
+        "cell's series in closed form: leave it out\n"
+    )
+    assert not workdir.exists()
 
 
 def test_training_series_of_both_sources(tmp_path, series_file):
@@ -159,3 +181,10 @@ def test_training_series_of_both_sources(tmp_path, series_file):
     paper = load_dataset("cfsr", path=str(path), normalization="none")
     samples = paper.splits["train"].samples  # x[s, t] = s + t / 100
     np.testing.assert_allclose(paper.splits["train"].series()[:, 0, 0, 0], np.asarray(samples))
+
+
+def test_network_settings_at_their_defaults_pass_as_a_printed_config_holds_them():
+    config = cli.Config.from_flags(model="arima", epochs=80, hidden_dim=32)
+    cli.check_fitted_settings(config, {"epochs": 80, "hidden_dim": 32})  # `info --config`'s
+    with pytest.raises(ValueError, match=r"^training.epochs=81 is not used by model.name="):
+        cli.check_fitted_settings(cli.Config.from_flags(model="arima", epochs=81), {"epochs": 81})

@@ -228,8 +228,8 @@ class ModelConfig(Section):
     name: str = setting(
         "stconvs2s-r",
         "the model; arima: per-cell SARIMAX(5,0,1) fitted on the training split (pip install "
-        "'stconv[arima]'), which ignores the network, optimizer, epoch, seed and iterations "
-        "settings",
+        "'stconv[arima]'), which refuses the network, optimizer, epoch, seed and iterations "
+        "settings other than their defaults",
         choices=model_names,
         flag="model",
     )

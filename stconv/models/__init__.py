@@ -85,6 +85,13 @@ MODELS: dict[str, Entry] = {
 # the module that implements ``fit_run(config, dataset, run, resume)`` and
 # ``load_run(run)``, each returning the forecast function of normalized windows.
 FITTED = {"arima": "stconv.models.arima"}
+# The config settings (flat names, `stconv.config.FLAGS`) that only a network
+# uses: given to a model of `FITTED`, they would be ignored, so they are refused.
+NETWORK_SETTINGS = (
+    "num_layers", "hidden_dim", "kernel_size", "dropout", "model_options", "batch_size",
+    "epochs", "patience", "learning_rate", "learning_rate_schedule", "target_weights",
+    "compute_dtype", "seed", "iterations",
+)  # fmt: skip
 
 # The choices of the wrappers' options, named here (no JAX) so that a config
 # checks them without loading the modules that implement them.
