@@ -83,10 +83,10 @@ def train_command_line(data: str, values: dict) -> str:
         flag = flag_of(*FLAGS[flat])
         if isinstance(value, bool):
             words.append(flag if value else flag.replace("--", "--no-", 1))
-        elif isinstance(value, tuple | list):
-            words += [flag, ",".join(map(str, value))]
         else:
-            words += [flag, str(value)]
+            text = ",".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+            # argparse takes "-5,5,..." after a flag for another flag: one word instead
+            words += [f"{flag}={text}"] if text.startswith("-") else [flag, text]
     return " ".join(map(shlex.quote, words))
 
 

@@ -87,6 +87,19 @@ def test_the_table_names_what_matters(era5, capsys):
     assert "suggested: stconv train --workdir runs/era5 --dataset" in printed
 
 
+def test_a_bbox_across_the_meridian_is_reported_and_suggested_as_a_flag_that_parses(era5, capsys):
+    report = check(capsys, str(era5), *SERIES, "--bbox=-30,30,-40,40")
+    assert report["grid"]["selected"] == {
+        "lat": 3, "lon": 3, "lat_range": [-20.0, 20.0], "lon_range": [330.0, 30.0],
+    }  # fmt: skip
+    words = shlex.split(report["command"])
+    assert "--bbox=-30.0,30.0,-40.0,40.0" in words  # "--bbox -30,..." would be another flag
+    config = cli.config_from_args(cli.parser().parse_args(words[1:]))
+    assert config.data.bbox == (-30.0, 30.0, -40.0, 40.0)
+    assert cli.main(["check", str(era5), *SERIES, "--bbox=-30,30,-40,40"]) == 0
+    assert "; the bbox selects 3 x 3 (lat -20..20, lon 330..30)" in capsys.readouterr().out
+
+
 def test_cmip6_files_are_read_with_their_calendar_and_standard_names(tmp_path, capsys):
     for name, dataset in cmip6_like(num_steps=40, calendar="noleap").items():
         dataset.to_netcdf(tmp_path / f"{name}_day_model_2000.nc")

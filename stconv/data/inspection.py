@@ -306,6 +306,13 @@ def load_as_train(
         return
     report.windows = {split: len(source) for split, source in dataset.splits.items()}
     report.climatology = dataset.climatology.describe()
+    if data.bbox is not None and report.grid is not None:  # the cells a run reads
+        lat, lon = dataset.grid.lat, dataset.grid.lon
+        report.grid["selected"] = {
+            "lat": len(lat), "lon": len(lon),
+            "lat_range": [float(lat.min()), float(lat.max())],
+            "lon_range": [float(lon[0]), float(lon[-1])],
+        }  # fmt: skip
     cells = int(np.prod(dataset.mask.shape))
     if report.time:
         steps = report.time["steps"]

@@ -17,11 +17,19 @@ def grid_line(grid: dict) -> str:
     if grid["regular"] and None not in grid["spacing"]:
         spacing += f", {grid['spacing'][0]:g} x {grid['spacing'][1]:g} degrees"
     lat, lon = grid["lat_range"], grid["lon_range"]
-    return (
+    line = (
         f"{grid['lat']} x {grid['lon']} (lat x lon), latitudes {grid['latitudes']} "
         f"({lat[0]:g}..{lat[1]:g}), longitudes {grid['longitudes']} ({lon[0]:g}..{lon[1]:g}), "
         f"{spacing}"
     )
+    if "selected" in grid:  # the bbox's cells, its longitudes from west to east
+        box = grid["selected"]
+        (south, north), (west, east) = box["lat_range"], box["lon_range"]
+        line += (
+            f"; the bbox selects {box['lat']} x {box['lon']} "
+            f"(lat {south:g}..{north:g}, lon {west:g}..{east:g})"
+        )
+    return line
 
 
 def step_name(days: float) -> str:
