@@ -28,10 +28,9 @@ import typing
 import warnings
 from collections.abc import Iterator
 
-from stconv import models
 from stconv.checks import NamesParameters, ParameterNote
 from stconv.config import FLAGS, PRESETS, SECTIONS, Config, read_toml, to_toml
-from stconv.config.run import flag_name, flattened
+from stconv.config.run import check_fitted_settings, flag_name, flattened
 from stconv.config.sections import DataConfig, EvaluationConfig, ExecutionConfig, choices_of
 
 
@@ -342,24 +341,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
     config = Config.from_flags(**{**values, **given})
     check_fitted_settings(config, given)
     return config
-
-
-def check_fitted_settings(config: Config, given: dict) -> None:
-    """Raises ValueError naming the first setting ``given`` (by a flag or the
-    config file, not a preset) other than its default that a model fitted in
-    closed form would ignore (`stconv.models.NETWORK_SETTINGS`): a run's
-    printed configuration (`stconv info --config`) holds every default."""
-    if not models.is_fitted(config.model.name):
-        return
-    defaults = Config.from_flags()
-    for flat in models.NETWORK_SETTINGS:
-        section, field = FLAGS[flat]
-        value = getattr(getattr(config, section), field)
-        if flat in given and value != getattr(getattr(defaults, section), field):
-            raise ValueError(
-                f"{section}.{field}={value!r} is not used by model.name={config.model.name!r}, "
-                "which fits each cell's series in closed form: leave it out"
-            )
 
 
 def model_option(text: str) -> tuple[str, str]:

@@ -12,6 +12,8 @@ from conftest import paper_format_dataset
 
 import stconv
 from stconv import cli
+from stconv.config import Config
+from stconv.config.run import check_fitted_settings
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import write_synthetic_netcdf
 from stconv.evaluation.baselines import persistence
@@ -184,7 +186,7 @@ def test_training_series_of_both_sources(tmp_path, series_file):
 
 
 def test_network_settings_at_their_defaults_pass_as_a_printed_config_holds_them():
-    config = cli.Config.from_flags(model="arima", epochs=80, hidden_dim=32)
-    cli.check_fitted_settings(config, {"epochs": 80, "hidden_dim": 32})  # `info --config`'s
+    config = Config.from_flags(model="arima", epochs=80, hidden_dim=32)
+    check_fitted_settings(config, {"epochs": 80, "hidden_dim": 32})  # `info --config`'s
     with pytest.raises(ValueError, match=r"^training.epochs=81 is not used by model.name="):
-        cli.check_fitted_settings(cli.Config.from_flags(model="arima", epochs=81), {"epochs": 81})
+        check_fitted_settings(Config.from_flags(model="arima", epochs=81), {"epochs": 81})

@@ -206,3 +206,21 @@ class Config:
         if not isinstance(values, dict):
             raise ValueError(f"file {path!r} is not a saved config: expected a JSON object")
         return cls.from_dict(values, f"file {path!r}")
+
+
+def check_fitted_settings(config: Config, given: dict) -> None:
+    """Raises ValueError naming the first setting ``given`` (by a flag or the
+    config file, not a preset) other than its default that a model fitted in
+    closed form would ignore (`stconv.models.NETWORK_SETTINGS`): a run's
+    printed configuration (`stconv info --config`) holds every default."""
+    if not models.is_fitted(config.model.name):
+        return
+    defaults = Config.from_flags()
+    for flat in models.NETWORK_SETTINGS:
+        section, field = FLAGS[flat]
+        value = getattr(getattr(config, section), field)
+        if flat in given and value != getattr(getattr(defaults, section), field):
+            raise ValueError(
+                f"{section}.{field}={value!r} is not used by model.name={config.model.name!r}, "
+                "which fits each cell's series in closed form: leave it out"
+            )
