@@ -112,6 +112,19 @@ def test_cmip6_files_are_read_with_their_calendar_and_standard_names(tmp_path, c
     assert report["command"].startswith("stconv train --workdir runs/day --dataset ")
 
 
+def test_a_pressure_level_is_described_as_the_level_train_reads(tmp_path, capsys):
+    era5_like(num_steps=40, levels=(1000, 850, 500)).to_netcdf(tmp_path / "levels.nc")
+    report = check(capsys, str(tmp_path / "levels.nc"), *SERIES, "--variables", "z:500,t", code=2)
+    assert report["accepted"] is False  # t has three levels: the refusal says so
+    assert [v["name"] for v in report["variables"]] == ["z500", "t"]
+    with xr.open_dataset(tmp_path / "levels.nc") as data:
+        z500 = data["z"].sel(pressure_level=500)
+        assert report["variables"][0]["max"] == pytest.approx(float(z500.max()))
+        assert report["variables"][0]["min"] == pytest.approx(float(z500.min()))
+        assert report["variables"][1]["min"] == pytest.approx(float(data["t"].min()))
+    assert report["storage"]["memory_bytes"] == 4 * 40 * 7 * 12 * (1 + 3)
+
+
 def test_the_papers_files_are_described_as_samples(tmp_path, capsys):
     paper_format_dataset(num_samples=20).to_netcdf(tmp_path / "paper.nc")
     report = check(capsys, str(tmp_path / "paper.nc"))

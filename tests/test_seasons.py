@@ -162,6 +162,19 @@ def test_a_static_file_on_another_grid_is_refused(weather, tmp_path):
         load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "small.nc"))
 
 
+def test_static_fields_of_one_time_step_are_read_as_era5_gives_its_invariants(weather, tmp_path):
+    orography = xr.open_dataset(weather / "orography.nc")
+    orography.expand_dims(valid_time=[np.datetime64("1940-01-01")]).to_netcdf(tmp_path / "one.nc")
+    one = load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "one.nc"))
+    plain = load_dataset(str(weather / "weather.nc"), static=str(weather / "orography.nc"))
+    np.testing.assert_array_equal(one.extra.static, plain.extra.static)
+    assert one.extra.static_names == ("orography",)
+    two = xr.concat([orography, orography + 1], "valid_time")
+    two.to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(DataError, match=r"not static: orography \(valid_time: 2, lat, lon\)$"):
+        load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "two.nc"))
+
+
 def test_time_features_need_dates(tmp_path):
     data = weather_dataset(years=1, lat=4, lon=4).drop_vars("orography")
     data = data.assign_coords(time=np.arange(data.sizes["time"], dtype=float))

@@ -146,7 +146,8 @@ def static_fields(
     spec: str, field: xr.DataArray, bbox: tuple | None = None, resolve=lambda name: name
 ) -> xr.DataArray:
     """The static fields of ``spec`` (``FILE`` or ``FILE:var,var``; default
-    every variable with latitude and longitude and no time) on the grid of
+    every variable with latitude and longitude and no other dimension longer
+    than 1, such as ERA5's invariants of one time step) on the grid of
     ``field``, as ``(lat, lon, channel)`` in physical units.
 
     Args:
@@ -166,13 +167,16 @@ def static_fields(
     if "lat" not in roles or "lon" not in roles:
         raise DataError(f"data.static={path!r} has no latitude and longitude dimensions")
     dataset = dataset.rename({roles["lat"]: "lat", roles["lon"]: "lon"})
+    single = [dim for dim, size in dataset.sizes.items() if size == 1 and dim not in ("lat", "lon")]
+    dataset = dataset.squeeze(single, drop=True)  # ERA5's invariants: one time step
     static = [str(v) for v, a in dataset.data_vars.items() if set(a.dims) == {"lat", "lon"}]
     wanted = names.split(",") if names else static
     missing = [name for name in wanted if name not in static]
     if missing or not wanted:
         raise DataError(
             f"data.static={path!r} has no static variable {missing[0] if missing else ''!r} "
-            f"(latitude and longitude only): available are {static}"
+            f"(latitude and longitude, and dimensions of length 1, only): available are "
+            f"{static}{without_static(dataset)}"
         )
     arrays = [dataset[name].transpose("lat", "lon") for name in wanted]
     fields = xr.concat(arrays, dim="channel", coords="minimal", compat="override")
@@ -184,6 +188,21 @@ def static_fields(
         fields = select_box(fields, bbox, path)
     check_same_grid(fields, field, path)
     return fields.load()
+
+
+def without_static(dataset: xr.Dataset) -> str:
+    """``"; not static: z (time: 2, lat, lon)"`` for the gridded variables of
+    ``dataset`` with other dimensions, or ``""``."""
+
+    def dims(array: xr.DataArray) -> str:
+        return ", ".join(d if d in ("lat", "lon") else f"{d}: {array.sizes[d]}" for d in array.dims)
+
+    others = [
+        f"{name} ({dims(a)})"
+        for name, a in dataset.data_vars.items()
+        if {"lat", "lon"} < set(a.dims)
+    ]
+    return f"; not static: {', '.join(others)}" if others else ""
 
 
 def check_same_grid(static: xr.DataArray, field: xr.DataArray, path: str) -> None:

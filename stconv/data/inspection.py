@@ -32,9 +32,11 @@ from stconv.data.checks import (
 from stconv.data.climatology import DESCRIPTIONS, day_steps, is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import (
+    channel_name,
     chosen_variables,
     find_dims,
     open_dataset,
+    select_level,
     smallest_chunk,
     time_chunk_of,
     time_dimension,
@@ -142,19 +144,41 @@ def describe_files(
     if is_paper_format(dataset):
         report.layout = "paper"
         variables = ["x", "y"]
+        arrays = [(name, dataset[name]) for name in variables]
     else:
         dims = find_dims(dataset, names[0])
         report.grid = grid_summary(dataset[dims["lat"]].values, dataset[dims["lon"]].values)
         report.time = time_summary(dataset[dims["time"]])
         variables = chosen_variables(dataset, data.variables, dims)
+        arrays = chosen_arrays(dataset, variables, data.variables, dims, names[0])
     report.storage["time_chunks"] = {v: time_chunk_of(dataset[v]) for v in variables}
     time_dim = time_dimension(dataset)
     with named_decoding_errors(names[0], variables, time_dim):
         report.variables = [
-            variable_summary(dataset[v], time_chunk, report.storage["time_chunks"][v])
-            for v in progress_bar(variables, desc="reading values", unit="variable")
+            variable_summary(array, time_chunk, report.storage["time_chunks"][name])
+            for name, array in progress_bar(arrays, desc="reading values", unit="variable")
         ]
-    report.storage["memory_bytes"] = sum(footprint.field_bytes(dataset[v].shape) for v in variables)
+    report.storage["memory_bytes"] = sum(footprint.field_bytes(a.shape) for _, a in arrays)
+
+
+def chosen_arrays(
+    dataset: xr.Dataset, variables: list[str], specs: Sequence[str] | None, dims: dict, source: str
+) -> list[tuple[str, xr.DataArray]]:
+    """``(variable, array)`` of what a run reads of ``variables``: one level
+    of a ``NAME:LEVEL`` of ``specs`` (named ``z500``), else the whole
+    variable (also where train refuses the level: its refusal says why)."""
+    if specs is None:
+        return [(name, dataset[name]) for name in variables]
+    arrays = []
+    for spec in dict.fromkeys(specs):
+        name, colon, level = spec.partition(":")
+        array = dataset[name]
+        vertical = [d for d in array.dims if d not in dims.values() and array.sizes[d] > 1]
+        if colon and vertical:
+            with contextlib.suppress(DataError):
+                array = select_level(array, vertical[0], level, source).rename(channel_name(spec))
+        arrays.append((name, array))
+    return arrays
 
 
 def disk_bytes(path: str) -> int:
