@@ -11,6 +11,7 @@ from conftest import TINY_RUN, time_series_dataset
 
 from stconv import cli
 from stconv.data.errors import DataError
+from stconv.data.field_checks import RunInputs, in_run_order
 from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
@@ -64,6 +65,41 @@ def test_forecast_from_a_path_and_from_memory_equal_stconv_predict(trained):
     from_data_array = forecaster.forecast(in_memory["synthetic_0"])["synthetic_0"]
     np.testing.assert_allclose(from_dataset.values, expected["synthetic_0"].values, rtol=1e-6)
     np.testing.assert_allclose(from_data_array.values, expected["synthetic_0"].values, rtol=1e-6)
+
+
+def test_the_runs_cells_in_another_order_are_its_grid(trained):
+    """Latitudes north to south where the run's ran south to north, and the
+    longitudes rolled: the same cells, so the same forecasts and scores, on
+    the run's grid (`field_checks.in_run_order`); half the grid is another grid."""
+    workdir, new_file, output = trained
+    forecaster = Forecaster.load(workdir)
+    with xr.open_dataset(new_file) as opened:
+        data = opened.load()
+    reordered = data.isel(lat=slice(None, None, -1), lon=np.roll(np.arange(16), 5))
+    with xr.open_dataset(output) as predicted:
+        expected = predicted.load()
+    xr.testing.assert_allclose(forecaster.forecast(reordered), expected, rtol=1e-6)
+    assert forecaster.evaluate(reordered) == forecaster.evaluate(new_file)
+    with pytest.raises(DataError, match=r"is not on the run's grid \(lat x lon 8 x 16"):
+        forecaster.forecast(reordered.isel(lat=slice(0, 8)))
+
+
+def test_cells_in_another_longitude_convention_are_put_in_the_runs_order():
+    run = RunInputs(
+        ("t",), ("t",), ("K",), ("t",), 1, np.ones((2, 3, 1), bool),
+        lat=np.array([10.0, 0.0]), lon=np.array([-10.0, 0.0, 10.0]),
+    )  # fmt: skip
+    field = xr.DataArray(
+        np.arange(6.0).reshape(1, 2, 3, 1),
+        dims=("time", "lat", "lon", "channel"),
+        coords={"lat": [0.0, 10.0], "lon": [0.0, 10.0, 350.0]},
+    )
+    ordered = in_run_order(field, run)
+    assert ordered["lat"].values.tolist() == [10, 0]
+    assert ordered["lon"].values.tolist() == [-10, 0, 10]
+    assert ordered.values[0, :, :, 0].tolist() == [[5, 3, 4], [2, 0, 1]]
+    other = field.assign_coords(lon=[0.0, 10.0, 340.0])
+    assert in_run_order(other, run) is other
 
 
 def test_valid_time_is_init_time_plus_lead(trained):
