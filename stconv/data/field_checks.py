@@ -35,7 +35,7 @@ from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names
 from stconv.data.files import dataset_field, open_field
-from stconv.data.grid import Grid
+from stconv.data.grid import Grid, positions
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.registry import targets_first
@@ -282,14 +282,6 @@ def in_run_order(field: xr.DataArray, run: RunInputs) -> xr.DataArray:
         return field
     field = field.isel(lat=rows, lon=columns)
     return field.assign_coords(lon=("lon", np.asarray(run.lon), field["lon"].attrs))
-
-
-def positions(values: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
-    """The index in ``values`` of every value of ``wanted``, or None unless
-    ``values`` holds each of them."""
-    order = np.argsort(values)
-    found = order[np.clip(np.searchsorted(values[order], wanted), 0, len(values) - 1)]
-    return found if np.allclose(values[found], wanted) else None
 
 
 def field_mask(field: xr.DataArray, run: RunInputs) -> np.ndarray:

@@ -161,3 +161,16 @@ class Grid:
             if value:
                 attrs[attribute] = value
         return attrs
+
+
+def positions(values: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
+    """The index in ``values`` (latitudes, or longitudes modulo 360) of every
+    value of ``wanted``, or None unless ``values`` holds each of them."""
+    values, wanted = np.asarray(values, np.float64), np.asarray(wanted, np.float64)
+    order = np.argsort(values)
+    ordered = values[order]
+    above = np.clip(np.searchsorted(ordered, wanted), 0, len(values) - 1)
+    below = np.clip(above - 1, 0, len(values) - 1)
+    nearer = np.abs(ordered[below] - wanted) < np.abs(ordered[above] - wanted)
+    found = order[np.where(nearer, below, above)]
+    return found if np.allclose(values[found], wanted) else None

@@ -12,7 +12,8 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS, other_dims, resolve_paths
+from stconv.data.files import GRID_DIMS, dim_role, other_dims, resolve_paths
+from stconv.data.grid import Grid, positions
 
 
 def nan_mask(field: xr.DataArray) -> np.ndarray:
@@ -21,24 +22,63 @@ def nan_mask(field: xr.DataArray) -> np.ndarray:
     return field.notnull().any(other_dims(field)).transpose(*GRID_DIMS).values
 
 
-def load_mask_file(path: str | os.PathLike, grid: tuple[int, int], channels: int) -> np.ndarray:
-    """A ``(lat, lon)`` or ``(lat, lon, channel)`` mask from ``.npy`` or netCDF (its
-    first variable), broadcast to ``(lat, lon, channels)``; nonzero means valid."""
+def load_mask_file(path: str | os.PathLike, grid: Grid, channels: int) -> np.ndarray:
+    """The ``(lat, lon, channels)`` mask of ``grid`` in a mask file (nonzero
+    means valid): a ``.npy`` array of the grid's ``(lat, lon)`` or ``(lat, lon,
+    channels)`` shape, or a netCDF file of one gridded variable (dimensions
+    of length 1, such as ERA5's single time step, left out), whose cells are
+    taken by latitude and longitude where it has them: a mask of a wider
+    grid, in another latitude order or longitude convention, fits.
+
+    Raises:
+      DataError: naming the file, for several variables, missing cells or another shape.
+    """
     (path,) = resolve_paths(path)
     if path.endswith(".npy"):
         values = np.load(path)
+        shape, values = values.shape, np.squeeze(values)
     else:
         with xr.open_dataset(path) as dataset:
-            if not dataset.data_vars:
-                raise DataError(f"mask file {path!r} has no variables")
-            values = next(iter(dataset.data_vars.values())).values
-    shape = values.shape
-    values = np.squeeze(values)
+            values = netcdf_mask(dataset, path, grid)
+        shape = values.shape
     if values.ndim == 2:
         values = values[..., None]
-    if values.shape[:2] != tuple(grid) or values.shape[2] not in (1, channels):
+    if values.shape[:2] != grid.shape or values.shape[2] not in (1, channels):
         raise DataError(
-            f"mask file {path!r} has shape {shape}: it must be (lat, lon) = {tuple(grid)} "
+            f"mask file {path!r} has shape {shape}: it must be (lat, lon) = {grid.shape} "
             f"or (lat, lon, {channels})"
         )
-    return np.broadcast_to(np.nan_to_num(values) != 0, (*grid, channels)).copy()
+    return np.broadcast_to(np.nan_to_num(values) != 0, (*grid.shape, channels)).copy()
+
+
+def netcdf_mask(dataset: xr.Dataset, path: str, grid: Grid) -> np.ndarray:
+    """The values of the one gridded variable of ``dataset``, ``(lat, lon)``
+    first, the cells of ``grid`` taken by coordinates where both have them."""
+    roles = {dim_role(dataset, str(dim)): str(dim) for dim in dataset.dims}
+    lat, lon = roles.get("lat"), roles.get("lon")
+    gridded = [str(v) for v, a in dataset.data_vars.items() if {lat, lon} <= set(a.dims)]
+    if lat is None or lon is None or not dataset.data_vars:
+        gridded = [str(v) for v in dataset.data_vars][:1]
+    if len(gridded) != 1:
+        raise DataError(
+            f"mask file {path!r} holds {len(gridded)} gridded variables {gridded}: give a "
+            "file of the mask's variable alone"
+        )
+    array = dataset[gridded[0]]
+    if lat is None or lon is None:
+        return np.squeeze(array.values)
+    single = [d for d in array.dims if array.sizes[d] == 1 and d not in (lat, lon)]
+    array = array.squeeze(single, drop=True).transpose(lat, lon, ...)
+    if not grid.geographic or lat not in dataset.coords or lon not in dataset.coords:
+        return array.values
+    rows = positions(array[lat].values, grid.lat)
+    columns = positions(array[lon].values % 360, grid.lon % 360)
+    if rows is None or columns is None:
+        theirs = array[lat].values, array[lon].values
+        raise DataError(
+            f"mask file {path!r} does not hold every cell of the data's grid "
+            f"(lat {grid.lat[0]:g}..{grid.lat[-1]:g}, lon {grid.lon[0]:g}..{grid.lon[-1]:g}; "
+            f"the file's lat {theirs[0][0]:g}..{theirs[0][-1]:g}, lon {theirs[1][0]:g}.."
+            f"{theirs[1][-1]:g}): regrid it to the data's grid"
+        )
+    return array.isel({lat: rows, lon: columns}).values

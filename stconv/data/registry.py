@@ -143,11 +143,7 @@ def training_statistics(
             normalizer = Normalizer.fit_anomalies(train, climatology)
         else:
             normalizer = Normalizer.fit(train, per_cell=normalization == "cell")
-        if mask_file:
-            shape = (train.sizes["lat"], train.sizes["lon"])
-            mask = load_mask_file(mask_file, shape, channels)
-        else:
-            mask = nan_mask(train)
+        mask = load_mask_file(mask_file, Grid.of(train), channels) if mask_file else nan_mask(train)
     return normalizer, mask, climatology
 
 
