@@ -174,3 +174,17 @@ def test_bad_score_settings_are_refused_before_anything_is_written(
     workdir = tmp_path / "run"
     assert cli.main(["train", "--workdir", str(workdir), *flags]) == 2
     assert message in capsys.readouterr().err and not workdir.exists()
+
+
+def test_sea_of_a_land_mask_file_is_refused_as_never_scored(tmp_path, capsys):
+    """The mask file leaves the sea out of every score: ``sea``, and a box at
+    sea, would score nothing (they crashed writing their NaN scores)."""
+    land = np.zeros((37, 49), bool)
+    land[:, :20] = True  # the embedded field's grid, land in the west
+    np.save(tmp_path / "land.npy", land)
+    for regions in ("land,sea", "west=15:60:225:240,east=15:60:300:315"):
+        flags = ["--mask-file", str(tmp_path / "land.npy"), "--regions", regions]
+        assert cli.main(["train", "--workdir", str(tmp_path / "run"), *flags]) == 2
+        region = regions.split(",")[1].split("=")[0]
+        message = f"regions: region {region!r} has no scored cell: the data's mask (--mask-file"
+        assert message in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -130,6 +130,7 @@ def region_masks(
     lat: np.ndarray,
     lon: np.ndarray,
     land: np.ndarray | None = None,
+    scored: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Each region's cells of the grid ``lat`` x ``lon`` (degrees, latitudes
     either way), ``(lat, lon)`` True inside, in the order of ``specs`` (a
@@ -140,10 +141,13 @@ def region_masks(
       lat, lon: the grid's coordinates.
       land: ``(lat, lon)`` True (or a land fraction above 0.5) on land, for
         ``land`` and ``sea``; None where there is no land mask.
+      scored: ``(lat, lon)`` True where a run scores the cell (its data
+        mask); None: every cell.
 
     Raises:
       ValueError: naming the region, for ``land`` or ``sea`` without a land
-        mask, a region with no cell of the grid, or a name given twice.
+        mask, a region with no cell of the grid or no scored cell (``sea``
+        where the land mask is the data's), or a name given twice.
       DataError: naming the file, for a region file that is missing,
         unreadable, has no region, or is on another grid.
     """
@@ -159,6 +163,12 @@ def region_masks(
                 raise ValueError(f"regions: region {name!r} is given twice: name each once")
             if not mask.any():
                 raise ValueError(f"regions: region {name!r} has no cell of the grid")
+            if scored is not None and not (mask & scored).any():
+                raise ValueError(
+                    f"regions: region {name!r} has no scored cell: the data's mask "
+                    "(data.mask_file, or the cells missing throughout the training split) "
+                    "leaves out all of its cells"
+                )
             masks[name] = mask
     return masks
 

@@ -58,7 +58,8 @@ def check_evaluation(config: Config, dataset: Dataset) -> None:
     grid_weights(grid.latitudes, config.evaluation.area_weights, f"dataset {config.data.dataset!r}")
     if config.evaluation.regions:
         specs = parse_regions(config.evaluation.regions)
-        region_masks(specs, grid.lat, grid.lon, land_of(dataset.mask[..., 0]))
+        valid = dataset.mask[..., 0]
+        region_masks(specs, grid.lat, grid.lon, land_of(valid), scored=valid)
 
 
 # What the evaluation of one forecast makes and an ensemble's does not.

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from stconv.data.grid import Grid
 from stconv.evaluation import maps, regions
 from stconv.evaluation.cells import cell_scores, write_cell_scores
+from stconv.evaluation.event_scoring import as_json
 from stconv.evaluation.field_scoring import FieldScoring
 from stconv.runs.directory import RunDirectory
 from stconv.runs.presentation import name_width, readable, units_in
@@ -40,7 +41,7 @@ def report_fields(
     model: str,
     maps: bool,
     region_spec: str | None,
-    land: np.ndarray,
+    valid: np.ndarray,
     weights: np.ndarray | None,
 ) -> None:
     """Writes the run's per-cell and spectral files, and its regional scores
@@ -53,14 +54,15 @@ def report_fields(
       model: the model's forecast name.
       maps: ``evaluation.maps``: the per-cell scores, spectra and their plots.
       region_spec: ``evaluation.regions``, or None (no regional scores).
-      land: ``(lat, lon)`` the mask's valid cells (land, where it is a land mask).
+      valid: ``(lat, lon)`` the mask's valid cells (land, where it is a land mask).
       weights: ``(lat,)`` area weights, or None.
     """
     sums = fields.cell_sums(grid)
     if maps:
         report_maps(fields, sums, grid, run, model)
     if region_spec:
-        masks = regions.region_masks(regions.parse_regions(region_spec), grid.lat, grid.lon, land)
+        specs, land = regions.parse_regions(region_spec), regions.land_of(valid)
+        masks = regions.region_masks(specs, grid.lat, grid.lon, land, scored=valid)
         regional = regions.regional_scores(sums, masks, weights)
         run.write_json(run.REGIONAL_SCORES, regional_record(regional))
         print(format_regions(regional, model))
@@ -110,7 +112,7 @@ def regional_record(regional: xr.Dataset) -> dict:
                     per_lead = one["per_lead"].sel(metric=metric).values.tolist()
                     scores[f"{metric}_per_lead"] = per_lead
                 of_region[str(forecast)] = scores
-    return record
+    return as_json(record)  # a region whose cells are all missing in the split: None
 
 
 def format_regions(regional: xr.Dataset, model: str) -> str:

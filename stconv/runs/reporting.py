@@ -28,7 +28,6 @@ from stconv.evaluation.field_scoring import FieldScoring
 from stconv.evaluation.inference import to_physical
 from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.netcdf import ForecastWriter, lead_times
-from stconv.evaluation.regions import land_of
 from stconv.evaluation.scores import (
     as_dataset,
     as_results,
@@ -95,8 +94,9 @@ def report_test_split(
         plots.skill_by_lead(scores, skill_panels(), run.file(run.SKILL_BY_LEAD))
         weights = grid_weights(grid.latitudes, config.evaluation.area_weights, what)
         if per_cell:
-            model, land = config.model.name, land_of(mask[..., 0])
-            report_fields(fields, grid, run, model, maps, regions, land, weights)
+            report_fields(
+                fields, grid, run, config.model.name, maps, regions, mask[..., 0], weights
+            )
         if config.evaluation.forecast_samples and maps:
             first = picks[0]
             title = f"init {str(init_times[first])[:16]}"
