@@ -288,6 +288,8 @@ def test_a_region_file_round_trip(tmp_path):
     assert list(masks) == ["global", "west", "north"]
     np.testing.assert_array_equal(masks["west"], [[True, True, False], [True, False, False]])
     np.testing.assert_array_equal(masks["north"], [[True] * 3, [False] * 3])
+    part = region_masks(parse_regions(item), grid_lat[:1], grid_lon[1:])  # a region of the file's
+    np.testing.assert_array_equal(part["west"], [[True, False]])
 
 
 def test_region_file_errors(tmp_path):

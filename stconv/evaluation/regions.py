@@ -9,8 +9,9 @@ A region is a set of grid cells, ``(lat, lon)`` True inside (`region_masks`):
   land of a land mask (True, or a land fraction above 0.5, on land);
 - a box ``name=lat_min:lat_max:lon_min:lon_max`` (degrees);
 - the regions of a netCDF file, ``file:PATH``: each boolean or 0/1 variable
-  on the grid's ``(lat, lon)`` (or ``latitude``, ``longitude``) is a region
-  named after the variable, True (1) inside.
+  on the grid's ``(lat, lon)`` (or ``latitude``, ``longitude``), or on a
+  wider grid that holds its cells, is a region named after the variable,
+  True (1) inside.
 
 Bounds are inclusive (a row at 20 degrees is in the tropics and the northern
 extratropics), to within 1e-5 degrees. Longitudes of a box and of the grid
@@ -36,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
+from stconv.data.grid import positions
 
 TOLERANCE = 1e-5  # degrees: bounds and coordinates this close are equal
 LAT_NAMES, LON_NAMES = ("lat", "latitude"), ("lon", "longitude")
@@ -261,29 +263,19 @@ def grid_dims(variable: xr.DataArray) -> tuple[str, str] | None:
 def on_grid(
     variable: xr.DataArray, dims: tuple[str, str], lat: np.ndarray, lon: np.ndarray, path: str
 ) -> xr.DataArray:
-    """``variable`` ``(lat, lon)`` with rows in the grid's order (the file's
-    latitudes may run the other way); DataError where its coordinates are not
-    the grid's."""
+    """``variable`` ``(lat, lon)`` on the grid: its cells taken by latitude and
+    longitude (the file's may run the other way, in the other longitude
+    convention, or over a wider grid); DataError where it lacks some."""
     if all(dim in variable.coords for dim in dims):
-        file_lat = variable[dims[0]].values.astype(np.float64)
-        file_lon = variable[dims[1]].values.astype(np.float64)
-        if same(file_lat[::-1], lat) and not same(file_lat, lat):
-            variable, file_lat = variable[::-1], file_lat[::-1]
-        if same(file_lat, lat) and same(file_lon, lon, modulo=360):
-            return variable
+        rows = positions(variable[dims[0]].values, lat)
+        columns = positions(variable[dims[1]].values % 360, np.asarray(lon) % 360)
+        if rows is not None and columns is not None:
+            return variable.isel({dims[0]: rows, dims[1]: columns})
     raise DataError(
-        f"region file {path!r} is on another grid: its {dims} coordinates must be the grid's "
+        f"region file {path!r} is on another grid: its {dims} coordinates must hold the grid's "
         f"{len(lat)} latitudes {lat[0]:g}..{lat[-1]:g} and {len(lon)} longitudes "
         f"{lon[0]:g}..{lon[-1]:g}"
     )
-
-
-def same(a: np.ndarray, b: np.ndarray, modulo: float | None = None) -> bool:
-    """Whether coordinates ``a`` and ``b`` are equal (to `TOLERANCE`, and ``modulo``)."""
-    if a.shape != b.shape:
-        return False
-    difference = a - b if modulo is None else np.mod(a - b + modulo / 2, modulo) - modulo / 2
-    return bool(np.all(np.abs(difference) <= TOLERANCE))
 
 
 def region_sums(
