@@ -156,8 +156,12 @@ def test_new_data_without_dates_or_on_another_grid_is_refused(seasonal_run, weat
 
 
 def test_a_static_file_on_another_grid_is_refused(weather, tmp_path):
-    orography = xr.open_dataset(weather / "orography.nc").isel(lon=slice(0, 5))
-    orography.to_netcdf(tmp_path / "small.nc")
+    plain = load_dataset(str(weather / "weather.nc"), static=str(weather / "orography.nc"))
+    orography = xr.open_dataset(weather / "orography.nc")
+    orography.isel(lat=slice(None, None, -1)).to_netcdf(tmp_path / "flipped.nc")  # the same cells
+    flipped = load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "flipped.nc"))
+    np.testing.assert_array_equal(flipped.extra.static, plain.extra.static)
+    orography.isel(lon=slice(0, 5)).to_netcdf(tmp_path / "small.nc")
     with pytest.raises(DataError, match=r"data.static='.*small.nc' is on another grid \(lon"):
         load_dataset(str(weather / "weather.nc"), static=str(tmp_path / "small.nc"))
 

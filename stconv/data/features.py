@@ -30,7 +30,8 @@ from stconv.data.checks import (
 )
 from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
-from stconv.data.files import dim_role, open_dataset, resolve_paths, select_box
+from stconv.data.files import dim_role, open_dataset, resolve_paths
+from stconv.data.grid import positions
 
 YEAR_FEATURES = ("sin_day_of_year", "cos_day_of_year")
 DAY_FEATURES = ("sin_hour_of_day", "cos_hour_of_day")
@@ -142,9 +143,7 @@ def split_static(spec: str, exists: Callable[[str], bool] = os.path.exists) -> t
     return (path, names) if colon and exists(path) else (spec, "")
 
 
-def static_fields(
-    spec: str, field: xr.DataArray, bbox: tuple | None = None, resolve=lambda name: name
-) -> xr.DataArray:
+def static_fields(spec: str, field: xr.DataArray, resolve=lambda name: name) -> xr.DataArray:
     """The static fields of ``spec`` (``FILE`` or ``FILE:var,var``; default
     every variable with latitude and longitude and no other dimension longer
     than 1, such as ERA5's invariants of one time step) on the grid of
@@ -152,8 +151,9 @@ def static_fields(
 
     Args:
       spec: the ``static`` value.
-      field: the ``(time, lat, lon, channel)`` field they go with.
-      bbox: the region selected of the field, selected of them too.
+      field: the ``(time, lat, lon, channel)`` field they go with: its cells
+        are taken from them by latitude and longitude (a wider grid, either
+        latitude order or longitude convention, fits).
       resolve: a dataset name to its file (``weather``), else the name.
 
     Raises:
@@ -184,10 +184,7 @@ def static_fields(
     fields = fields.transpose("lat", "lon", "channel").assign_coords(
         channel=wanted, units=("channel", units)
     )
-    if bbox is not None:
-        fields = select_box(fields, bbox, path)
-    check_same_grid(fields, field, path)
-    return fields.load()
+    return on_grid_of(fields, field, path).load()
 
 
 def without_static(dataset: xr.Dataset) -> str:
@@ -205,16 +202,27 @@ def without_static(dataset: xr.Dataset) -> str:
     return f"; not static: {', '.join(others)}" if others else ""
 
 
-def check_same_grid(static: xr.DataArray, field: xr.DataArray, path: str) -> None:
-    """Raises DataError naming ``path`` unless ``static`` is on the grid of ``field``."""
-    for dim in ("lat", "lon"):
-        ours, theirs = static[dim].values, field[dim].values
-        if ours.shape != theirs.shape or not np.allclose(ours, theirs):
-            raise DataError(
-                f"data.static={path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
-                f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
-                "regrid it to the data's grid first"
-            )
+def on_grid_of(static: xr.DataArray, field: xr.DataArray, path: str) -> xr.DataArray:
+    """The cells of ``field``'s grid in ``static``, by latitude and longitude.
+
+    Raises:
+      DataError: naming ``path`` where ``static`` lacks some of them.
+    """
+    rows = positions(static["lat"].values, field["lat"].values)
+    columns = positions(static["lon"].values % 360, field["lon"].values % 360)
+    if rows is None or columns is None:
+        dim, ours, theirs = next(
+            (dim, static[dim].values, field[dim].values)
+            for dim, found in (("lat", rows), ("lon", columns))
+            if found is None
+        )
+        raise DataError(
+            f"data.static={path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
+            f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
+            "regrid it to the data's grid first"
+        )
+    static = static.isel(lat=rows, lon=columns)
+    return static.assign_coords(lat=field["lat"].values, lon=field["lon"].values)
 
 
 def check_static(fields: xr.DataArray, spec: str, allow_extreme_values: bool = False) -> None:

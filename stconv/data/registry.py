@@ -175,7 +175,7 @@ def extra_inputs(field: xr.DataArray, data: DataConfig, source: str) -> ExtraInp
     (`stconv.data.features`)."""
     extra = ExtraInputs.none(field.sizes["lat"], field.sizes["lon"])
     if data.static is not None:
-        fields = static_fields(data.static, field, data.bbox, resolve=dataset_file)
+        fields = static_fields(data.static, field, resolve=dataset_file)
         check_static(fields, data.static, data.allow_extreme_values)
         names = tuple(str(name) for name in fields["channel"].values)
         extra = dataclasses.replace(extra, static=normalized_static(fields), static_names=names)
