@@ -224,6 +224,11 @@ def test_data_files_by_dataset(tmp_path):
         str(tmp_path / "a.nc"), str(tmp_path / "b.nc"), "m.npy"
     ]  # fmt: skip
     assert data_files("cfsr", path=str(tmp_path / "a.nc")) == [str(tmp_path / "a.nc")]
+    static = str(tmp_path / "b.nc")  # the static fields' file is an input too, listed once
+    assert data_files(str(tmp_path / "a.nc"), static=f"{static}:orography") == [
+        str(tmp_path / "a.nc"), static
+    ]  # fmt: skip
+    assert data_files(str(tmp_path / "*.nc"), static=static)[-1] == static
 
 
 def test_input_changes_name_the_file(tmp_path):
@@ -237,6 +242,16 @@ def test_input_changes_name_the_file(tmp_path):
     assert provenance.input_changes(recorded, []) == [
         f"the run read {[str(path)]}, now the data are []"
     ]
+    static = tmp_path / "orography.nc"
+    static.write_bytes(b"static")
+    path.write_bytes(b"one")  # a record made before the static fields' file was listed
+    assert provenance.input_changes(recorded, [path, static], newer=[str(static)]) == []
+    (change,) = provenance.input_changes(recorded, [path, static])  # a glob that grew
+    assert change.startswith("the run read") and change.endswith(f"{[str(path), str(static)]}")
+    both = provenance.describe_inputs([path, static])
+    static.write_bytes(b"other")
+    (change,) = provenance.input_changes(both, [path, static], newer=[str(static)])
+    assert change.startswith(f"{str(static)!r} changed since the run read it")
 
 
 def test_phase_clock_counts_each_second_once(monkeypatch):

@@ -114,6 +114,8 @@ def test_a_seasonal_run_scores_forecasts_and_predicts_its_targets_only(seasonal_
         "static": ["orography"], "calendar": ["sin_day_of_year", "cos_day_of_year"]
     }  # fmt: skip
     assert description["input_shape"] == [3, 6, 8, 6]  # t2m, u10, v10, orography, sin, cos
+    inputs = [item["path"] for item in run.provenance()["inputs"]]
+    assert inputs == [str(weather / "weather.nc"), str(weather / "orography.nc")]
     results = run.results()
     assert list(results) == ["t2m"]
     assert results["t2m"]["climatology"]["climatology"] == "by day of year, smoothed over 31 days"

@@ -35,6 +35,7 @@ from stconv.data.features import (
     calendar_names,
     check_static,
     normalized_static,
+    split_static,
     static_fields,
 )
 from stconv.data.files import (
@@ -403,11 +404,23 @@ def opener(name: str) -> Callable[[Request], Opened]:
     raise DataError(f"dataset {name!r} is unknown: choose from {list(DATASETS)} or a netCDF path")
 
 
-def data_files(name: str, path: str | None = None, mask_file: str | None = None) -> list[str]:
+def data_files(
+    name: str, path: str | None = None, mask_file: str | None = None, static: str | None = None
+) -> list[str]:
     """The files that `load_dataset` reads for ``name`` (``path`` for the
-    paper's datasets), then the mask file; none for generated data."""
+    paper's datasets), then the mask file, then the file of the ``static``
+    fields (``FILE[:var,var]``) where it is another; none for generated data."""
     files = DATASETS[name].files(path) if name in DATASETS else resolve_paths(name)
-    return files + ([mask_file] if mask_file is not None else [])
+    files += [mask_file] if mask_file is not None else []
+    files += resolve_paths(static_file(static)) if static is not None else []
+    return list(dict.fromkeys(files))
+
+
+def static_file(static: str) -> str:
+    """The file of the static fields ``static`` (``FILE[:var,var]``): FILE, or
+    the file of the dataset it names (``weather``)."""
+    path, _ = split_static(static, lambda given: os.path.exists(dataset_file(given)))
+    return dataset_file(path)
 
 
 def load_dataset(

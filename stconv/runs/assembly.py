@@ -13,8 +13,16 @@ from flax import nnx
 from stconv import models
 from stconv.config import Config, ModelConfig
 from stconv.data.features import split_static
-from stconv.data.registry import DATASETS, Dataset, data_files, is_path, load_dataset
+from stconv.data.registry import (
+    DATASETS,
+    Dataset,
+    data_files,
+    is_path,
+    load_dataset,
+    static_file,
+)
 from stconv.models.residual import Residual
+from stconv.runs import provenance
 from stconv.runs.directory import RunDirectory
 from stconv.training import distributed
 from stconv.training.checkpoints import CheckpointError
@@ -46,7 +54,16 @@ def resolved(config: Config) -> Config:
 
 def config_files(config: Config) -> list[str]:
     """The files ``config``'s dataset is read from (`stconv.data.registry.data_files`)."""
-    return data_files(config.data.dataset, config.data.data_path, config.data.mask_file)
+    data = config.data
+    return data_files(data.dataset, data.data_path, data.mask_file, data.static)
+
+
+def input_changes(config: Config, recorded: list[dict]) -> list[str]:
+    """`provenance.input_changes` of ``config``'s files against those a run
+    recorded; the static fields' file only where recorded (runs made before
+    stconv listed it lack it)."""
+    static = [] if config.data.static is None else [static_file(config.data.static)]
+    return provenance.input_changes(recorded, config_files(config), newer=static)
 
 
 def load_config_dataset(config: Config) -> Dataset:

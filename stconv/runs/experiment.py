@@ -28,7 +28,14 @@ from stconv.evaluation.metrics import grid_weights
 from stconv.evaluation.regions import land_of, parse_regions, region_masks
 from stconv.evaluation.scoring import evaluate
 from stconv.runs import provenance
-from stconv.runs.assembly import build, config_files, load_config_dataset, resolved, targets_of
+from stconv.runs.assembly import (
+    build,
+    config_files,
+    input_changes,
+    load_config_dataset,
+    resolved,
+    targets_of,
+)
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
 from stconv.runs.reporting import report_ensemble, report_seeds, report_test_split
@@ -185,7 +192,7 @@ def check_resumed_inputs(config: Config, run: RunDirectory, allow_changed_data: 
     if origin is None:
         return []  # a run made before records were kept
     software = provenance.software_changes(origin)
-    inputs = provenance.input_changes(origin["inputs"], config_files(config))
+    inputs = input_changes(config, origin["inputs"])
     if inputs and not allow_changed_data:
         raise ParameterError(
             f"workdir {run.path!r} was trained on other data: {'; '.join(inputs)}: resuming "
@@ -553,7 +560,7 @@ def evaluate_run(
         data_run.check_data(dataset, f"dataset {config.data.dataset!r}")
         origin = forecaster.origin
         if origin is not None:
-            inputs = provenance.input_changes(origin["inputs"], config_files(config))
+            inputs = input_changes(config, origin["inputs"])
             provenance.warn(workdir, inputs)  # the software's were warned of by `Forecaster.load`
             if distributed.is_primary():
                 changes = provenance.software_changes(origin) + inputs

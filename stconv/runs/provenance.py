@@ -357,11 +357,15 @@ def software_changes(record: dict) -> list[str]:
     ]
 
 
-def input_changes(recorded: list[dict], paths: Sequence[str | os.PathLike]) -> list[str]:
+def input_changes(
+    recorded: list[dict], paths: Sequence[str | os.PathLike], newer: Sequence[str] = ()
+) -> list[str]:
     """One line per input file that is not the one the run read: another file,
-    or the same path with other contents (by SHA-256)."""
+    or the same path with other contents (by SHA-256). The files of ``newer``,
+    which runs made before stconv listed them lack, are compared only where recorded."""
     changes = []
-    present = describe_inputs(paths)
+    listed = {r["path"] for r in recorded}
+    present = [p for p in describe_inputs(paths) if p["path"] in listed or p["path"] not in newer]
     if [r["path"] for r in recorded] != [p["path"] for p in present]:
         return [
             f"the run read {[r['path'] for r in recorded]}, now the data are "
