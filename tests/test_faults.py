@@ -337,6 +337,7 @@ CASES = [
     pytest.param(lambda d, mp: hot_era5(d), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/era5.nc", *SERIES], 2, ["era5.nc", "'t2m' reaches 4.9e+03 at time 2001-01-03 06:00:00 (index 9) (in 1 of its cells): outside -400..400, the values K can take"], id="data-temperature-beyond-kelvin"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_text("not netCDF"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-not-netcdf"),
     pytest.param(lambda d, mp: (d / "bad.nc").write_bytes(b""), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc' could not be opened"], id="data-empty-file"),
+    pytest.param(lambda d, mp: (d / "era5.grib").write_bytes(b"GRIB"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/era5.grib"], 2, ["era5.grib' could not be opened: it is GRIB, which xarray reads with cfgrib only"], id="data-grib"),
     pytest.param(lambda d, mp: paper_format_dataset().pipe(lambda ds: assign(ds, "x", (1, 0, 0, 0, 0), np.inf) or ds).to_netcdf(d / "bad.nc"), ["train", "--workdir", "{d}/new", *TINY, "--dataset", "{d}/bad.nc"], 2, ["bad.nc (x)", "infinite at sample index 1, time index 0"], id="data-paper-format-infinite"),
     pytest.param(lambda d, mp: np.save(d / "mask.npy", np.ones((3, 3))), ["train", "--workdir", "{d}/new", *TINY, "--mask-file", "{d}/mask.npy"], 2, ["mask.npy' has shape (3, 3)"], id="data-mask-wrong-shape"),
     # Workdirs.

@@ -91,7 +91,7 @@ def open_dataset(
         if len(files) == 1:
             return in_chunks(xr.open_dataset(files[0], cache=cache), chunks)
     except (OSError, ValueError) as error:
-        raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+        raise DataError(f"file {files[0]!r} could not be opened: {why(error, files[0])}") from None
     try:
         dataset = xr.open_mfdataset(
             files, chunks={}, combine="by_coords", join="exact", compat="override",
@@ -104,7 +104,20 @@ def open_dataset(
             f"{str(error).splitlines()[0]}; give files of one grid and time axis"
         ) from None
     except OSError as error:
-        raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
+        raise DataError(f"file {files[0]!r} could not be opened: {why(error, files[0])}") from None
+
+
+GRIB = (".grib", ".grib1", ".grib2", ".grb", ".grb2")
+
+
+def why(error: Exception, path: str) -> str:
+    """xarray's reason, or for a GRIB file that it has no engine for, what to do."""
+    if path.lower().endswith(GRIB) and "IO backends" in str(error):
+        return (
+            "it is GRIB, which xarray reads with cfgrib only (pip install cfgrib), or convert "
+            "it to netCDF (cdo -f nc4 copy IN.grib OUT.nc), or download netCDF"
+        )
+    return str(error)
 
 
 def is_zarr(files: Sequence[str]) -> bool:
