@@ -173,6 +173,18 @@ def test_a_broken_time_axis_is_described_and_refused(tmp_path, capsys, edit, ref
     assert refusal in report["refusal"] and "bad.nc" in report["refusal"]
 
 
+def test_a_gap_is_refused_naming_the_flag_that_selects_a_regular_period(tmp_path, capsys):
+    time_series_dataset(num_steps=40).drop_isel(time=[8, 9]).to_netcdf(tmp_path / "gap.nc")
+    report = check(capsys, str(tmp_path / "gap.nc"), *SERIES, code=2)
+    assert report["refusal"].endswith("select a regular period with --time-range START,END")
+    after = check(
+        capsys, str(tmp_path / "gap.nc"), *SERIES, "--time-range", "2001-01-11,2001-02-09"
+    )
+    # 30 steps, split 18, 6, 6, in windows of 5 that stay in their split
+    assert after["accepted"] and after["windows"] == {"train": 14, "validation": 2, "test": 2}
+    assert "--time-range 2001-01-11,2001-02-09" in after["command"]
+
+
 def test_values_outside_what_the_units_allow_are_shown_and_refused(tmp_path, capsys):
     dataset = era5_like(num_steps=40)
     dataset["t2m"].encoding = {}

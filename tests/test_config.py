@@ -79,6 +79,8 @@ def test_paper_presets_and_cells():
         ),
         (dict(arima_center="mean"), "model.arima_center='mean' is invalid"),
         (dict(climatology_window=4), "data.climatology_window=4 is invalid: must be odd"),
+        (dict(time_range=("1979",)), r"data.time_range=\('1979',\) is invalid: give START,END"),
+        (dict(time_range=("1979", "")), r"data.time_range=\('1979', ''\) is invalid"),
         (dict(targets=("a",), target_weights=(1, 2)), "training.target_weights=.* one weight per"),
         (dict(model="arima", static="x.nc"), "model.name='arima' fits each cell's own series"),
         (dict(model="arima", residual=True), "fits each cell's own series: .* no model.residual"),

@@ -42,7 +42,7 @@ def parse(*flags: str) -> Config:
         get_config("weather"),
         Config.from_flags(
             model="stconvs2s-c", model_options={"channel_increase": "false"},
-            bbox=(-10, 5, 350, 20),
+            bbox=(-10, 5, 350, 20), time_range=("1979-01-01", "2015-12-31"),
             variables=("z:500", "t2m"), targets=("t2m",), target_weights=(2.5,), num_devices=2,
             data_path='C:\\data\\"quoted" é.nc', learning_rate=3e-4,
         ),
@@ -52,6 +52,13 @@ def test_the_toml_of_a_config_reads_back_the_same_config(config, tmp_path):
     path = tmp_path / "run.toml"
     path.write_text(to_toml(config))
     assert load_toml(path) == config
+
+
+def test_a_time_range_is_two_values_by_flag_or_file(tmp_path):
+    assert parse("--time-range", "1979,2015").data.time_range == ("1979", "2015")
+    path = tmp_path / "run.toml"
+    path.write_text("[data]\ntime_range = [1979, 2015]\n")  # numbers in TOML: the same
+    assert load_toml(path).data.time_range == ("1979", "2015")
 
 
 def test_train_config_file_overrides_the_preset_and_flags_override_it(tmp_path):

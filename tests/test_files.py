@@ -22,6 +22,16 @@ def test_open_field_variables_bbox_time_range_and_glob(tmp_path):
     np.testing.assert_allclose(box["lat"].values, [10 / 3, 10.0])
     window = open_field([tmp_path / "part-1.nc"], time_range=("2001-01-03", "2001-01-05"))
     assert window.sizes["time"] == 3
+    numbers = data.assign_coords(time=np.arange(30.0) * 6)  # hours since its start
+    numbers.to_netcdf(tmp_path / "numbers.nc")
+    steps = open_field(tmp_path / "numbers.nc", "tas", time_range=("12", "30"))
+    assert steps["time"].values.tolist() == [12.0, 18.0, 24.0, 30.0]
+    with pytest.raises(DataError, match=r"data.time_range=\('x', '30'\) is invalid: its time axis"):
+        open_field(tmp_path / "numbers.nc", "tas", time_range=("x", "30"))
+    with pytest.raises(
+        DataError, match=r"part-1.nc': data.time_range=.* is invalid: its time axis"
+    ):
+        open_field(tmp_path / "part-1.nc", time_range=("abc", "2001-01-05"))
 
 
 def test_dims_from_cf_attributes_and_overrides(tmp_path):

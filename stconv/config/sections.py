@@ -116,7 +116,7 @@ class DataConfig(Section):
     (`stconv.data.registry.load_dataset`)."""
 
     NAME: ClassVar[str] = "data"
-    LISTS: ClassVar[tuple[str, ...]] = ("variables", "targets", "bbox")
+    LISTS: ClassVar[tuple[str, ...]] = ("variables", "targets", "bbox", "time_range")
 
     dataset: str = setting(
         "hadcm3-a1b",
@@ -138,6 +138,11 @@ class DataConfig(Section):
         "lat_min,lat_max,lon_min,lon_max: a region of the grid, in either longitude convention, "
         "across longitude 0 or 180 too",
         signed=True,
+    )
+    time_range: tuple[str, ...] | None = setting(
+        None,
+        "START,END: the period to read, inclusive, as dates (1979-01-01,2015-12-31, or years: "
+        "1979,2015) or, for a time axis of numbers, numbers; the splits divide it; unset: all",
     )
     mask_file: str | None = setting(
         None,
@@ -185,8 +190,9 @@ class DataConfig(Section):
         self.check_variables()
 
     def check_variables(self) -> None:
-        """Raises ValueError for targets that are not among the given inputs
-        and a bbox that is not four numbers with ``lat_min <= lat_max``."""
+        """Raises ValueError for targets that are not among the given inputs,
+        a bbox that is not four numbers with ``lat_min <= lat_max`` and a time
+        range that is not two values."""
         for name in ("variables", "targets"):
             values = getattr(self, name)
             if values is not None and (
@@ -218,6 +224,13 @@ class DataConfig(Section):
                 f"{self.named('bbox')}={self.bbox!r} is invalid: give lat_min,lat_max,lon_min,"
                 "lon_max with lat_min <= lat_max"
             )
+        if self.time_range is not None:
+            object.__setattr__(self, "time_range", tuple(str(v).strip() for v in self.time_range))
+            if len(self.time_range) != 2 or not all(self.time_range):
+                raise ValueError(
+                    f"{self.named('time_range')}={self.time_range!r} is invalid: give START,END "
+                    "(dates such as 1979-01-01,2015-12-31, or numbers for a time axis of numbers)"
+                )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,7 +128,8 @@ def check_times(times: xr.DataArray, source: str, regular: bool = True) -> None:
         step = f"{time_name(values[first - 1])} to {time_name(values[first])}"
         raise DataError(
             f"file {source!r}: time is not regular at index {first} ({step}, a step unlike "
-            "those before it): fill the gap, or select a regular period with time_range"
+            "those before it): fill the gap, or select a regular period with "
+            "data.time_range=START,END"
         )
 
 

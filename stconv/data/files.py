@@ -407,11 +407,33 @@ def dataset_field(
         field = select_box(field, bbox, source)
     if time_range is not None:
         check_times(field["time"], source, regular=False)  # before selecting on it
-        field = field.sel(time=slice(*time_range))
+        field = select_times(field, time_range, source)
     if field.sizes["time"] == 0:
-        raise DataError(f"file {source!r}: time_range={time_range!r} selects no time steps")
+        raise DataError(f"file {source!r}: data.time_range={time_range!r} selects no time steps")
     check_times(field["time"], source)
     return field
+
+
+def select_times(field: xr.DataArray, time_range: tuple, source: str) -> xr.DataArray:
+    """The steps of ``field`` from ``time_range[0]`` to ``time_range[1]``,
+    inclusive: dates (or their beginnings, ``1979``) for a time axis of dates,
+    numbers for one of numbers.
+
+    Raises:
+      DataError: naming the file and ``data.time_range``, for values the time
+        axis cannot be selected by.
+    """
+    start, stop = time_range
+    try:
+        if np.issubdtype(field["time"].dtype, np.number):
+            start, stop = float(start), float(stop)
+        return field.sel(time=slice(start, stop))
+    except (KeyError, TypeError, ValueError):
+        first, last = (time_name(field["time"].values[i]) for i in (0, -1))
+        raise DataError(
+            f"file {source!r}: data.time_range={tuple(time_range)!r} is invalid: its time axis "
+            f"runs {first} to {last}: give two of its dates, or numbers for a time axis of numbers"
+        ) from None
 
 
 # Attributes of every variable kept with the field, one value per channel.

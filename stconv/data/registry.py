@@ -466,16 +466,16 @@ def load_dataset(
     if isinstance(data, str):
         data, options = data_section(data, path, options)
     spec = WindowSpec(data.input_length, data.horizon, stride)
-    if data.bbox is not None:
-        options = {**options, "bbox": data.bbox}
+    given = {"bbox": data.bbox, "time_range": data.time_range}  # what the files are read with
+    options = {**options, **{name: value for name, value in given.items() if value is not None}}
     request = Request(data, spec, chunks, synthetic_shape, seed, options)
     name = data.dataset
     opened = opener(name)(request)
     if isinstance(opened, Dataset):
-        if data.static is not None or data.time_features:
+        if data.static is not None or data.time_features or data.time_range is not None:
             raise DataError(
                 f"dataset {name!r} is pre-windowed without dates or coordinates: it takes "
-                "no data.static and no data.time_features"
+                "no data.static, no data.time_features and no data.time_range"
             )
         return opened
     extra = extra_inputs(opened, data, f"dataset {name!r}")
