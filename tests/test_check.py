@@ -125,6 +125,24 @@ def test_a_pressure_level_is_described_as_the_level_train_reads(tmp_path, capsys
     assert report["storage"]["memory_bytes"] == 4 * 40 * 7 * 12 * (1 + 3)
 
 
+def test_a_cordex_file_is_read_on_its_rotated_grid(tmp_path, capsys):
+    """CORDEX's rotated pole: dims rlat, rlon (``grid_latitude``), beside
+    two-dimensional ``lat`` and ``lon`` (which made renaming the dims fail)."""
+    data = time_series_dataset(num_steps=40).rename(lat="rlat", lon="rlon")
+    data["rlat"].attrs = {"standard_name": "grid_latitude", "units": "degrees"}
+    data["rlon"].attrs = {"standard_name": "grid_longitude", "units": "degrees"}
+    rlat, rlon = xr.broadcast(data["rlat"], data["rlon"])
+    data = data.assign_coords(lat=45 + rlat, lon=10 + rlon)  # the true coordinates, 2D
+    data.to_netcdf(tmp_path / "cordex.nc")
+    report = check(capsys, str(tmp_path / "cordex.nc"), *SERIES)
+    assert report["accepted"] and report["grid"]["rotated"]
+    dataset = load_dataset(str(tmp_path / "cordex.nc"), input_length=3, horizon=2)
+    np.testing.assert_array_equal(dataset.grid.lat, data["rlat"].values)
+    assert dataset.grid.dims == {"time": "time", "lat": "rlat", "lon": "rlon"}
+    assert cli.main(["check", str(tmp_path / "cordex.nc"), *SERIES]) == 0
+    assert "; a rotated pole's grid: its rows are rotated latitudes" in capsys.readouterr().out
+
+
 def test_the_papers_files_are_described_as_samples(tmp_path, capsys):
     paper_format_dataset(num_samples=20).to_netcdf(tmp_path / "paper.nc")
     report = check(capsys, str(tmp_path / "paper.nc"))

@@ -30,7 +30,7 @@ from stconv.data.checks import (
 )
 from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
-from stconv.data.files import dim_role, open_dataset, resolve_paths
+from stconv.data.files import dim_role, named_dims, open_dataset, resolve_paths
 from stconv.data.grid import positions
 
 YEAR_FEATURES = ("sin_day_of_year", "cos_day_of_year")
@@ -166,7 +166,7 @@ def static_fields(spec: str, field: xr.DataArray, resolve=lambda name: name) -> 
     roles = {dim_role(dataset, str(dim)): str(dim) for dim in dataset.dims}
     if "lat" not in roles or "lon" not in roles:
         raise DataError(f"data.static={path!r} has no latitude and longitude dimensions")
-    dataset = dataset.rename({roles["lat"]: "lat", roles["lon"]: "lon"})
+    dataset = named_dims(dataset, {roles[r]: r for r in ("lat", "lon") if roles[r] != r})
     single = [dim for dim, size in dataset.sizes.items() if size == 1 and dim not in ("lat", "lon")]
     dataset = dataset.squeeze(single, drop=True)  # ERA5's invariants: one time step
     static = [str(v) for v, a in dataset.data_vars.items() if set(a.dims) == {"lat", "lon"}]

@@ -191,6 +191,15 @@ def without_scalar_coordinates(dataset: xr.Dataset) -> xr.Dataset:
     return dataset.drop_vars([name for name, coord in dataset.coords.items() if coord.ndim == 0])
 
 
+def named_dims(dataset: xr.Dataset, renames: Mapping[str, str]) -> xr.Dataset:
+    """``dataset`` with its dimensions renamed by ``renames`` (``rlat`` to
+    ``lat``); the coordinates that already bear a new name are dropped: the
+    two-dimensional ``lat`` and ``lon`` of a rotated grid (CORDEX's) beside
+    its ``rlat`` and ``rlon``, whose rows and columns are then the grid's."""
+    taken = [new for old, new in renames.items() if new in dataset.variables and new not in renames]
+    return dataset.drop_vars(taken).rename(renames)
+
+
 def dim_role(dataset: xr.Dataset, dim: str) -> str | None:
     """``"time"``, ``"lat"``, ``"lon"`` or None for one dimension of ``dataset``."""
     if dim in dataset.coords:
@@ -383,7 +392,7 @@ def dataset_field(
     """`open_field` of a Dataset already open (or held in memory); ``source``
     names it in errors."""
     names = find_dims(dataset, source, dims)
-    dataset = dataset.rename({names[r]: r for r in DIMS if names[r] != r})
+    dataset = named_dims(dataset, {names[r]: r for r in DIMS if names[r] != r})
     gridded = [str(v) for v, a in dataset.data_vars.items() if set(DIMS) <= set(a.dims)]
     if variables is None:
         variables = gridded

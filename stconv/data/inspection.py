@@ -148,6 +148,7 @@ def describe_files(
     else:
         dims = find_dims(dataset, names[0])
         report.grid = grid_summary(dataset[dims["lat"]].values, dataset[dims["lon"]].values)
+        report.grid["rotated"] = dataset[dims["lat"]].attrs.get("standard_name") == "grid_latitude"
         report.time = time_summary(dataset[dims["time"]])
         variables = chosen_variables(dataset, data.variables, dims)
         arrays = chosen_arrays(dataset, variables, data.variables, dims, names[0])

@@ -22,6 +22,11 @@ def grid_line(grid: dict) -> str:
         f"({lat[0]:g}..{lat[1]:g}), longitudes {grid['longitudes']} ({lon[0]:g}..{lon[1]:g}), "
         f"{spacing}"
     )
+    if grid.get("rotated"):
+        line += (
+            "; a rotated pole's grid: its rows are rotated latitudes (area weights hold), "
+            "and --bbox, latitude bands and boxes are in its rotated coordinates"
+        )
     if "selected" in grid:  # the bbox's cells, its longitudes from west to east
         box = grid["selected"]
         (south, north), (west, east) = box["lat_range"], box["lon_range"]
