@@ -248,7 +248,11 @@ def flag_help(field: dataclasses.Field, flag: str) -> str:
     if callable(field.metadata.get("choices")):  # many (the models): in words
         text += f"; choose from {', '.join(choices_of(field))}"
     default = field.default
-    if default is not None and default is not dataclasses.MISSING and not isinstance(default, bool):
+    if isinstance(default, tuple):  # as the flag takes it: 1,3,5
+        text += f" (default {','.join(map(str, default))})"
+    elif (
+        default is not None and default is not dataclasses.MISSING and not isinstance(default, bool)
+    ):
         text += f" (default {default})"
     elif isinstance(default, bool):
         text += f" (default --{'' if default else 'no-'}{flag_name(field).replace('_', '-')})"

@@ -397,7 +397,7 @@ class EvaluationConfig(Section):
     regions: str | None = setting(
         None,
         "score each region too: latitude bands (tropics, northern_extratropics, "
-        "southern_extratropics, arctic, antarctic, global), land and sea of the mask, boxes "
+        "southern_extratropics, arctic, antarctic, global), land of the mask, boxes "
         "name=lat_min:lat_max:lon_min:lon_max, or file:PATH of a netCDF file of 0/1 masks "
         "(tropics,land,alps=44:48:5:16)",
     )
