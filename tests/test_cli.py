@@ -57,7 +57,10 @@ def test_stconvs_warnings_are_one_line_and_other_warnings_as_python_shows_them(
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
-    assert exit_.value.code == 0 and "--workdir" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--workdir" in printed
+    if command == "evaluate":  # a list's default as the flag takes it
+        assert "(default 1,3,5)" in " ".join(printed.split())
 
 
 def test_every_flag_of_every_command_says_what_it_does():
