@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import cftime
 import numpy as np
@@ -491,3 +492,15 @@ def test_a_failed_write_is_put_down_to_a_full_disk_only_where_it_is(tmp_path, mo
     assert not outputs.disk_full(OSError(errno.ENOENT, "No such file or directory"), "/x")
     monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: usage(0, 0, 0))
     assert not outputs.disk_full(hdf, "/proc")
+
+
+def test_a_zarr_store_is_written_without_a_warning(tmp_path):
+    """zarr warns that consolidated metadata are not in its v3 specification:
+    a user of `stconv predict --output forecast.zarr` saw two lines of it."""
+    writer, predictions = writer_of(tmp_path / "forecasts.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with writer:
+            writer.write(predictions, TIMES["datetime64"])
+    with xr.open_zarr(tmp_path / "forecasts.zarr") as written:
+        assert written.sizes["init_time"] == len(predictions)

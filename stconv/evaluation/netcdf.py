@@ -21,6 +21,7 @@ write the same layout (`forecast_writer` picks one by the path):
 import contextlib
 import itertools
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 
 import netCDF4
@@ -275,7 +276,9 @@ class ZarrForecastWriter(ForecastWriter):
                     member=np.arange(len(self.members)), member_name=("member", list(self.members))
                 )
         batch = xr.Dataset(data, coords, attrs={"title": "stconv forecast"})
-        with self.failures_named():
+        with self.failures_named(), warnings.catch_warnings():
+            # zarr's note that consolidated metadata is not in its v3 specification
+            warnings.filterwarnings("ignore", "Consolidated metadata", UserWarning)
             if self.count == 0:
                 batch.to_zarr(self.temporary, mode="w-", consolidated=True)
             else:
