@@ -139,6 +139,7 @@ def test_a_cordex_file_is_read_on_its_rotated_grid(tmp_path, capsys):
     dataset = load_dataset(str(tmp_path / "cordex.nc"), input_length=3, horizon=2)
     np.testing.assert_array_equal(dataset.grid.lat, data["rlat"].values)
     assert dataset.grid.dims == {"time": "time", "lat": "rlat", "lon": "rlon"}
+    assert dataset.grid.rotated and dataset.grid.axis_attrs()[0]["standard_name"] == "grid_latitude"
     assert cli.main(["check", str(tmp_path / "cordex.nc"), *SERIES]) == 0
     assert "; a rotated pole's grid: its rows are rotated latitudes" in capsys.readouterr().out
 

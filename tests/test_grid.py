@@ -56,7 +56,7 @@ def test_the_description_is_data_json_and_reads_back():
     description = grid.description()
     assert description == {
         "variables": ["tas"], "units": ["K"], "long_name": [""], "standard_name": [""],
-        "lat": [1.5, 2.5], "lon": [0.0, 1.0, 2.0], "geographic": False,
+        "lat": [1.5, 2.5], "lon": [0.0, 1.0, 2.0], "geographic": False, "rotated": False,
         "dims": {"time": "time", "lat": "lat", "lon": "lon"},
     }  # fmt: skip
     assert Grid.from_description(description).description() == description

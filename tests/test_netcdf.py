@@ -504,3 +504,23 @@ def test_a_zarr_store_is_written_without_a_warning(tmp_path):
             writer.write(predictions, TIMES["datetime64"])
     with xr.open_zarr(tmp_path / "forecasts.zarr") as written:
         assert written.sizes["init_time"] == len(predictions)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_a_rotated_grids_coordinates_are_written_as_cf_says(tmp_path, output):
+    """CORDEX's rlat and rlon are not latitudes and longitudes: grid_latitude
+    and grid_longitude in degrees (``degrees_north`` would place them on the globe)."""
+    if output.endswith(".zarr"):
+        pytest.importorskip("zarr")
+    rotated = dataclasses.replace(GRID, rotated=True, dims={"lat": "rlat", "lon": "rlon"})
+    predictions, mask = forecasts()
+    with forecast_writer(tmp_path / output, rotated, mask, 2) as writer:
+        writer.write(predictions, TIMES["datetime64"])
+    opened = xr.open_zarr if output.endswith(".zarr") else xr.open_dataset
+    with opened(tmp_path / output) as written:
+        assert written["rlat"].attrs["standard_name"] == "grid_latitude"
+        assert written["rlon"].attrs["units"] == "degrees"
+    with forecast_writer(tmp_path / f"plain-{output}", GRID, mask, 2) as writer:
+        writer.write(predictions, TIMES["datetime64"])
+    with opened(tmp_path / f"plain-{output}") as written:
+        assert written["lat"].attrs["units"] == "degrees_north"

@@ -26,6 +26,7 @@ def test_data_description_round_trip(tmp_path):
         "lat": dataset.grid.lat.tolist(),
         "lon": dataset.grid.lon.tolist(),
         "geographic": True,
+        "rotated": False,
         "dims": {"time": "time", "lat": "lat", "lon": "lon"},
     }
     np.testing.assert_array_equal(run.mask(), dataset.mask)

@@ -6,7 +6,7 @@
 
 A run keeps its grid in ``data.json`` (`Grid.description`: the entries
 ``variables``, ``units``, ``long_name``, ``standard_name``, ``lat``, ``lon``,
-``geographic`` and ``dims``, as stconv always wrote them), and reads it back
+``geographic``, ``rotated`` and ``dims``, as stconv always wrote them), and reads it back
 with `Grid.from_description`.
 """
 
@@ -36,6 +36,8 @@ class Grid:
       standard_names: each variable's ``standard_name`` (``""`` where it has none).
       geographic: whether ``lat`` holds latitudes (coordinates of the input),
         which area weights need.
+      rotated: whether they are a rotated pole's latitudes and longitudes
+        (CF ``grid_latitude``: CORDEX's ``rlat`` and ``rlon``).
       dims: the input's own names of ``time``, ``lat`` and ``lon``
         (``latitude``, ``valid_time``), which forecast files keep.
 
@@ -50,6 +52,7 @@ class Grid:
     long_names: tuple[str, ...] = ()
     standard_names: tuple[str, ...] = ()
     geographic: bool = True
+    rotated: bool = False
     dims: Mapping[str, str] = dataclasses.field(default_factory=lambda: {d: d for d in DIMS})
 
     def __post_init__(self):
@@ -91,14 +94,16 @@ class Grid:
             channels=tuple(str(c) for c in field["channel"].values),
             **{name: per_channel(attribute) for attribute, name in ATTRIBUTES.items()},
             geographic="lat" in field.coords,
+            rotated="lat" in field.coords
+            and field["lat"].attrs.get("standard_name") == "grid_latitude",
             dims=dict(field.attrs.get("dims", {})),
         )
 
     @classmethod
     def from_description(cls, description: Mapping) -> "Grid":
         """The grid a run's ``data.json`` records (`description`); runs made
-        before ``geographic`` and ``dims`` were recorded had latitudes and
-        the dimensions' own names.
+        before ``geographic``, ``rotated`` and ``dims`` were recorded had
+        latitudes, not rotated, and the dimensions' own names.
 
         Raises:
           KeyError: for a description without ``lat`` and ``lon`` (runs of
@@ -110,6 +115,7 @@ class Grid:
             channels=tuple(description["variables"]),
             **{name: tuple(description.get(key, ())) for key, name in ATTRIBUTES.items()},
             geographic=bool(description.get("geographic", True)),
+            rotated=bool(description.get("rotated", False)),
             dims=dict(description.get("dims", {})),
         )
 
@@ -121,8 +127,20 @@ class Grid:
             "lat": self.lat.tolist(),
             "lon": self.lon.tolist(),
             "geographic": self.geographic,
+            "rotated": self.rotated,
             "dims": dict(self.dims),
         }
+
+    def axis_attrs(self) -> tuple[dict, dict]:
+        """The CF attributes of the latitude and longitude coordinates of a
+        file on this grid: ``degrees_north`` and ``degrees_east``, or a rotated
+        pole's ``grid_latitude`` and ``grid_longitude`` in degrees."""
+        if self.rotated:
+            return (
+                {"standard_name": "grid_latitude", "units": "degrees", "axis": "Y"},
+                {"standard_name": "grid_longitude", "units": "degrees", "axis": "X"},
+            )
+        return {"units": "degrees_north", "axis": "Y"}, {"units": "degrees_east", "axis": "X"}
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -135,8 +135,9 @@ class ForecastWriter:
         self.file.createDimension(lat_name, len(lat))
         self.file.createDimension(lon_name, len(lon))
         self.encoded("lead_time", self.lead_time)
-        self.coordinate(lat_name, lat, {"units": "degrees_north", "axis": "Y"})
-        self.coordinate(lon_name, lon, {"units": "degrees_east", "axis": "X"})
+        lat_attrs, lon_attrs = self.grid.axis_attrs()
+        self.coordinate(lat_name, lat, lat_attrs)
+        self.coordinate(lon_name, lon, lon_attrs)
         for c, name in enumerate(self.grid.channels):
             variable = self.file.createVariable(
                 str(name),
@@ -268,8 +269,8 @@ class ZarrForecastWriter(ForecastWriter):
         if self.count == 0:
             coords.update(
                 lead_time=self.lead_time,
-                **{lat_name: (lat_name, self.grid.lat, {"units": "degrees_north"})},
-                **{lon_name: (lon_name, self.grid.lon, {"units": "degrees_east"})},
+                **{lat_name: (lat_name, self.grid.lat, self.grid.axis_attrs()[0])},
+                **{lon_name: (lon_name, self.grid.lon, self.grid.axis_attrs()[1])},
             )
             if self.members:
                 coords.update(
@@ -365,8 +366,8 @@ def forecast_dataset(
     coords = {
         "init_time": times[input_length - 1 :],
         "lead_time": lead_times(times, horizon),
-        lat_name: (lat_name, field["lat"].values, {"units": "degrees_north"}),
-        lon_name: (lon_name, field["lon"].values, {"units": "degrees_east"}),
+        lat_name: (lat_name, field["lat"].values, grid.axis_attrs()[0]),
+        lon_name: (lon_name, field["lon"].values, grid.axis_attrs()[1]),
         "valid_time": (("init_time", "lead_time"), valid_times(times, input_length, horizon)),
     }
     if members:
