@@ -1,11 +1,13 @@
 """Opening files as fields: variables, boxes, periods, globs, CF dims, zarr."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import time_series_dataset
 
 from stconv.data.errors import DataError
-from stconv.data.files import open_field
+from stconv.data.files import StoreWarning, open_field
 from stconv.data.registry import load_dataset
 
 
@@ -58,6 +60,13 @@ def test_zarr_store(tmp_path):
     assert field.shape == (30, 4, 5, 1) and float(field[2, 1, 1, 0]) == 211.0
     dataset = load_dataset(str(tmp_path / "store.zarr"), input_length=3, horizon=2)
     assert len(dataset.splits["train"]) == 14
+    time_series_dataset().to_zarr(tmp_path / "plain.zarr", consolidated=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = open_field(str(tmp_path / "plain.zarr"))
+    assert [w.category for w in caught] == [StoreWarning]  # xarray's eight lines are not shown
+    assert str(caught[0].message).startswith(f"zarr store '{tmp_path}/plain.zarr' has no cons")
+    np.testing.assert_array_equal(plain.values, field.values)
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def open_dataset(
     cache = chunks is None if cache is None else cache
     if is_zarr(files):
         try:
-            dataset = xr.open_zarr(files[0], chunks=None)
+            dataset = open_store(files[0])
         except (OSError, ValueError) as error:
             raise DataError(f"file {files[0]!r} could not be opened: {error}") from None
         check_chunks_written(files[0], dataset)
@@ -105,6 +105,26 @@ def open_dataset(
         ) from None
     except OSError as error:
         raise DataError(f"file {files[0]!r} could not be opened: {why(error, files[0])}") from None
+
+
+def open_store(path: str) -> xr.Dataset:
+    """A zarr store, by its consolidated metadata; where it has none, by every
+    array's, with a `StoreWarning` of one line (xarray's took eight)."""
+    try:
+        return xr.open_zarr(path, chunks=None, consolidated=True)
+    except ValueError:
+        dataset = xr.open_zarr(path, chunks=None, consolidated=False)
+    warnings.warn(
+        f"zarr store {path!r} has no consolidated metadata: opening it reads every array's "
+        f"(zarr.consolidate_metadata({path!r}) makes it one read)",
+        StoreWarning,
+        stacklevel=3,
+    )
+    return dataset
+
+
+class StoreWarning(UserWarning):
+    """A zarr store is opened the slow way: it has no consolidated metadata."""
 
 
 GRIB = (".grib", ".grib1", ".grib2", ".grb", ".grb2")

@@ -120,10 +120,13 @@ def inspect_data(
     try:
         report.files = data_files(data.dataset, data.data_path, data.mask_file)
         files = [f for f in report.files if f != data.mask_file]
-        if files:
-            describe_files(report, data, files, time_chunk)
-        else:
-            report.layout = "generated"
+        with warnings.catch_warnings(record=True) as caught:  # in the report, as train's
+            warnings.simplefilter("always")
+            if files:
+                describe_files(report, data, files, time_chunk)
+            else:
+                report.layout = "generated"
+        report.warnings = [str(w.message).replace("\n", " ") for w in caught]
     except DataError as error:
         report.refuse(error)
         return report
@@ -322,7 +325,8 @@ def load_as_train(
         except (DataError, ValueError) as error:
             report.refuse(error)
             dataset = None
-    report.warnings = list(dict.fromkeys(str(w.message).replace("\n", " ") for w in caught))
+    found = [str(w.message).replace("\n", " ") for w in caught]
+    report.warnings = list(dict.fromkeys([*report.warnings, *found]))
     if dataset is None:
         report.windows = estimated_windows(report, data, fractions)
         if report.time is not None and report.time["kind"] is not None:
