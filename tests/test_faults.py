@@ -459,6 +459,7 @@ def test_the_executable_prints_one_line_for_a_corrupt_checkpoint(root, tmp_path)
     assert done.stderr.count("\n") == 1 and "best/1 is corrupt or incomplete" in done.stderr
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's of the scores: not shown
 def test_accepted_extreme_values_give_no_score_as_a_number(tmp_path, capsys):
     """With --allow-extreme-values, 1e30 in the test years trains, but the test
     scores are not finite: exit 1, one line, and no results.json."""

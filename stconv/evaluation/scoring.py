@@ -113,16 +113,19 @@ def evaluate(
                     for name, p in predictions.items()
                 },
             )
-    try:  # per forecaster, one result per target variable
-        results = {name: accumulator.result() for name, accumulator in accumulators.items()}
-    except ValueError as error:
-        raise DataError(f"{what}: {error}") from None
-    for name, spread in spreads.items():
-        for scores, ensemble in zip(results[name], spread.result(), strict=True):
-            scores["ensemble"] = ensemble
-    if bootstrap:
-        tested = "model" if "model" in forecasters else next(iter(forecasters))
-        with_confidence(results, accumulators, tested, bootstrap)
+    # Data beyond what can be scored give scores that are not finite: numpy's
+    # warnings of them are left out, and `check_finite` refuses them by name.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        try:  # per forecaster, one result per target variable
+            results = {name: accumulator.result() for name, accumulator in accumulators.items()}
+        except ValueError as error:
+            raise DataError(f"{what}: {error}") from None
+        for name, spread in spreads.items():
+            for scores, ensemble in zip(results[name], spread.result(), strict=True):
+                scores["ensemble"] = ensemble
+        if bootstrap:
+            tested = "model" if "model" in forecasters else next(iter(forecasters))
+            with_confidence(results, accumulators, tested, bootstrap)
     return results
 
 
@@ -328,7 +331,8 @@ def score_run(
             for record, entry in zip(results[name], per_target, strict=True):
                 record[event_scoring.KEY] = entry
     described = run.climatology.describe() if climatology is not None else None
-    named = name_and_score(results, run.model, list(run.targets), list(run.units), described)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # as in `evaluate`
+        named = name_and_score(results, run.model, list(run.targets), list(run.units), described)
     check_finite(named, what)
     return named
 
