@@ -347,7 +347,7 @@ CASES = [
     pytest.param(nothing, ["train", "--workdir", "/proc/stconv_run", *TINY], 2, ["workdir '/proc/stconv_run' cannot be written", "choose another path"], id="workdir-in-proc"),
     pytest.param(lambda d, mp: refuses_files(mp, d / "pseudo"), ["train", "--workdir", "{d}/pseudo/run", *TINY], 2, ["workdir '{d}/pseudo/run' cannot be written: making a file in '{d}/pseudo' fails (No such file or directory)"], id="workdir-refuses-files"),
     pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY], 2, ["run' already holds this run: pass --resume"], id="workdir-same-run"),
-    pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY, "--epochs", "3"], 2, ["run' holds another run (its config.json differs in ['epochs'])"], id="workdir-other-run"),
+    pytest.param(nothing, ["train", "--workdir", "{d}/run", *TINY, "--epochs", "3"], 2, ["run' holds another run, of other settings (--epochs 1 in its config.json): choose a new workdir, or give the run's settings to resume it"], id="workdir-other-run"),
     pytest.param(lambda d, mp: truncate(best_manifest(d, "latest")), ["train", "--workdir", "{d}/run", *TINY, "--resume"], 2, ["latest/1 is corrupt or incomplete", "remove", "rerun with --resume"], id="resume-latest-corrupt"),
     pytest.param(lambda d, mp: edit_config(d, "{"), ["train", "--workdir", "{d}/run", *TINY, "--resume"], 2, ["config.json"], id="resume-config-corrupt"),
     # Run files read by evaluate and predict.

@@ -19,7 +19,7 @@ from flax import nnx
 
 from stconv import models
 from stconv.checks import ParameterError, ParameterNote
-from stconv.config import EXECUTION_FIELDS, Config
+from stconv.config import EXECUTION_FIELDS, FLAGS, Config
 from stconv.data.errors import DataError
 from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
@@ -168,9 +168,10 @@ def prepare_workdir(
             k for k, v in config.flags().items() if k not in EXECUTION_FIELDS and before[k] != v
         ]
         if changed:
+            settings = ", ".join(f"{'.'.join(FLAGS[k])}={before[k]!r}" for k in changed)
             raise ValueError(
-                f"workdir {run.path!r} holds another run (its config.json differs in {changed}): "
-                "choose a new workdir"
+                f"workdir {run.path!r} holds another run, of other settings ({settings} in its "
+                "config.json): choose a new workdir, or give the run's settings to resume it"
             )
         if not resume:
             raise ParameterError(
