@@ -8,7 +8,7 @@ import xarray as xr
 from test_faults import SERIES, TINY, series
 
 from stconv import cli
-from stconv.data.checks import EXTREME, check_extremes, plausible_range
+from stconv.data.checks import EXTREME, check_extremes, plausible_range, same_units
 from stconv.data.errors import DataError
 from stconv.data.field_checks import stated_units
 from stconv.data.synthetic import write_synthetic_netcdf
@@ -141,6 +141,20 @@ def test_celsius_that_kept_the_kelvin_attribute_is_refused(kelvin_run):
     assert "in other units than its attribute says" in message
     warmer = kelvin + 5.0  # a warmer climate is not other units
     assert forecaster.forecast(warmer)["synthetic_0"].shape[0] == 8
+
+
+def test_the_runs_units_spelled_another_way_are_its_units(kelvin_run):
+    """``kelvin`` is ``K``; ERA5's ``m**2 s**-2`` is CMIP's ``m2 s-2``: not other units."""
+    forecaster = Forecaster.load(kelvin_run / "run")
+    with xr.open_dataset(kelvin_run / "new.nc") as dataset:
+        kelvin = dataset["synthetic_0"].load()
+    expected = forecaster.forecast(kelvin)["synthetic_0"].values
+    spelled = kelvin.assign_attrs(units="kelvin")
+    np.testing.assert_array_equal(forecaster.forecast(spelled)["synthetic_0"].values, expected)
+    with pytest.raises(DataError, match="is in degree_Celsius, the run was trained in K: conv"):
+        forecaster.forecast(kelvin.assign_attrs(units="degree_Celsius"))
+    assert same_units("m**2 s**-2", "m2 s-2") and same_units("m s^-1", "m/s")
+    assert same_units("degrees_C", "°C") and not same_units("m s-1", "m2 s-2")
 
 
 def test_predict_states_the_units_of_an_input_without_them(kelvin_run, tmp_path, capsys):

@@ -22,6 +22,7 @@ decoded is named (`stconv.data.stores`), with its variable and time steps.
 """
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -76,16 +77,18 @@ EXTREME_ADVICE = (
 KELVIN_OFFSETS = {"K": 0.0, "degC": -273.15}
 UNIT_SPELLINGS = {
     "kelvin": "K",
+    "Kelvin": "K",
     "degK": "K",
     "Celsius": "degC",
     "celsius": "degC",
+    "degree_Celsius": "degC",
     "degrees_Celsius": "degC",
     "deg_C": "degC",
+    "degree_C": "degC",
+    "degrees_C": "degC",
     "°C": "degC",
-    "m s**-1": "m s-1",
     "m/s": "m s-1",
-    "m s^-1": "m s-1",
-    "kg m**-2 s**-1": "kg m-2 s-1",
+    "kg/m2/s": "kg m-2 s-1",
     "mm/day": "mm day-1",
     "mm d-1": "mm day-1",
     "mm/d": "mm day-1",
@@ -232,8 +235,15 @@ def physical_range(standard_name: str, units: str) -> tuple[float, float] | None
 
 
 def canonical_units(units: str) -> str:
-    """``units`` as `PLAUSIBLE_RANGES` spells them (``K`` for ``kelvin``)."""
-    return UNIT_SPELLINGS.get(units.strip(), units.strip())
+    """``units`` as `PLAUSIBLE_RANGES` spells them: ``K`` for ``kelvin``, and
+    powers as CF writes them (``m2 s-2`` for ERA5's ``m**2 s**-2`` or ``m^2 s^-2``)."""
+    powers = re.sub(r"\*\*|\^", "", units.strip())
+    return UNIT_SPELLINGS.get(powers, powers)
+
+
+def same_units(first: str, second: str) -> bool:
+    """Whether two units attributes are one, spelled either way (`canonical_units`)."""
+    return canonical_units(first) == canonical_units(second)
 
 
 def physical_range_name(standard_name: str, units: str) -> str:

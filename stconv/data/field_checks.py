@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.checks import ParameterError
-from stconv.data.checks import check_extremes, check_values
+from stconv.data.checks import check_extremes, check_values, same_units
 from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names
@@ -194,10 +194,11 @@ def check_field(
 def check_units(given: list[str], stated: dict[str, str], source: str, run: RunInputs) -> None:
     """Raises DataError unless every variable is in the run's units: as the
     data give them, or, where they give none, as ``stated`` (the caller's
-    ``units``). A run trained without units accepts any."""
+    ``units``), spelled either way (`same_units`: ``kelvin`` is ``K``,
+    ``m2 s-2`` is ``m**2 s**-2``). A run trained without units accepts any."""
     for name, found, trained in zip(run.variables, given, run.units, strict=True):
         said = stated.get(name, "")
-        if found and said and found != said:
+        if found and said and not same_units(found, said):
             raise InputError(
                 f"{source!r}: variable {name!r} is in {found}, not in {said} as {{units}} "
                 "says: state units only for variables that have none",
@@ -210,7 +211,7 @@ def check_units(given: list[str], stated: dict[str, str], source: str, run: RunI
                 f"{trained}: pass {{units}} if it is in {trained}, or convert it",
                 units=trained,
             )
-        if units and trained and units != trained:
+        if units and trained and not same_units(units, trained):
             raise DataError(
                 f"{source!r}: variable {name!r} is in {units}, the run was trained in "
                 f"{trained}: convert it first"
