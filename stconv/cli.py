@@ -392,7 +392,8 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--other-grid",
         action="store_true",
-        help="forecast an input on another grid than the run's, masked where it has no data",
+        help="forecast an input on another grid than the run's, masked where it has no data "
+        "(of a wider area: all of it, not the run's cells)",
     )
     add_member_flags(predict)
     add_unfinished_flag(predict)

@@ -11,7 +11,7 @@ from conftest import TINY_RUN, time_series_dataset
 
 from stconv import cli
 from stconv.data.errors import DataError
-from stconv.data.field_checks import RunInputs, in_run_order
+from stconv.data.field_checks import RunInputs, on_run_cells
 from stconv.data.synthetic import synthetic_field, write_synthetic_netcdf
 from stconv.runs.directory import RunDirectory
 from stconv.runs.forecaster import Forecaster
@@ -70,7 +70,8 @@ def test_forecast_from_a_path_and_from_memory_equal_stconv_predict(trained):
 def test_the_runs_cells_in_another_order_are_its_grid(trained):
     """Latitudes north to south where the run's ran south to north, and the
     longitudes rolled: the same cells, so the same forecasts and scores, on
-    the run's grid (`field_checks.in_run_order`); half the grid is another grid."""
+    the run's grid (`field_checks.on_run_cells`), as of a wider area; half the
+    grid is another grid."""
     workdir, new_file, output = trained
     forecaster = Forecaster.load(workdir)
     with xr.open_dataset(new_file) as opened:
@@ -82,6 +83,11 @@ def test_the_runs_cells_in_another_order_are_its_grid(trained):
     assert forecaster.evaluate(reordered) == forecaster.evaluate(new_file)
     with pytest.raises(DataError, match=r"is not on the run's grid \(lat x lon 8 x 16"):
         forecaster.forecast(reordered.isel(lat=slice(0, 8)))
+    # A wider area: the run's cells of it, unless other_grid asks for all of it.
+    north = data.assign_coords(lat=data["lat"] + 16)  # rows 8..23 north of the run's -8..7
+    wider = xr.concat([data, north], "lat")
+    xr.testing.assert_allclose(forecaster.forecast(wider), expected, rtol=1e-6)
+    assert forecaster.forecast(wider, other_grid=True)["synthetic_0"].sizes["lat"] == 32
 
 
 def test_cells_in_another_longitude_convention_are_put_in_the_runs_order():
@@ -94,12 +100,12 @@ def test_cells_in_another_longitude_convention_are_put_in_the_runs_order():
         dims=("time", "lat", "lon", "channel"),
         coords={"lat": [0.0, 10.0], "lon": [0.0, 10.0, 350.0]},
     )
-    ordered = in_run_order(field, run)
+    ordered = on_run_cells(field, run)
     assert ordered["lat"].values.tolist() == [10, 0]
     assert ordered["lon"].values.tolist() == [-10, 0, 10]
     assert ordered.values[0, :, :, 0].tolist() == [[5, 3, 4], [2, 0, 1]]
     other = field.assign_coords(lon=[0.0, 10.0, 340.0])
-    assert in_run_order(other, run) is other
+    assert on_run_cells(other, run) is other
 
 
 def test_valid_time_is_init_time_plus_lead(trained):

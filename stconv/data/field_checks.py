@@ -11,7 +11,8 @@ data and the variable, data the run cannot forecast:
 - other units than the run's (`check_units`, with the units a caller states
   for variables that give none, `stated_units`);
 - another grid (`grid_difference`; the run's cells in another order or
-  longitude convention are put in its order, `in_run_order`), unless the caller accepts it (a
+  longitude convention, or among more, are taken in its order,
+  `on_run_cells`), unless the caller accepts it (a
   network's mask is then the cells of the data that are not all missing,
   `field_mask`), for runs without static fields that are not fitted per cell;
 - values `stconv.data.checks` refuses, and means that lie further from the
@@ -136,7 +137,7 @@ def read_field(
         chunks = chunks if chunks is not None else {"time": run.chunk_frames}
         field = open_field(source, specs, chunks=chunks, bbox=run.bbox)
     field, _ = targets_first(field, list(run.targets), repr(source))
-    field = in_run_order(field, run)
+    field = on_run_cells(field, run, other_grid)
     check_field(field, source, run, other_grid, units)
     if run.calendar:
         calendar_names(field["time"], repr(source))  # the run reads the calendar: dates
@@ -266,20 +267,25 @@ def grid_difference(field: xr.DataArray, run: RunInputs) -> str:
     return ""
 
 
-def in_run_order(field: xr.DataArray, run: RunInputs) -> xr.DataArray:
-    """``field`` on the run's grid where it holds the run's cells in another
+def on_run_cells(field: xr.DataArray, run: RunInputs, other_grid: bool = False) -> xr.DataArray:
+    """``field`` on the run's grid where it holds the run's cells: in another
     order or longitude convention (latitudes south to north where the run's
-    ran north to south, longitudes 0..360 where the run's were -180..180);
-    else ``field`` as it is."""
-    if run.lat is None or run.lon is None or field.shape[1:3] != run.mask.shape[:2]:
+    ran north to south, longitudes 0..360 where the run's were -180..180),
+    or, unless ``other_grid`` (forecast the whole field), among more (a wider
+    area); else ``field`` as it is."""
+    if run.lat is None or run.lon is None:
+        return field
+    same_size = field.shape[1:3] == run.mask.shape[:2]
+    if other_grid and not same_size:
         return field
     rows = positions(field["lat"].values, np.asarray(run.lat))
     columns = positions(field["lon"].values % 360, np.asarray(run.lon) % 360)
     if rows is None or columns is None:
         return field
-    if np.array_equal(rows, np.arange(len(rows))) and np.array_equal(
+    unmoved = np.array_equal(rows, np.arange(len(rows))) and np.array_equal(
         columns, np.arange(len(columns))
-    ):
+    )
+    if unmoved and same_size:
         return field
     field = field.isel(lat=rows, lon=columns)
     return field.assign_coords(lon=("lon", np.asarray(run.lon), field["lon"].attrs))
