@@ -545,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
 def error_line(args: argparse.Namespace, error: BaseException) -> str:
     """`one_line`; of ``train`` and ``evaluate``, with the config fields it
     names as their flags (`as_flags`), unless it is about the values of a file
-    (``--config``, a run's ``config.json``)."""
+    (``--config``, a run's ``config.json``); of ``classify``, with its
+    function's parameters (``epochs=0``) as their flags."""
     message = one_line(error)
     named = CONFIG_FILE.match(message)
     about_a_config = named is not None and (
@@ -554,6 +555,9 @@ def error_line(args: argparse.Namespace, error: BaseException) -> str:
     )
     if args.command in ("train", "evaluate", "check") and not about_a_config:
         return as_flags(message)
+    if args.command == "classify":
+        names = "|".join(name for name in vars(args) if name not in ("command", "run"))
+        return re.sub(rf"\b({names})=", lambda m: parameter_flag(m.group(1)) + " ", message)
     return message
 
 

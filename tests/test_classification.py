@@ -108,6 +108,10 @@ def test_classify_command(tmp_path, capsys):
     )
     assert cli.main(["classify", "--workdir", str(tmp_path / "x"), "--dataset", "cifar"]) == 2
     assert "image dataset 'cifar' is unknown" in capsys.readouterr().err
+    for flag, value in (("--epochs", "0"), ("--learning-rate", "inf")):  # named as flags
+        assert cli.main(["classify", "--workdir", str(tmp_path / "x"), flag, value]) == 2
+        assert f"classify: error: {flag} {value} is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_optional_dependency_names_the_extra(monkeypatch):
