@@ -17,6 +17,7 @@ from stconv import cli
 from stconv.config import DataConfig
 from stconv.data import footprint
 from stconv.data.inspection import variable_summary
+from stconv.data.inspection_table import step_name
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import cmip6_like, era5_like
 
@@ -81,6 +82,8 @@ def test_the_table_names_what_matters(era5, capsys):
     assert printed.startswith(f"{era5}: train accepts these data")
     assert "latitudes north to south (-60..60), longitudes 0..360" in printed
     assert "every 6 hours (6h), calendar proleptic_gregorian, no gaps, no duplicates" in printed
+    steps = [step_name(days) for days in (1 / 24, 0.25, 1, 2)]
+    assert steps == ["hour", "6 hours", "day", "2 days"]
     lines = printed.splitlines()
     rows = {line.split()[0]: line.split() for line in lines if line.startswith(("t2m", "msl"))}
     assert rows["msl"][1:4] == ["Pa", "-", "-32767"]

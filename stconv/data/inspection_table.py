@@ -38,9 +38,10 @@ def grid_line(grid: dict) -> str:
 
 
 def step_name(days: float) -> str:
-    """A time step in words: ``"6 hours"``, ``"day"``, ``"month"``."""
+    """A time step in words: ``"hour"``, ``"6 hours"``, ``"day"``, ``"month"``."""
     if days < 1:
-        return f"{24 * days:.3g} hours"
+        hours = 24 * days
+        return "hour" if round(hours, 3) == 1 else f"{hours:.3g} hours"
     for name, length in (("year", 365), ("month", 30), ("day", 1)):
         if days >= 0.9 * length:
             count = days / length
