@@ -113,10 +113,23 @@ def evaluate(
                     for name, p in predictions.items()
                 },
             )
-    # Data beyond what can be scored give scores that are not finite: numpy's
-    # warnings of them are left out, and `check_finite` refuses them by name.
+    return accumulated(accumulators, spreads, what, bootstrap)
+
+
+def accumulated(
+    accumulators: dict[str, ErrorAccumulator],
+    spreads: dict[str, EnsembleAccumulator],
+    what: str,
+    bootstrap: int,
+) -> dict[str, list[dict]]:
+    """`evaluate`'s scores of what its accumulators hold: per forecaster, one
+    result per target variable, with the ensemble scores and the intervals.
+
+    Data beyond what can be scored give scores that are not finite: numpy's
+    warnings of them are left out, and `check_finite` refuses them by name.
+    """
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        try:  # per forecaster, one result per target variable
+        try:
             results = {name: accumulator.result() for name, accumulator in accumulators.items()}
         except ValueError as error:
             raise DataError(f"{what}: {error}") from None
@@ -124,7 +137,7 @@ def evaluate(
             for scores, ensemble in zip(results[name], spread.result(), strict=True):
                 scores["ensemble"] = ensemble
         if bootstrap:
-            tested = "model" if "model" in forecasters else next(iter(forecasters))
+            tested = "model" if "model" in accumulators else next(iter(accumulators))
             with_confidence(results, accumulators, tested, bootstrap)
     return results
 
