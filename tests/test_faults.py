@@ -411,13 +411,13 @@ CASES = [
     # classify.
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--dataset", "cifar"], 2, ["image dataset 'cifar' is unknown"], id="classify-dataset-unknown"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--models", "resnet"], 2, ["model 'resnet' is unknown"], id="classify-model-unknown"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--epochs", "0"], 2, ["epochs=0 is invalid"], id="classify-epochs-zero"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--batch-size", "0"], 2, ["batch_size=0 is invalid"], id="classify-batch-size-zero"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--learning-rate", "0"], 2, ["learning_rate=0.0 is invalid"], id="classify-learning-rate-zero"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", "-2"], 2, ["seed=-2 is invalid"], id="classify-seed-negative"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--epochs", "0"], 2, ["--epochs 0 is invalid"], id="classify-epochs-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--batch-size", "0"], 2, ["--batch-size 0 is invalid"], id="classify-batch-size-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--learning-rate", "0"], 2, ["--learning-rate 0.0 is invalid"], id="classify-learning-rate-zero"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", "-2"], 2, ["--seed -2 is invalid"], id="classify-seed-negative"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/run"], 2, ["run' holds a forecasting run (finished or not): classify into a new workdir"], id="classify-into-a-forecasting-run"),
     pytest.param(lambda d, mp: (d / "run" / "results.json").unlink(), ["classify", "--workdir", "{d}/run"], 2, ["run' holds a forecasting run (finished or not)"], id="classify-into-an-unfinished-forecasting-run"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", str(2**40)], 2, [f"seed={2**40} is invalid: must be at most 2**32 - 1"], id="classify-seed-beyond-32-bits"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--seed", str(2**40)], 2, [f"--seed {2**40} is invalid: must be at most 2**32 - 1"], id="classify-seed-beyond-32-bits"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/mine.nc", "--dataset", "digits"], 2, ["mine.nc' is a file"], id="classify-workdir-is-a-file"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/run", "--dataset", "digits"], 2, ["run' holds a forecasting run (finished or not)"], id="classify-workdir-forecast-run"),
 ]  # fmt: skip
