@@ -199,12 +199,18 @@ def test_a_gap_is_refused_naming_the_flag_that_selects_a_regular_period(tmp_path
     time_series_dataset(num_steps=40).drop_isel(time=[8, 9]).to_netcdf(tmp_path / "gap.nc")
     report = check(capsys, str(tmp_path / "gap.nc"), *SERIES, code=2)
     assert report["refusal"].endswith("select a regular period with --time-range START,END")
+    assert cli.main(["check", str(tmp_path / "gap.nc"), *SERIES]) == 2
+    printed = capsys.readouterr().out
+    assert "38 steps, 2001-01-01 00:00:00 to 2001-02-09 00:00:00, every day, " in printed
+    assert "calendar proleptic_gregorian, 1 gap\n" in printed
     after = check(
         capsys, str(tmp_path / "gap.nc"), *SERIES, "--time-range", "2001-01-11,2001-02-09"
     )
     # 30 steps, split 18, 6, 6, in windows of 5 that stay in their split
     assert after["accepted"] and after["windows"] == {"train": 14, "validation": 2, "test": 2}
     assert "--time-range 2001-01-11,2001-02-09" in after["command"]
+    assert (after["time"]["steps"], after["time"]["gaps"]) == (30, 0)  # the time range's
+    assert after["time"]["first"] == "2001-01-11 00:00:00"
 
 
 def test_values_outside_what_the_units_allow_are_shown_and_refused(tmp_path, capsys):

@@ -37,6 +37,7 @@ from stconv.data.files import (
     find_dims,
     open_dataset,
     select_level,
+    select_times,
     smallest_chunk,
     time_chunk_of,
     time_dimension,
@@ -152,7 +153,7 @@ def describe_files(
         dims = find_dims(dataset, names[0])
         report.grid = grid_summary(dataset[dims["lat"]].values, dataset[dims["lon"]].values)
         report.grid["rotated"] = dataset[dims["lat"]].attrs.get("standard_name") == "grid_latitude"
-        report.time = time_summary(dataset[dims["time"]])
+        report.time = time_summary(chosen_times(dataset[dims["time"]], data, names[0]))
         variables = chosen_variables(dataset, data.variables, dims)
         arrays = chosen_arrays(dataset, variables, data.variables, dims, names[0])
     report.storage["time_chunks"] = {v: time_chunk_of(dataset[v]) for v in variables}
@@ -163,6 +164,16 @@ def describe_files(
             for name, array in progress_bar(arrays, desc="reading values", unit="variable")
         ]
     report.storage["memory_bytes"] = sum(footprint.field_bytes(a.shape) for _, a in arrays)
+
+
+def chosen_times(times: xr.DataArray, data: DataConfig, source: str) -> xr.DataArray:
+    """The times of ``data.time_range`` (all where unset, or where train
+    refuses it: its refusal says why)."""
+    if data.time_range is None:
+        return times
+    with contextlib.suppress(DataError, KeyError, ValueError):
+        return select_times(times.rename({times.dims[0]: "time"}), data.time_range, source)
+    return times
 
 
 def chosen_arrays(

@@ -54,9 +54,9 @@ def time_line(time: dict) -> str:
     if time["frequency"]:
         every += f" ({time['frequency']})"
     problems = [
-        f"{time[key]} {name}"
-        for key, name in (("gaps", "gaps"), ("duplicates", "duplicated times"),
-                          ("not_increasing", "times going back"))
+        f"{time[key]} {name}{'s' * (time[key] != 1)}"
+        for key, name in (("gaps", "gap"), ("duplicates", "duplicated time"),
+                          ("not_increasing", "time going back"))
         if time[key]
     ]  # fmt: skip
     if time["first_irregular"] and not problems:
