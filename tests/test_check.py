@@ -4,6 +4,7 @@ broken files the suite builds (synthetic values)."""
 
 import json
 import shlex
+import shutil
 import warnings
 from pathlib import Path
 
@@ -284,6 +285,28 @@ def test_a_field_too_large_for_the_memory_is_streamed_saying_so(era5, monkeypatc
         np.testing.assert_array_equal(
             streamed.splits[split][3]["inputs"], loaded.splits[split][3]["inputs"]
         )
+
+
+def test_the_part_a_run_reads_decides_whether_it_streams(era5, tmp_path, monkeypatch):
+    """A machine that holds three quarters of the field: a run of all of it
+    streams, a run of 28 of its 40 steps (``--time-range``) or of 4 of its 7
+    rows (``--bbox``) loads it (streaming was decided on the whole file)."""
+    from stconv.config import Config
+    from stconv.data.files import StreamingWarning
+    from stconv.runs.assembly import load_config_dataset
+
+    whole = footprint.in_memory_bytes((40, 7, 12, 3))
+    monkeypatch.setattr(footprint, "physical_memory", lambda: 2 * (whole - 40_000))
+    # A file of its own: HDF5 can crash opening a file whose other handles were closed.
+    shutil.copy(era5, tmp_path / "era5.nc")
+    base = dict(dataset=str(tmp_path / "era5.nc"), input_length=3, horizon=2)
+    with pytest.warns(StreamingWarning):
+        assert load_config_dataset(Config.from_flags(**base)).splits["train"].field.chunks
+    for part in (dict(time_range=("2001-01-01", "2001-01-07")), dict(bbox=(0, 90, 0, 360))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StreamingWarning)
+            dataset = load_config_dataset(Config.from_flags(**base, **part))
+        assert dataset.splits["train"].field.chunks is None
 
 
 def test_train_opens_a_glob_once_to_load_it_in_memory_or_streamed(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ stacked as channels. It stays lazy (dask-backed) when ``chunks`` is given, so
 fields larger than memory can be windowed without loading them.
 """
 
+import contextlib
 import glob
 import os
 import warnings
@@ -323,7 +324,7 @@ def opened_field(
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more)"
     names = [variables] if isinstance(variables, str) else variables
     if stream_if_large:
-        chunk = streaming_chunk(dataset, names, source, dims)
+        chunk = streaming_chunk(dataset, names, source, dims, bbox, time_range)
         dataset = in_chunks(dataset, None if chunk is None else {"time": chunk})
     # Without chunks, the variables are read here: a chunk that cannot be decoded is named.
     with named_decoding_errors(source, names, time_dimension(dataset, dims)):
@@ -341,17 +342,21 @@ def streaming_chunk(
     variables: Sequence[str] | None,
     source: str,
     dims: Mapping[str, str] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    time_range: tuple | None = None,
 ) -> int | None:
-    """The time chunk to stream the field of ``variables`` of ``dataset`` by,
-    with a `StreamingWarning` that says why, when a run of it in memory would
-    not fit `footprint.memory_budget`; None when it fits (or when the field
-    cannot be made: its errors are `dataset_field`'s to raise)."""
+    """The time chunk to stream the field of ``variables`` of ``dataset`` by
+    (its ``bbox`` and ``time_range``, where given), with a `StreamingWarning`
+    that says why, when a run of it in memory would not fit
+    `footprint.memory_budget`; None when it fits (or when the field cannot
+    be made: its errors are `dataset_field`'s to raise)."""
     try:
         names = find_dims(dataset, source, dims)
         chosen = chosen_variables(dataset, variables, names)
     except DataError:
         return None
-    shape = (*(dataset.sizes[names[role]] for role in DIMS), len(chosen))
+    channels = len(chosen) if variables is None else len(variables)
+    shape = (*selected_sizes(dataset, names, source, bbox, time_range), channels)
     stored = smallest_chunk(time_chunk_of(dataset[name]) for name in chosen)
     chunk = footprint.time_chunk_for(shape, stored)
     if chunk is not None:
@@ -364,6 +369,24 @@ def streaming_chunk(
             stacklevel=2,
         )
     return chunk
+
+
+def selected_sizes(
+    dataset: xr.Dataset, names: dict, source: str, bbox: tuple | None, time_range: tuple | None
+) -> tuple[int, int, int]:
+    """The time steps, rows and columns of ``dataset`` (dims ``names``) in
+    ``time_range`` and ``bbox``, from its coordinates alone; the whole
+    dimension where one cannot select (`dataset_field` then says why)."""
+    steps, rows, columns = (dataset.sizes[names[role]] for role in DIMS)
+    with contextlib.suppress(DataError, KeyError, TypeError, ValueError):
+        if time_range is not None:
+            times = dataset[names["time"]].rename({names["time"]: "time"})
+            steps = select_times(times, time_range, source).size
+        if bbox is not None:
+            coords = {role: dataset[names[role]].values for role in ("lat", "lon")}
+            grid = xr.DataArray(np.zeros((rows, columns), np.uint8), coords, ("lat", "lon"))
+            rows, columns = select_box(grid, bbox, source).shape
+    return steps, rows, columns
 
 
 def chosen_variables(dataset: xr.Dataset, specs: Sequence[str] | None, dims: dict) -> list[str]:
