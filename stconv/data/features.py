@@ -31,7 +31,7 @@ from stconv.data.checks import (
 from stconv.data.climatology import is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import dim_role, named_dims, open_dataset, resolve_paths
-from stconv.data.grid import positions
+from stconv.data.grid import cells_of, positions
 
 YEAR_FEATURES = ("sin_day_of_year", "cos_day_of_year")
 DAY_FEATURES = ("sin_hour_of_day", "cos_hour_of_day")
@@ -208,20 +208,19 @@ def on_grid_of(static: xr.DataArray, field: xr.DataArray, path: str) -> xr.DataA
     Raises:
       DataError: naming ``path`` where ``static`` lacks some of them.
     """
-    rows = positions(static["lat"].values, field["lat"].values)
-    columns = positions(static["lon"].values % 360, field["lon"].values % 360)
-    if rows is None or columns is None:
-        dim, ours, theirs = next(
-            (dim, static[dim].values, field[dim].values)
-            for dim, found in (("lat", rows), ("lon", columns))
-            if found is None
-        )
+    cells = cells_of(
+        static["lat"].values, static["lon"].values, field["lat"].values, field["lon"].values
+    )
+    if cells is None:
+        rows = positions(static["lat"].values, field["lat"].values)  # which one lacks cells
+        dim = "lat" if rows is None else "lon"
+        ours, theirs = static[dim].values, field[dim].values
         raise DataError(
             f"data.static={path!r} is on another grid ({dim} {ours[0]:g}..{ours[-1]:g}, "
             f"{len(ours)} points; the data's {theirs[0]:g}..{theirs[-1]:g}, {len(theirs)}): "
             "regrid it to the data's grid first"
         )
-    static = static.isel(lat=rows, lon=columns)
+    static = static.isel(lat=cells[0], lon=cells[1])
     return static.assign_coords(lat=field["lat"].values, lon=field["lon"].values)
 
 

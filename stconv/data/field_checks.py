@@ -36,7 +36,7 @@ from stconv.data.climatology import Climatology
 from stconv.data.errors import DataError
 from stconv.data.features import ExtraInputs, calendar_names
 from stconv.data.files import dataset_field, open_field
-from stconv.data.grid import Grid, positions
+from stconv.data.grid import Grid, cells_of
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
 from stconv.data.registry import targets_first
@@ -278,10 +278,10 @@ def on_run_cells(field: xr.DataArray, run: RunInputs, other_grid: bool = False) 
     same_size = field.shape[1:3] == run.mask.shape[:2]
     if other_grid and not same_size:
         return field
-    rows = positions(field["lat"].values, np.asarray(run.lat))
-    columns = positions(field["lon"].values % 360, np.asarray(run.lon) % 360)
-    if rows is None or columns is None:
+    cells = cells_of(field["lat"].values, field["lon"].values, run.lat, run.lon)
+    if cells is None:
         return field
+    rows, columns = cells
     unmoved = np.array_equal(rows, np.arange(len(rows))) and np.array_equal(
         columns, np.arange(len(columns))
     )

@@ -192,3 +192,14 @@ def positions(values: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:
     nearer = np.abs(ordered[below] - wanted) < np.abs(ordered[above] - wanted)
     found = order[np.where(nearer, below, above)]
     return found if np.allclose(values[found], wanted) else None
+
+
+def cells_of(
+    lat: np.ndarray, lon: np.ndarray, wanted_lat: np.ndarray, wanted_lon: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows and columns of a grid of ``lat`` x ``lon`` that hold the cells
+    of ``wanted_lat`` x ``wanted_lon``, in their order (`positions`; the
+    longitudes in either convention), or None unless the grid holds them all."""
+    rows = positions(lat, wanted_lat)
+    columns = positions(np.mod(lon, 360), np.mod(wanted_lon, 360))
+    return None if rows is None or columns is None else (rows, columns)

@@ -13,7 +13,7 @@ import xarray as xr
 
 from stconv.data.errors import DataError
 from stconv.data.files import GRID_DIMS, dim_role, other_dims, resolve_paths
-from stconv.data.grid import Grid, positions
+from stconv.data.grid import Grid, cells_of
 
 
 def nan_mask(field: xr.DataArray) -> np.ndarray:
@@ -71,14 +71,13 @@ def netcdf_mask(dataset: xr.Dataset, path: str, grid: Grid) -> np.ndarray:
     array = array.squeeze(single, drop=True).transpose(lat, lon, ...)
     if not grid.geographic or lat not in dataset.coords or lon not in dataset.coords:
         return array.values
-    rows = positions(array[lat].values, grid.lat)
-    columns = positions(array[lon].values % 360, grid.lon % 360)
-    if rows is None or columns is None:
-        theirs = array[lat].values, array[lon].values
+    theirs = array[lat].values, array[lon].values
+    cells = cells_of(*theirs, grid.lat, grid.lon)
+    if cells is None:
         raise DataError(
             f"mask file {path!r} does not hold every cell of the data's grid "
             f"(lat {grid.lat[0]:g}..{grid.lat[-1]:g}, lon {grid.lon[0]:g}..{grid.lon[-1]:g}; "
             f"the file's lat {theirs[0][0]:g}..{theirs[0][-1]:g}, lon {theirs[1][0]:g}.."
             f"{theirs[1][-1]:g}): regrid it to the data's grid"
         )
-    return array.isel({lat: rows, lon: columns}).values
+    return array.isel({lat: cells[0], lon: cells[1]}).values

@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.errors import DataError
-from stconv.data.grid import positions
+from stconv.data.grid import cells_of
 
 TOLERANCE = 1e-5  # degrees: bounds and coordinates this close are equal
 LAT_NAMES, LON_NAMES = ("lat", "latitude"), ("lon", "longitude")
@@ -267,10 +267,9 @@ def on_grid(
     longitude (the file's may run the other way, in the other longitude
     convention, or over a wider grid); DataError where it lacks some."""
     if all(dim in variable.coords for dim in dims):
-        rows = positions(variable[dims[0]].values, lat)
-        columns = positions(variable[dims[1]].values % 360, np.asarray(lon) % 360)
-        if rows is not None and columns is not None:
-            return variable.isel({dims[0]: rows, dims[1]: columns})
+        cells = cells_of(variable[dims[0]].values, variable[dims[1]].values, lat, lon)
+        if cells is not None:
+            return variable.isel({dims[0]: cells[0], dims[1]: cells[1]})
     raise DataError(
         f"region file {path!r} is on another grid: its {dims} coordinates must hold the grid's "
         f"{len(lat)} latitudes {lat[0]:g}..{lat[-1]:g} and {len(lon)} longitudes "
