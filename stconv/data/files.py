@@ -383,9 +383,8 @@ def selected_sizes(
             times = dataset[names["time"]].rename({names["time"]: "time"})
             steps = select_times(times, time_range, source).size
         if bbox is not None:
-            coords = {role: dataset[names[role]].values for role in ("lat", "lon")}
-            grid = xr.DataArray(np.zeros((rows, columns), np.uint8), coords, ("lat", "lon"))
-            rows, columns = select_box(grid, bbox, source).shape
+            lat, lon = dataset[names["lat"]].values, dataset[names["lon"]].values
+            rows, columns = map(len, box_cells(lat, lon, bbox, source))
     return steps, rows, columns
 
 
@@ -554,12 +553,24 @@ def select_level(array: xr.DataArray, dim: str, level: str, source: str) -> xr.D
 
 
 def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], source: str):
-    """Selects ``lat_min <= lat <= lat_max`` and ``lon_min <= lon <= lon_max``,
-    the box's longitudes taken in either convention (-180..180 or 0..360) and
-    allowed to cross the grid's seam (longitude 0 or 180): the columns then
-    run eastwards from ``lon_min``, across the seam."""
+    """Selects the cells of ``bbox`` (`box_cells`) of ``field``."""
+    rows, columns = box_cells(field["lat"].values, field["lon"].values, bbox, source)
+    return field.isel(lat=rows, lon=columns)
+
+
+def box_cells(
+    lat: np.ndarray, lon: np.ndarray, bbox: tuple[float, float, float, float], source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows with ``lat_min <= lat <= lat_max`` and the columns with
+    ``lon_min <= lon <= lon_max``, the box's longitudes taken in either
+    convention (-180..180 or 0..360) and allowed to cross the grid's seam
+    (longitude 0 or 180): the columns then run eastwards from ``lon_min``,
+    across the seam.
+
+    Raises:
+      DataError: naming ``source``, where the box holds no cell.
+    """
     lat_min, lat_max, lon_min, lon_max = bbox
-    lat, lon = field["lat"].values, field["lon"].values
     rows = np.flatnonzero((lat >= lat_min) & (lat <= lat_max))
     if lon_max - lon_min >= 360:
         columns = np.arange(len(lon))
@@ -579,4 +590,4 @@ def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], sou
             f"file {source!r}: bbox={bbox!r} selects no grid cells (lat "
             f"{lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g})"
         )
-    return field.isel(lat=rows, lon=columns)
+    return rows, columns
