@@ -265,11 +265,11 @@ def test_a_data_mask_is_a_land_mask_where_it_leaves_cells_out():
     with pytest.raises(ValueError, match=r"^regions: region 'land' needs a land mask"):
         region_masks(parse_regions("land"), lat, lon, land=land_of(np.ones((2, 2), bool)))
     # A run scores the valid cells only: the data's sea, or a box in it, scores nothing.
-    scored = region_masks(parse_regions("land,box=-15:-5:100:130"), lat, lon, valid, valid)
-    np.testing.assert_array_equal(scored["land"], valid)
+    scored = region_masks(parse_regions("land,box=-15:-5:100:130"), lat, lon, scored=valid)
+    np.testing.assert_array_equal(scored["land"], valid)  # the land of the scored cells
     for region in ("sea", "east=5:15:100:130"):
         with pytest.raises(ValueError, match=r"has no scored cell: the data's mask"):
-            region_masks(parse_regions(region), lat, lon, land_of(valid), scored=valid)
+            region_masks(parse_regions(region), lat, lon, scored=valid)
 
 
 def write_regions(path, lat, lon, **variables) -> str:

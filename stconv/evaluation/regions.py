@@ -142,7 +142,7 @@ def region_masks(
       specs: the regions (`parse_regions`).
       lat, lon: the grid's coordinates.
       land: ``(lat, lon)`` True (or a land fraction above 0.5) on land, for
-        ``land`` and ``sea``; None where there is no land mask.
+        ``land`` and ``sea``; None: that of ``scored`` (`land_of`), or none.
       scored: ``(lat, lon)`` True where a run scores the cell (its data
         mask); None: every cell.
 
@@ -154,6 +154,8 @@ def region_masks(
         unreadable, has no region, or is on another grid.
     """
     lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    if land is None and scored is not None:
+        land = land_of(scored)
     land = None if land is None else land_cells(land, (len(lat), len(lon)))
     masks: dict[str, np.ndarray] = {}
     for spec in specs:

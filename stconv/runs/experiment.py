@@ -25,7 +25,7 @@ from stconv.data.pipeline import num_batches
 from stconv.data.registry import Dataset
 from stconv.evaluation import baselines, plots
 from stconv.evaluation.metrics import grid_weights
-from stconv.evaluation.regions import land_of, parse_regions, region_masks
+from stconv.evaluation.regions import parse_regions, region_masks
 from stconv.evaluation.scoring import evaluate
 from stconv.runs import provenance
 from stconv.runs.assembly import (
@@ -65,8 +65,7 @@ def check_evaluation(config: Config, dataset: Dataset) -> None:
     grid_weights(grid.latitudes, config.evaluation.area_weights, f"dataset {config.data.dataset!r}")
     if config.evaluation.regions:
         specs = parse_regions(config.evaluation.regions)
-        valid = dataset.mask[..., 0]
-        region_masks(specs, grid.lat, grid.lon, land_of(valid), scored=valid)
+        region_masks(specs, grid.lat, grid.lon, scored=dataset.mask[..., 0])
 
 
 # What the evaluation of one forecast makes and an ensemble's does not.

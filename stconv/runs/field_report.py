@@ -61,8 +61,8 @@ def report_fields(
     if maps:
         report_maps(fields, sums, grid, run, model)
     if region_spec:
-        specs, land = regions.parse_regions(region_spec), regions.land_of(valid)
-        masks = regions.region_masks(specs, grid.lat, grid.lon, land, scored=valid)
+        specs = regions.parse_regions(region_spec)
+        masks = regions.region_masks(specs, grid.lat, grid.lon, scored=valid)
         regional = regions.regional_scores(sums, masks, weights)
         run.write_json(run.REGIONAL_SCORES, regional_record(regional))
         print(format_regions(regional, model))
