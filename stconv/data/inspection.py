@@ -32,15 +32,16 @@ from stconv.data.checks import (
 from stconv.data.climatology import DESCRIPTIONS, day_steps, is_dates, time_kind
 from stconv.data.errors import DataError
 from stconv.data.files import (
-    channel_name,
+    DIMS,
     chosen_variables,
     find_dims,
+    named_dims,
     open_dataset,
-    select_level,
     select_times,
     smallest_chunk,
     time_chunk_of,
     time_dimension,
+    variable_array,
 )
 from stconv.data.registry import data_files, is_paper_format, load_dataset
 from stconv.data.windows import WindowSpec, split_starts
@@ -184,15 +185,17 @@ def chosen_arrays(
     variable (also where train refuses the level: its refusal says why)."""
     if specs is None:
         return [(name, dataset[name]) for name in variables]
+    renames = {dims[role]: role for role in DIMS if dims[role] != role}
+    renamed = named_dims(dataset, renames)
+    gridded = [str(v) for v, a in renamed.data_vars.items() if set(DIMS) <= set(a.dims)]
+    back = {role: name for name, role in renames.items()}  # the file's own names, as reported
     arrays = []
     for spec in dict.fromkeys(specs):
-        name, colon, level = spec.partition(":")
-        array = dataset[name]
-        vertical = [d for d in array.dims if d not in dims.values() and array.sizes[d] > 1]
-        if colon and vertical:
-            with contextlib.suppress(DataError):
-                array = select_level(array, vertical[0], level, source).rename(channel_name(spec))
-        arrays.append((name, array))
+        name = spec.partition(":")[0]
+        try:  # as train reads it
+            arrays.append((name, variable_array(renamed, spec, gridded, source).rename(back)))
+        except DataError:
+            arrays.append((name, dataset[name]))
     return arrays
 
 
