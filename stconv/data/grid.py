@@ -94,8 +94,7 @@ class Grid:
             channels=tuple(str(c) for c in field["channel"].values),
             **{name: per_channel(attribute) for attribute, name in ATTRIBUTES.items()},
             geographic="lat" in field.coords,
-            rotated="lat" in field.coords
-            and field["lat"].attrs.get("standard_name") == "grid_latitude",
+            rotated="lat" in field.coords and is_rotated(field["lat"]),
             dims=dict(field.attrs.get("dims", {})),
         )
 
@@ -179,6 +178,12 @@ class Grid:
             if value:
                 attrs[attribute] = value
         return attrs
+
+
+def is_rotated(latitudes: xr.DataArray) -> bool:
+    """Whether a latitude coordinate is a rotated pole's (CF ``grid_latitude``:
+    CORDEX's ``rlat``)."""
+    return latitudes.attrs.get("standard_name") == "grid_latitude"
 
 
 def positions(values: np.ndarray, wanted: np.ndarray) -> np.ndarray | None:

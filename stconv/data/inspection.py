@@ -43,6 +43,7 @@ from stconv.data.files import (
     time_dimension,
     variable_array,
 )
+from stconv.data.grid import is_rotated
 from stconv.data.registry import data_files, is_paper_format, load_dataset
 from stconv.data.windows import WindowSpec, split_starts
 from stconv.outputs import progress_bar
@@ -153,7 +154,7 @@ def describe_files(
     else:
         dims = find_dims(dataset, names[0])
         report.grid = grid_summary(dataset[dims["lat"]].values, dataset[dims["lon"]].values)
-        report.grid["rotated"] = dataset[dims["lat"]].attrs.get("standard_name") == "grid_latitude"
+        report.grid["rotated"] = is_rotated(dataset[dims["lat"]])
         report.time = time_summary(chosen_times(dataset[dims["time"]], data, names[0]))
         variables = chosen_variables(dataset, data.variables, dims)
         arrays = chosen_arrays(dataset, variables, data.variables, dims, names[0])
