@@ -388,6 +388,13 @@ def selected_sizes(
     return steps, rows, columns
 
 
+def gridded_names(dataset: xr.Dataset, dims: Mapping[str, str] | None = None) -> list[str]:
+    """The variables of ``dataset`` on its time, lat and lon dimensions, named
+    as ``dims`` maps them (default: ``time``, ``lat`` and ``lon``)."""
+    wanted = {dims[role] if dims else role for role in DIMS}
+    return [str(name) for name, array in dataset.data_vars.items() if wanted <= set(array.dims)]
+
+
 def chosen_variables(dataset: xr.Dataset, specs: Sequence[str] | None, dims: dict) -> list[str]:
     """The variables of ``dataset`` a run would read: those of ``specs``
     (``NAME`` or ``NAME:LEVEL``), else every one on the time, lat and lon dims.
@@ -395,11 +402,7 @@ def chosen_variables(dataset: xr.Dataset, specs: Sequence[str] | None, dims: dic
     Raises:
       DataError: naming a variable the files do not hold.
     """
-    gridded = [
-        str(name)
-        for name, array in dataset.data_vars.items()
-        if {dims["time"], dims["lat"], dims["lon"]} <= set(array.dims)
-    ]
+    gridded = gridded_names(dataset, dims)
     if specs is None:
         return gridded
     names = list(dict.fromkeys(spec.partition(":")[0] for spec in specs))
@@ -435,7 +438,7 @@ def dataset_field(
     names it in errors."""
     names = find_dims(dataset, source, dims)
     dataset = named_dims(dataset, {names[r]: r for r in DIMS if names[r] != r})
-    gridded = [str(v) for v, a in dataset.data_vars.items() if set(DIMS) <= set(a.dims)]
+    gridded = gridded_names(dataset)
     if variables is None:
         variables = gridded
     elif isinstance(variables, str):

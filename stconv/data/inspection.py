@@ -35,6 +35,7 @@ from stconv.data.files import (
     DIMS,
     chosen_variables,
     find_dims,
+    gridded_names,
     named_dims,
     open_dataset,
     select_times,
@@ -188,7 +189,7 @@ def chosen_arrays(
         return [(name, dataset[name]) for name in variables]
     renames = {dims[role]: role for role in DIMS if dims[role] != role}
     renamed = named_dims(dataset, renames)
-    gridded = [str(v) for v, a in renamed.data_vars.items() if set(DIMS) <= set(a.dims)]
+    gridded = gridded_names(renamed)
     back = {role: name for name, role in renames.items()}  # the file's own names, as reported
     arrays = []
     for spec in dict.fromkeys(specs):
