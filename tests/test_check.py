@@ -19,6 +19,7 @@ from stconv.config import DataConfig
 from stconv.data import footprint
 from stconv.data.inspection import variable_summary
 from stconv.data.inspection_table import step_name
+from stconv.data.projection import RotatedPole
 from stconv.data.registry import load_dataset
 from stconv.data.synthetic import cmip6_like, era5_like
 
@@ -137,6 +138,11 @@ def test_a_cordex_file_is_read_on_its_rotated_grid(tmp_path, capsys):
     data["rlon"].attrs = {"standard_name": "grid_longitude", "units": "degrees"}
     rlat, rlon = xr.broadcast(data["rlat"], data["rlon"])
     data = data.assign_coords(lat=45 + rlat, lon=10 + rlon)  # the true coordinates, 2D
+    data["tas"].attrs["grid_mapping"] = "rotated_pole"
+    data["rotated_pole"] = xr.Variable((), 0, {
+        "grid_mapping_name": "rotated_latitude_longitude",
+        "grid_north_pole_latitude": 39.25, "grid_north_pole_longitude": -162.0,
+    })  # fmt: skip
     data.to_netcdf(tmp_path / "cordex.nc")
     report = check(capsys, str(tmp_path / "cordex.nc"), *SERIES)
     assert report["accepted"] and report["grid"]["rotated"]
@@ -144,8 +150,12 @@ def test_a_cordex_file_is_read_on_its_rotated_grid(tmp_path, capsys):
     np.testing.assert_array_equal(dataset.grid.lat, data["rlat"].values)
     assert dataset.grid.dims == {"time": "time", "lat": "rlat", "lon": "rlon"}
     assert dataset.grid.rotated and dataset.grid.axis_attrs()[0]["standard_name"] == "grid_latitude"
+    assert dataset.grid.pole == RotatedPole(39.25, -162.0, 0.0)
     assert cli.main(["check", str(tmp_path / "cordex.nc"), *SERIES]) == 0
-    assert "; a rotated pole's grid: its rows are rotated latitudes" in capsys.readouterr().out
+    assert (
+        "; a grid rotated about the pole (39.25, -162): its rows are rotated latitudes"
+        in capsys.readouterr().out
+    )
 
 
 def test_the_papers_files_are_described_as_samples(tmp_path, capsys):

@@ -25,7 +25,8 @@ from stconv import models, outputs
 from stconv.config import Config
 from stconv.data.grid import Grid
 from stconv.data.normalization import Normalizer
-from stconv.evaluation.netcdf import ForecastWriter, forecast_writer
+from stconv.data.projection import RotatedPole
+from stconv.evaluation.netcdf import ForecastWriter, forecast_dataset, forecast_writer, valid_times
 from stconv.evaluation.scoring import evaluate
 from stconv.runs.directory import RunDirectory, check_new_file
 from stconv.runs.forecaster import Forecaster
@@ -520,6 +521,25 @@ def test_a_rotated_grids_coordinates_are_written_as_cf_says(tmp_path, output):
     with opened(tmp_path / output) as written:
         assert written["rlat"].attrs["standard_name"] == "grid_latitude"
         assert written["rlon"].attrs["units"] == "degrees"
+        assert "lat" not in written.variables  # no pole known: no cell is placed
+    # With the pole of the input's grid mapping: each cell's latitude and
+    # longitude, and the grid mapping, as CORDEX files carry them.
+    placed = dataclasses.replace(rotated, pole=RotatedPole(39.25, -162.0))
+    with forecast_writer(tmp_path / f"placed-{output}", placed, mask, 2) as writer:
+        writer.write(predictions, TIMES["datetime64"], valid_times(TIMES["datetime64"], 1, 2))
+    in_memory = forecast_dataset(
+        xr.DataArray(np.zeros((10, 3, 4, 2)), {"time": TIMES["datetime64"], "lat": GRID.lat,
+                     "lon": GRID.lon}, ("time", "lat", "lon", "channel")),
+        placed, predictions, 1, 2,
+    )  # fmt: skip
+    with opened(tmp_path / f"placed-{output}", decode_coords="all") as written:
+        for dataset in (written, in_memory):
+            assert set(dataset["tas"].coords) >= {"lat", "lon", "valid_time", "rotated_pole"}
+            np.testing.assert_allclose(dataset["lat"], placed.map_variables()["lat"].values)
+            assert dataset["lon"].dims == ("rlat", "rlon")
+            assert dataset["rotated_pole"].attrs["grid_north_pole_longitude"] == -162.0
+            pr = dataset["pr"]  # decode_coords="all" moves the grid mapping's name to encoding
+            assert {**pr.attrs, **pr.encoding}["grid_mapping"] == "rotated_pole"
     with forecast_writer(tmp_path / f"plain-{output}", GRID, mask, 2) as writer:
         writer.write(predictions, TIMES["datetime64"])
     with opened(tmp_path / f"plain-{output}") as written:

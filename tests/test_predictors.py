@@ -15,6 +15,7 @@ from stconv.checks import ParameterError
 from stconv.data.errors import DataError
 from stconv.data.field_checks import RunInputs, check_field, grid_difference
 from stconv.data.normalization import Normalizer
+from stconv.data.projection import RotatedPole
 from stconv.evaluation import predictors
 from stconv.evaluation.predictors import (
     Ensemble,
@@ -148,6 +149,19 @@ def test_the_checks_of_data_name_the_grid_and_the_parameter():
     check_field(field, "x.nc", run)  # no coordinates recorded: the shape only
     moved = dataclasses.replace(run, lat=np.array([11.0, 21.0, 31.0]), lon=np.arange(4.0))
     assert grid_difference(field, moved) == "lat 10..30, the run's 11..31"
+    # The same numbers about another pole, or not rotated, are other cells of the globe.
+    same = dataclasses.replace(run, lat=field["lat"].values, lon=field["lon"].values)
+    rotated_lat = field["lat"].assign_attrs(standard_name="grid_latitude")
+    cordex = dataclasses.replace(same, pole=RotatedPole(39.25, -162.0))
+    assert grid_difference(field, cordex) == (
+        "not rotated, the run's rotated about the pole (39.25, -162)"
+    )
+    other_pole = field.assign_coords(lat=rotated_lat).assign_attrs(rotated_pole=RotatedPole(30, 0))
+    assert grid_difference(other_pole, cordex) == (
+        "rotated about the pole (30, 0), the run's rotated about the pole (39.25, -162)"
+    )
+    unknown_pole = field.assign_coords(lat=rotated_lat)  # a file without its grid mapping
+    assert grid_difference(unknown_pole, cordex) == grid_difference(field, same) == ""
     with pytest.raises(DataError, match="pass other_grid=True to forecast it anyway") as error:
         check_field(field, "x.nc", moved)
     assert "pass --other-grid to forecast" in error.value.spelled(cli.parameter_flag)

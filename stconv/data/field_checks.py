@@ -39,6 +39,7 @@ from stconv.data.files import dataset_field, open_field
 from stconv.data.grid import Grid, cells_of
 from stconv.data.masks import nan_mask
 from stconv.data.normalization import Normalizer
+from stconv.data.projection import RotatedPole
 from stconv.data.registry import targets_first
 from stconv.data.sources import FieldWindows
 from stconv.data.windows import WindowSpec
@@ -68,6 +69,7 @@ class RunInputs:
       mask: ``(lat, lon, channel)`` the cells the run forecasts.
       lat, lon: the run's coordinates; None where not recorded (then only
         the grid's shape is checked).
+      pole: the pole its grid is rotated about, where its input named one.
       bbox: the run's box of the grid, or None.
       static_names: the static fields it reads on its own grid.
       calendar: whether it reads calendar features (the data need dates).
@@ -88,6 +90,7 @@ class RunInputs:
     mask: np.ndarray
     lat: np.ndarray | None = None
     lon: np.ndarray | None = None
+    pole: RotatedPole | None = None
     bbox: tuple[float, float, float, float] | None = None
     static_names: tuple[str, ...] = ()
     calendar: bool = False
@@ -264,6 +267,9 @@ def grid_difference(field: xr.DataArray, run: RunInputs) -> str:
                 f"{dim} {values[0]:g}..{values[-1]:g}, the run's "
                 f"{run_values[0]:g}..{run_values[-1]:g}"
             )
+    pole = grid.pole if grid.rotated else "not rotated"  # None: a rotated grid's unknown pole
+    if run.pole is not None and pole is not None and pole != run.pole:
+        return f"{pole}, the run's {run.pole}"
     return ""
 
 

@@ -18,6 +18,7 @@ import xarray as xr
 from stconv.data import footprint, stores
 from stconv.data.checks import check_numeric, check_times, named_decoding_errors, time_name
 from stconv.data.errors import DataError
+from stconv.data.projection import RotatedPole
 
 DIMS = ("time", "lat", "lon")
 GRID_DIMS = ("lat", "lon", "channel")
@@ -457,6 +458,7 @@ def dataset_field(
     # One variable keeps its attributes on the field too, as it always did.
     attrs = dict(arrays[0].attrs) if len(arrays) == 1 else {}
     field.attrs = {**attrs, "source": source, "dims": {role: names[role] for role in DIMS}}
+    field.attrs["rotated_pole"] = RotatedPole.of(dataset, [v.partition(":")[0] for v in variables])
     if bbox is not None:
         field = select_box(field, bbox, source)
     if time_range is not None:

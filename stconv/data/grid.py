@@ -6,7 +6,8 @@
 
 A run keeps its grid in ``data.json`` (`Grid.description`: the entries
 ``variables``, ``units``, ``long_name``, ``standard_name``, ``lat``, ``lon``,
-``geographic``, ``rotated`` and ``dims``, as stconv always wrote them), and reads it back
+``geographic``, ``rotated``, ``rotated_pole`` and ``dims``, as stconv always wrote
+them), and reads it back
 with `Grid.from_description`.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from stconv.data.files import CHANNEL_ATTRIBUTES, DIMS
+from stconv.data.projection import RotatedPole
 
 # A field's channel attributes, their fields of `Grid` and their entries of ``data.json``.
 ATTRIBUTES = dict(zip(CHANNEL_ATTRIBUTES, ("units", "long_names", "standard_names"), strict=True))
@@ -38,6 +40,8 @@ class Grid:
         which area weights need.
       rotated: whether they are a rotated pole's latitudes and longitudes
         (CF ``grid_latitude``: CORDEX's ``rlat`` and ``rlon``).
+      pole: that pole, where the input's grid mapping names it; forecast
+        files then carry each cell's latitude and longitude.
       dims: the input's own names of ``time``, ``lat`` and ``lon``
         (``latitude``, ``valid_time``), which forecast files keep.
 
@@ -53,6 +57,7 @@ class Grid:
     standard_names: tuple[str, ...] = ()
     geographic: bool = True
     rotated: bool = False
+    pole: RotatedPole | None = None
     dims: Mapping[str, str] = dataclasses.field(default_factory=lambda: {d: d for d in DIMS})
 
     def __post_init__(self):
@@ -95,19 +100,21 @@ class Grid:
             **{name: per_channel(attribute) for attribute, name in ATTRIBUTES.items()},
             geographic="lat" in field.coords,
             rotated="lat" in field.coords and is_rotated(field["lat"]),
+            pole=field.attrs.get("rotated_pole"),
             dims=dict(field.attrs.get("dims", {})),
         )
 
     @classmethod
     def from_description(cls, description: Mapping) -> "Grid":
         """The grid a run's ``data.json`` records (`description`); runs made
-        before ``geographic``, ``rotated`` and ``dims`` were recorded had
-        latitudes, not rotated, and the dimensions' own names.
+        before ``geographic``, ``rotated``, ``rotated_pole`` and ``dims`` were
+        recorded had latitudes, not rotated, and the dimensions' own names.
 
         Raises:
           KeyError: for a description without ``lat`` and ``lon`` (runs of
             old versions: the caller has no grid then).
         """
+        pole = description.get("rotated_pole")
         return cls(
             lat=np.asarray(description["lat"]),
             lon=np.asarray(description["lon"]),
@@ -115,6 +122,7 @@ class Grid:
             **{name: tuple(description.get(key, ())) for key, name in ATTRIBUTES.items()},
             geographic=bool(description.get("geographic", True)),
             rotated=bool(description.get("rotated", False)),
+            pole=RotatedPole.from_attrs(pole) if pole else None,
             dims=dict(description.get("dims", {})),
         )
 
@@ -127,6 +135,7 @@ class Grid:
             "lon": self.lon.tolist(),
             "geographic": self.geographic,
             "rotated": self.rotated,
+            "rotated_pole": self.pole.attrs() if self.pole else None,
             "dims": dict(self.dims),
         }
 
@@ -140,6 +149,24 @@ class Grid:
                 {"standard_name": "grid_longitude", "units": "degrees", "axis": "X"},
             )
         return {"units": "degrees_north", "axis": "Y"}, {"units": "degrees_east", "axis": "X"}
+
+    def map_variables(self) -> dict[str, xr.Variable]:
+        """What places a rotated pole's grid on the globe in a file: the
+        latitude and longitude of each cell, 2-D (``lat`` and ``lon``, or
+        ``latitude`` and ``longitude`` where the grid's dims bear those
+        names), and the grid mapping ``rotated_pole``; nothing for another grid."""
+        if self.pole is None:
+            return {}
+        dims = (self.dim("lat"), self.dim("lon"))
+        names = ("lat", "lon") if {"lat", "lon"}.isdisjoint(dims) else ("latitude", "longitude")
+        lat, lon = self.pole.geographic(self.lat, self.lon)
+        lat_attrs = {"standard_name": "latitude", "units": "degrees_north"}
+        lon_attrs = {"standard_name": "longitude", "units": "degrees_east"}
+        return {
+            names[0]: xr.Variable(dims, lat, lat_attrs),
+            names[1]: xr.Variable(dims, lon, lon_attrs),
+            "rotated_pole": xr.Variable((), np.int32(0), self.pole.attrs()),
+        }
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -171,12 +198,15 @@ class Grid:
 
     def attrs(self, channel: int) -> dict[str, str]:
         """A variable's attributes in a file: its ``units`` (always), its
-        ``long_name`` and ``standard_name`` where known."""
+        ``long_name`` and ``standard_name`` where known, and its
+        ``grid_mapping`` on a rotated pole's grid (`map_variables`)."""
         attrs = {"units": self.units[channel]}
         for attribute in CHANNEL_ATTRIBUTES[1:]:
             value = getattr(self, ATTRIBUTES[attribute])[channel]
             if value:
                 attrs[attribute] = value
+        if self.pole is not None:
+            attrs["grid_mapping"] = "rotated_pole"
         return attrs
 
 

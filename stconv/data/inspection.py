@@ -45,6 +45,7 @@ from stconv.data.files import (
     variable_array,
 )
 from stconv.data.grid import is_rotated
+from stconv.data.projection import RotatedPole
 from stconv.data.registry import data_files, is_paper_format, load_dataset
 from stconv.data.windows import WindowSpec, split_starts
 from stconv.outputs import progress_bar
@@ -155,9 +156,11 @@ def describe_files(
     else:
         dims = find_dims(dataset, names[0])
         report.grid = grid_summary(dataset[dims["lat"]].values, dataset[dims["lon"]].values)
-        report.grid["rotated"] = is_rotated(dataset[dims["lat"]])
         report.time = time_summary(chosen_times(dataset[dims["time"]], data, names[0]))
         variables = chosen_variables(dataset, data.variables, dims)
+        report.grid["rotated"] = is_rotated(dataset[dims["lat"]])
+        pole = RotatedPole.of(dataset, variables)
+        report.grid["pole"] = pole.attrs() if pole else None
         arrays = chosen_arrays(dataset, variables, data.variables, dims, names[0])
     report.storage["time_chunks"] = {v: time_chunk_of(dataset[v]) for v in variables}
     time_dim = time_dimension(dataset)

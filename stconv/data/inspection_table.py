@@ -1,6 +1,7 @@
 """The table ``stconv check`` prints of a `stconv.data.inspection.Report`."""
 
 from stconv.data.inspection import Report
+from stconv.data.projection import RotatedPole
 
 
 def size_name(count: float) -> str:
@@ -23,8 +24,10 @@ def grid_line(grid: dict) -> str:
         f"{spacing}"
     )
     if grid.get("rotated"):
+        pole = grid.get("pole")
+        kind = f"a grid {RotatedPole.from_attrs(pole)}" if pole else "a rotated pole's grid"
         line += (
-            "; a rotated pole's grid: its rows are rotated latitudes (area weights hold), "
+            f"; {kind}: its rows are rotated latitudes (area weights hold), "
             "and --bbox, latitude bands and boxes are in its rotated coordinates"
         )
     if "selected" in grid:  # the bbox's cells, its longitudes from west to east

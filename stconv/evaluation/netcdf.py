@@ -8,7 +8,9 @@ write the same layout (`forecast_writer` picks one by the path):
 - one float32 variable per target, named as in the input, with its
   ``units``, ``long_name`` and ``standard_name``; NaN outside the mask;
 - the input's own names and order of the latitude and longitude coordinates
-  (``latitude`` stays so, north to south stays north to south);
+  (``latitude`` stays so, north to south stays north to south); on a rotated
+  pole's grid (CORDEX's ``rlat`` and ``rlon``) also each cell's ``lat`` and
+  ``lon`` and the grid mapping ``rotated_pole``, as CF has them;
 - ``init_time``: the time of each forecast's last input frame;
 - ``lead_time``: a time span (days, hours) where the time axis holds dates
   one fixed step apart, else the number of steps after ``init_time``;
@@ -138,6 +140,8 @@ class ForecastWriter:
         lat_attrs, lon_attrs = self.grid.axis_attrs()
         self.coordinate(lat_name, lat, lat_attrs)
         self.coordinate(lon_name, lon, lon_attrs)
+        for name, variable in self.grid.map_variables().items():
+            self.encoded(name, variable)
         for c, name in enumerate(self.grid.channels):
             variable = self.file.createVariable(
                 str(name),
@@ -147,6 +151,7 @@ class ForecastWriter:
                 chunksizes=(1, *self.forecast_shape[:-1]),  # one forecast per chunk
             )
             variable.setncatts(self.grid.attrs(c))
+            self.set_coordinates(variable)
 
     def coordinate(self, name: str, values: np.ndarray, attrs: dict) -> None:
         """A 1-D coordinate variable; floats get a NaN ``_FillValue``, as xarray writes them."""
@@ -156,6 +161,13 @@ class ForecastWriter:
         variable = self.file.createVariable(name, values.dtype, (name,), fill_value=fill)
         variable.setncatts(attrs)
         variable[:] = values
+
+    def set_coordinates(self, variable: netCDF4.Variable, *names: str) -> None:
+        """The ``coordinates`` attribute of a forecast variable: ``names`` and
+        the 2-D latitude and longitude of a rotated grid (`Grid.map_variables`)."""
+        names = (*names, *(n for n, v in self.grid.map_variables().items() if v.ndim == 2))
+        if names:
+            variable.setncattr("coordinates", " ".join(names))
 
     def encoded(self, name: str, variable: xr.Variable) -> None:
         """``variable`` written as xarray encodes it (times and spans as numbers with units)."""
@@ -235,7 +247,7 @@ class ForecastWriter:
                 valid = np.concatenate(self.valid_times)
                 self.encoded("valid_time", xr.Variable(("init_time", "lead_time"), valid))
                 for name in self.grid.channels:  # read back as their coordinate
-                    self.file[str(name)].setncattr("coordinates", "valid_time")
+                    self.set_coordinates(self.file[str(name)], "valid_time")
 
 
 class ZarrForecastWriter(ForecastWriter):
@@ -271,6 +283,7 @@ class ZarrForecastWriter(ForecastWriter):
                 lead_time=self.lead_time,
                 **{lat_name: (lat_name, self.grid.lat, self.grid.axis_attrs()[0])},
                 **{lon_name: (lon_name, self.grid.lon, self.grid.axis_attrs()[1])},
+                **self.grid.map_variables(),
             )
             if self.members:
                 coords.update(
@@ -369,6 +382,7 @@ def forecast_dataset(
         lat_name: (lat_name, field["lat"].values, grid.axis_attrs()[0]),
         lon_name: (lon_name, field["lon"].values, grid.axis_attrs()[1]),
         "valid_time": (("init_time", "lead_time"), valid_times(times, input_length, horizon)),
+        **grid.map_variables(),
     }
     if members:
         coords["member"] = np.arange(len(members))

@@ -219,6 +219,7 @@ class TrainedRun:
             mask=self.mask,
             lat=None if grid is None else grid.lat,
             lon=None if grid is None else grid.lon,
+            pole=None if grid is None else grid.pole,
             bbox=self.config.data.bbox,
             static_names=tuple(extra.static_names) if extra is not None else (),
             calendar=bool(extra is not None and extra.calendar),
