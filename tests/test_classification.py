@@ -107,7 +107,7 @@ def test_classify_command(tmp_path, capsys):
         made["sessions"][0]["phases_s"]
     )
     assert cli.main(["classify", "--workdir", str(tmp_path / "x"), "--dataset", "cifar"]) == 2
-    assert "image dataset 'cifar' is unknown" in capsys.readouterr().err
+    assert "--dataset cifar is unknown: choose from the image datasets" in capsys.readouterr().err
     for flag, value in (("--epochs", "0"), ("--learning-rate", "inf")):  # named as flags
         assert cli.main(["classify", "--workdir", str(tmp_path / "x"), flag, value]) == 2
         assert f"classify: error: {flag} {value} is invalid" in capsys.readouterr().err

@@ -409,8 +409,8 @@ CASES = [
     ),
     pytest.param(lambda d, mp: full_disk(mp), predict("{d}", "{d}/forecast.nc", "{d}/new.nc"), 1, ["could not write", "forecast.nc", "the disk is full", "nothing was written"], id="predict-disk-full"),
     # classify.
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--dataset", "cifar"], 2, ["image dataset 'cifar' is unknown"], id="classify-dataset-unknown"),
-    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--models", "resnet"], 2, ["model 'resnet' is unknown"], id="classify-model-unknown"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--dataset", "cifar"], 2, ["--dataset cifar is unknown: choose from the image datasets ['mnist-5k', 'digits']"], id="classify-dataset-unknown"),
+    pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--models", "resnet"], 2, ["--models resnet is unknown: choose from ['cnn', 'mlp']"], id="classify-model-unknown"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--epochs", "0"], 2, ["--epochs 0 is invalid"], id="classify-epochs-zero"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--batch-size", "0"], 2, ["--batch-size 0 is invalid"], id="classify-batch-size-zero"),
     pytest.param(nothing, ["classify", "--workdir", "{d}/c", "--learning-rate", "0"], 2, ["--learning-rate 0.0 is invalid"], id="classify-learning-rate-zero"),

