@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 from conftest import time_series_dataset
 
 from stconv.data.errors import DataError
@@ -47,10 +48,36 @@ def test_dims_from_cf_attributes_and_overrides(tmp_path):
     plain["north"].attrs = {}
     plain["east"].attrs = {}
     plain.to_netcdf(tmp_path / "plain.nc")
-    with pytest.raises(DataError, match=r"no lat dimension .* pass dims="):
+    with pytest.raises(DataError, match=r"no lat dimension .* axis=Y \(ncatted .* pass dims="):
         open_field(str(tmp_path / "plain.nc"))
+    # An ocean model's curvilinear grid: 2-D latitudes and longitudes over j x i.
+    j, i = np.meshgrid(np.arange(4), np.arange(5), indexing="ij")
+    ocean = time_series_dataset().rename({"lat": "j", "lon": "i"})
+    ocean["j"].attrs, ocean["i"].attrs = {}, {}
+    ocean = ocean.assign_coords(latitude=(("j", "i"), 40 + j + 0.1 * i), longitude=(("j", "i"), i))
+    ocean.to_netcdf(tmp_path / "tos.nc")
+    with pytest.raises(DataError, match=r"tos.nc' is on a curvilinear grid \('latitude' is 2-D"):
+        open_field(str(tmp_path / "tos.nc"))
     field = open_field(str(tmp_path / "plain.nc"), dims={"lat": "north", "lon": "east"})
     assert field.shape == (30, 4, 5, 1)
+
+
+def test_era5s_releases_are_merged_final_first(tmp_path):
+    """Files of the old CDS spanning the last months hold ERA5 (expver 1) and
+    the preliminary ERA5T (expver 5) on a dimension, each NaN where the other
+    has the value; where both have one, the final release's is read."""
+    data = time_series_dataset(num_steps=8)
+    final, preliminary = data["tas"].copy(), data["tas"] + 0.5
+    final[6:] = np.nan  # ERA5T for the last two days
+    preliminary[:5] = np.nan  # day 5 in both releases
+    releases = xr.concat([preliminary, final], "expver").assign_coords(expver=["0005", "0001"])
+    data["tas"] = releases.transpose("time", "expver", "lat", "lon")
+    data.to_netcdf(tmp_path / "era5.nc")
+    field = open_field(str(tmp_path / "era5.nc"))
+    assert field.shape == (8, 4, 5, 1)
+    expected = time_series_dataset(num_steps=8)["tas"].values
+    expected[6:] += 0.5
+    np.testing.assert_array_equal(field.values[..., 0], expected)
 
 
 def test_zarr_store(tmp_path):

@@ -19,6 +19,14 @@ from stconv.data import footprint, stores
 from stconv.data.checks import check_numeric, check_times, named_decoding_errors, time_name
 from stconv.data.errors import DataError
 from stconv.data.projection import RotatedPole
+from stconv.data.selection import (
+    RELEASE_DIM,
+    box_cells,
+    merged_releases,
+    select_box,
+    select_level,
+    select_times,
+)
 
 DIMS = ("time", "lat", "lon")
 GRID_DIMS = ("lat", "lon", "channel")
@@ -253,11 +261,30 @@ def find_dims(dataset: xr.Dataset, source: str, dims: Mapping[str, str] | None =
     found.update(dims or {})
     for role in DIMS:
         if role not in found or found[role] not in dataset.dims:
+            check_not_curvilinear(dataset, source)
+            axis = {v: k for k, v in CF_AXIS.items()}[role]
             raise DataError(
                 f"file {source!r} has no {role} dimension among {sorted(map(str, dataset.dims))}: "
-                f"pass dims={{'{role}': NAME}}"
+                f"give its coordinate the CF attribute axis={axis} (ncatted -a axis,NAME,o,c,"
+                f"{axis} FILE), or pass dims={{'{role}': NAME}} in Python"
             )
     return found
+
+
+def check_not_curvilinear(dataset: xr.Dataset, source: str) -> None:
+    """Raises DataError where ``dataset``'s latitudes are 2-D over dims of
+    their own (an ocean model's ``j`` x ``i``): no regular or rotated grid."""
+    for name, variable in dataset.variables.items():
+        dims = tuple(map(str, variable.dims))
+        latitude = dim_role(dataset, str(name)) == "lat" or (
+            variable.attrs.get("standard_name") == "latitude"
+        )
+        if latitude and variable.ndim == 2 and not set(dims) & set(COMMON_NAMES):
+            raise DataError(
+                f"file {source!r} is on a curvilinear grid ({name!r} is 2-D over {dims}): "
+                "stconv reads regular latitude-longitude grids and rotated poles' grids; "
+                "regrid it first (cdo remapbil,r360x180 IN OUT, or xESMF)"
+            )
 
 
 def open_field(
@@ -470,28 +497,6 @@ def dataset_field(
     return field
 
 
-def select_times(field: xr.DataArray, time_range: tuple, source: str) -> xr.DataArray:
-    """The steps of ``field`` from ``time_range[0]`` to ``time_range[1]``,
-    inclusive: dates (or their beginnings, ``1979``) for a time axis of dates,
-    numbers for one of numbers.
-
-    Raises:
-      DataError: naming the file and ``data.time_range``, for values the time
-        axis cannot be selected by.
-    """
-    start, stop = time_range
-    try:
-        if np.issubdtype(field["time"].dtype, np.number):
-            start, stop = float(start), float(stop)
-        return field.sel(time=slice(start, stop))
-    except (KeyError, TypeError, ValueError):
-        first, last = (time_name(field["time"].values[i]) for i in (0, -1))
-        raise DataError(
-            f"file {source!r}: data.time_range={tuple(time_range)!r} is invalid: its time axis "
-            f"runs {first} to {last}: give two of its dates, or numbers for a time axis of numbers"
-        ) from None
-
-
 # Attributes of every variable kept with the field, one value per channel.
 CHANNEL_ATTRIBUTES = ("units", "long_name", "standard_name")
 
@@ -509,7 +514,8 @@ def channel_name(spec: str) -> str:
 def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: str):
     """The ``(time, lat, lon)`` array of ``spec``: a variable's name, or
     ``NAME:LEVEL`` for one level of a variable with a vertical dimension
-    (named ``NAME`` and the level, ``z500``, as a channel)."""
+    (named ``NAME`` and the level, ``z500``, as a channel); ERA5's releases
+    (``expver``) merged (`merged_releases`)."""
     name, colon, level = spec.partition(":")
     if name not in gridded:
         raise DataError(
@@ -517,6 +523,8 @@ def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: s
         )
     array = dataset[name]
     check_numeric(array, name, source)
+    if array.sizes.get(RELEASE_DIM, 1) > 1:
+        array = merged_releases(array)
     extra = [d for d in array.dims if d not in DIMS]
     vertical = [d for d in extra if array.sizes[d] > 1]
     if colon:
@@ -538,61 +546,3 @@ def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: s
             f"data.variables={name}:{levels[0]}"
         )
     return array.squeeze(extra, drop=True).transpose(*DIMS).rename(name)
-
-
-def select_level(array: xr.DataArray, dim: str, level: str, source: str) -> xr.DataArray:
-    """The level ``level`` (a number, in the units of ``dim``) of ``array``."""
-    values = np.asarray(array[dim].values, float)
-    try:
-        wanted = float(level)
-    except ValueError:
-        wanted = None
-    found = np.flatnonzero(np.isclose(values, wanted)) if wanted is not None else []
-    if len(found) == 0:
-        levels = ", ".join(f"{value:g}" for value in values)
-        raise DataError(
-            f"file {source!r}: variable {array.name!r} has no level {level!r} on {dim!r}: "
-            f"choose from {levels}"
-        )
-    return array.isel({dim: int(found[0])})
-
-
-def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], source: str):
-    """Selects the cells of ``bbox`` (`box_cells`) of ``field``."""
-    rows, columns = box_cells(field["lat"].values, field["lon"].values, bbox, source)
-    return field.isel(lat=rows, lon=columns)
-
-
-def box_cells(
-    lat: np.ndarray, lon: np.ndarray, bbox: tuple[float, float, float, float], source: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rows with ``lat_min <= lat <= lat_max`` and the columns with
-    ``lon_min <= lon <= lon_max``, the box's longitudes taken in either
-    convention (-180..180 or 0..360) and allowed to cross the grid's seam
-    (longitude 0 or 180): the columns then run eastwards from ``lon_min``,
-    across the seam.
-
-    Raises:
-      DataError: naming ``source``, where the box holds no cell.
-    """
-    lat_min, lat_max, lon_min, lon_max = bbox
-    rows = np.flatnonzero((lat >= lat_min) & (lat <= lat_max))
-    if lon_max - lon_min >= 360:
-        columns = np.arange(len(lon))
-    else:
-        eastern = lon.max() > 180  # the grid's convention: 0..360, else -180..180
-
-        def wrap(x):
-            return np.mod(x, 360.0) if eastern else np.mod(np.add(x, 180.0), 360.0) - 180.0
-
-        west, east, grid = wrap(lon_min), wrap(lon_max), wrap(lon)
-        if west <= east:
-            columns = np.flatnonzero((grid >= west) & (grid <= east))
-        else:  # across the seam
-            columns = np.concatenate([np.flatnonzero(grid >= west), np.flatnonzero(grid <= east)])
-    if len(rows) == 0 or len(columns) == 0:
-        raise DataError(
-            f"file {source!r}: bbox={bbox!r} selects no grid cells (lat "
-            f"{lat.min():g}..{lat.max():g}, lon {lon.min():g}..{lon.max():g})"
-        )
-    return rows, columns

@@ -38,7 +38,6 @@ from stconv.data.files import (
     gridded_names,
     named_dims,
     open_dataset,
-    select_times,
     smallest_chunk,
     time_chunk_of,
     time_dimension,
@@ -47,6 +46,7 @@ from stconv.data.files import (
 from stconv.data.grid import is_rotated
 from stconv.data.projection import RotatedPole
 from stconv.data.registry import data_files, is_paper_format, load_dataset
+from stconv.data.selection import select_times
 from stconv.data.windows import WindowSpec, split_starts
 from stconv.outputs import progress_bar
 
@@ -185,11 +185,11 @@ def chosen_times(times: xr.DataArray, data: DataConfig, source: str) -> xr.DataA
 def chosen_arrays(
     dataset: xr.Dataset, variables: list[str], specs: Sequence[str] | None, dims: dict, source: str
 ) -> list[tuple[str, xr.DataArray]]:
-    """``(variable, array)`` of what a run reads of ``variables``: one level
-    of a ``NAME:LEVEL`` of ``specs`` (named ``z500``), else the whole
-    variable (also where train refuses the level: its refusal says why)."""
-    if specs is None:
-        return [(name, dataset[name]) for name in variables]
+    """``(variable, array)`` of what a run reads of ``variables`` (or of
+    ``specs``, where given), as train reads it (`variable_array`: one level
+    of a ``NAME:LEVEL``, named ``z500``; ERA5's releases merged), else the
+    whole variable (where train refuses it: its refusal says why)."""
+    specs = variables if specs is None else specs
     renames = {dims[role]: role for role in DIMS if dims[role] != role}
     renamed = named_dims(dataset, renames)
     gridded = gridded_names(renamed)
