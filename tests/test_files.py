@@ -62,6 +62,25 @@ def test_dims_from_cf_attributes_and_overrides(tmp_path):
     assert field.shape == (30, 4, 5, 1)
 
 
+def test_files_whose_coordinates_differ_by_rounding_combine(tmp_path):
+    """One variable's file with float32 coordinates (as cdo or an older
+    download writes them) beside another's float64, on a 0.1 degree grid:
+    one grid, which xarray's exact join refused. A grid shifted is still refused."""
+    data = time_series_dataset(lat=20, lon=30, variables=("tas", "pr"))
+    data = data.assign_coords(lat=np.round(40 + 0.1 * np.arange(20), 1), lon=0.1 * np.arange(30))
+    data[["tas"]].to_netcdf(tmp_path / "tas.nc")
+    single = data[["pr"]].assign_coords(lat=data["lat"].astype(np.float32))
+    single.assign_coords(lon=data["lon"].astype(np.float32)).to_netcdf(tmp_path / "pr.nc")
+    assert not np.array_equal(single["lat"].values, data["lat"].values)
+    field = open_field([tmp_path / "tas.nc", tmp_path / "pr.nc"])
+    assert field.shape == (30, 20, 30, 2)
+    np.testing.assert_array_equal(field["lat"].values, data["lat"].values)
+    np.testing.assert_array_equal(field.sel(channel="pr").values, data["pr"].values)
+    data[["pr"]].assign_coords(lat=data["lat"] + 0.05).to_netcdf(tmp_path / "shifted.nc")
+    with pytest.raises(DataError, match="do not combine into one dataset: cannot align"):
+        open_field([tmp_path / "tas.nc", tmp_path / "shifted.nc"])
+
+
 def test_era5s_releases_are_merged_final_first(tmp_path):
     """Files of the old CDS spanning the last months hold ERA5 (expver 1) and
     the preliminary ERA5T (expver 5) on a dimension, each NaN where the other

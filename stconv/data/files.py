@@ -10,7 +10,7 @@ import contextlib
 import glob
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -105,7 +105,7 @@ def open_dataset(
     try:
         dataset = xr.open_mfdataset(
             files, chunks={}, combine="by_coords", join="exact", compat="override",
-            data_vars="all", coords="minimal", preprocess=without_scalar_coordinates,
+            data_vars="all", coords="minimal", preprocess=on_first_files_grid(),
         )  # fmt: skip
         return in_chunks(dataset, chunks)
     except ValueError as error:  # an alignment or merge error
@@ -219,6 +219,29 @@ def without_scalar_coordinates(dataset: xr.Dataset) -> xr.Dataset:
     """``dataset`` without its scalar coordinates (CMIP6's ``height``, ERA5's
     ``number``), which differ between the files of different variables."""
     return dataset.drop_vars([name for name, coord in dataset.coords.items() if coord.ndim == 0])
+
+
+def on_first_files_grid() -> Callable[[xr.Dataset], xr.Dataset]:
+    """``open_mfdataset``'s ``preprocess``: each file without its scalar
+    coordinates (`without_scalar_coordinates`), its latitudes and longitudes
+    those of the first file where they differ by rounding only (one file's
+    float32 coordinates beside another's float64), which would not combine."""
+    first = {}
+
+    def preprocess(dataset: xr.Dataset) -> xr.Dataset:
+        dataset = without_scalar_coordinates(dataset)
+        grid = [str(d) for d in dataset.dims if dim_role(dataset, str(d)) in ("lat", "lon")]
+        if not first:
+            first.update({dim: dataset[dim].values for dim in grid if dim in dataset.coords})
+        rounded = {
+            dim: dataset[dim].copy(data=first[dim])
+            for dim in grid
+            if dim in first and dataset.sizes[dim] == len(first[dim])
+            and np.allclose(dataset[dim].values, first[dim], rtol=0, atol=1e-4)
+        }  # fmt: skip
+        return dataset.assign_coords(rounded)
+
+    return preprocess
 
 
 def named_dims(dataset: xr.Dataset, renames: Mapping[str, str]) -> xr.Dataset:
