@@ -81,6 +81,21 @@ def test_files_whose_coordinates_differ_by_rounding_combine(tmp_path):
         open_field([tmp_path / "tas.nc", tmp_path / "shifted.nc"])
 
 
+def test_a_time_axis_in_months_is_refused_with_the_conversion(tmp_path):
+    """'months since': xarray cannot decode it, and said to pass decode_times=False."""
+    data = time_series_dataset(num_steps=12).assign_coords(time=np.arange(12.0))
+    data["time"].attrs = {"units": "months since 1979-01-01", "calendar": "standard"}
+    data.to_netcdf(tmp_path / "monthly.nc")
+    data.to_netcdf(tmp_path / "monthly-2.nc")
+    refusal = (
+        r"monthly(-2)?.nc'.* could not be opened: its time axis is in "
+        r"'months since 1979-01-01', .* cdo settunits,days IN OUT$"
+    )
+    for paths in (tmp_path / "monthly.nc", str(tmp_path / "monthly*.nc")):
+        with pytest.raises(DataError, match=refusal):
+            open_field(paths)
+
+
 def test_era5s_releases_are_merged_final_first(tmp_path):
     """Files of the old CDS spanning the last months hold ERA5 (expver 1) and
     the preliminary ERA5T (expver 5) on a dimension, each NaN where the other

@@ -9,6 +9,7 @@ fields larger than memory can be windowed without loading them.
 import contextlib
 import glob
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -108,9 +109,12 @@ def open_dataset(
             data_vars="all", coords="minimal", preprocess=on_first_files_grid(),
         )  # fmt: skip
         return in_chunks(dataset, chunks)
-    except ValueError as error:  # an alignment or merge error
+    except ValueError as error:  # an alignment or merge error, or a time axis undecoded
+        named = f"files {files[0]!r} (+{len(files) - 1} more)"
+        if why(error, files[0]) != str(error):
+            raise DataError(f"{named} could not be opened: {why(error, files[0])}") from None
         raise DataError(
-            f"files {files[0]!r} (+{len(files) - 1} more) do not combine into one dataset: "
+            f"{named} do not combine into one dataset: "
             f"{str(error).splitlines()[0]}; give files of one grid and time axis"
         ) from None
     except OSError as error:
@@ -141,11 +145,19 @@ GRIB = (".grib", ".grib1", ".grib2", ".grb", ".grb2")
 
 
 def why(error: Exception, path: str) -> str:
-    """xarray's reason, or for a GRIB file that it has no engine for, what to do."""
+    """xarray's reason, or what to do: for a GRIB file that it has no engine
+    for, and for a time axis it cannot decode (``months since``)."""
     if path.lower().endswith(GRIB) and "IO backends" in str(error):
         return (
             "it is GRIB, which xarray reads with cfgrib only (pip install cfgrib), or convert "
             "it to netCDF (cdo -f nc4 copy IN.grib OUT.nc), or download netCDF"
+        )
+    undecoded = re.match(r"unable to decode time units '([^']*)'", str(error))
+    if undecoded:
+        return (
+            f"its time axis is in {undecoded.group(1)!r}, which xarray cannot read as dates "
+            "(CF gives a month or a year no fixed length): rewrite it in days, e.g. "
+            "cdo settunits,days IN OUT"
         )
     return str(error)
 
