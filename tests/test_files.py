@@ -96,6 +96,22 @@ def test_a_time_axis_in_months_is_refused_with_the_conversion(tmp_path):
             open_field(paths)
 
 
+def test_a_level_is_a_number_or_a_name(tmp_path):
+    """Pangeo's CMIP6 stores hold every member on a ``member_id`` of names:
+    reading its levels as numbers crashed with "could not convert string to float"."""
+    data = time_series_dataset(num_steps=6)
+    members = xr.concat([data["tas"], data["tas"] + 1], "member_id")
+    data["tas"] = members.assign_coords(member_id=["r1i1p1f1", "r2i1p1f1"])
+    data.to_netcdf(tmp_path / "members.nc")
+    with pytest.raises(DataError, match=r"2 levels on 'member_id' \(r1i1p1f1, r2i1p1f1\)"):
+        open_field(tmp_path / "members.nc")
+    field = open_field(tmp_path / "members.nc", "tas:r2i1p1f1")
+    assert field["channel"].values.tolist() == ["tas_r2i1p1f1"]
+    np.testing.assert_array_equal(field.values[..., 0], data["tas"].values[1])
+    with pytest.raises(DataError, match=r"no level 'r3' on 'member_id': choose from r1i1p1f1, r2"):
+        open_field(tmp_path / "members.nc", "tas:r3")
+
+
 def test_era5s_releases_are_merged_final_first(tmp_path):
     """Files of the old CDS spanning the last months hold ERA5 (expver 1) and
     the preliminary ERA5T (expver 5) on a dimension, each NaN where the other

@@ -23,6 +23,7 @@ from stconv.data.projection import RotatedPole
 from stconv.data.selection import (
     RELEASE_DIM,
     box_cells,
+    level_names,
     merged_releases,
     select_box,
     select_level,
@@ -538,12 +539,13 @@ CHANNEL_ATTRIBUTES = ("units", "long_name", "standard_name")
 
 def channel_name(spec: str) -> str:
     """The channel of a variable spec: its name, or ``NAME`` and the level of
-    ``NAME:LEVEL`` (``z500`` of ``z:500``)."""
+    ``NAME:LEVEL`` (``z500`` of ``z:500``, ``tas_r1i1p1f1`` of a level named
+    ``r1i1p1f1``)."""
     name, colon, level = spec.partition(":")
     try:
         return f"{name}{float(level):g}" if colon else name
     except ValueError:
-        return spec
+        return f"{name}_{level}"
 
 
 def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: str):
@@ -574,7 +576,7 @@ def variable_array(dataset: xr.Dataset, spec: str, gridded: list[str], source: s
         vertical = vertical[1:]
     if vertical:
         dim = vertical[0]
-        levels = [f"{value:g}" for value in np.asarray(array[dim].values, float)]
+        levels = level_names(array[dim].values)
         raise DataError(
             f"file {source!r}: variable {name!r} has {len(levels)} levels on {dim!r} "
             f"({', '.join(levels)}): choose one as {name}:LEVEL, e.g. "

@@ -45,20 +45,29 @@ def select_times(field: xr.DataArray, time_range: tuple, source: str) -> xr.Data
 
 
 def select_level(array: xr.DataArray, dim: str, level: str, source: str) -> xr.DataArray:
-    """The level ``level`` (a number, in the units of ``dim``) of ``array``."""
-    values = np.asarray(array[dim].values, float)
-    try:
-        wanted = float(level)
-    except ValueError:
-        wanted = None
-    found = np.flatnonzero(np.isclose(values, wanted)) if wanted is not None else []
+    """The level ``level`` of ``array`` on ``dim``: a number, in the units of
+    ``dim``, or a name where ``dim`` holds names (a CMIP6 ``member_id``)."""
+    values = array[dim].values
+    if np.issubdtype(values.dtype, np.number):
+        try:
+            found = np.flatnonzero(np.isclose(values.astype(float), float(level)))
+        except ValueError:
+            found = []
+    else:
+        found = [i for i, value in enumerate(values) if str(value) == level]
     if len(found) == 0:
-        levels = ", ".join(f"{value:g}" for value in values)
         raise DataError(
             f"file {source!r}: variable {array.name!r} has no level {level!r} on {dim!r}: "
-            f"choose from {levels}"
+            f"choose from {', '.join(level_names(values))}"
         )
     return array.isel({dim: int(found[0])})
+
+
+def level_names(values: np.ndarray) -> list[str]:
+    """The levels ``values`` of a dimension as a user writes them in ``NAME:LEVEL``."""
+    if np.issubdtype(np.asarray(values).dtype, np.number):
+        return [f"{value:g}" for value in np.asarray(values, float)]
+    return [str(value) for value in values]
 
 
 def select_box(field: xr.DataArray, bbox: tuple[float, float, float, float], source: str):
