@@ -127,7 +127,8 @@ class Grid:
         )
 
     def description(self) -> dict:
-        """The grid's entries of ``data.json``, as JSON values."""
+        """The grid's entries of ``data.json``, as JSON values (``rotated_pole``
+        only where the pole is known)."""
         return {
             "variables": list(self.channels),
             **{key: list(getattr(self, name)) for key, name in ATTRIBUTES.items()},
@@ -135,8 +136,8 @@ class Grid:
             "lon": self.lon.tolist(),
             "geographic": self.geographic,
             "rotated": self.rotated,
-            "rotated_pole": self.pole.attrs() if self.pole else None,
             "dims": dict(self.dims),
+            **({"rotated_pole": self.pole.attrs()} if self.pole else {}),
         }
 
     def axis_attrs(self) -> tuple[dict, dict]:
