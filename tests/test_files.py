@@ -58,6 +58,14 @@ def test_dims_from_cf_attributes_and_overrides(tmp_path):
     ocean.to_netcdf(tmp_path / "tos.nc")
     with pytest.raises(DataError, match=r"tos.nc' is on a curvilinear grid \('latitude' is 2-D"):
         open_field(str(tmp_path / "tos.nc"))
+    # Daymet's Lambert conformal grid: x and y in metres, read as degrees before.
+    projected = time_series_dataset().rename({"lat": "y", "lon": "x"})
+    projected = projected.assign_coords(y=1e5 * np.arange(4), x=1e5 * np.arange(5))
+    projected["y"].attrs = {"units": "m", "standard_name": "projection_y_coordinate"}
+    projected["x"].attrs = {"units": "m", "standard_name": "projection_x_coordinate"}
+    projected.to_netcdf(tmp_path / "daymet.nc")
+    with pytest.raises(DataError, match=r"daymet.nc' is on a projected grid \('y' in m, not deg"):
+        open_field(str(tmp_path / "daymet.nc"))
     field = open_field(str(tmp_path / "plain.nc"), dims={"lat": "north", "lon": "east"})
     assert field.shape == (30, 4, 5, 1)
 

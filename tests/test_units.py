@@ -155,6 +155,7 @@ def test_the_runs_units_spelled_another_way_are_its_units(kelvin_run):
         forecaster.forecast(kelvin.assign_attrs(units="degree_Celsius"))
     assert same_units("m**2 s**-2", "m2 s-2") and same_units("m s^-1", "m/s")
     assert same_units("degrees_C", "°C") and not same_units("m s-1", "m2 s-2")
+    assert same_units("degrees C", "degC")  # Daymet's spelling
 
 
 def test_predict_states_the_units_of_an_input_without_them(kelvin_run, tmp_path, capsys):

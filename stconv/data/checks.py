@@ -86,6 +86,8 @@ UNIT_SPELLINGS = {
     "deg_C": "degC",
     "degree_C": "degC",
     "degrees_C": "degC",
+    "degrees C": "degC",
+    "deg C": "degC",
     "°C": "degC",
     "m/s": "m s-1",
     "kg/m2/s": "kg m-2 s-1",

@@ -29,8 +29,9 @@ from stconv.data.checks import (
     range_name,
 )
 from stconv.data.climatology import is_dates, time_kind
+from stconv.data.dims import dim_role, named_dims
 from stconv.data.errors import DataError
-from stconv.data.files import dim_role, named_dims, open_dataset, resolve_paths
+from stconv.data.files import open_dataset, resolve_paths
 from stconv.data.grid import cells_of, positions
 
 YEAR_FEATURES = ("sin_day_of_year", "cos_day_of_year")

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from stconv.data.files import CHANNEL_ATTRIBUTES, DIMS
+from stconv.data.dims import DIMS
+from stconv.data.files import CHANNEL_ATTRIBUTES
 from stconv.data.projection import RotatedPole
 
 # A field's channel attributes, their fields of `Grid` and their entries of ``data.json``.

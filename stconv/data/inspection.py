@@ -30,17 +30,14 @@ from stconv.data.checks import (
     time_name,
 )
 from stconv.data.climatology import DESCRIPTIONS, day_steps, is_dates, time_kind
+from stconv.data.dims import DIMS, find_dims, named_dims, time_dimension
 from stconv.data.errors import DataError
 from stconv.data.files import (
-    DIMS,
     chosen_variables,
-    find_dims,
     gridded_names,
-    named_dims,
     open_dataset,
     smallest_chunk,
     time_chunk_of,
-    time_dimension,
     variable_array,
 )
 from stconv.data.grid import is_rotated

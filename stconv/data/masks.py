@@ -11,8 +11,9 @@ import os
 import numpy as np
 import xarray as xr
 
+from stconv.data.dims import GRID_DIMS, dim_role, other_dims
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS, dim_role, other_dims, resolve_paths
+from stconv.data.files import resolve_paths
 from stconv.data.grid import Grid, cells_of
 
 

@@ -15,8 +15,8 @@ import xarray as xr
 
 from stconv.data.blocks import row_blocks
 from stconv.data.climatology import Climatology
+from stconv.data.dims import GRID_DIMS
 from stconv.data.errors import DataError
-from stconv.data.files import GRID_DIMS
 
 
 @dataclasses.dataclass(frozen=True)

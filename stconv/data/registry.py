@@ -29,6 +29,7 @@ from stconv.data.checks import (
     named_decoding_errors,
 )
 from stconv.data.climatology import Climatology, check_window, fit_climatology
+from stconv.data.dims import GRID_DIMS, other_dims
 from stconv.data.errors import DataError
 from stconv.data.features import (
     ExtraInputs,
@@ -39,13 +40,11 @@ from stconv.data.features import (
     static_fields,
 )
 from stconv.data.files import (
-    GRID_DIMS,
     channel_name,
     open_dataset,
     open_field,
     open_for_field,
     opened_field,
-    other_dims,
     resolve_paths,
 )
 from stconv.data.grid import Grid
