@@ -9,7 +9,7 @@ and columns, is `stconv.runs.presentation.PRESENTATION`, keyed by its name).
 
 For every lead time, over all windows and valid cells (``e`` the error
 forecast - truth in physical units, ``w`` the area weight of the cell's
-latitude, `area_weights`):
+row, `area_weights`):
 
 - RMSE ``sqrt(sum e^2 / n)`` and MAE ``sum |e| / n``, unweighted, as the paper reports;
 - area-weighted RMSE ``sqrt(sum w e^2 / sum w)`` and MAE ``sum w |e| / sum w``
@@ -39,8 +39,12 @@ from stconv.data.errors import DataError
 
 
 def area_weights(lat: np.ndarray, source: str = "the data") -> np.ndarray | None:
-    """``cos(latitude)`` per row, normalised to mean 1 (WeatherBench 2); None
-    for a single row (nothing to weight).
+    """The area of each row's cells, normalised to mean 1: the band of the
+    sphere from halfway to the row before to halfway to the next, half a
+    step beyond the first and last rows, within -90..90 (WeatherBench-X's
+    grid-area weights); ``cos(latitude)`` on a regular grid without the
+    poles, and a pole's row keeps the sliver of area up to the pole. None for
+    a single row (nothing to weight).
 
     Raises:
       DataError: naming ``source``, for latitudes outside [-90, 90] or not monotonic.
@@ -60,7 +64,10 @@ def area_weights(lat: np.ndarray, source: str = "the data") -> np.ndarray | None
             f"{source}: latitudes are not monotonic: area weights need a regular "
             "latitude-longitude grid (pass evaluation.area_weights=False for another grid)"
         )
-    weights = np.cos(np.deg2rad(lat))
+    middles = (lat[1:] + lat[:-1]) / 2
+    edges = lat[0] - steps[0] / 2, lat[-1] + steps[-1] / 2
+    bounds = np.clip(np.concatenate([[edges[0]], middles, [edges[1]]]), -90, 90)
+    weights = np.abs(np.diff(np.sin(np.deg2rad(bounds))))
     return (weights / weights.mean()).astype(np.float32)
 
 
