@@ -146,10 +146,11 @@ class DataConfig(Section):
     )
     mask_file: str | None = setting(
         None,
-        "a land mask (nonzero = valid): a .npy array of the grid's shape, or a netCDF file of "
-        "one variable whose cells are taken by latitude and longitude (ERA5's lsm fits); its "
-        "zero cells are left out of the loss and the scores; unset: cells that are NaN "
-        "throughout the training split are masked",
+        "a land mask (nonzero = valid, or at least 0.5 where it holds fractions as ERA5's lsm "
+        "does): a .npy array of the grid's shape, or a netCDF file of one variable whose cells "
+        "are taken by latitude and longitude (ERA5's lsm fits); its other cells are left out "
+        "of the loss and the scores; unset: cells that are NaN throughout the training split "
+        "are masked",
     )
     input_length: int = setting(5, "input frames per window")
     horizon: int = setting(5, "frames to forecast")

@@ -1,9 +1,10 @@
 """Masks of valid grid cells.
 
 Cells that are NaN throughout the training split (CHIRPS has no ocean data)
-are masked out, or a land-mask file (netCDF or ``.npy``, nonzero = valid) is
-given instead. Losses and metrics average over valid cells only; a target
-value that is NaN at one time is masked for that window as well.
+are masked out, or a land-mask file (netCDF or ``.npy``, nonzero = valid, or
+at least 0.5 where it holds fractions) is given instead. Losses and metrics
+average over valid cells only; a target value that is NaN at one time is
+masked for that window as well.
 """
 
 import os
@@ -25,7 +26,8 @@ def nan_mask(field: xr.DataArray) -> np.ndarray:
 
 def load_mask_file(path: str | os.PathLike, grid: Grid, channels: int) -> np.ndarray:
     """The ``(lat, lon, channels)`` mask of ``grid`` in a mask file (nonzero
-    means valid): a ``.npy`` array of the grid's ``(lat, lon)`` or ``(lat, lon,
+    means valid; where it holds fractions, as ERA5's ``lsm`` does, at least
+    0.5 does: the cells mostly land): a ``.npy`` array of the grid's ``(lat, lon)`` or ``(lat, lon,
     channels)`` shape, or a netCDF file of one gridded variable (dimensions
     of length 1, such as ERA5's single time step, left out), whose cells are
     taken by latitude and longitude where it has them: a mask of a wider
@@ -49,7 +51,10 @@ def load_mask_file(path: str | os.PathLike, grid: Grid, channels: int) -> np.nda
             f"mask file {path!r} has shape {shape}: it must be (lat, lon) = {grid.shape} "
             f"or (lat, lon, {channels})"
         )
-    return np.broadcast_to(np.nan_to_num(values) != 0, (*grid.shape, channels)).copy()
+    values = np.nan_to_num(values)
+    fractions = np.any((values > 0) & (values < 1))  # ERA5's lsm: the land's share of a cell
+    valid = values >= 0.5 if fractions else values != 0
+    return np.broadcast_to(valid, (*grid.shape, channels)).copy()
 
 
 def netcdf_mask(dataset: xr.Dataset, path: str, grid: Grid) -> np.ndarray:
