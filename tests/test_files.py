@@ -84,6 +84,9 @@ def test_files_whose_coordinates_differ_by_rounding_combine(tmp_path):
     assert field.shape == (30, 20, 30, 2)
     np.testing.assert_array_equal(field["lat"].values, data["lat"].values)
     np.testing.assert_array_equal(field.sel(channel="pr").values, data["pr"].values)
+    data[["tas"]].to_netcdf(tmp_path / "tas-r2.nc")  # another member of the same variable
+    with pytest.raises(DataError, match=r"tas-r2.nc' \(\+1 more\) hold the same times on the"):
+        open_field([tmp_path / "tas-r2.nc", tmp_path / "tas.nc"])
     data[["pr"]].assign_coords(lat=data["lat"] + 0.05).to_netcdf(tmp_path / "shifted.nc")
     with pytest.raises(DataError, match="do not combine into one dataset: cannot align"):
         open_field([tmp_path / "tas.nc", tmp_path / "shifted.nc"])

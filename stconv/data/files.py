@@ -80,6 +80,11 @@ def open_dataset(
         named = f"files {files[0]!r} (+{len(files) - 1} more)"
         if why(error, files[0]) != str(error):
             raise DataError(f"{named} could not be opened: {why(error, files[0])}") from None
+        if "Could not find any dimension coordinates" in str(error):
+            raise DataError(
+                f"{named} hold the same times on the same grid, as runs or members of one "
+                "model do: give one of them, or files of different variables or periods"
+            ) from None
         raise DataError(
             f"{named} do not combine into one dataset: "
             f"{str(error).splitlines()[0]}; give files of one grid and time axis"
