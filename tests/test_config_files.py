@@ -112,7 +112,7 @@ def test_a_config_file_that_cannot_be_read_exits_2_naming_it(tmp_path, capsys):
     [
         (["--learning-rate", "inf"], "--learning-rate inf is invalid: must be a finite number > 0"),
         (["--learning-rate", "nan"], "--learning-rate nan is invalid: must be a finite number > 0"),
-        (["--target-weights", "1,inf"], r"--target-weights (1.0, inf) is invalid: must be finite"),
+        (["--target-weights", "1,inf"], r"--target-weights 1.0,inf is invalid: must be finite"),
         (["--climatology-window", "4"], "--climatology-window 4 is invalid: must be odd"),
         (["--model", "arima", "--static", "x.nc"], "--model 'arima' fits each cell's own series"),
     ],
@@ -133,7 +133,7 @@ def test_each_field_has_one_flag_named_by_one_rule():
     text = "dataset 'x': training.target_weights=(1.0,) is invalid; data.static; model.name='a'"
     assert (
         cli.as_flags(text)
-        == "dataset 'x': --target-weights (1.0,) is invalid; --static; --model 'a'"
+        == "dataset 'x': --target-weights 1.0 is invalid; --static; --model 'a'"
     )
 
 

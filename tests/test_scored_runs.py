@@ -164,7 +164,7 @@ def test_the_new_scores_round_trip_through_the_dataset(rain_run):
         (["--regions", "sea"], "region 'sea' needs a land mask, and the data's mask holds"),
         (["--regions", "land"], "every cell: give --mask-file, or leave the region out"),
         (["--regions", "box=80:90:0:10"], "regions: region 'box' has no cell of the grid"),
-        (["--neighbourhoods", "2"], "--neighbourhoods (2,) is invalid: give odd sizes"),
+        (["--neighbourhoods", "2"], "--neighbourhoods 2 is invalid: give odd sizes"),
         (["--bootstrap", "-1"], "--bootstrap -1 is invalid"),
     ],
 )

@@ -45,16 +45,19 @@ def flag_of(section: str, field: str) -> str:
     return "--" + (flat.removesuffix("s") if kind is dict else flat).replace("_", "-")
 
 
-FIELD_NAME = re.compile(rf"\b({'|'.join(SECTIONS)})\.([a-z_]+)\b(?:=(True|False)\b|(=))?")
+FIELD_NAME = re.compile(
+    rf"\b({'|'.join(SECTIONS)})\.([a-z_]+)\b(?:=(True|False)\b|(=)(\([^()]*\))?)?"
+)
 
 
 def as_flags(message: str) -> str:
     """A library's message with each config field it names written as its flag:
     ``training.learning_rate=inf`` as ``--learning-rate inf``,
-    ``data.time_features=False`` as ``--no-time-features``."""
+    ``data.time_features=False`` as ``--no-time-features``, and a list as the
+    flag takes it: ``data.bbox=(10.0, 20.0)`` as ``--bbox 10.0,20.0``."""
 
     def flag(match: re.Match) -> str:
-        section, field, boolean, equals = match.groups()
+        section, field, boolean, equals, values = match.groups()
         if field not in SECTIONS[section].__dataclass_fields__:
             return match.group(0)
         spelled = flag_of(section, field)
@@ -62,7 +65,8 @@ def as_flags(message: str) -> str:
             return spelled.replace("--", "--no-", 1)
         if boolean == "True":
             return spelled
-        return spelled + (" " if equals else "")
+        items = (item.strip().strip("'\"") for item in (values or "()")[1:-1].split(","))
+        return spelled + (f" {','.join(filter(None, items))}" if equals else "")
 
     return FIELD_NAME.sub(flag, message)
 
