@@ -42,6 +42,9 @@ def test_mask_files(tmp_path):
         assert mask.shape == (4, 5, 2) and mask.sum() == 2 * 2 * 5
     with pytest.raises(DataError, match=r"mask file .*mask.npy.* must be \(lat, lon\) = \(3, 5\)"):
         load_mask_file(str(tmp_path / "mask.npy"), grid_of(3, 5), 1)
+    (tmp_path / "broken.nc").write_bytes(b"not netCDF")
+    with pytest.raises(DataError, match=r"file '.*broken.nc' could not be opened"):
+        load_mask_file(str(tmp_path / "broken.nc"), grid_of(4, 5), 1)
     # ERA5's lsm holds the land's share of each cell: a coast's 0.2 is mostly sea.
     shares = np.array([[0.0, 0.2, 0.5, 0.8, 1.0]] * 4)
     xr.Dataset({"lsm": (("lat", "lon"), shares)}).to_netcdf(tmp_path / "lsm.nc")

@@ -14,7 +14,7 @@ import xarray as xr
 
 from stconv.data.dims import GRID_DIMS, dim_role, other_dims
 from stconv.data.errors import DataError
-from stconv.data.files import resolve_paths
+from stconv.data.files import open_dataset, resolve_paths
 from stconv.data.grid import Grid, cells_of
 
 
@@ -41,7 +41,7 @@ def load_mask_file(path: str | os.PathLike, grid: Grid, channels: int) -> np.nda
         values = np.load(path)
         shape, values = values.shape, np.squeeze(values)
     else:
-        with xr.open_dataset(path) as dataset:
+        with open_dataset(path) as dataset:  # a file xarray cannot open is named
             values = netcdf_mask(dataset, path, grid)
         shape = values.shape
     if values.ndim == 2:
