@@ -132,8 +132,7 @@ def test_each_field_has_one_flag_named_by_one_rule():
     assert cli.flag_of("evaluation", "area_weights") == "--area-weights"
     text = "dataset 'x': training.target_weights=(1.0,) is invalid; data.static; model.name='a'"
     assert (
-        cli.as_flags(text)
-        == "dataset 'x': --target-weights 1.0 is invalid; --static; --model 'a'"
+        cli.as_flags(text) == "dataset 'x': --target-weights 1.0 is invalid; --static; --model 'a'"
     )
 
 
