@@ -115,6 +115,8 @@ def test_cmip6_files_are_read_with_their_calendar_and_standard_names(tmp_path, c
     assert all(v["within"] for v in report["variables"])
     assert len(report["files"]) == 2 and report["accepted"]
     assert report["command"].startswith("stconv train --workdir runs/day --dataset ")
+    assert cli.run_name("downloads/era5/*.nc") == "era5"  # every file of a folder: its name
+    assert cli.run_name("*") == "run"
 
 
 def test_a_pressure_level_is_described_as_the_level_train_reads(tmp_path, capsys):

@@ -97,10 +97,15 @@ def train_command_line(data: str, values: dict) -> str:
 
 
 def run_name(data: str) -> str:
-    """A run folder's name for ``data``: its file's name without suffix, and
-    a glob's without its wildcards (``*_day_*.nc``: ``day``)."""
-    stem = os.path.basename(data.rstrip("/")).split(".")[0]
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_") or "run"
+    """A run folder's name for ``data``: its file's name without suffix, a
+    glob's without its wildcards (``*_day_*.nc``: ``day``), or the folder of
+    a glob of every file in it (``era5/*.nc``: ``era5``)."""
+    path = data.rstrip("/")
+    for name in (os.path.basename(path).split(".")[0], os.path.basename(os.path.dirname(path))):
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")
+        if name:
+            return name
+    return "run"
 
 
 def chosen_perturbation(workdir: str) -> float:
