@@ -101,8 +101,14 @@ def test_a_bbox_across_the_meridian_is_reported_and_suggested_as_a_flag_that_par
     assert "--bbox=-30.0,30.0,-40.0,40.0" in words  # "--bbox -30,..." would be another flag
     config = cli.config_from_args(cli.parser().parse_args(words[1:]))
     assert config.data.bbox == (-30.0, 30.0, -40.0, 40.0)
+    # The storage a run reads: the box's 3 x 3 cells of the file's 40 steps and 3 variables.
+    assert report["storage"]["memory_bytes"] == 4 * 40 * 3 * 3 * 3
     assert cli.main(["check", str(era5), *SERIES, "--bbox=-30,30,-40,40"]) == 0
-    assert "; the bbox selects 3 x 3 (lat -20..20, lon 330..30)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "; the bbox selects 3 x 3 (lat -20..20, lon 330..30)" in printed
+    assert "in memory as float32 (the part selected)" in printed
+    period = check(capsys, str(era5), *SERIES, "--time-range", "2001-01-02,2001-01-09")
+    assert period["storage"]["memory_bytes"] == 4 * 32 * 7 * 12 * 3
 
 
 def test_cmip6_files_are_read_with_their_calendar_and_standard_names(tmp_path, capsys):

@@ -36,6 +36,7 @@ from stconv.data.files import (
     chosen_variables,
     gridded_names,
     open_dataset,
+    selected_sizes,
     smallest_chunk,
     time_chunk_of,
     variable_array,
@@ -167,6 +168,13 @@ def describe_files(
             for name, array in progress_bar(arrays, desc="reading values", unit="variable")
         ]
     report.storage["memory_bytes"] = sum(footprint.field_bytes(a.shape) for _, a in arrays)
+    if report.layout != "paper" and (data.time_range is not None or data.bbox is not None):
+        selected = selected_sizes(dataset, dims, names[0], data.bbox, data.time_range)
+        whole = [dataset.sizes[dims[role]] for role in DIMS]
+        report.storage["memory_bytes"] = (
+            report.storage["memory_bytes"] * int(np.prod(selected)) // int(np.prod(whole))
+        )
+        report.storage["selected"] = True  # what a run reads of the files
 
 
 def chosen_times(times: xr.DataArray, data: DataConfig, source: str) -> xr.DataArray:

@@ -78,7 +78,8 @@ def storage_line(storage: dict) -> str:
     )
     parts = [f"{size_name(storage['disk_bytes'])} on disk" if "disk_bytes" in storage else ""]
     if "memory_bytes" in storage:
-        parts.append(f"{size_name(storage['memory_bytes'])} in memory as float32")
+        selection = " (the part selected)" * bool(storage.get("selected"))
+        parts.append(f"{size_name(storage['memory_bytes'])} in memory as float32{selection}")
     return ", ".join(p for p in [*parts, chunking] if p)
 
 
