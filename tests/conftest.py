@@ -63,9 +63,11 @@ def without_compilation_cache(environment: dict) -> dict:
 # (``--no-loadscope-reorder``; xdist would start the files of most tests first),
 # so that no long file starts last and keeps one worker busy while the other waits.
 SLOWEST_FILES = (
-    "test_reference.py", "test_conv_algorithms.py", "test_experiment.py", "test_faults.py",
-    "test_kills.py", "test_stconvs2s.py", "test_conv_baselines.py", "test_notebooks.py",
-    "test_recurrent.py", "test_distributed.py", "test_ensemble_runs.py",
+    "test_reference.py", "test_kills.py", "test_experiment.py", "test_conv_algorithms.py",
+    "test_notebooks.py", "test_conv_baselines.py", "test_distributed.py", "test_recurrent.py",
+    "test_stconvs2s.py", "test_reproduce.py", "test_ensemble_runs.py", "test_faults.py",
+    "test_precision.py", "test_seasons.py", "test_classification.py", "test_variables.py",
+    "test_arima.py", "test_provenance.py", "test_benchmark.py", "test_checkpoints.py",
 )  # fmt: skip
 
 
