@@ -87,6 +87,7 @@ class ForecastWriter:
         self.overwrite = overwrite
         self.members = tuple(members)
         self.grid = grid
+        self.placement = grid.map_variables()  # a rotated grid's cells on the globe, once
         self.mask = np.asarray(mask, bool)
         self.horizon = horizon
         self.lead_time = lead_time if lead_time is not None else lead_steps(horizon)
@@ -140,7 +141,7 @@ class ForecastWriter:
         lat_attrs, lon_attrs = self.grid.axis_attrs()
         self.coordinate(lat_name, lat, lat_attrs)
         self.coordinate(lon_name, lon, lon_attrs)
-        for name, variable in self.grid.map_variables().items():
+        for name, variable in self.placement.items():
             self.encoded(name, variable)
         for c, name in enumerate(self.grid.channels):
             variable = self.file.createVariable(
@@ -165,7 +166,7 @@ class ForecastWriter:
     def set_coordinates(self, variable: netCDF4.Variable, *names: str) -> None:
         """The ``coordinates`` attribute of a forecast variable: ``names`` and
         the 2-D latitude and longitude of a rotated grid (`Grid.map_variables`)."""
-        names = (*names, *(n for n, v in self.grid.map_variables().items() if v.ndim == 2))
+        names = (*names, *(n for n, v in self.placement.items() if v.ndim == 2))
         if names:
             variable.setncattr("coordinates", " ".join(names))
 
@@ -283,7 +284,7 @@ class ZarrForecastWriter(ForecastWriter):
                 lead_time=self.lead_time,
                 **{lat_name: (lat_name, self.grid.lat, self.grid.axis_attrs()[0])},
                 **{lon_name: (lon_name, self.grid.lon, self.grid.axis_attrs()[1])},
-                **self.grid.map_variables(),
+                **self.placement,
             )
             if self.members:
                 coords.update(
