@@ -77,9 +77,9 @@ def open_dataset(
         )  # fmt: skip
         return in_chunks(dataset, chunks)
     except ValueError as error:  # an alignment or merge error, or a time axis undecoded
-        named = f"files {files[0]!r} (+{len(files) - 1} more)"
-        if why(error, files[0]) != str(error):
-            raise DataError(f"{named} could not be opened: {why(error, files[0])}") from None
+        named, reason = f"files {files[0]!r} (+{len(files) - 1} more)", why(error, files[0])
+        if reason != str(error):
+            raise DataError(f"{named} could not be opened: {reason}") from None
         if "Could not find any dimension coordinates" in str(error):
             raise DataError(
                 f"{named} hold the same times on the same grid, as runs or members of one "
