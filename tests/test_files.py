@@ -58,6 +58,20 @@ def test_dims_from_cf_attributes_and_overrides(tmp_path):
     ocean.to_netcdf(tmp_path / "tos.nc")
     with pytest.raises(DataError, match=r"tos.nc' is on a curvilinear grid \('latitude' is 2-D"):
         open_field(str(tmp_path / "tos.nc"))
+    # WRF's output: XLAT and XLONG are 3-D over Time x south_north x west_east.
+    wrf = time_series_dataset().drop_vars(["lat", "lon"]).rename_vars({"time": "XTIME"})
+    wrf = wrf.rename_dims({"time": "Time", "lat": "south_north", "lon": "west_east"})
+    wrf = wrf.assign_coords(
+        XLAT=(
+            wrf["tas"].dims,
+            np.broadcast_to(40 + j + 0.1 * i, (30, 4, 5)),
+            {"units": "degree_north"},
+        ),
+        XLONG=(wrf["tas"].dims, np.broadcast_to(i + 0.0, (30, 4, 5)), {"units": "degree_east"}),
+    )
+    wrf.to_netcdf(tmp_path / "wrfout.nc")
+    with pytest.raises(DataError, match=r"wrfout.nc' is on a curvilinear grid \('XLAT' is 3-D"):
+        open_field(str(tmp_path / "wrfout.nc"))
     # Daymet's Lambert conformal grid: x and y in metres, read as degrees before.
     projected = time_series_dataset().rename({"lat": "y", "lon": "x"})
     projected = projected.assign_coords(y=1e5 * np.arange(4), x=1e5 * np.arange(5))

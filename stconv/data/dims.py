@@ -110,15 +110,19 @@ def find_dims(dataset: xr.Dataset, source: str, dims: Mapping[str, str] | None =
 
 def check_not_curvilinear(dataset: xr.Dataset, source: str) -> None:
     """Raises DataError where ``dataset``'s latitudes are 2-D over dims of
-    their own (an ocean model's ``j`` x ``i``): no regular or rotated grid."""
+    their own (an ocean model's ``j`` x ``i``), or over time as well (WRF's
+    ``XLAT`` over ``Time`` x ``south_north`` x ``west_east``): no regular or
+    rotated grid."""
     for name, variable in dataset.variables.items():
         dims = tuple(map(str, variable.dims))
         latitude = dim_role(dataset, str(name)) == "lat" or (
             variable.attrs.get("standard_name") == "latitude"
         )
-        if latitude and variable.ndim == 2 and not set(dims) & set(COMMON_NAMES):
+        spatial = {dim for dim in dims if dim_role(dataset, dim) != "time"}
+        if latitude and len(spatial) == 2 and not spatial & set(COMMON_NAMES):
             raise DataError(
-                f"file {source!r} is on a curvilinear grid ({name!r} is 2-D over {dims}): " + REGRID
+                f"file {source!r} is on a curvilinear grid ({name!r} is {variable.ndim}-D over "
+                f"{dims}): " + REGRID
             )
 
 
