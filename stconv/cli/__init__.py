@@ -128,7 +128,6 @@ def chosen_perturbation(workdir: str) -> float:
     )
 
 
-# The flags of library parameters not spelled by the rule (``--`` and the name with dashes).
 def info_command(args: argparse.Namespace) -> None:
     from stconv.runs.provenance import run_info
 

@@ -17,6 +17,7 @@ from stconv.config import FLAGS, PRESETS, SECTIONS, Config, read_toml
 from stconv.config.run import check_fitted_settings, flag_name, flattened
 from stconv.config.sections import choices_of
 
+# The flags of library parameters not spelled by the rule (``--`` and the name with dashes).
 PARAMETER_FLAGS = {"path": "--output", "data": "--input"}
 # The commands of the library's functions that its messages tell a user to call.
 COMMANDS = {"train_and_evaluate": "stconv train", "evaluate_run": "stconv evaluate"}

@@ -6,9 +6,8 @@
 
 A run keeps its grid in ``data.json`` (`Grid.description`: the entries
 ``variables``, ``units``, ``long_name``, ``standard_name``, ``lat``, ``lon``,
-``geographic``, ``rotated``, ``rotated_pole`` and ``dims``, as stconv always wrote
-them), and reads it back
-with `Grid.from_description`.
+``geographic``, ``rotated``, ``rotated_pole`` and ``dims``, as stconv always
+wrote them), and reads it back with `Grid.from_description`.
 """
 
 import dataclasses

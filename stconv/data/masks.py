@@ -27,11 +27,12 @@ def nan_mask(field: xr.DataArray) -> np.ndarray:
 def load_mask_file(path: str | os.PathLike, grid: Grid, channels: int) -> np.ndarray:
     """The ``(lat, lon, channels)`` mask of ``grid`` in a mask file (nonzero
     means valid; where it holds fractions, as ERA5's ``lsm`` does, at least
-    0.5 does: the cells mostly land): a ``.npy`` array of the grid's ``(lat, lon)`` or ``(lat, lon,
-    channels)`` shape, or a netCDF file of one gridded variable (dimensions
-    of length 1, such as ERA5's single time step, left out), whose cells are
-    taken by latitude and longitude where it has them: a mask of a wider
-    grid, in another latitude order or longitude convention, fits.
+    0.5 does: the cells mostly land): a ``.npy`` array of the grid's
+    ``(lat, lon)`` or ``(lat, lon, channels)`` shape, or a netCDF file of one
+    gridded variable (dimensions of length 1, such as ERA5's single time step,
+    left out), whose cells are taken by latitude and longitude where it has
+    them: a mask of a wider grid, in another latitude order or longitude
+    convention, fits.
 
     Raises:
       DataError: naming the file, for several variables, missing cells or another shape.
