@@ -4,10 +4,11 @@ Runs ``stconv train`` in this process on a tiny synthetic run and records every
 call into a module of the package that receives the configuration: the
 command line's ``argparse.Namespace``, a ``Config`` or one of its sections (an
 instance of a class defined in ``stconv.config``), as an argument or as an
-attribute of an argument, up to three deep (``forecaster.run.config``). Plain values read from the
-configuration (a path, a learning rate) and what is computed from them (the
-data, the model, the scores) are not followed: they are what any library
-takes, and a module that receives only them does not know the configuration.
+attribute of an argument, up to three deep (``forecaster.run.config``). Plain
+values read from the configuration (a path, a learning rate) and what is
+computed from them (the data, the model, the scores) are not followed: they
+are what any library takes, and a module that receives only them does not
+know the configuration.
 
 It traces two training commands, one for each branch of training: a network
 (one epoch of the tests' tiny run) and ARIMA (fitted per cell).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import pathlib
 import sys
@@ -31,7 +33,7 @@ import types
 from collections.abc import Callable
 
 # One epoch of a one-layer STConvS2S-R on the synthetic dataset, as the tests'
-# shared tiny run (`tests/conftest.py`, TINY_RUN).
+# shared tiny run (`tests/conftest.py`, TINY_RUN; `tests/test_config_reach.py` keeps them equal).
 TINY_FLAGS = (
     "--dataset", "synthetic", "--num-layers", "1", "--hidden-dim", "2", "--kernel-size", "3",
     "--batch-size", "16", "--forecast-samples", "0", "--epochs", "1", "--eval-batch-size", "8",
@@ -66,7 +68,7 @@ def arguments(frame: types.FrameType) -> list[object]:
     """The values of the arguments that a call's frame received."""
     code = frame.f_code
     count = code.co_argcount + code.co_kwonlyargcount
-    count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)
+    count += bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
     values = [frame.f_locals.get(name) for name in code.co_varnames[:count]]
     spread = []
     for value in values:

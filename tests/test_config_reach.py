@@ -1,9 +1,11 @@
 """experiments/config_reach.py: which modules the configuration reaches, on a
-hand-made package of four modules."""
+hand-made package of four modules; its network run is the tests' tiny run."""
 
 import importlib.util
 import os
 import sys
+
+from conftest import TINY_RUN
 
 from stconv.config import Config
 
@@ -71,3 +73,7 @@ def test_only_configuration_values_count():
     outer.inner.inner.config = config
     assert config_reach.carries_configuration(outer)
     assert not config_reach.carries_configuration(outer, depth=2)
+
+
+def test_the_traced_network_run_is_the_tests_tiny_run():
+    assert config_reach.TINY_FLAGS == TINY_RUN
